@@ -1,0 +1,1 @@
+"""JUNO distributed computing on Rucio."""

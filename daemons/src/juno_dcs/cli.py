@@ -1,0 +1,148 @@
+"""The `juno-dcs` command: run a JUNO grid on this machine.
+
+    juno-dcs up      [--home DIR] [--base-port N]   start or update the grid (idempotent)
+    juno-dcs status  [--home DIR] [--json]          processes and service health
+    juno-dcs env     [--home DIR] [--account NAME]  exports for the stock rucio CLI
+    juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from juno_dcs.errors import JunoDcsError
+from juno_dcs.settings import GridSettings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(home: Path | None, base_port: int | None = None, topology: Path | None = None) -> GridSettings:
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    if base_port is not None:
+        overrides["base_port"] = base_port
+    if topology is not None:
+        overrides["topology"] = topology
+    try:
+        return GridSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise click.UsageError(f"bad setting {where}: {first['msg']}") from exc
+
+
+def home_option(func: F) -> F:
+    return click.option(
+        "--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="The grid's home directory (default $JUNO_DCS_HOME or ./var/grid).",
+    )(func)
+
+
+def handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except JunoDcsError as exc:
+            click.echo(f"juno-dcs: error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
+def main(verbose: bool) -> None:
+    """Run the JUNO distributed computing grid (Rucio and its services) on this machine."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@home_option
+@click.option("--base-port", type=click.IntRange(1024, 65435), default=None,
+              help="First of the grid's 100 ports (remembered; default 23000).")
+@click.option("--topology", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Topology file (default etc/topology.yaml).")
+@handle_errors
+def up(home: Path | None, base_port: int | None, topology: Path | None) -> None:
+    """Start the grid, or bring a running one in line with the topology."""
+    from juno_dcs.grid.launcher import up as do_up
+
+    report = do_up(_settings(home, base_port, topology))
+    click.echo(f"grid {'created' if report.created else 'updated'} in {report.home}")
+    for line in report.actions:
+        click.echo(f"  {line}")
+    click.echo(f"  topology: {len(report.topology_changes)} change(s)")
+    for line in report.topology_changes:
+        click.echo(f"    {line}")
+    for line in report.warnings:
+        click.echo(f"  warning: {line}")
+
+
+@main.command()
+@home_option
+@click.option("--purge", is_flag=True, help="Also drop the grid's database and delete its home.")
+@handle_errors
+def down(home: Path | None, purge: bool) -> None:
+    """Stop every process of the grid."""
+    from juno_dcs.grid.launcher import down as do_down
+
+    for line in do_down(_settings(home), purge=purge):
+        click.echo(line)
+
+
+@main.command()
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def status(home: Path | None, as_json: bool) -> None:
+    """Show each process's state and each service's health (exit 0 healthy, 1 degraded, 3 stopped)."""
+    from juno_dcs.grid.launcher import status as do_status
+
+    result = do_status(_settings(home))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"grid {result['home']} (base port {result['base_port']}): "
+                   f"{'healthy' if result['healthy'] else 'running, degraded' if result['running'] else 'stopped'}")
+        for name, url in result["services"].items():
+            check = result["health"].get(name, {})
+            mark = "ok " if check.get("ok") else "BAD"
+            click.echo(f"  {mark} {name:<11} {url}  {check.get('detail', '')}")
+        for name, proc in sorted(result["processes"].items()):
+            click.echo(f"  {proc['state']:<9} {name:<34} {proc['description']}")
+    sys.exit(0 if result["healthy"] else 1 if result["running"] else 3)
+
+
+@main.command()
+@home_option
+@click.option("--account", default="root", show_default=True, help="The Rucio account to act as.")
+@handle_errors
+def env(home: Path | None, account: str) -> None:
+    """Print the exports that point the stock `rucio` CLI and client at the grid:
+    eval "$(juno-dcs env --account alice)" """
+    from juno_dcs.grid.launcher import env_exports
+
+    click.echo(env_exports(_settings(home), account), nl=False)
+
+
+@main.command("init-ca")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the CA lives (default var/pki in the checkout).")
+@handle_errors
+def init_ca(directory: Path | None) -> None:
+    """Create the grid's local certificate authority unless it exists (run by `make setup`)."""
+    from juno_dcs.grid.pki import ensure_ca
+
+    target = directory or GridSettings().pki_dir
+    click.echo(f"{'created' if ensure_ca(target) else 'kept'} the grid CA in {target}")

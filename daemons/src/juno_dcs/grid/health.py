@@ -1,0 +1,58 @@
+"""Health checks of the grid's services, each `check_*() -> Health`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+import requests
+import stomp
+import stomp.exception
+
+from juno_dcs.grid.home import GridState
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_rucio(url: str, timeout: float = 3.0) -> Health:
+    try:
+        reply = requests.get(f"{url}/ping", timeout=timeout)
+    except requests.RequestException as exc:
+        return Health(False, f"no answer: {exc.__class__.__name__}")
+    if reply.status_code != 200:
+        return Health(False, f"/ping answered HTTP {reply.status_code}")
+    try:
+        version = reply.json().get("version", "?")
+    except ValueError:
+        return Health(False, "/ping answered something that is not JSON")
+    return Health(True, f"Rucio {version}")
+
+
+def check_postgresql(state: GridState, host: str, port: int) -> Health:
+    url = f"postgresql://{state.db_user}:{state.db_password}@{host}:{port}/{state.db_name}"
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            row = conn.execute("SELECT count(*) FROM rucio.rses WHERE deleted = false").fetchone()
+    except psycopg.Error as exc:
+        return Health(False, f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0]}")
+    return Health(True, f"database {state.db_name}, {row[0] if row else 0} RSEs")
+
+
+def check_activemq(state: GridState, timeout: float = 3.0) -> Health:
+    conn = stomp.Connection12([("127.0.0.1", state.ports.activemq_stomp)], timeout=timeout)
+    try:
+        conn.connect("hermes", state.activemq_password, wait=True, with_connect_command=True)
+    except (stomp.exception.StompException, OSError) as exc:
+        return Health(False, f"STOMP connect failed: {exc.__class__.__name__} {exc}")
+    finally:
+        if conn.is_connected():
+            conn.disconnect()
+    return Health(True, "STOMP login accepted")

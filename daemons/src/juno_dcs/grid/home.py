@@ -1,0 +1,159 @@
+"""A grid's home: the one directory holding its configs, data, logs, pid files and secrets.
+
+`grid.json` remembers what `up` chose (base port, database, generated passwords) so that later commands
+need only `--home`. It is written atomically and readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from juno_dcs.errors import ConfigError, GridStateError
+from juno_dcs.grid.ports import PortMap
+
+STATE_FILE = "grid.json"
+
+
+class GridState(BaseModel):
+    """What a grid remembers between commands."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = 1
+    base_port: int
+    pg_admin_url: str
+    db_name: str
+    db_user: str
+    db_password: str
+    root_password: str
+    supervisor_password: str
+    activemq_password: str
+    account_passwords: dict[str, str] = {}
+
+    @property
+    def ports(self) -> PortMap:
+        return PortMap(self.base_port)
+
+    def with_accounts(self, names: list[str]) -> GridState:
+        """A state with a password for every account in `names` (existing passwords kept)."""
+        passwords = dict(self.account_passwords)
+        for name in names:
+            if name == "root":
+                passwords[name] = self.root_password
+            passwords.setdefault(name, new_secret())
+        return self.model_copy(update={"account_passwords": dict(sorted(passwords.items()))})
+
+    def password(self, account: str) -> str:
+        if account == "root":
+            return self.root_password
+        try:
+            return self.account_passwords[account]
+        except KeyError:
+            known = ", ".join(sorted(self.account_passwords)) or "none"
+            raise ConfigError(f"unknown account {account!r} (accounts of this grid: {known})") from None
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class GridHome:
+    """Paths under one grid's home directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+
+    # --- layout
+    @property
+    def state_file(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def rucio_cfg(self) -> Path:
+        return self.etc / "rucio.cfg"
+
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.etc / "supervisord.conf"
+
+    @property
+    def supervisord_pid(self) -> Path:
+        return self.run / "supervisord.pid"
+
+    def client_cfg(self, account: str) -> Path:
+        return self.etc / "clients" / f"{account}.cfg"
+
+    def rse_dir(self, rse: str) -> Path:
+        return self.data / "rses" / rse
+
+    def token_dir(self, account: str) -> Path:
+        return self.run / "tokens" / account
+
+    def make_dirs(self) -> None:
+        for path in (self.etc / "clients", self.logs, self.run, self.data / "rses", self.pki):
+            path.mkdir(parents=True, exist_ok=True)
+
+    # --- identity
+    @property
+    def tag(self) -> str:
+        """A short stable name for this home, used for its database and role."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:10]
+
+    # --- state
+    def exists(self) -> bool:
+        return self.state_file.exists()
+
+    def load_state(self) -> GridState:
+        if not self.state_file.exists():
+            raise GridStateError(f"{self.root}: no grid here (no {STATE_FILE}); run `juno-dcs up --home {self.root}`")
+        try:
+            return GridState.model_validate(json.loads(self.state_file.read_text()))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise GridStateError(f"{self.state_file}: unreadable grid state: {exc}") from exc
+
+    def save_state(self, state: GridState) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(state.model_dump_json(indent=2) + "\n")
+        tmp.replace(self.state_file)
+
+    def new_state(self, base_port: int, pg_admin_url: str) -> GridState:
+        name = f"juno_dcs_{self.tag}"
+        return GridState(
+            base_port=base_port,
+            pg_admin_url=pg_admin_url,
+            db_name=name,
+            db_user=name,
+            db_password=new_secret(),
+            root_password=new_secret(),
+            supervisor_password=new_secret(),
+            activemq_password=new_secret(),
+        )

@@ -1,0 +1,231 @@
+"""`juno-dcs up | down | status | env`: the life cycle of one grid under its home directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from juno_dcs.errors import ConfigError, GridStateError, ServiceTimeout
+from juno_dcs.grid import database, health, pki
+from juno_dcs.grid.apply import apply_topology
+from juno_dcs.grid.home import GridHome, GridState
+from juno_dcs.grid.programs import ACTIVEMQ_HOME, grid_programs
+from juno_dcs.grid.render import digest, render, write_if_changed
+from juno_dcs.grid.supervisor import Supervisor
+from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
+from juno_dcs.topology import Topology, TopologyError, load_topology
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UpReport:
+    home: Path
+    created: bool
+    actions: list[str] = field(default_factory=list)
+    topology_changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_valid_topology(settings: GridSettings) -> Topology:
+    try:
+        return load_topology(settings.topology_file)
+    except TopologyError as exc:
+        raise ConfigError(f"the topology is not valid; nothing was applied:\n{exc}") from exc
+
+
+def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tuple[GridState, bool]:
+    database.check_admin_url(settings.pg_admin_url)
+    if home.exists():
+        state = home.load_state()
+        if settings.base_port is not None and settings.base_port != state.base_port:
+            if Supervisor(home, state).running():
+                raise GridStateError(
+                    f"{home.root} runs on base port {state.base_port}; `juno-dcs down` it before moving it to "
+                    f"{settings.base_port}"
+                )
+            state = state.model_copy(update={"base_port": settings.base_port})
+        created = False
+    else:
+        state = home.new_state(settings.base_port or DEFAULT_BASE_PORT, settings.pg_admin_url)
+        created = True
+    state.ports  # noqa: B018 - validates the base port before anything is written
+    return state.with_accounts(list(topo.accounts)), created
+
+
+def write_configs(home: GridHome, state: GridState, settings: GridSettings) -> list[str]:
+    """Render every config file of the grid; returns the files that changed."""
+    host, port = database.pg_host_port(state.pg_admin_url)
+    values: dict[str, object] = {
+        "home": home.root,
+        "tag": home.tag,
+        "rucio_url": f"http://127.0.0.1:{state.ports.rucio}",
+        "root_password": state.root_password,
+        "db_user": state.db_user,
+        "db_password": state.db_password,
+        "db_name": state.db_name,
+        "pg_host": host,
+        "pg_port": port,
+        "stomp_port": state.ports.activemq_stomp,
+        "activemq_password": state.activemq_password,
+        "supervisor_port": state.ports.supervisor,
+        "supervisor_password": state.supervisor_password,
+        "migrate_repo": _rucio_migrate_repo(),
+    }
+    tpl = settings.templates
+    rucio_cfg = render(tpl / "rucio.cfg", values)
+    files: dict[Path, str] = {
+        home.rucio_cfg: rucio_cfg,
+        home.etc / "alembic.ini": render(tpl / "alembic.ini", values),
+        home.etc / "activemq" / "activemq.xml": render(tpl / "activemq.xml", values),
+    }
+    for account in state.account_passwords:
+        files[home.client_cfg(account)] = render(
+            tpl / "rucio-client.cfg", {**values, "account": account, "password": state.password(account)}
+        )
+    programs = grid_programs(home, state, settings, digest(rucio_cfg, files[home.etc / "activemq" / "activemq.xml"]))
+    supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
+    files[home.supervisord_conf] = supervisord
+    return [str(path) for path, text in files.items() if write_if_changed(path, text)]
+
+
+def _rucio_migrate_repo() -> Path:
+    import rucio.db.sqla  # the server's package: only the grid launcher needs it
+
+    return Path(rucio.db.sqla.__file__).parent / "migrate_repo"
+
+
+def _wait_for(what: str, check: Callable[[], health.Health], timeout: float) -> health.Health:
+    deadline = time.monotonic() + timeout
+    result = check()
+    while not result.ok and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = check()
+    if not result.ok:
+        raise ServiceTimeout(f"{what} not ready after {timeout:.0f} s: {result.detail}")
+    return result
+
+
+def up(settings: GridSettings) -> UpReport:
+    """Bring the grid to the state the topology and templates describe; safe to repeat."""
+    topo = load_valid_topology(settings)  # validate everything before touching anything
+    if not (ACTIVEMQ_HOME / "bin" / "activemq.jar").exists():
+        raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
+    home = GridHome(settings.home)
+    state, created = _resolve_state(home, settings, topo)
+    sup = Supervisor(home, state)
+    running = sup.running()
+    if not running:
+        busy = state.ports.busy()
+        if busy:
+            raise GridStateError(
+                f"ports {', '.join(map(str, busy))} of base port {state.base_port} are in use by something else; "
+                "choose another --base-port"
+            )
+    report = UpReport(home=home.root, created=created)
+    home.make_dirs()
+    home.save_state(state)
+    if pki.ensure_ca(settings.pki_dir):
+        report.actions.append(f"created the grid CA in {settings.pki_dir}")
+    if pki.issue_host_cert(settings.pki_dir, home.pki / "hostcert.pem", home.pki / "hostkey.pem"):
+        report.actions.append("issued the host certificate")
+    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings)]
+    if database.ensure_database(state):
+        report.actions.append(f"created database {state.db_name}")
+    report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
+    if running:
+        report.actions += sup.update()
+        sup.start_all()
+    else:
+        sup.start()
+        report.actions.append("started the supervisor and every program")
+    rucio_url = f"http://127.0.0.1:{state.ports.rucio}"
+    _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout)
+    _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout)
+    applied = apply_topology(root_client(home, state), topo, home, state)
+    report.topology_changes, report.warnings = applied.changes, applied.warnings
+    return report
+
+
+def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
+    """A Rucio client for `account` of this grid. Rucio reads its configuration once per process,
+    so one process talks to one grid."""
+    os.environ["RUCIO_CONFIG"] = str(home.client_cfg(account))
+    from rucio.client import Client
+
+    url = f"http://127.0.0.1:{state.ports.rucio}"
+    return Client(
+        rucio_host=url, auth_host=url, account=account, auth_type="userpass",
+        creds={"username": account, "password": state.password(account)},
+    )
+
+
+def down(settings: GridSettings, purge: bool = False) -> list[str]:
+    home = GridHome(settings.home)
+    state = home.load_state()
+    sup = Supervisor(home, state)
+    done = []
+    if sup.pid() is not None:
+        killed = sup.shutdown()
+        done.append("stopped every program and the supervisor")
+        if killed:
+            done.append(f"killed leftover processes {killed}")
+    else:
+        done.append("the grid was not running")
+    if purge:
+        database.drop_database(state)
+        shutil.rmtree(home.root)
+        done.append(f"dropped database {state.db_name} and removed {home.root}")
+    return done
+
+
+def status(settings: GridSettings) -> dict[str, Any]:
+    home = GridHome(settings.home)
+    state = home.load_state()
+    sup = Supervisor(home, state)
+    host, port = database.pg_host_port(state.pg_admin_url)
+    rucio_url = f"http://127.0.0.1:{state.ports.rucio}"
+    running = sup.running()
+    processes = {p.name: {"state": p.state, "pid": p.pid, "description": p.description} for p in sup.processes()} \
+        if running else {}
+    checks = {
+        "supervisor": health.Health(running, "running" if running else "not running"),
+        "postgresql": health.check_postgresql(state, host, port),
+        "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
+        "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
+    }
+    return {
+        "home": str(home.root),
+        "base_port": state.base_port,
+        "running": running,
+        "healthy": running and all(h.ok for h in checks.values())
+        and all(p["state"] == "RUNNING" for p in processes.values()),
+        "services": {
+            "rucio": rucio_url,
+            "activemq": f"stomp://127.0.0.1:{state.ports.activemq_stomp}",
+            "supervisor": f"http://127.0.0.1:{state.ports.supervisor}",
+            "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
+        },
+        "health": {name: h.as_dict() for name, h in checks.items()},
+        "processes": processes,
+    }
+
+
+def env_exports(settings: GridSettings, account: str) -> str:
+    home = GridHome(settings.home)
+    state = home.load_state()
+    state.password(account)  # unknown account -> ConfigError naming the known ones
+    exports = {
+        "RUCIO_CONFIG": str(home.client_cfg(account)),
+        "RUCIO_ACCOUNT": account,
+        "X509_CERT_DIR": str(settings.pki_dir),
+        "JUNO_DCS_HOME": str(home.root),
+    }
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())

@@ -1,0 +1,59 @@
+"""Every port of a grid, derived from its base port; all bind to 127.0.0.1.
+
+The offsets are part of the grid's interface (docs/admin.md lists them); later components take the
+slots reserved for them here so that two grids on different base ports never collide.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from juno_dcs.errors import ConfigError
+
+HOST = "127.0.0.1"
+SPAN = 100  # ports reserved per grid: base .. base+SPAN-1
+
+OFFSETS: dict[str, int] = {
+    "rucio": 0,  # Rucio REST API and /auth (gunicorn)
+    "supervisor": 1,  # supervisord XML-RPC
+    "activemq_stomp": 2,  # ActiveMQ STOMP, fed by hermes
+    # 10..29: one XRootD server per RSE (transfer issue)
+    # 30..39: transfer service, Kafka, ZooKeeper (transfer and raw-data issues)
+    # 40..49: conditions service and Squids; 50..59: dispatcher; 60..69: dashboard and WebUI
+}
+
+
+@dataclass(frozen=True)
+class PortMap:
+    base: int
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.base <= 65535 - SPAN:
+            raise ConfigError(f"--base-port {self.base}: must be between 1024 and {65535 - SPAN}")
+
+    def port(self, name: str) -> int:
+        return self.base + OFFSETS[name]
+
+    @property
+    def rucio(self) -> int:
+        return self.port("rucio")
+
+    @property
+    def supervisor(self) -> int:
+        return self.port("supervisor")
+
+    @property
+    def activemq_stomp(self) -> int:
+        return self.port("activemq_stomp")
+
+    def busy(self) -> list[int]:
+        """The ports of this map that something already listens on."""
+        return [p for p in sorted(self.base + o for o in OFFSETS.values()) if port_open(p)]
+
+
+def port_open(port: int, host: str = HOST, timeout: float = 0.3) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0

@@ -1,0 +1,146 @@
+"""Control of the grid's supervisord (PyPI `supervisor`) through its XML-RPC interface."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from typing import Any, cast
+
+from juno_dcs.errors import ServiceError, ServiceTimeout
+from juno_dcs.grid.home import GridHome, GridState
+from juno_dcs.grid.programs import venv_bin
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    name: str
+    state: str  # RUNNING, STARTING, BACKOFF, STOPPED, EXITED, FATAL, ...
+    pid: int
+    description: str
+
+
+class Supervisor:
+    def __init__(self, home: GridHome, state: GridState) -> None:
+        self.home = home
+        self.state = state
+        self.url = f"http://juno:{state.supervisor_password}@127.0.0.1:{state.ports.supervisor}/RPC2"
+
+    def _proxy(self) -> Any:
+        return xmlrpc.client.ServerProxy(self.url, allow_none=True)
+
+    def pid(self) -> int | None:
+        """supervisord's pid when it runs for this home, else None."""
+        try:
+            pid = int(self.home.supervisord_pid.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def running(self) -> bool:
+        if self.pid() is None:
+            return False
+        try:
+            return cast(str, self._proxy().supervisor.getState()["statename"]) == "RUNNING"
+        except (OSError, xmlrpc.client.Error):
+            return False
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start supervisord (it daemonizes) and wait until it answers."""
+        proc = subprocess.run(
+            [venv_bin("supervisord"), "-c", str(self.home.supervisord_conf)],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise ServiceError(f"supervisord did not start: {proc.stderr.strip() or proc.stdout.strip()}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running():
+                return
+            time.sleep(0.2)
+        raise ServiceTimeout(f"supervisord did not answer on port {self.state.ports.supervisor} in {timeout:.0f} s")
+
+    def update(self) -> list[str]:
+        """Apply a changed supervisord.conf like `supervisorctl update`: add, restart or remove exactly the
+        programs whose sections changed. Returns what was done, one line per program."""
+        proxy = self._proxy()
+        [[added, changed, removed]] = proxy.supervisor.reloadConfig()
+        done: list[str] = []
+        for name in removed:
+            # stop first: removeProcessGroup refuses running groups
+            with contextlib.suppress(xmlrpc.client.Fault):
+                proxy.supervisor.stopProcessGroup(name)
+            proxy.supervisor.removeProcessGroup(name)
+            done.append(f"removed {name}")
+        for name in changed:
+            with contextlib.suppress(xmlrpc.client.Fault):
+                proxy.supervisor.stopProcessGroup(name)
+            proxy.supervisor.removeProcessGroup(name)
+            proxy.supervisor.addProcessGroup(name)
+            done.append(f"restarted {name} (configuration changed)")
+        for name in added:
+            proxy.supervisor.addProcessGroup(name)
+            done.append(f"added {name}")
+        return done
+
+    def start_all(self) -> None:
+        """Start whatever is stopped (e.g. after a manual stop); running programs are left alone."""
+        proxy = self._proxy()
+        for info in self.processes():
+            if info.state in {"STOPPED", "EXITED", "FATAL", "BACKOFF"}:
+                with contextlib.suppress(xmlrpc.client.Fault):
+                    proxy.supervisor.startProcess(info.name, False)
+
+    def processes(self) -> list[ProcessInfo]:
+        infos = self._proxy().supervisor.getAllProcessInfo()
+        return [
+            ProcessInfo(name=i["name"], state=i["statename"], pid=int(i["pid"]), description=i["description"])
+            for i in infos
+        ]
+
+    def shutdown(self, timeout: float = 90.0) -> list[int]:
+        """Stop every program and supervisord itself; kill what is left after `timeout`.
+        Returns the pids that had to be killed."""
+        pid = self.pid()
+        if pid is None:
+            return []
+        children = [p.pid for p in self.processes() if p.pid] if self.running() else []
+        with contextlib.suppress(OSError, xmlrpc.client.Error):
+            self._proxy().supervisor.shutdown()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        killed = []
+        for leftover in [pid, *children]:
+            if _alive(leftover):
+                logger.warning("process %d still alive after shutdown, killing its group", leftover)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(leftover, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(leftover, signal.SIGKILL)
+                killed.append(leftover)
+        return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

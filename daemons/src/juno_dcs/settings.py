@@ -1,0 +1,46 @@
+"""Typed settings of the grid launcher, built once in main() and passed down.
+
+Every setting can be given in the environment with the prefix JUNO_DCS_ (e.g. JUNO_DCS_HOME,
+JUNO_DCS_PG_ADMIN_URL); CLI options override the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# daemons/src/juno_dcs/settings.py -> the checkout's top directory
+CHECKOUT = Path(__file__).resolve().parents[3]
+DEFAULT_BASE_PORT = 23000
+
+
+class GridSettings(BaseSettings):
+    """How to build and run one grid."""
+
+    model_config = SettingsConfigDict(env_prefix="JUNO_DCS_", frozen=True, extra="ignore")
+
+    home: Path = Field(default=Path("var/grid"), description="Directory holding all of the grid's state.")
+    base_port: int | None = Field(
+        default=None,
+        description="First of the grid's 100 ports; remembered by `up`, default %d." % DEFAULT_BASE_PORT,
+    )
+    pg_admin_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        description="A PostgreSQL superuser connection, used to create the grid's own role and database.",
+    )
+    etc_dir: Path = Field(default=CHECKOUT / "etc", description="Topology and config templates.")
+    topology: Path | None = Field(default=None, description="The topology file; default etc_dir/topology.yaml.")
+    pki_dir: Path = Field(default=CHECKOUT / "var" / "pki", description="The local certificate authority.")
+    rucio_workers: int = Field(default=2, ge=1, description="gunicorn workers of the Rucio server.")
+    daemon_sleep: int = Field(default=5, ge=1, description="Sleep time (s) of the Rucio daemons between cycles.")
+    start_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for every service at `up`.")
+
+    @property
+    def topology_file(self) -> Path:
+        return self.topology if self.topology is not None else self.etc_dir / "topology.yaml"
+
+    @property
+    def templates(self) -> Path:
+        return self.etc_dir / "templates"

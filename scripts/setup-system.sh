@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install the Debian packages the grid needs and make sure a PostgreSQL server answers.
+# Idempotent: installs only what is missing. Needs root for apt; otherwise lists what to install.
+set -euo pipefail
+
+PACKAGES=(
+  openssl            # the grid CA's hash links
+  default-jre-headless
+  activemq           # hermes' message broker (STOMP)
+  postgresql-client
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: these Debian packages are missing and installing them needs root:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+# PostgreSQL: use the machine's server when it answers; else install and start one.
+PG_URL="${JUNO_DCS_PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+if ! psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: no PostgreSQL answers at $PG_URL; start one or set JUNO_DCS_PG_ADMIN_URL" >&2
+    exit 1
+  fi
+  echo "setup: no PostgreSQL at $PG_URL: installing and starting the Debian server"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  # the grid connects over loopback as a superuser that only local processes can reach
+  grep -q 'juno-dcs' "$hba" || sed -i '1i host all postgres 127.0.0.1/32 trust # juno-dcs' "$hba"
+  sed -i "s/^#\?listen_addresses.*/listen_addresses = '127.0.0.1'/" "/etc/postgresql/$version/main/postgresql.conf"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main restart || pg_ctlcluster "$version" main start
+  for _ in $(seq 1 30); do psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null || { echo "setup: PostgreSQL still does not answer at $PG_URL" >&2; exit 1; }
+fi

@@ -1,0 +1,100 @@
+"""Shared fixtures: grids under temporary homes on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+JUNO_DCS = str(BIN / "juno-dcs")
+
+
+def _all_free(base: int, span: int = 100) -> bool:
+    for port in range(base, base + span):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_base_port() -> int:
+    """A base port whose 100 ports are all free, below the kernel's ephemeral range."""
+    candidates = list(range(24000, 32000, 100))
+    random.shuffle(candidates)
+    for base in candidates:
+        if _all_free(base):
+            return base
+    raise RuntimeError("no free block of 100 ports between 24000 and 32000")
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class Grid:
+    home: Path
+    base_port: int
+
+    def juno_dcs(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([JUNO_DCS, *args, "--home", str(self.home)], check=check)
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.juno_dcs("up", "--base-port", str(self.base_port), *extra, check=check)
+
+    def status(self) -> dict[str, object]:
+        proc = self.juno_dcs("status", "--json", check=False)
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    def state(self) -> dict[str, object]:
+        return json.loads((self.home / "grid.json").read_text())  # type: ignore[no-any-return]
+
+    def env(self, account: str = "root") -> dict[str, str]:
+        """The environment `eval "$(juno-dcs env --account A)"` gives a shell."""
+        exports = self.juno_dcs("env", "--account", account).stdout
+        env = dict(os.environ)
+        for line in exports.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value.strip("'")
+        env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+        return env
+
+    def rucio(self, *args: str, account: str = "root", check: bool = True,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """The stock rucio CLI as `account`."""
+        proc = subprocess.run([str(BIN / "rucio"), *args], env=self.env(account), capture_output=True, text=True,
+                              timeout=300, check=False, cwd=cwd)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"rucio {args} failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+def start_grid(tmp_root: Path, name: str) -> Grid:
+    grid = Grid(home=tmp_root / name, base_port=free_base_port())
+    grid.up()
+    return grid
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    """One running grid for the whole session, removed at the end."""
+    g = start_grid(tmp_path_factory.mktemp("grids"), "main")
+    yield g
+    g.juno_dcs("down", "--purge", check=False)

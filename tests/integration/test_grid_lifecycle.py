@@ -1,0 +1,139 @@
+"""up / status / down / env: idempotence, side-by-side grids, topology changes, bad input."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stomp
+
+from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run, start_grid
+
+pytestmark = [pytest.mark.grid, pytest.mark.slow]
+
+PROGRAMS = {
+    "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
+    "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
+    "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
+}
+
+
+def _pids(status: dict[str, Any]) -> dict[str, int]:
+    return {name: proc["pid"] for name, proc in status["processes"].items()}
+
+
+def test_status_names_every_process_and_service(grid: Grid) -> None:
+    status = grid.status()
+    assert status["running"] and status["healthy"], status
+    assert set(status["processes"]) == PROGRAMS
+    assert all(p["state"] == "RUNNING" for p in status["processes"].values())
+    assert status["services"]["rucio"] == f"http://127.0.0.1:{grid.base_port}"
+    assert all(h["ok"] for h in status["health"].values()), status["health"]
+
+
+def test_up_twice_changes_nothing(grid: Grid) -> None:
+    before = _pids(grid.status())
+    configs = {p: p.read_text() for p in (grid.home / "etc").rglob("*") if p.is_file()}
+    out = grid.juno_dcs("up").stdout  # only --home: the base port is remembered
+    assert "topology: 0 change(s)" in out, out
+    assert "restarted" not in out and "added" not in out and "wrote" not in out, out
+    assert _pids(grid.status()) == before
+    assert {p: p.read_text() for p in (grid.home / "etc").rglob("*") if p.is_file()} == configs
+
+
+def test_topology_change_is_applied_and_bad_topology_applies_nothing(grid: Grid, tmp_path: Path) -> None:
+    text = (CHECKOUT / "etc" / "topology.yaml").read_text()
+    changed = tmp_path / "topology.yaml"
+    changed.write_text(text.replace("bob:\n    IHEP_DISK: 2 TB", "bob:\n    IHEP_DISK: 3 TB"))
+    out = grid.juno_dcs("up", "--topology", str(changed)).stdout
+    assert "quota bob at IHEP_DISK = 3000000000000 bytes" in out
+    assert "topology: 1 change(s)" in out
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("bob:\n    IHEP_DISK: 2 TB", "bob:\n    IHEP_DISK: 5 TB\n    NOWHERE_DISK: 1 TB"))
+    proc = grid.juno_dcs("up", "--topology", str(bad), check=False)
+    assert proc.returncode == 1
+    assert "NOWHERE_DISK" in proc.stderr and "nothing was applied" in proc.stderr
+    env = grid.env("root")
+    limits = run([str(Path(JUNO_DCS).parent / "rucio"), "account", "limit", "list", "bob"], env=env).stdout
+    assert "3.000 TB" in limits or "3 TB" in limits or "3000000000000" in limits, limits
+
+    grid.juno_dcs("up")  # back to the shipped topology
+    out = grid.juno_dcs("up").stdout
+    assert "topology: 0 change(s)" in out
+
+
+def test_hermes_delivers_rucio_events_to_activemq(grid: Grid, tmp_path: Path) -> None:
+    state = grid.state()
+    received: list[str] = []
+
+    class Listener(stomp.ConnectionListener):  # type: ignore[misc]
+        def on_message(self, frame: Any) -> None:
+            received.append(frame.body)
+
+    conn = stomp.Connection12([("127.0.0.1", grid.base_port + 2)])
+    conn.set_listener("test", Listener())
+    conn.connect("hermes", state["activemq_password"], wait=True)
+    conn.subscribe("/topic/rucio.events", id="1", ack="auto")
+    try:
+        name = f"hermes-{os.getpid()}-{time.time_ns()}"
+        grid.rucio("did", "add", "--type", "dataset", f"user.alice:{name}", account="alice")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(name in body for body in received):
+            time.sleep(0.5)
+    finally:
+        conn.disconnect()
+    assert any(name in body for body in received), received[-5:]
+
+
+def test_env_prints_exports_for_an_account(grid: Grid) -> None:
+    out = grid.juno_dcs("env", "--account", "alice").stdout
+    assert "export RUCIO_ACCOUNT=alice" in out
+    assert "clients/alice.cfg" in out
+    proc = grid.juno_dcs("env", "--account", "mallory", check=False)
+    assert proc.returncode == 1 and "unknown account 'mallory'" in proc.stderr
+
+
+def test_second_grid_runs_beside_the_first_and_down_leaves_nothing(grid: Grid, tmp_path: Path) -> None:
+    second = start_grid(tmp_path, "second")
+    try:
+        assert second.base_port != grid.base_port
+        s2 = second.status()
+        assert s2["healthy"], s2
+        assert grid.status()["healthy"]
+        pids = list(_pids(s2).values())
+        supervisord = int((second.home / "run" / "supervisord.pid").read_text())
+        second.juno_dcs("down")
+        for pid in [*pids, supervisord]:
+            assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"process {pid} survived down"
+        stopped = second.juno_dcs("status", check=False)
+        assert stopped.returncode == 3
+        assert grid.status()["healthy"]  # the first grid did not notice
+        # a stopped grid comes back with `up` on its remembered ports
+        second.juno_dcs("up")
+        assert second.status()["healthy"]
+    finally:
+        second.juno_dcs("down", "--purge", check=False)
+    assert not second.home.exists()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_busy_ports_are_refused(grid: Grid, tmp_path: Path) -> None:
+    other = Grid(home=tmp_path / "clash", base_port=grid.base_port)
+    proc = other.up(check=False)
+    assert proc.returncode == 1
+    assert "in use" in proc.stderr
+    assert not (tmp_path / "clash" / "grid.json").exists()
+
+
+def test_free_base_port_is_free() -> None:
+    assert free_base_port() % 100 == 0

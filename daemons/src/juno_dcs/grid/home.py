@@ -116,7 +116,7 @@ class GridHome:
         return self.run / "tokens" / account
 
     def make_dirs(self) -> None:
-        for path in (self.etc / "clients", self.logs, self.run, self.data / "rses", self.pki):
+        for path in (self.etc / "clients", self.logs, self.logs / "trace", self.run, self.data / "rses", self.pki):
             path.mkdir(parents=True, exist_ok=True)
 
     # --- identity

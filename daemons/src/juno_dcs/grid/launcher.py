@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from juno_dcs.errors import ConfigError, GridStateError, ServiceTimeout
+from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
 from juno_dcs.grid import database, health, pki
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
@@ -102,15 +102,25 @@ def _rucio_migrate_repo() -> Path:
     return Path(rucio.db.sqla.__file__).parent / "migrate_repo"
 
 
-def _wait_for(what: str, check: Callable[[], health.Health], timeout: float) -> health.Health:
+def _wait_for(what: str, check: Callable[[], health.Health], timeout: float, sup: Supervisor) -> health.Health:
     deadline = time.monotonic() + timeout
     result = check()
     while not result.ok and time.monotonic() < deadline:
+        _fail_on_fatal(sup)
         time.sleep(0.5)
         result = check()
     if not result.ok:
         raise ServiceTimeout(f"{what} not ready after {timeout:.0f} s: {result.detail}")
     return result
+
+
+def _fail_on_fatal(sup: Supervisor) -> None:
+    """A program that the supervisor gave up on will not come back by waiting: say which and why."""
+    for proc in sup.processes():
+        if proc.state == "FATAL":
+            log = sup.home.logs / f"{proc.name}.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-6:] if log.exists() else []
+            raise ServiceError(f"{proc.name} failed to start (see {log}):\n  " + "\n  ".join(tail))
 
 
 def up(settings: GridSettings) -> UpReport:
@@ -147,8 +157,8 @@ def up(settings: GridSettings) -> UpReport:
         sup.start()
         report.actions.append("started the supervisor and every program")
     rucio_url = f"http://127.0.0.1:{state.ports.rucio}"
-    _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout)
-    _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout)
+    _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
+    _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     applied = apply_topology(root_client(home, state), topo, home, state)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
     return report

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from juno_dcs.topology import Topology, load_topology
-
 from tests.conftest import CHECKOUT, Grid
 
 pytestmark = [pytest.mark.grid, pytest.mark.slow]

@@ -64,7 +64,9 @@ def handle_errors(func: F) -> F:
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
 def main(verbose: bool) -> None:
     """Run the JUNO distributed computing grid (Rucio and its services) on this machine."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.command()

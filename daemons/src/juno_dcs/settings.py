@@ -24,7 +24,7 @@ class GridSettings(BaseSettings):
     home: Path = Field(default=Path("var/grid"), description="Directory holding all of the grid's state.")
     base_port: int | None = Field(
         default=None,
-        description="First of the grid's 100 ports; remembered by `up`, default %d." % DEFAULT_BASE_PORT,
+        description=f"First of the grid's 100 ports; remembered by `up`, default {DEFAULT_BASE_PORT}.",
     )
     pg_admin_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",

@@ -51,7 +51,8 @@ def _from_pydantic(exc: ValidationError, located: Located, source: str) -> list[
             for path, reason in ctx_error.problems:
                 problems.append(Problem(source, _line(located, path), ".".join(path), reason))
             continue
-        problems.append(Problem(source, _line(located, loc), ".".join(str(p) for p in loc), _reason(error, loc, located)))
+        field = ".".join(str(p) for p in loc)
+        problems.append(Problem(source, _line(located, loc), field, _reason(error, loc, located)))
     return sorted(problems, key=lambda p: (p.line, p.field))
 
 

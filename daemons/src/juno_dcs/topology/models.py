@@ -79,7 +79,10 @@ class Account(_Frozen):
     description: str = ""
 
 
-def _name_problems(section: str, names: object, pattern: re.Pattern[str], what: str) -> list[tuple[tuple[str, ...], str]]:
+Problems = list[tuple[tuple[str, ...], str]]
+
+
+def _name_problems(section: str, names: object, pattern: re.Pattern[str], what: str) -> Problems:
     if not isinstance(names, dict):
         return []
     return [((section, str(n)), f"{what} name {n!r} must match {pattern.pattern}")
@@ -134,15 +137,17 @@ class Topology(_Frozen):
                 problems.append((("scopes", scope), f"a user scope belongs to its user, not {owner!r}"))
         for account, limits in self.quotas.items():
             if account not in self.accounts:
-                problems.append((("quotas", account), f"unknown account {account!r} (known accounts: {known_accounts})"))
-            for rse, value in limits.items():
-                if rse != "*" and rse not in self.rses:
-                    problems.append((("quotas", account, rse), f"unknown RSE {rse!r} (known RSEs: "
+                problems.append(
+                    (("quotas", account), f"unknown account {account!r} (known accounts: {known_accounts})")
+                )
+            for rse_name, value in limits.items():
+                if rse_name != "*" and rse_name not in self.rses:
+                    problems.append((("quotas", account, rse_name), f"unknown RSE {rse_name!r} (known RSEs: "
                                      f"{', '.join(sorted(self.rses))}, or '*')"))
                 try:
                     parse_size(value)
                 except ValueError as exc:
-                    problems.append((("quotas", account, rse), f"bad quota: {exc}"))
+                    problems.append((("quotas", account, rse_name), f"bad quota: {exc}"))
         if problems:
             raise TopologyValueError(problems)
         return self

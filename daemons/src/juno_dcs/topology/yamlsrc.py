@@ -65,7 +65,7 @@ def _walk(
         for key_node, value_node in node.value:
             key = _scalar(key_node)
             line = key_node.start_mark.line + 1
-            if not isinstance(key, str | int | float | bool) or key is None:
+            if not isinstance(key, str | int) or isinstance(key, bool):
                 problems.append(Problem(source, line, _dotted(path), f"a key must be a name, not {key!r}"))
                 continue
             if key in seen:

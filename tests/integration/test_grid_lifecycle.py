@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import stomp
 
-from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run, start_grid
+from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run
 
 pytestmark = [pytest.mark.grid, pytest.mark.slow]
 
@@ -102,8 +103,16 @@ def test_env_prints_exports_for_an_account(grid: Grid) -> None:
 
 
 def test_second_grid_runs_beside_the_first_and_down_leaves_nothing(grid: Grid, tmp_path: Path) -> None:
-    second = start_grid(tmp_path, "second")
+    second = Grid(home=tmp_path / "second", base_port=free_base_port())
+    # two `up` at once on a new home: one builds the grid, the other waits and then finds nothing to do
+    cmd = [JUNO_DCS, "up", "--home", str(second.home), "--base-port", str(second.base_port)]
+    racers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [r.communicate(timeout=600) for r in racers]
     try:
+        assert [r.returncode for r in racers] == [0, 0], outputs
+        created = [out for out, _ in outputs if "grid created" in out]
+        assert len(created) == 1, outputs
+        assert sum("topology: 0 change(s)" in out for out, _ in outputs) == 1, outputs
         assert second.base_port != grid.base_port
         s2 = second.status()
         assert s2["healthy"], s2
@@ -141,3 +150,12 @@ def test_busy_ports_are_refused(grid: Grid, tmp_path: Path) -> None:
 
 def test_free_base_port_is_free() -> None:
     assert free_base_port() % 100 == 0
+
+
+def test_unreachable_postgresql_is_a_clear_error(tmp_path: Path) -> None:
+    base = free_base_port()
+    env = dict(os.environ, JUNO_DCS_PG_ADMIN_URL=f"postgresql://postgres@127.0.0.1:{base + 99}/postgres")
+    proc = run([JUNO_DCS, "up", "--home", str(tmp_path / "nopg"), "--base-port", str(base)], env=env, check=False)
+    assert proc.returncode == 1
+    assert f"PostgreSQL at postgresql://postgres@127.0.0.1:{base + 99}/postgres does not answer" in proc.stderr
+    assert not (tmp_path / "nopg" / "run" / "supervisord.pid").exists()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                     f"{settings.base_port}"
                 )
             state = state.model_copy(update={"base_port": settings.base_port})
+        if "pg_admin_url" in settings.model_fields_set and settings.pg_admin_url != state.pg_admin_url:
+            state = state.model_copy(update={"pg_admin_url": settings.pg_admin_url})
         created = False
     else:
         state = home.new_state(settings.base_port or DEFAULT_BASE_PORT, settings.pg_admin_url)
@@ -123,12 +127,30 @@ def _fail_on_fatal(sup: Supervisor) -> None:
             raise ServiceError(f"{proc.name} failed to start (see {log}):\n  " + "\n  ".join(tail))
 
 
+@contextlib.contextmanager
+def _exclusive(home: GridHome) -> Iterator[None]:
+    """One `up` or `down` at a time per home; a second one waits for the first."""
+    home.run.mkdir(parents=True, exist_ok=True)
+    with (home.run / "launcher.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(settings: GridSettings) -> UpReport:
-    """Bring the grid to the state the topology and templates describe; safe to repeat."""
+    """Bring the grid to the state the topology and templates describe; safe to repeat, and to run twice
+    at once (the second waits for the first, then finds nothing to do)."""
     topo = load_valid_topology(settings)  # validate everything before touching anything
     if not (ACTIVEMQ_HOME / "bin" / "activemq.jar").exists():
         raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
     home = GridHome(settings.home)
+    with _exclusive(home):
+        return _up_locked(settings, topo, home)
+
+
+def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpReport:
     state, created = _resolve_state(home, settings, topo)
     sup = Supervisor(home, state)
     running = sup.running()
@@ -180,6 +202,11 @@ def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
 def down(settings: GridSettings, purge: bool = False) -> list[str]:
     home = GridHome(settings.home)
     state = home.load_state()
+    with _exclusive(home):
+        return _down_locked(home, state, purge)
+
+
+def _down_locked(home: GridHome, state: GridState, purge: bool) -> list[str]:
     sup = Supervisor(home, state)
     done = []
     if sup.pid() is not None:

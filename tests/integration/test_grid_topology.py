@@ -119,3 +119,16 @@ def test_users_cannot_write_the_raw_scope(grid: Grid, tmp_path: Path) -> None:
     missing = grid.rucio("did", "metadata", "list", f"raw:{payload.name}", account="root", check=False)
     assert "not found" in missing.stderr
     assert not list((grid.home / "data" / "rses" / "IHEP_DISK").rglob(payload.name))
+
+
+def test_users_write_their_own_scope_where_they_have_quota(grid: Grid, tmp_path: Path) -> None:
+    mine = tmp_path / f"histos-{os.getpid()}.root"
+    mine.write_bytes(os.urandom(4096))
+    out = grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "user.alice", str(mine), account="alice")
+    assert f"Successfully uploaded file {mine.name}" in out.stderr, out.stderr
+    # no quota for alice at MSU_DISK: JUNO's rule does not admit her, Rucio's generic one refuses
+    other = tmp_path / f"other-{os.getpid()}.root"
+    other.write_bytes(os.urandom(4096))
+    refused = grid.rucio("upload", "--rse", "MSU_DISK", "--scope", "user.alice", str(other), account="alice",
+                         check=False)
+    assert "can not add file replicas on MSU_DISK" in refused.stderr, refused.stderr

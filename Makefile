@@ -7,9 +7,12 @@ STAMP := $(VENV)/.installed
 DISTS := daemons/pyproject.toml policy/pyproject.toml probes/pyproject.toml constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv ca demo test test-unit lint typecheck clean
+.PHONY: setup system venv gfal2 shim ca demo test test-unit lint typecheck clean
 
-setup: system venv ca  ## idempotent: Debian packages, the venv with the three components, the grid CA
+SHIM := var/lib/bind_loopback.so
+GFAL_PTH := $(VENV)/lib/python3.11/site-packages/debian-gfal2.pth
+
+setup: system venv gfal2 shim ca  ## idempotent: Debian packages, the venv, gfal2 in it, the XRootD shim, the grid CA
 
 system:
 	@bash scripts/setup-system.sh
@@ -24,6 +27,21 @@ $(STAMP): $(BIN)/python $(DISTS)
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Debian's gfal2 binding (python3-gfal2) for the venv: a directory holding only a link to its module, on the
+# venv's path through a .pth file (PyPI's gfal2-python does not build against Debian's gfal2).
+$(GFAL_PTH): $(BIN)/python
+	mkdir -p $(VENV)/debian-gfal2
+	ln -sf /usr/lib/python3/dist-packages/gfal2.cpython-311-x86_64-linux-gnu.so $(VENV)/debian-gfal2/
+	echo "$(abspath $(VENV))/debian-gfal2" > $(GFAL_PTH)
+
+gfal2: $(GFAL_PTH)
+
+$(SHIM): daemons/native/bind_loopback.c
+	mkdir -p $(dir $(SHIM))
+	cc -shared -fPIC -O2 -Wall -o $(SHIM) daemons/native/bind_loopback.c -ldl
+
+shim: $(SHIM)
 
 ca: venv
 	@$(BIN)/juno-dcs init-ca

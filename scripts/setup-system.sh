@@ -8,6 +8,13 @@ PACKAGES=(
   default-jre-headless
   activemq           # hermes' message broker (STOMP)
   postgresql-client
+  gcc libc6-dev      # the loopback bind shim for XRootD
+  curl
+  # storage elements: XRootD with HTTP (davs) and third-party copy
+  xrootd-server xrootd-client xrootd-plugins xrootd-server-plugins xrootd-client-plugins
+  xrootd-client-http-plugins python3-xrootd
+  # copies: gfal2 with its HTTP/DAV, XRootD and file plugins, the Python binding and the CLI
+  gfal2 python3-gfal2 gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file gfal2-util-scripts python3-gfal2-util
 )
 
 missing=()

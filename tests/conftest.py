@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +95,25 @@ def start_grid(tmp_root: Path, name: str) -> Grid:
 
 
 @pytest.fixture(scope="session")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+def grids_root() -> Iterator[Path]:
+    """A directory for grid homes that the xrootd user can walk into (pytest's own tmp dirs are 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="juno-dcs-tests-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def grid_tmp(grids_root: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh directory under grids_root for one test's extra grids."""
+    path = grids_root / request.node.name.replace("/", "_").replace("[", "_").replace("]", "_")
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def grid(grids_root: Path) -> Iterator[Grid]:
     """One running grid for the whole session, removed at the end."""
-    g = start_grid(tmp_path_factory.mktemp("grids"), "main")
+    g = start_grid(grids_root, "main")
     yield g
     g.juno_dcs("down", "--purge", check=False)

@@ -19,7 +19,8 @@ PROGRAMS = {
     "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
     "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
     "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
-}
+} | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
+                                  "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}
 
 
 def _pids(status: dict[str, Any]) -> dict[str, int]:
@@ -34,6 +35,8 @@ def test_status_names_every_process_and_service(grid: Grid) -> None:
     assert all(p["state"] == "RUNNING" for p in status["processes"].values())
     assert status["services"]["rucio"] == f"http://127.0.0.1:{grid.base_port}"
     assert all(h["ok"] for h in status["health"].values()), status["health"]
+    assert status["health"]["storage"]["detail"] == "9 listening"
+    assert set(status["storage"]) == {p.removeprefix("xrootd-") for p in PROGRAMS if p.startswith("xrootd-")}
 
 
 def test_up_twice_changes_nothing(grid: Grid) -> None:
@@ -102,8 +105,8 @@ def test_env_prints_exports_for_an_account(grid: Grid) -> None:
     assert "unknown account 'mallory'" in proc.stderr
 
 
-def test_second_grid_runs_beside_the_first_and_down_leaves_nothing(grid: Grid, tmp_path: Path) -> None:
-    second = Grid(home=tmp_path / "second", base_port=free_base_port())
+def test_second_grid_runs_beside_the_first_and_down_leaves_nothing(grid: Grid, grid_tmp: Path) -> None:
+    second = Grid(home=grid_tmp / "second", base_port=free_base_port())
     # two `up` at once on a new home: one builds the grid, the other waits and then finds nothing to do
     cmd = [JUNO_DCS, "up", "--home", str(second.home), "--base-port", str(second.base_port)]
     racers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -152,10 +155,18 @@ def test_free_base_port_is_free() -> None:
     assert free_base_port() % 100 == 0
 
 
-def test_unreachable_postgresql_is_a_clear_error(tmp_path: Path) -> None:
+def test_unreachable_postgresql_is_a_clear_error(grid_tmp: Path) -> None:
+    tmp_path = grid_tmp
     base = free_base_port()
     env = dict(os.environ, JUNO_DCS_PG_ADMIN_URL=f"postgresql://postgres@127.0.0.1:{base + 99}/postgres")
     proc = run([JUNO_DCS, "up", "--home", str(tmp_path / "nopg"), "--base-port", str(base)], env=env, check=False)
     assert proc.returncode == 1
     assert f"PostgreSQL at postgresql://postgres@127.0.0.1:{base + 99}/postgres does not answer" in proc.stderr
     assert not (tmp_path / "nopg" / "run" / "supervisord.pid").exists()
+
+
+def test_home_unreachable_by_xrootd_is_refused(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    proc = run([JUNO_DCS, "up", "--home", str(tmp_path / "hidden"), "--base-port", str(free_base_port())], check=False)
+    assert proc.returncode == 1
+    assert "is not reachable by the xrootd user" in proc.stderr

@@ -69,9 +69,13 @@ def test_render_and_write_if_changed(tmp_path: Path) -> None:
 def test_program_sections(tmp_path: Path) -> None:
     home = GridHome(tmp_path)
     state = home.new_state(25000, "postgresql://postgres@127.0.0.1:5432/postgres")
-    programs = grid_programs(home, state, GridSettings(), "abc")
+    programs = grid_programs(home, state, GridSettings(), {"rucio": "abc"}, ["IHEP_DISK", "CNAF_DISK"])
     names = {p.name for p in programs}
-    assert {"activemq", "rucio-server"} | {f"rucio-{d}" for d in RUCIO_DAEMONS} == names
+    assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK"} | {
+        f"rucio-{d}" for d in RUCIO_DAEMONS} == names
+    xrootd = next(p for p in programs if p.name == "xrootd-IHEP_DISK")
+    assert xrootd.command[:5] == ["/usr/bin/xrootd", "-R", "xrootd", "-I", "v4"]
+    assert xrootd.environment["LD_PRELOAD"].endswith("bind_loopback.so")
     server = next(p for p in programs if p.name == "rucio-server")
     section = server.section(home)
     assert "127.0.0.1:25000" in section
@@ -83,12 +87,13 @@ def test_ca_and_host_certificate(tmp_path: Path) -> None:
     ca = tmp_path / "ca"
     assert pki.ensure_ca(ca) is True
     assert pki.ensure_ca(ca) is False  # idempotent
-    assert any(p.name.endswith(".0") for p in ca.iterdir())
+    assert any(p.name.endswith(".0") for p in pki.cert_dir(ca).iterdir())
+    assert sorted(p.name for p in pki.cert_dir(ca).iterdir() if not p.name.endswith(".0")) == ["ca.pem"]
     cert, key = tmp_path / "host.pem", tmp_path / "host.key"
     assert pki.issue_host_cert(ca, cert, key) is True
     assert pki.issue_host_cert(ca, cert, key) is False
-    verify = subprocess.run(["openssl", "verify", "-CApath", str(ca), str(cert)], capture_output=True, text=True,
-                            check=False)
+    verify = subprocess.run(["openssl", "verify", "-CApath", str(pki.cert_dir(ca)), str(cert)],
+                            capture_output=True, text=True, check=False)
     assert verify.returncode == 0, verify.stderr
 
 

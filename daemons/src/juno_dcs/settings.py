@@ -7,6 +7,7 @@ JUNO_DCS_PG_ADMIN_URL); CLI options override the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,14 @@ class GridSettings(BaseSettings):
     pki_dir: Path = Field(default=CHECKOUT / "var" / "pki", description="The local certificate authority.")
     rucio_workers: int = Field(default=2, ge=1, description="gunicorn workers of the Rucio server.")
     daemon_sleep: int = Field(default=5, ge=1, description="Sleep time (s) of the Rucio daemons between cycles.")
+    storage: Literal["xrootd", "posix"] = Field(
+        default="xrootd",
+        description="RSE storage: one XRootD server per RSE (the grid's default), or plain directories (unit tests).",
+    )
+    bind_shim: Path = Field(
+        default=CHECKOUT / "var" / "lib" / "bind_loopback.so",
+        description="The LD_PRELOAD shim that keeps XRootD on 127.0.0.1 (built by `make setup`).",
+    )
     start_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for every service at `up`.")
 
     @property

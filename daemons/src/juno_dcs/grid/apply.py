@@ -8,16 +8,13 @@ longer names are reported, never deleted: removing an RSE or an account is a dat
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.topology import Topology
 
 logger = logging.getLogger(__name__)
-
-POSIX_IMPL = "rucio.rse.protocols.posix.Default"
-
 
 @dataclass
 class ApplyReport:
@@ -33,37 +30,32 @@ class ApplyReport:
         self.warnings.append(text)
 
 
-def posix_protocol(home: GridHome, rse: str) -> dict[str, Any]:
-    """The storage of an RSE until XRootD takes over: a directory under the grid's home."""
-    rw = {"read": 1, "write": 1, "delete": 1}
-    return {
-        "scheme": "file",
-        "hostname": "localhost",
-        "port": 0,
-        "prefix": f"{home.rse_dir(rse)}/",
-        "impl": POSIX_IMPL,
-        "domains": {"lan": dict(rw), "wan": {**rw, "third_party_copy_read": 1, "third_party_copy_write": 1}},
-    }
-
-
-def apply_topology(client: Any, topo: Topology, home: GridHome, state: GridState) -> ApplyReport:
+def apply_topology(
+    client: Any, topo: Topology, protocols: Mapping[str, list[dict[str, Any]]], passwords: Mapping[str, str]
+) -> ApplyReport:
+    """Make Rucio hold `topo`, with `protocols` (by RSE) as the RSEs' protocols and `passwords` (by account)
+    for new userpass identities."""
     report = ApplyReport()
     exported = client.export_data(distance=True)
     rses_by_id: dict[str, dict[str, Any]] = exported["rses"]
     current = {info["rse"]: info for info in rses_by_id.values()}
-    _apply_rses(client, topo, home, current, report)
+    _apply_rses(client, topo, protocols, current, report)
     if any(name not in current for name in topo.rses):  # new RSEs: their ids are needed for distances
         exported = client.export_data(distance=True)
         rses_by_id = exported["rses"]
     _apply_distances(client, topo, rses_by_id, exported.get("distances", {}), report)
-    _apply_accounts(client, topo, state, report)
+    _apply_accounts(client, topo, passwords, report)
     _apply_scopes(client, topo, report)
     _apply_quotas(client, topo, report)
     return report
 
 
 def _apply_rses(
-    client: Any, topo: Topology, home: GridHome, current: dict[str, dict[str, Any]], report: ApplyReport
+    client: Any,
+    topo: Topology,
+    protocols: Mapping[str, list[dict[str, Any]]],
+    current: dict[str, dict[str, Any]],
+    report: ApplyReport,
 ) -> None:
     for name in sorted(set(current) - set(topo.rses)):
         report.warn(f"RSE {name} is in Rucio but not in the topology: left as it is")
@@ -74,35 +66,43 @@ def _apply_rses(
             client.add_rse(name, rse_type=rse_type, deterministic=True, volatile=rse.volatile)
             report.change(f"added RSE {name} ({rse_type})")
             attrs: dict[str, Any] = {}
-            protocols: list[dict[str, Any]] = []
+            have: list[dict[str, Any]] = []
         else:
             if str(info.get("rse_type")).upper().removeprefix("RSETYPE.") != rse_type:
                 client.update_rse(name, {"rse_type": rse_type})
                 report.change(f"RSE {name}: rse_type set to {rse_type}")
             attrs = info.get("attributes") or {}
-            protocols = info.get("protocols") or []
+            have = info.get("protocols") or []
         for key, value in topo.rse_attributes(name).items():
             if key not in attrs or str(attrs[key]) != str(value):
                 client.add_rse_attribute(name, key, value)
                 report.change(f"RSE {name}: attribute {key}={value}")
-        home.rse_dir(name).mkdir(parents=True, exist_ok=True)
-        _apply_protocol(client, name, posix_protocol(home, name), protocols, report)
+        _apply_protocols(client, name, protocols[name], have, report)
 
 
-def _apply_protocol(
-    client: Any, rse: str, wanted: dict[str, Any], protocols: list[dict[str, Any]], report: ApplyReport
-) -> None:
-    same_scheme = [p for p in protocols if p.get("scheme") == wanted["scheme"]]
-    if not same_scheme:
-        client.add_protocol(rse, wanted)
-        report.change(f"RSE {rse}: protocol {wanted['scheme']} at {wanted['prefix']}")
-        return
-    have = same_scheme[0]
+def _same_protocol(have: dict[str, Any], wanted: dict[str, Any]) -> bool:
     keys = ("hostname", "port", "prefix", "impl")
-    if any(have.get(k) != wanted[k] for k in keys) or have.get("domains") != wanted["domains"]:
-        client.delete_protocols(rse, wanted["scheme"])
-        client.add_protocol(rse, wanted)
-        report.change(f"RSE {rse}: protocol {wanted['scheme']} updated")
+    return all(have.get(k) == wanted[k] for k in keys) and have.get("domains") == wanted["domains"]
+
+
+def _apply_protocols(
+    client: Any, rse: str, wanted: list[dict[str, Any]], have: list[dict[str, Any]], report: ApplyReport
+) -> None:
+    """Add, replace or remove protocols so that the RSE has exactly `wanted` (matched by scheme)."""
+    by_scheme = {p.get("scheme"): p for p in have}
+    wanted_schemes = {p["scheme"] for p in wanted}
+    for scheme in sorted(set(by_scheme) - wanted_schemes, key=str):
+        client.delete_protocols(rse, scheme)
+        report.change(f"RSE {rse}: protocol {scheme} removed")
+    for protocol in wanted:
+        current = by_scheme.get(protocol["scheme"])
+        if current is not None and _same_protocol(current, protocol):
+            continue
+        if current is not None:
+            client.delete_protocols(rse, protocol["scheme"])
+        client.add_protocol(rse, protocol)
+        where = f"{protocol['hostname']}:{protocol['port']}" if protocol["port"] else protocol["prefix"]
+        report.change(f"RSE {rse}: protocol {protocol['scheme']} at {where}")
 
 
 def _apply_distances(
@@ -132,7 +132,7 @@ def _apply_distances(
             report.change(f"distance {src} -> {dst} = {want}")
 
 
-def _apply_accounts(client: Any, topo: Topology, state: GridState, report: ApplyReport) -> None:
+def _apply_accounts(client: Any, topo: Topology, passwords: Mapping[str, str], report: ApplyReport) -> None:
     existing = {a["account"] for a in client.list_accounts()}
     for name in sorted(existing - set(topo.accounts)):
         report.warn(f"account {name} is in Rucio but not in the topology: left as it is")
@@ -146,7 +146,7 @@ def _apply_accounts(client: Any, topo: Topology, state: GridState, report: Apply
         if not any(i.get("type") == "USERPASS" and i.get("identity") == name for i in identities):
             client.add_identity(
                 name, identity=name, authtype="USERPASS", email=account.email, default=True,
-                password=state.password(name),
+                password=passwords[name],
             )
             report.change(f"account {name}: userpass identity {name}")
 

@@ -11,6 +11,7 @@ import stomp
 import stomp.exception
 
 from juno_dcs.grid.home import GridState
+from juno_dcs.grid.ports import port_open
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,11 @@ def check_activemq(state: GridState, timeout: float = 3.0) -> Health:
         if conn.is_connected():
             conn.disconnect()
     return Health(True, "STOMP login accepted")
+
+
+def check_ports(ports: dict[str, int]) -> Health:
+    """Every named port accepts TCP connections on 127.0.0.1."""
+    down = [name for name, port in ports.items() if not port_open(port)]
+    if down:
+        return Health(False, f"not listening: {', '.join(down)}")
+    return Health(True, f"{len(ports)} listening")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
-from juno_dcs.grid import database, health, pki
+from juno_dcs.grid import database, health, pki, storage
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import ACTIVEMQ_HOME, grid_programs
@@ -64,7 +64,7 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
     return state.with_accounts(list(topo.accounts)), created
 
 
-def write_configs(home: GridHome, state: GridState, settings: GridSettings) -> list[str]:
+def write_configs(home: GridHome, state: GridState, settings: GridSettings, rses: list[str]) -> list[str]:
     """Render every config file of the grid; returns the files that changed."""
     host, port = database.pg_host_port(state.pg_admin_url)
     values: dict[str, object] = {
@@ -94,10 +94,18 @@ def write_configs(home: GridHome, state: GridState, settings: GridSettings) -> l
         files[home.client_cfg(account)] = render(
             tpl / "rucio-client.cfg", {**values, "account": account, "password": state.password(account)}
         )
-    programs = grid_programs(home, state, settings, digest(rucio_cfg, files[home.etc / "activemq" / "activemq.xml"]))
+    activemq_xml = files[home.etc / "activemq" / "activemq.xml"]
+    digests = {"rucio": digest(rucio_cfg), "activemq": digest(activemq_xml)}
+    if settings.storage == "xrootd":
+        for rse, port in storage.rse_ports(state, rses).items():
+            text = storage.render_xrootd(home, settings, rse, port)
+            files[home.etc / "xrootd" / f"{rse}.cfg"] = text
+            digests[f"xrootd-{rse}"] = digest(text)
+    programs = grid_programs(home, state, settings, digests, rses)
     supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
     files[home.supervisord_conf] = supervisord
-    return [str(path) for path, text in files.items() if write_if_changed(path, text)]
+    readable = {p for p in files if p.parent == home.etc / "xrootd"}  # read by the xrootd user; no secrets
+    return [str(p) for p, text in files.items() if write_if_changed(p, text, 0o644 if p in readable else 0o600)]
 
 
 def _rucio_migrate_repo() -> Path:
@@ -168,7 +176,10 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpRepo
         report.actions.append(f"created the grid CA in {settings.pki_dir}")
     if pki.issue_host_cert(settings.pki_dir, home.pki / "hostcert.pem", home.pki / "hostkey.pem"):
         report.actions.append("issued the host certificate")
-    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings)]
+    rses = list(topo.rses)
+    if settings.storage == "xrootd":
+        storage.prepare_xrootd(home, settings, rses)
+    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, rses)]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
@@ -181,7 +192,12 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpRepo
     rucio_url = f"http://127.0.0.1:{state.ports.rucio}"
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
-    applied = apply_topology(root_client(home, state), topo, home, state)
+    ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
+    if ports:
+        _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
+    protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
+    passwords = {name: state.password(name) for name in topo.accounts}
+    applied = apply_topology(root_client(home, state), topo, protocols, passwords)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
     return report
 
@@ -218,6 +234,7 @@ def _down_locked(home: GridHome, state: GridState, purge: bool) -> list[str]:
         done.append("the grid was not running")
     if purge:
         database.drop_database(state)
+        shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
         shutil.rmtree(home.root)
         done.append(f"dropped database {state.db_name} and removed {home.root}")
     return done
@@ -232,12 +249,17 @@ def status(settings: GridSettings) -> dict[str, Any]:
     running = sup.running()
     processes = {p.name: {"state": p.state, "pid": p.pid, "description": p.description} for p in sup.processes()} \
         if running else {}
+    # each storage element's port, as its XRootD config recorded it
+    se_ports = {rse: _xrootd_port(home, rse) for rse in (p.removeprefix("xrootd-") for p in processes
+                                                          if p.startswith("xrootd-"))}
     checks = {
         "supervisor": health.Health(running, "running" if running else "not running"),
         "postgresql": health.check_postgresql(state, host, port),
         "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
     }
+    if se_ports:
+        checks["storage"] = health.check_ports(se_ports)
     return {
         "home": str(home.root),
         "base_port": state.base_port,
@@ -250,9 +272,17 @@ def status(settings: GridSettings) -> dict[str, Any]:
             "supervisor": f"http://127.0.0.1:{state.ports.supervisor}",
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },
+        "storage": {rse: f"davs://localhost:{p}/" for rse, p in sorted(se_ports.items())},
         "health": {name: h.as_dict() for name, h in checks.items()},
         "processes": processes,
     }
+
+
+def _xrootd_port(home: GridHome, rse: str) -> int:
+    for line in (home.etc / "xrootd" / f"{rse}.cfg").read_text().splitlines():
+        if line.startswith("xrd.port "):
+            return int(line.split()[1])
+    raise GridStateError(f"{home.etc / 'xrootd' / (rse + '.cfg')}: no xrd.port line")
 
 
 def env_exports(settings: GridSettings, account: str) -> str:
@@ -262,7 +292,7 @@ def env_exports(settings: GridSettings, account: str) -> str:
     exports = {
         "RUCIO_CONFIG": str(home.client_cfg(account)),
         "RUCIO_ACCOUNT": account,
-        "X509_CERT_DIR": str(settings.pki_dir),
+        "X509_CERT_DIR": str(pki.cert_dir(settings.pki_dir)),
         "JUNO_DCS_HOME": str(home.root),
     }
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())

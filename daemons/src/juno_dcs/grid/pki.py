@@ -1,8 +1,9 @@
 """The grid's local certificate authority and the host certificates it signs.
 
-`make setup` creates the CA once per checkout (settings.pki_dir); each grid gets a host certificate for
-localhost/127.0.0.1 under its home. The CA directory also holds the OpenSSL hash links (`<hash>.0`) that
-X509_CERT_DIR users (gfal2, XRootD, curl --capath) look for.
+`make setup` creates the CA once per checkout (settings.pki_dir: `ca.key` and `ca.pem`); each grid gets a
+host certificate for localhost/127.0.0.1 under its home. The subdirectory `certificates/` holds only the CA
+certificate and its OpenSSL hash link (`<hash>.0`): it is the X509_CERT_DIR of gfal2, XRootD and curl
+--capath, and XRootD's TPC handler reads every file in it, so no key may live there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ logger = logging.getLogger(__name__)
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
+CERT_DIR = "certificates"
+
+
+def cert_dir(directory: Path) -> Path:
+    """The trust directory (X509_CERT_DIR) of the CA in `directory`."""
+    return directory / CERT_DIR
 VALIDITY = dt.timedelta(days=3650)
 
 
@@ -79,14 +86,23 @@ def ensure_ca(directory: Path) -> bool:
 
 
 def _ensure_hash_link(directory: Path) -> None:
-    """Make `<subject hash>.0 -> ca.pem`, the name OpenSSL's CApath lookup uses."""
+    """Make certificates/ca.pem and `<subject hash>.0 -> ca.pem`, the name OpenSSL's CApath lookup uses."""
+    trust = cert_dir(directory)
+    trust.mkdir(parents=True, exist_ok=True)
+    trust.chmod(0o755)
+    pem = (directory / CA_CERT).read_bytes()
+    if not (trust / CA_CERT).exists() or (trust / CA_CERT).read_bytes() != pem:
+        (trust / CA_CERT).write_bytes(pem)
+    (trust / CA_CERT).chmod(0o644)
     out = subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(directory / CA_CERT)],
+        ["openssl", "x509", "-hash", "-noout", "-in", str(trust / CA_CERT)],
         check=True, capture_output=True, text=True,
     )
-    link = directory / f"{out.stdout.strip()}.0"
+    link = trust / f"{out.stdout.strip()}.0"
     if not link.exists():
         link.symlink_to(CA_CERT)
+    for stale in directory.glob("*.0"):  # links from before the trust directory existed
+        stale.unlink()
 
 
 def issue_host_cert(ca_dir: Path, cert_path: Path, key_path: Path, names: tuple[str, ...] = ("localhost",)) -> bool:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from juno_dcs.grid import pki, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.settings import GridSettings
 
@@ -37,13 +39,14 @@ class Program:
     environment: dict[str, str] = field(default_factory=dict)
     stopwaitsecs: int = 20
     startsecs: int = 3
+    directory: Path | None = None  # default: the grid's home
 
     def section(self, home: GridHome) -> str:
         env = ",".join(f'{k}="{v}"' for k, v in sorted(self.environment.items()))
         lines = [
             f"[program:{self.name}]",
             f"command = {shlex.join(self.command)}",
-            f"directory = {home.root}",
+            f"directory = {self.directory or home.root}",
             f"priority = {self.priority}",
             "autostart = true",
             "autorestart = true",
@@ -68,10 +71,17 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def grid_programs(home: GridHome, state: GridState, settings: GridSettings, config_digest: str) -> list[Program]:
-    """Every program of the grid. `config_digest` changes whenever rucio.cfg does, which makes the
-    supervisor restart the Rucio processes on `up` after a configuration change, and only then."""
-    rucio_env = {"RUCIO_CONFIG": str(home.rucio_cfg), "JUNO_DCS_CONFIG_DIGEST": config_digest}
+def grid_programs(
+    home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str]
+) -> list[Program]:
+    """Every program of the grid. `digests` fingerprints each program's configuration ("rucio", "activemq",
+    "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor restarts exactly
+    the programs whose configuration changed on `up`, and only them."""
+    rucio_env = {
+        "RUCIO_CONFIG": str(home.rucio_cfg),
+        "X509_CERT_DIR": str(pki.cert_dir(settings.pki_dir)),
+        "JUNO_DCS_CONFIG_DIGEST": digests.get("rucio", ""),
+    }
     programs = [
         Program(
             name="activemq",
@@ -83,7 +93,7 @@ def grid_programs(home: GridHome, state: GridState, settings: GridSettings, conf
                 "start", f"xbean:file:{home.etc / 'activemq' / 'activemq.xml'}",
             ],
             priority=100,
-            environment={"JUNO_DCS_CONFIG_DIGEST": config_digest},
+            environment={"JUNO_DCS_CONFIG_DIGEST": digests.get("activemq", "")},
         ),
         Program(
             name="rucio-server",
@@ -100,6 +110,19 @@ def grid_programs(home: GridHome, state: GridState, settings: GridSettings, conf
             environment=rucio_env,
         ),
     ]
+    if settings.storage == "xrootd":
+        for rse in rses:
+            programs.append(Program(
+                name=f"xrootd-{rse}",
+                command=storage.xrootd_command(home, rse),
+                priority=150,
+                directory=storage.admin_dir(home),
+                environment={
+                    "LD_PRELOAD": str(settings.bind_shim),
+                    "XDG_CACHE_HOME": str(storage.admin_dir(home)),
+                    "JUNO_DCS_CONFIG_DIGEST": digests.get(f"xrootd-{rse}", ""),
+                },
+            ))
     for daemon in RUCIO_DAEMONS:
         programs.append(
             Program(

@@ -23,8 +23,10 @@ def render(template: Path, values: dict[str, object]) -> str:
 
 
 def write_if_changed(path: Path, text: str, mode: int = 0o600) -> bool:
-    """Write `text` atomically unless the file already holds it; True when written."""
+    """Write `text` atomically unless the file already holds it; True when written. The mode is set either way."""
     if path.exists() and path.read_text() == text:
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -19,6 +19,7 @@ PROGRAMS = {
     "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
     "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
     "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
+    "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller", "rucio-conveyor-finisher",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
                                   "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}
 
@@ -34,6 +35,7 @@ def test_status_names_every_process_and_service(grid: Grid) -> None:
     assert set(status["processes"]) == PROGRAMS
     assert all(p["state"] == "RUNNING" for p in status["processes"].values())
     assert status["services"]["rucio"] == f"http://127.0.0.1:{grid.base_port}"
+    assert status["services"]["fts"] == f"http://127.0.0.1:{grid.base_port + 30}"
     assert all(h["ok"] for h in status["health"].values()), status["health"]
     assert status["health"]["storage"]["detail"] == "9 listening"
     assert set(status["storage"]) == {p.removeprefix("xrootd-") for p in PROGRAMS if p.startswith("xrootd-")}

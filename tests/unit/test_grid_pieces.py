@@ -12,7 +12,7 @@ from juno_dcs.errors import ConfigError, GridStateError
 from juno_dcs.grid import pki
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.ports import OFFSETS, PortMap
-from juno_dcs.grid.programs import RUCIO_DAEMONS, grid_programs
+from juno_dcs.grid.programs import CONVEYOR_DAEMONS, RUCIO_DAEMONS, grid_programs
 from juno_dcs.grid.render import render, write_if_changed
 from juno_dcs.settings import GridSettings
 from juno_probes.nagios import Result, Status, threshold, worst
@@ -71,8 +71,8 @@ def test_program_sections(tmp_path: Path) -> None:
     state = home.new_state(25000, "postgresql://postgres@127.0.0.1:5432/postgres")
     programs = grid_programs(home, state, GridSettings(), {"rucio": "abc"}, ["IHEP_DISK", "CNAF_DISK"])
     names = {p.name for p in programs}
-    assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK"} | {
-        f"rucio-{d}" for d in RUCIO_DAEMONS} == names
+    assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK", "fts-server", "fts-worker"} | {
+        f"rucio-{d}" for d in (*RUCIO_DAEMONS, *CONVEYOR_DAEMONS)} == names
     xrootd = next(p for p in programs if p.name == "xrootd-IHEP_DISK")
     assert xrootd.command[:5] == ["/usr/bin/xrootd", "-R", "xrootd", "-I", "v4"]
     assert xrootd.environment["LD_PRELOAD"].endswith("bind_loopback.so")

@@ -43,6 +43,19 @@ def rucio(settings: GridSettings, account: str, *args: str, check: bool = True) 
     return proc.stdout
 
 
+def rucio_quiet(settings: GridSettings, account: str, *args: str) -> str:
+    proc = subprocess.run(["rucio", *args], env=_shell_env(settings, account), capture_output=True, text=True,
+                          check=False)
+    return proc.stdout
+
+
+def _rule_id(listing: str, expression: str) -> str:
+    for line in listing.splitlines():
+        if expression in line:
+            return line.split()[0]
+    raise SystemExit(f"demo: no rule with {expression} in:\n{listing}")
+
+
 def main() -> int:
     settings = GridSettings()
     print(f"== juno-dcs up --home {settings.home}", flush=True)
@@ -79,9 +92,20 @@ def main() -> int:
               "--lifetime", str(30 * 86400), "--comment", "two T1 disk copies")
     rucio(settings, "rawdata", "did", "content", "list", block)
     rucio(settings, "rawdata", "rule", "list", "--did", block)
+    t1_rule = _rule_id(rucio(settings, "rawdata", "rule", "list", "--did", block), "tier=1&type=DISK")
+    files_in_block = rucio_quiet(settings, "rawdata", "did", "content", "list", block).count("| raw:")
+    wanted = f"Locks OK/REPLICATING/STUCK: {2 * files_in_block}/0/0"  # two T1 disk copies of every file
+    started = time.monotonic()
+    while time.monotonic() - started < 300:
+        if wanted in " ".join(rucio_quiet(settings, "rawdata", "rule", "show", t1_rule).split()):
+            break
+        time.sleep(3)
+    print(f"\n== the T1 disk rule after {time.monotonic() - started:.0f} s:")
+    rucio(settings, "rawdata", "rule", "list", "--did", block)
+    rucio(settings, "rawdata", "replica", "list", "dataset", block)
     print(
-        "\nThe IHEP_DISK rule is OK at once: the files are there. The T1 disk rule stays REPLICATING with its\n"
-        "transfer requests queued until the conveyor and the transfer service join the grid (the transfer issue).\n"
+        "\nThe IHEP_DISK rule is OK at once: the files are there. The T1 disk rule went through the conveyor and\n"
+        "the transfer service: HTTP third-party copies between the XRootD storage elements.\n"
         f"Look around yourself:  eval \"$(.venv/bin/juno-dcs env --home {settings.home})\"; rucio rse list\n"
         f"Stop the grid:         .venv/bin/juno-dcs down --home {settings.home}"
     )

@@ -44,6 +44,10 @@ class GridSettings(BaseSettings):
         default=CHECKOUT / "var" / "lib" / "bind_loopback.so",
         description="The LD_PRELOAD shim that keeps XRootD on 127.0.0.1 (built by `make setup`).",
     )
+    copy_mode: Literal["pull", "push", "streamed"] = Field(
+        default="pull", description="Default HTTP third-party-copy mode of the transfer service's links."
+    )
+    tape_delay: float = Field(default=2.0, ge=0, description="Seconds a tape RSE takes to stage or to archive.")
     start_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for every service at `up`.")
 
     @property

@@ -31,15 +31,20 @@ class ApplyReport:
 
 
 def apply_topology(
-    client: Any, topo: Topology, protocols: Mapping[str, list[dict[str, Any]]], passwords: Mapping[str, str]
+    client: Any,
+    topo: Topology,
+    protocols: Mapping[str, list[dict[str, Any]]],
+    passwords: Mapping[str, str],
+    attributes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ApplyReport:
-    """Make Rucio hold `topo`, with `protocols` (by RSE) as the RSEs' protocols and `passwords` (by account)
-    for new userpass identities."""
+    """Make Rucio hold `topo`, with `protocols` (by RSE) as the RSEs' protocols, `passwords` (by account)
+    for new userpass identities and `attributes` (by RSE; default: the topology's) as RSE attributes."""
     report = ApplyReport()
     exported = client.export_data(distance=True)
     rses_by_id: dict[str, dict[str, Any]] = exported["rses"]
     current = {info["rse"]: info for info in rses_by_id.values()}
-    _apply_rses(client, topo, protocols, current, report)
+    wanted_attrs = attributes or {name: topo.rse_attributes(name) for name in topo.rses}
+    _apply_rses(client, topo, protocols, wanted_attrs, current, report)
     if any(name not in current for name in topo.rses):  # new RSEs: their ids are needed for distances
         exported = client.export_data(distance=True)
         rses_by_id = exported["rses"]
@@ -54,6 +59,7 @@ def _apply_rses(
     client: Any,
     topo: Topology,
     protocols: Mapping[str, list[dict[str, Any]]],
+    wanted_attrs: Mapping[str, Mapping[str, Any]],
     current: dict[str, dict[str, Any]],
     report: ApplyReport,
 ) -> None:
@@ -73,7 +79,7 @@ def _apply_rses(
                 report.change(f"RSE {name}: rse_type set to {rse_type}")
             attrs = info.get("attributes") or {}
             have = info.get("protocols") or []
-        for key, value in topo.rse_attributes(name).items():
+        for key, value in wanted_attrs[name].items():
             if key not in attrs or str(attrs[key]) != str(value):
                 client.add_rse_attribute(name, key, value)
                 report.change(f"RSE {name}: attribute {key}={value}")

@@ -65,3 +65,12 @@ def check_ports(ports: dict[str, int]) -> Health:
     if down:
         return Health(False, f"not listening: {', '.join(down)}")
     return Health(True, f"{len(ports)} listening")
+
+
+def check_fts(url: str, timeout: float = 3.0) -> Health:
+    try:
+        reply = requests.get(f"{url}/", timeout=timeout)
+        api = reply.json()["api"]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        return Health(False, f"no answer: {exc.__class__.__name__}")
+    return Health(True, f"FTS3 REST API {api['major']}.{api['minor']}.{api['patch']}")

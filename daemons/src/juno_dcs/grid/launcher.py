@@ -64,7 +64,9 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
     return state.with_accounts(list(topo.accounts)), created
 
 
-def write_configs(home: GridHome, state: GridState, settings: GridSettings, rses: list[str]) -> list[str]:
+def write_configs(
+    home: GridHome, state: GridState, settings: GridSettings, rses: list[str], tape_rses: list[str]
+) -> list[str]:
     """Render every config file of the grid; returns the files that changed."""
     host, port = database.pg_host_port(state.pg_admin_url)
     values: dict[str, object] = {
@@ -82,6 +84,8 @@ def write_configs(home: GridHome, state: GridState, settings: GridSettings, rses
         "supervisor_port": state.ports.supervisor,
         "supervisor_password": state.supervisor_password,
         "migrate_repo": _rucio_migrate_repo(),
+        "fts_url": f"http://127.0.0.1:{state.ports.fts}",
+        "default_copy_mode": settings.copy_mode,
     }
     tpl = settings.templates
     rucio_cfg = render(tpl / "rucio.cfg", values)
@@ -94,10 +98,15 @@ def write_configs(home: GridHome, state: GridState, settings: GridSettings, rses
         files[home.client_cfg(account)] = render(
             tpl / "rucio-client.cfg", {**values, "account": account, "password": state.password(account)}
         )
+    ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
+    delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
+    tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
+    transfer_yaml = render(tpl / "transfer.yaml", {**values, "tape_endpoints": tapes.rstrip("\n")})
+    files[home.etc / "transfer.yaml"] = transfer_yaml
     activemq_xml = files[home.etc / "activemq" / "activemq.xml"]
-    digests = {"rucio": digest(rucio_cfg), "activemq": digest(activemq_xml)}
+    digests = {"rucio": digest(rucio_cfg), "activemq": digest(activemq_xml), "fts": digest(transfer_yaml)}
     if settings.storage == "xrootd":
-        for rse, port in storage.rse_ports(state, rses).items():
+        for rse, port in ports.items():
             text = storage.render_xrootd(home, settings, rse, port)
             files[home.etc / "xrootd" / f"{rse}.cfg"] = text
             digests[f"xrootd-{rse}"] = digest(text)
@@ -179,7 +188,8 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpRepo
     rses = list(topo.rses)
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
-    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, rses)]
+    tape_rses = [r for r in rses if topo.rse_type(r) == "TAPE"]
+    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, rses, tape_rses)]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
@@ -195,9 +205,12 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpRepo
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
+    _wait_for("the transfer service", lambda: health.check_fts(f"http://127.0.0.1:{state.ports.fts}"),
+              settings.start_timeout, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
-    applied = apply_topology(root_client(home, state), topo, protocols, passwords)
+    attributes = {rse: {**topo.rse_attributes(rse), "fts": f"http://127.0.0.1:{state.ports.fts}"} for rse in rses}
+    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
     return report
 
@@ -257,6 +270,8 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "postgresql": health.check_postgresql(state, host, port),
         "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
+        "fts": health.check_fts(f"http://127.0.0.1:{state.ports.fts}") if running
+        else health.Health(False, "grid stopped"),
     }
     if se_ports:
         checks["storage"] = health.check_ports(se_ports)
@@ -269,6 +284,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "services": {
             "rucio": rucio_url,
             "activemq": f"stomp://127.0.0.1:{state.ports.activemq_stomp}",
+            "fts": f"http://127.0.0.1:{state.ports.fts}",
             "supervisor": f"http://127.0.0.1:{state.ports.supervisor}",
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },

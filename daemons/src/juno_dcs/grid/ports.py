@@ -18,8 +18,9 @@ OFFSETS: dict[str, int] = {
     "rucio": 0,  # Rucio REST API and /auth (gunicorn)
     "supervisor": 1,  # supervisord XML-RPC
     "activemq_stomp": 2,  # ActiveMQ STOMP, fed by hermes
-    # 10..29: one XRootD server per RSE (transfer issue)
-    # 30..39: transfer service, Kafka, ZooKeeper (transfer and raw-data issues)
+    # 10..29: one XRootD server per RSE (grid/storage.py)
+    "fts": 30,  # the FTS3-compatible transfer service's REST API
+    # 31..39: Kafka, ZooKeeper (raw-data issue)
     # 40..49: conditions service and Squids; 50..59: dispatcher; 60..69: dashboard and WebUI
 }
 
@@ -46,6 +47,10 @@ class PortMap:
     @property
     def activemq_stomp(self) -> int:
         return self.port("activemq_stomp")
+
+    @property
+    def fts(self) -> int:
+        return self.port("fts")
 
     def busy(self) -> list[int]:
         """The ports of this map that something already listens on."""

@@ -26,6 +26,12 @@ RUCIO_DAEMONS: tuple[str, ...] = (
     "transmogrifier",
     "hermes",
 )
+# The conveyor: submits transfer requests to the transfer service, polls them, registers the results.
+CONVEYOR_DAEMONS: dict[str, list[str]] = {
+    "conveyor-submitter": ["--sleep-time", "2", "--bulk", "1000", "--group-bulk", "200"],
+    "conveyor-poller": ["--sleep-time", "2", "--older-than", "3", "--fts-bulk", "200", "--db-bulk", "1000"],
+    "conveyor-finisher": ["--sleep-time", "2", "--bulk", "1000", "--db-bulk", "1000"],
+}
 
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
 JAVA = Path("/usr/bin/java")
@@ -123,6 +129,22 @@ def grid_programs(
                     "JUNO_DCS_CONFIG_DIGEST": digests.get(f"xrootd-{rse}", ""),
                 },
             ))
+    fts_config = str(home.etc / "transfer.yaml")
+    fts_env = {"X509_CERT_DIR": str(pki.cert_dir(settings.pki_dir)), "JUNO_DCS_CONFIG_DIGEST": digests.get("fts", "")}
+    programs.append(Program(
+        name="fts-server",
+        command=[venv_bin("juno-fts"), "serve", "--config", fts_config, "--port", str(state.ports.fts),
+                 "--workers", "2"],
+        priority=250, environment=fts_env,
+    ))
+    programs.append(Program(
+        name="fts-worker",
+        command=[venv_bin("juno-fts"), "worker", "--config", fts_config],
+        priority=250, environment=fts_env, stopwaitsecs=60,
+    ))
+    for daemon, args in CONVEYOR_DAEMONS.items():
+        programs.append(Program(name=f"rucio-{daemon}", command=[venv_bin(f"rucio-{daemon}"), *args], priority=300,
+                                environment=rucio_env))
     for daemon in RUCIO_DAEMONS:
         programs.append(
             Program(

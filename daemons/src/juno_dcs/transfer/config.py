@@ -1,0 +1,67 @@
+"""The transfer service's configuration: a YAML file validated into a frozen typed object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from juno_dcs.errors import ConfigError
+
+CopyMode = Literal["pull", "push", "streamed"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TapeEndpoint(_Frozen):
+    staging_delay: float = Field(default=2.0, ge=0, description="Seconds a file takes to come online.")
+    archive_delay: float = Field(default=2.0, ge=0, description="Seconds between copy and tape migration.")
+
+
+class OptimizerConfig(_Frozen):
+    start: int = Field(default=2, ge=1, description="Concurrent transfers per link at first.")
+    min: int = Field(default=1, ge=1)
+    max: int = Field(default=16, ge=1)
+    interval: float = Field(default=5.0, gt=0, description="Seconds between decisions on one link.")
+    target_success: float = Field(default=0.97, gt=0, le=1)
+
+
+class WorkerConfig(_Frozen):
+    threads: int = Field(default=16, ge=1, description="Copies running at once in one worker process.")
+    poll_interval: float = Field(default=0.5, gt=0)
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    lease: float = Field(default=30.0, gt=0, description="An ACTIVE file without heartbeat this long was lost.")
+    default_timeout: int = Field(default=600, gt=0, description="Copy timeout (s) when the job gives none.")
+
+
+class LinkConfig(_Frozen):
+    default_mode: CopyMode = "pull"
+    modes: dict[str, CopyMode] = Field(default_factory=dict, description='"SOURCE_SE DEST_SE": mode')
+
+    def mode(self, source_se: str, dest_se: str) -> CopyMode:
+        return self.modes.get(f"{source_se} {dest_se}", self.default_mode)
+
+
+class TransferConfig(_Frozen):
+    database_url: str
+    vo: str = "juno"
+    tape: dict[str, TapeEndpoint] = Field(default_factory=dict, description="Tape storage elements by SE name.")
+    links: LinkConfig = LinkConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    worker: WorkerConfig = WorkerConfig()
+
+
+def load_config(path: Path) -> TransferConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the transfer configuration: {exc}") from exc
+    try:
+        return TransferConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from exc

@@ -1,0 +1,189 @@
+"""The FTS3 REST API (the parts Rucio's fts3 transfertool and the `fts3` client use) plus job listing and
+a per-link snapshot. Routes check and map errors; logic does the work; one transaction per request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from juno_dcs.transfer import copier, db, logic
+from juno_dcs.transfer.config import TransferConfig
+from juno_dcs.transfer.models import SubmitError, parse_submission
+
+API_VERSION = {"major": 3, "minor": 12, "patch": 0}
+MAX_BODY = 64 * 1024 * 1024
+Pool = ConnectionPool[psycopg.Connection[db.Row]]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"status": f"{status}", "message": message})
+
+
+def identity(request: Request) -> tuple[str, str]:
+    """(user DN, authentication method). Bearer tokens name a subject; without one the caller is anonymous
+    on the loopback grid."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and auth[7:].strip():
+        subject = hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:12]
+        return f"/DC=org/DC=juno/CN=token-{subject}", "oauth2"
+    return "/DC=org/DC=juno/CN=anonymous", "unauthenticated"
+
+
+def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
+    app = FastAPI(title="JUNO DCS transfer service (FTS3 REST compatible)", version="1.0")
+
+    @contextmanager
+    def transaction() -> Iterator[psycopg.Connection[db.Row]]:
+        with pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, f"{where}: {first.get('msg')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.get("/")
+    def root() -> dict[str, Any]:
+        return {"api": API_VERSION, "schema": API_VERSION, "delegation": API_VERSION,
+                "service": "juno-dcs transfer service"}
+
+    @app.get("/whoami")
+    def whoami(request: Request) -> dict[str, Any]:
+        dn, method = identity(request)
+        base = logic.base_id(dn)
+        return {"dn": [dn], "user_dn": dn, "vos": [config.vo], "vos_id": [logic.base_id(config.vo)], "voms_cred": [],
+                "delegation_id": base[:16], "base_id": base, "method": method, "roles": [], "is_root": False,
+                "level": {"transfer": "all", "config": "none"}}
+
+    @app.post("/jobs")
+    async def submit(request: Request) -> JSONResponse:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            return _error(413, f"the submission is larger than {MAX_BODY} bytes")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(400, f"the body is not valid JSON: {exc}")
+        try:
+            parsed = parse_submission(body)
+        except SubmitError as exc:
+            return _error(400, str(exc))
+        dn, _ = identity(request)
+        try:
+            with transaction() as conn:
+                job_id = logic.submit(conn, parsed, dn, config)
+        except logic.Duplicate as exc:
+            return _error(409, str(exc))
+        return JSONResponse({"job_id": job_id})
+
+    @app.get("/jobs")
+    def list_jobs(
+        state_in: Annotated[str | None, Query(description="comma-separated job states")] = None,
+        source_se: str | None = None,
+        dest_se: str | None = None,
+        vo_name: str | None = None,
+        dlg_id: str | None = None,
+        user_dn: str | None = None,
+        time_window: Annotated[float | None, Query(gt=0, description="hours")] = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    ) -> list[dict[str, Any]]:
+        states = [s.strip().upper() for s in state_in.split(",")] if state_in else None
+        with transaction() as conn:
+            rows = db.list_jobs(conn, states, source_se, dest_se, vo_name, user_dn, time_window, limit)
+        return [logic.job_json(r, None) for r in rows]
+
+    @app.get("/jobs/{job_ids}")
+    def get_jobs(job_ids: str, files: str | None = None) -> JSONResponse:
+        ids = [j for j in job_ids.split(",") if j]
+        fields = [f for f in files.split(",") if f] if files else None
+        with transaction() as conn:
+            found = logic.query(conn, ids, with_files=True, file_fields=fields)
+        missing = sum(1 for j in found if j["http_status"] != "200 Ok")
+        if len(ids) == 1:
+            if missing:
+                return _error(404, found[0]["http_message"])
+            return JSONResponse(found[0])
+        return JSONResponse(found, status_code=207 if missing else 200)
+
+    @app.get("/jobs/{job_id}/files")
+    def get_files(job_id: str) -> JSONResponse:
+        with transaction() as conn:
+            found = logic.query(conn, [job_id], with_files=True, file_fields=None)[0]
+        if found["http_status"] != "200 Ok":
+            return _error(404, found["http_message"])
+        return JSONResponse(found["files"])
+
+    @app.delete("/jobs/{job_ids}")
+    def cancel(job_ids: str) -> JSONResponse:
+        ids = [j for j in job_ids.split(",") if j]
+        out = []
+        for job_id in ids:
+            try:
+                with transaction() as conn:
+                    running = logic.cancel(conn, job_id)
+            except logic.NotFound:
+                out.append({"job_id": job_id, "http_status": "404 Not Found",
+                            "http_message": f"No job with the id {job_id} has been found"})
+                continue
+            for row in running:  # copies still running: their results are dropped; remove what they left
+                copier.remove_quietly(row["dest_surl"])
+            with transaction() as conn:
+                out.append(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
+        if len(ids) == 1:
+            return _error(404, out[0]["http_message"]) if out[0]["http_status"] != "200 Ok" else JSONResponse(out[0])
+        return JSONResponse(out, status_code=207 if any(j["http_status"] != "200 Ok" for j in out) else 200)
+
+    @app.post("/jobs/{job_id}")
+    async def modify(job_id: str, request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await request.body())
+            priority = body["params"]["priority"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return _error(400, 'expected {"params": {"priority": N}}')
+        if not isinstance(priority, int) or not 1 <= priority <= 5:
+            return _error(400, f"params.priority: {priority!r} is not an integer from 1 to 5")
+        with transaction() as conn:
+            if not db.set_priority(conn, job_id, priority):
+                return _error(404, f"No job with the id {job_id} has been found")
+            return JSONResponse(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
+
+    @app.get("/snapshot")
+    def snapshot(window: Annotated[float, Query(gt=0, le=86400, description="seconds")] = 300) -> dict[str, Any]:
+        """Per link: active, queued, finished and failed transfers, throughput and success rate over the
+        window, the optimizer's current limit and its last decision with the reason."""
+        with transaction() as conn:
+            rows = db.snapshot(conn, window)
+        links = []
+        for r in rows:
+            done = int(r["finished"]) + int(r["failed"])
+            links.append({
+                "source_se": r["source_se"], "dest_se": r["dest_se"], "active": int(r["active"]),
+                "queued": int(r["queued"]), "finished": int(r["finished"]), "failed": int(r["failed"]),
+                "success_rate": (int(r["finished"]) / done) if done else None,
+                "throughput_mb_s": float(r["bytes"]) / window / 1e6,
+                "avg_file_throughput_mb_s": r["avg_file_throughput"], "active_limit": r["active_limit"],
+                "last_decision": r["last_decision"],
+            })
+        return {"window_s": window, "links": links}
+
+    @app.get("/optimizer/decisions")
+    def decisions(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+        with transaction() as conn:
+            return [{**r, "decided": r["decided"].isoformat()} for r in db.decisions(conn, limit)]
+
+    return app

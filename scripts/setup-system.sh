@@ -10,6 +10,7 @@ PACKAGES=(
   postgresql-client
   gcc libc6-dev      # the loopback bind shim for XRootD
   curl
+  swig libssl-dev    # build M2Crypto for the fts3 client used by the tests
   # storage elements: XRootD with HTTP (davs) and third-party copy
   xrootd-server xrootd-client xrootd-plugins xrootd-server-plugins xrootd-client-plugins
   xrootd-client-http-plugins python3-xrootd

@@ -75,7 +75,7 @@ def copy(request: CopyRequest) -> CopyResult:
     params.overwrite = request.overwrite
     params.timeout = request.timeout
     params.create_parent = True
-    expected = request.checksum.split(":", 1)[1] if request.checksum else ""
+    expected = request.checksum.split(":", 1)[1] if request.checksum and ":" in request.checksum else ""
     mode = {"both": gfal2.checksum_mode.both, "source": gfal2.checksum_mode.source,
             "target": gfal2.checksum_mode.target, "none": gfal2.checksum_mode.none}[request.checksum_mode]
     if request.checksum_mode != "none":

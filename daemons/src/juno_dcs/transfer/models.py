@@ -16,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SUPPORTED_SCHEMES = ("davs", "https", "http", "root")
 CopyMode = Literal["pull", "push", "streamed"]
 ChecksumMode = Literal["both", "source", "target", "none"]
-_CHECKSUM = re.compile(r"^(?P<alg>[A-Za-z0-9]+):(?P<value>[0-9A-Fa-f]+)$")
+_CHECKSUM = re.compile(r"^(?P<alg>[A-Za-z0-9]+)(?::(?P<value>[0-9A-Fa-f]+))?$")
+_CHECKSUM_WORDS: dict[str, ChecksumMode] = {
+    "b": "both", "both": "both", "s": "source", "source": "source", "t": "target", "target": "target",
+    "n": "none", "none": "none",
+}
 
 
 class SubmitError(ValueError):
@@ -68,21 +72,28 @@ class FileRequest(_Strict):
             return None
         match = _CHECKSUM.match(value)
         if match is None:
-            raise ValueError(f"checksum {value!r} must be ALGORITHM:HEX, e.g. ADLER32:0a1b2c3d")
+            raise ValueError(f"checksum {value!r} must be ALGORITHM[:HEX], e.g. ADLER32:0a1b2c3d")
         if match["alg"].lower() != "adler32":
             raise ValueError(f"checksum algorithm {match['alg']!r} is not supported (use ADLER32)")
+        if match["value"] is None:  # the algorithm only: compare source and destination
+            return "ADLER32"
         return f"ADLER32:{match['value'].lower().zfill(8)}"
 
 
 class JobParams(_Strict):
-    verify_checksum: bool | ChecksumMode | None = None
+    verify_checksum: bool | str | None = None
     overwrite: bool = False
+    overwrite_on_retry: bool = False
     overwrite_when_only_on_disk: bool = False
+    overwrite_hop: bool = False
     copy_pin_lifetime: int | None = None
     bring_online: int | None = None
     archive_timeout: int | None = None
     dst_file_report: bool = False
-    priority: int = Field(default=3, ge=1, le=5)
+    fail_nearline: bool = False
+    disable_cleanup: bool = False
+    gridftp: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)
     job_metadata: dict[str, Any] | str | None = None
     max_time_in_queue: int | str | None = None
     multihop: bool = False
@@ -105,12 +116,28 @@ class JobParams(_Strict):
     unmanaged_tokens: bool | None = None
     copy_mode: CopyMode | None = None  # this service's extension: pull, push or streamed for this job
 
+    @field_validator("verify_checksum")
+    @classmethod
+    def _verify(cls, value: bool | str | None) -> bool | str | None:
+        if isinstance(value, str) and value.lower() not in _CHECKSUM_WORDS:
+            raise ValueError(f"{value!r} is not a checksum mode (both, source, target, none or b, s, t, n)")
+        return value
+
+    @field_validator("copy_pin_lifetime", "bring_online", "archive_timeout")
+    @classmethod
+    def _unset(cls, value: int | None) -> int | None:
+        return None if value is not None and value < 0 else value  # FTS clients send -1 for "not set"
+
     def checksum_mode(self) -> ChecksumMode:
         if self.verify_checksum is None or self.verify_checksum is False:
             return "none"
         if self.verify_checksum is True:
             return "both"
-        return self.verify_checksum
+        return _CHECKSUM_WORDS[self.verify_checksum.lower()]
+
+    @property
+    def job_priority(self) -> int:
+        return self.priority if self.priority is not None else 3
 
 
 class SubmitRequest(_Strict):

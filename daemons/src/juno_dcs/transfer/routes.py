@@ -128,6 +128,14 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
             return _error(404, found["http_message"])
         return JSONResponse(found["files"])
 
+    @app.get("/jobs/{job_id}/dm")
+    def get_dm(job_id: str) -> JSONResponse:
+        """Data-management operations (deletions, staging-only jobs) of a job: this service runs none."""
+        with transaction() as conn:
+            if not db.get_jobs(conn, [job_id]):
+                return _error(404, f"No job with the id {job_id} has been found")
+        return JSONResponse([])
+
     @app.delete("/jobs/{job_ids}")
     def cancel(job_ids: str) -> JSONResponse:
         ids = [j for j in job_ids.split(",") if j]

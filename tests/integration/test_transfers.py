@@ -1,0 +1,309 @@
+"""Real transfers: the transfer service driven by the stock fts3 client and by Rucio's conveyor, copying
+by HTTP third-party copy between the grid's XRootD storage elements."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import BIN, Grid
+from tests.integration.transfer_helpers import (
+    adler32,
+    adler32_of,
+    fts_url,
+    job,
+    put,
+    se,
+    se_log,
+    stored,
+    submit,
+    supervisorctl,
+    wait_final,
+)
+
+pytestmark = [pytest.mark.grid, pytest.mark.slow]
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _fts_cli(grid: Grid, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), "--access-token=juno-test", *args[1:]],
+                          capture_output=True, text=True, check=False, timeout=180)
+
+
+def test_fts3_client_copies_with_checksum_verified(grid: Grid) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    src = f"{se(grid, 'IHEP_DISK')}/fts-client/{_name('src')}"
+    dst = f"{se(grid, 'CNAF_DISK')}/fts-client/{_name('dst')}"
+    put(src, data)
+    who = _fts_cli(grid, "fts-rest-whoami")
+    assert "VO: juno" in who.stdout, who.stdout + who.stderr
+    out = _fts_cli(grid, "fts-rest-transfer-submit", "-K", "--blocking", "-i", "1", src, dst)
+    assert "Job finished with state FINISHED" in out.stdout, out.stdout + out.stderr
+    job_id = out.stdout.split("Job id: ")[1].split()[0]
+    status = _fts_cli(grid, "fts-rest-transfer-status", job_id)
+    assert "Status: FINISHED" in status.stdout
+    files = job(grid, job_id)
+    assert files["verify_checksum"] == "both"
+    assert adler32_of(dst) == adler32(data)
+    listing = _fts_cli(grid, "fts-rest-transfer-list")
+    assert job_id in listing.stdout
+
+
+def test_fts3_client_cancel(grid: Grid) -> None:
+    # a tape source waits in STAGING first: time enough to cancel the job before any byte moves
+    data = os.urandom(64 * 1024)
+    src = f"{se(grid, 'IHEP_TAPE')}/cancel/{_name('src')}"
+    dst = f"{se(grid, 'JINR_DISK')}/cancel/{_name('dst')}"
+    put(src, data)
+    out = _fts_cli(grid, "fts-rest-transfer-submit", src, dst)
+    job_id = out.stdout.split("Job id: ")[1].split()[0] if "Job id: " in out.stdout else out.stdout.strip()
+    cancel = _fts_cli(grid, "fts-rest-transfer-cancel", job_id)
+    assert "CANCELED" in cancel.stdout, cancel.stdout + cancel.stderr
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "CANCELED"
+    time.sleep(3)  # past the staging delay: nothing may start
+    assert job(grid, job_id)["job_state"] == "CANCELED"
+    assert adler32_of(dst) is None
+
+
+@pytest.mark.parametrize("mode", ["pull", "push", "streamed"])
+def test_each_copy_mode(grid: Grid, mode: str) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    name = _name(mode)
+    src = f"{se(grid, 'IN2P3_DISK')}/modes/{name}"
+    dst = f"{se(grid, 'MSU_DISK')}/modes/{name}.copy"
+    put(src, data)
+    job_id = submit(grid, [{"sources": [src], "destinations": [dst], "checksum": f"ADLER32:{adler32(data)}"}],
+                    verify_checksum="both", copy_mode=mode)
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "FINISHED", final
+    assert requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()[0]["copy_mode"] == mode
+    assert adler32_of(dst) == adler32(data)
+    pulled = f"local=/modes/{name}.copy" in se_log(grid, "MSU_DISK")
+    pushed = f"remote=https://localhost:{dst.rsplit(':', 1)[1].split('/')[0]}/modes/{name}.copy" in se_log(
+        grid, "IN2P3_DISK")
+    assert (pulled, pushed) == {"pull": (True, False), "push": (False, True), "streamed": (False, False)}[mode]
+
+
+def test_rucio_rule_moves_a_dataset_by_http_tpc(grid: Grid, tmp_path: Path) -> None:
+    dataset = f"raw:{_name('block.rule')}"
+    payloads = {}
+    for i in range(4):
+        path = tmp_path / f"{_name('RUN.000777.physics')}.{i:05d}.raw"
+        path.write_bytes(os.urandom(512 * 1024))
+        payloads[path.name] = path.read_bytes()
+    out = grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", *map(str, tmp_path.iterdir()),
+                     account="rawdata")
+    assert out.stderr.count("Successfully uploaded file") == 4, out.stderr
+    grid.rucio("did", "add", "--type", "dataset", dataset, account="rawdata")
+    grid.rucio("did", "content", "add", "--to-did", dataset, *[f"raw:{n}" for n in payloads], account="rawdata")
+    rule_id = grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", dataset,
+                         account="rawdata").stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 180
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = " ".join(grid.rucio("rule", "show", rule_id, account="rawdata").stdout.split())
+        if "State: OK" in shown:
+            break
+        time.sleep(2)
+    assert "State: OK" in shown, shown
+    log = se_log(grid, "CNAF_DISK")
+    for name, data in payloads.items():
+        [copy] = stored(grid, "CNAF_DISK", name)
+        assert adler32(copy.read_bytes()) == adler32(data)
+        assert f"{name}, remote=https://localhost:" in log
+        assert "TPC_PullRequest: event=TRANSFER_SUCCESS" in log
+
+
+def test_source_missing_fails_with_reason(grid: Grid) -> None:
+    dst = f"{se(grid, 'CNAF_DISK')}/missing/{_name('dst')}"
+    job_id = submit(grid, [{"sources": [f"{se(grid, 'IHEP_DISK')}/missing/{_name('nothere')}"],
+                            "destinations": [dst]}])
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "FAILED"
+    reason = job(grid, job_id)
+    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+    assert files[0]["file_state"] == "FAILED"
+    assert files[0]["reason"], files
+    assert reason["reason"]
+    assert adler32_of(dst) is None
+
+
+def test_corrupted_source_fails_the_checksum_and_leaves_nothing(grid: Grid) -> None:
+    data = os.urandom(256 * 1024)
+    src = f"{se(grid, 'IHEP_DISK')}/corrupt/{_name('src')}"
+    dst = f"{se(grid, 'JINR_DISK')}/corrupt/{_name('dst')}"
+    put(src, data)
+    registered = adler32(data)
+    put(src, data[:-1] + bytes([data[-1] ^ 0xFF]))  # the bytes change after "registration"
+    job_id = submit(grid, [{"sources": [src], "destinations": [dst], "checksum": f"ADLER32:{registered}"}],
+                    verify_checksum="both")
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "FAILED"
+    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+    assert "checksum" in files[0]["reason"].lower(), files[0]["reason"]
+    assert adler32_of(dst) is None
+
+
+def test_destination_down_then_up_is_retried(grid: Grid) -> None:
+    data = os.urandom(128 * 1024)
+    src = f"{se(grid, 'IHEP_DISK')}/retry/{_name('src')}"
+    dst = f"{se(grid, 'MSU_DISK')}/retry/{_name('dst')}"
+    put(src, data)
+    supervisorctl(grid, "stop", "xrootd-MSU_DISK")
+    try:
+        job_id = submit(grid, [{"sources": [src], "destinations": [dst]}], retry=10, retry_delay=1,
+                        verify_checksum="both")
+        deadline = time.monotonic() + 60
+        files: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+            if files[0]["retry"] >= 1:
+                break
+            time.sleep(0.3)
+        assert files[0]["retry"] >= 1, files
+        assert files[0]["reason"], files
+    finally:
+        supervisorctl(grid, "start", "xrootd-MSU_DISK")
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "FINISHED", final
+    assert adler32_of(dst) == adler32(data)
+
+
+def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
+    size = 3 * 1024**3  # sparse: written in no time, copied in seconds
+    name = _name("big")
+    sparse = grid.home / "data" / "rses" / "IHEP_DISK" / "kill" / name
+    sparse.parent.mkdir(exist_ok=True)
+    with sparse.open("wb") as handle:
+        handle.truncate(size)
+    subprocess.run(["chown", "-R", "xrootd:xrootd", str(sparse.parent)], check=True)
+    src = f"{se(grid, 'IHEP_DISK')}/kill/{name}"
+    dst = f"{se(grid, 'CNAF_DISK')}/kill/{name}"
+    job_id = submit(grid, [{"sources": [src], "destinations": [dst]}], retry=2, copy_mode="streamed",
+                    verify_checksum="none")
+    deadline = time.monotonic() + 60
+    while job(grid, job_id)["job_state"] != "ACTIVE" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = grid.status()
+    pid = status["processes"]["fts-worker"]["pid"]  # type: ignore[index]
+    os.kill(pid, signal.SIGKILL)
+    final = wait_final(grid, job_id, timeout=240)
+    assert final["job_state"] == "FINISHED", final
+    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+    assert files[0]["retry"] >= 1
+    assert "transfer lost" in (files[0]["reason"] or "") or files[0]["retry"] >= 1
+    assert grid.status()["processes"]["fts-worker"]["state"] == "RUNNING"  # type: ignore[index]
+    requests.delete(f"{fts_url(grid)}/jobs/{job_id}", timeout=10)
+    sparse.unlink()
+
+
+def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
+    path = tmp_path / f"{_name('RUN.000888.physics')}.raw"
+    path.write_bytes(os.urandom(300 * 1024))
+    grid.rucio("upload", "--rse", "JINR_DISK", "--scope", "raw", str(path), account="rawdata")
+    rule_id = grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_TAPE", f"raw:{path.name}",
+                         account="rawdata").stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 180
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = " ".join(grid.rucio("rule", "show", rule_id, account="rawdata").stdout.split())
+        if "State: OK" in shown:
+            break
+        time.sleep(2)
+    assert "State: OK" in shown, shown
+    [copy] = stored(grid, "JINR_TAPE", path.name)
+    assert copy.read_bytes() == path.read_bytes()
+    tape = se(grid, "JINR_TAPE")
+    jobs = requests.get(f"{fts_url(grid)}/jobs", params={"dest_se": tape, "state_in": "FINISHED"}, timeout=10).json()
+    archived = []
+    for j in jobs:
+        for f in requests.get(f"{fts_url(grid)}/jobs/{j['job_id']}/files", timeout=10).json():
+            if f["dest_surl"].endswith(path.name):
+                archived.append(f)
+    assert archived, jobs
+    assert archived[0]["archive_start"] is not None  # it went through ARCHIVING
+    assert archived[0]["finish_time"] is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "must be a JSON object"),
+        (b'{"files": []}', "files"),
+        (b'{"files": [{"sources": ["davs://localhost:1/a"], "destinations": ["davs://localhost:2/b"]}],'
+         b' "params": {"colour": "red"}}', "params.colour: unknown field"),
+        (b'{"files": [{"sources": ["gsiftp://localhost:1/a"], "destinations": ["davs://localhost:2/b"]}]}',
+         "unsupported scheme 'gsiftp'"),
+        (b'{"files": [{"sources": ["davs://localhost:1/a"]}]}', "files.0.destinations: missing"),
+        (b'{"files": [{"sources": ["davs://localhost:1/a"], "destinations": []}]}', "destinations"),
+        (b'{"files": [{"sources": ["davs://localhost:1/a"], "destinations": ["davs://localhost:2/b"],'
+         b' "checksum": "MD5:abc"}]}', "not supported"),
+        (b'{"files": [{"sources": ["davs://localhost:1/a"], "destinations": ["davs://localhost:2/b"]}],'
+         b' "params": {"verify_checksum": "sometimes"}}', "not a checksum mode"),
+        (b'{"files": [{"sources": ["davs://localhost:1/a"], "destinations": ["davs://localhost:2/b"]}],'
+         b' "params": {"priority": 9}}', "params.priority"),
+    ],
+)
+def test_bad_submissions_get_400_with_the_reason(grid: Grid, body: bytes, phrase: str) -> None:
+    before = len(requests.get(f"{fts_url(grid)}/jobs", params={"limit": 10000}, timeout=10).json())
+    reply = requests.post(f"{fts_url(grid)}/jobs", data=body, headers={"Content-Type": "application/json"},
+                          timeout=10)
+    assert reply.status_code == 400, reply.text
+    assert phrase in reply.json()["message"], reply.json()
+    assert len(requests.get(f"{fts_url(grid)}/jobs", params={"limit": 10000}, timeout=10).json()) == before
+
+
+def test_unknown_jobs_and_partial_answers(grid: Grid) -> None:
+    missing = str(uuid.uuid4())
+    assert requests.get(f"{fts_url(grid)}/jobs/{missing}", timeout=10).status_code == 404
+    data = os.urandom(1024)
+    src = f"{se(grid, 'IHEP_DISK')}/multi/{_name('src')}"
+    put(src, data)
+    found = submit(grid, [{"sources": [src], "destinations": [f"{se(grid, 'CNAF_DISK')}/multi/{_name('d')}"]}])
+    reply = requests.get(f"{fts_url(grid)}/jobs/{found},{missing}", params={"files": "file_state,file_metadata"},
+                         timeout=10)
+    assert reply.status_code == 207
+    answers = {j["job_id"]: j for j in reply.json()}
+    assert answers[found]["http_status"] == "200 Ok"
+    assert set(answers[found]["files"][0]) == {"file_state", "file_metadata"}
+    assert answers[missing]["http_status"] == "404 Not Found"
+
+
+def test_multiple_sources_fall_back(grid: Grid) -> None:
+    data = os.urandom(64 * 1024)
+    good = f"{se(grid, 'CNAF_DISK')}/fallback/{_name('good')}"
+    put(good, data)
+    bad = f"{se(grid, 'IHEP_DISK')}/fallback/{_name('absent')}"
+    dst = f"{se(grid, 'MSU_DISK')}/fallback/{_name('dst')}"
+    job_id = submit(grid, [{"sources": [bad, good], "destinations": [dst]}], job_metadata={"multi_sources": True})
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "FINISHED", final
+    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+    assert [f["file_state"] for f in files] == ["FAILED", "FINISHED"]
+    assert adler32_of(dst) == adler32(data)
+
+
+def test_snapshot_shows_links_and_optimizer_decisions(grid: Grid) -> None:
+    snap = requests.get(f"{fts_url(grid)}/snapshot", timeout=10).json()
+    links = {(link["source_se"], link["dest_se"]): link for link in snap["links"]}
+    assert links, snap
+    some = next(iter(links.values()))
+    assert {"active", "queued", "finished", "failed", "success_rate", "throughput_mb_s", "active_limit",
+            "last_decision"} <= set(some)
+    assert all(link["last_decision"]["reason"] for link in links.values() if link["last_decision"])
+    decisions = requests.get(f"{fts_url(grid)}/optimizer/decisions", timeout=10).json()
+    assert decisions
+    assert all(d["reason"] for d in decisions)

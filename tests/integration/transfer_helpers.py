@@ -1,0 +1,84 @@
+"""Helpers for talking to the grid's storage elements and transfer service in tests."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import CHECKOUT, Grid
+
+CA = str(CHECKOUT / "var" / "pki" / "certificates" / "ca.pem")
+FINAL = {"FINISHED", "FINISHEDDIRTY", "FAILED", "CANCELED"}
+
+
+def fts_url(grid: Grid) -> str:
+    return f"http://127.0.0.1:{grid.base_port + 30}"
+
+
+def se(grid: Grid, rse: str) -> str:
+    """davs://localhost:PORT of an RSE's XRootD."""
+    return str(grid.status()["storage"][rse]).rstrip("/")  # type: ignore[index]
+
+
+def https(url: str) -> str:
+    return url.replace("davs://", "https://", 1)
+
+
+def put(url: str, data: bytes) -> None:
+    reply = requests.put(https(url), data=data, verify=CA, timeout=60)
+    assert reply.status_code in (200, 201), reply.text
+
+
+def adler32_of(url: str) -> str | None:
+    reply = requests.head(https(url), headers={"Want-Digest": "adler32"}, verify=CA, timeout=30)
+    if reply.status_code != 200:
+        return None
+    return reply.headers["Digest"].split("=", 1)[1]
+
+
+def adler32(data: bytes) -> str:
+    return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
+
+
+def submit(grid: Grid, files: list[dict[str, Any]], **params: Any) -> str:
+    reply = requests.post(f"{fts_url(grid)}/jobs", json={"files": files, "params": params}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["job_id"])
+
+
+def job(grid: Grid, job_id: str) -> dict[str, Any]:
+    reply = requests.get(f"{fts_url(grid)}/jobs/{job_id}", timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def wait_final(grid: Grid, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = job(grid, job_id)
+        if current["job_state"] in FINAL:
+            return current
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not final after {timeout} s: {job(grid, job_id)}")
+
+
+def se_log(grid: Grid, rse: str) -> str:
+    return (grid.home / "logs" / f"xrootd-{rse}.log").read_text(errors="replace")
+
+
+def stored(grid: Grid, rse: str, name: str) -> list[Path]:
+    return list((grid.home / "data" / "rses" / rse).rglob(name))
+
+
+def supervisorctl(grid: Grid, *args: str) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "supervisorctl"), "-c",
+                           str(grid.home / "etc" / "supervisord.conf"), *args],
+                          capture_output=True, text=True, check=False, timeout=120)
+    return proc.stdout + proc.stderr

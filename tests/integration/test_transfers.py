@@ -307,3 +307,31 @@ def test_snapshot_shows_links_and_optimizer_decisions(grid: Grid) -> None:
     decisions = requests.get(f"{fts_url(grid)}/optimizer/decisions", timeout=10).json()
     assert decisions
     assert all(d["reason"] for d in decisions)
+
+
+def test_two_workers_never_take_the_same_transfer(grid: Grid, tmp_path: Path) -> None:
+    log = tmp_path / "second-worker.log"
+    with log.open("w") as out:
+        config = str(grid.home / "etc" / "transfer.yaml")
+        second = subprocess.Popen([str(BIN / "juno-fts"), "worker", "--config", config], stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        name = _name("pair")
+        files = []
+        for i in range(40):
+            src = f"{se(grid, 'IN2P3_DISK')}/pair/{name}-{i}"
+            put(src, os.urandom(32 * 1024))
+            files.append({"sources": [src], "destinations": [f"{se(grid, 'JINR_DISK')}/pair/{name}-{i}"]})
+        job_id = submit(grid, files, verify_checksum="both")
+        final = wait_final(grid, job_id)
+        assert final["job_state"] == "FINISHED", final
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    dest_log = se_log(grid, "JINR_DISK")
+    for i in range(40):
+        assert dest_log.count(f"local=/pair/{name}-{i}, remote=") >= 1
+        assert dest_log.count(f"event=TRANSFER_SUCCESS, local=/pair/{name}-{i}, ") == 1, i
+    mine = log.read_text().count("-> davs://")
+    assert mine > 0, "the second worker took no transfer"
+    assert second.returncode == 0

@@ -86,6 +86,7 @@ def write_configs(
         "migrate_repo": _rucio_migrate_repo(),
         "fts_url": f"http://127.0.0.1:{state.ports.fts}",
         "default_copy_mode": settings.copy_mode,
+        "ca_dir": pki.cert_dir(settings.pki_dir),
     }
     tpl = settings.templates
     rucio_cfg = render(tpl / "rucio.cfg", values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     except JunoDcsError as exc:
         print(f"juno-fts: error: {exc}", file=sys.stderr)
         return 2
+    if config.ca_dir is not None:  # gfal2 (davix) finds the trusted CAs through the environment
+        os.environ["X509_CERT_DIR"] = str(config.ca_dir)
     if args.command == "serve":
         _serve(args)
         return 0
@@ -60,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import os
-
     import uvicorn
 
     os.environ["JUNO_FTS_CONFIG"] = str(args.config.resolve())

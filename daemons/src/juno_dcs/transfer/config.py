@@ -49,6 +49,7 @@ class LinkConfig(_Frozen):
 class TransferConfig(_Frozen):
     database_url: str
     vo: str = "juno"
+    ca_dir: Path | None = Field(default=None, description="Trusted CAs (X509_CERT_DIR) for the copies' TLS.")
     tape: dict[str, TapeEndpoint] = Field(default_factory=dict, description="Tape storage elements by SE name.")
     links: LinkConfig = LinkConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

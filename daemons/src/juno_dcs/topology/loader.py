@@ -6,6 +6,7 @@ the models' field checks (pydantic) and the checks between sections (`cross_refe
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
@@ -137,6 +138,8 @@ def _show(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
     return repr(value)
 
 

@@ -23,7 +23,7 @@ SCOPE_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,25}")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 COUNTRY = re.compile(r"[A-Z]{2}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-RESERVED_ATTRIBUTES = frozenset({"site", "tier", "country", "type", "rse_type"})
+RESERVED_ATTRIBUTES = frozenset({"site", "tier", "country", "type", "rse_type", "fts"})
 REQUIRED_ACCOUNTS = ("root", "rawdata", "production")
 MAX_USER_NAME = 25 - len("user.")  # a USER's scope user.<name> must fit Rucio's 25 characters
 
@@ -43,7 +43,7 @@ def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
 def _attribute_name(name: str) -> str:
     if name in RESERVED_ATTRIBUTES:
         raise ValueError(f"attribute {name!r} is reserved: site, tier, country and type come from the RSE's site "
-                         "and type (tapes get rse_type TAPE)")
+                         "and type (tapes get rse_type TAPE), fts is the grid's transfer service")
     return _matching(ATTRIBUTE_NAME, "attribute name")(name)
 
 

@@ -44,8 +44,9 @@ CFG = OptimizerConfig(start=2, min=1, max=8, interval=5, target_success=0.97)
 
 def test_optimizer_grows_while_all_succeeds_and_queue_waits() -> None:
     d = decide(2, Window(ok=10, failed=0, throughput=50.0, queued=100, active=2), 40.0, CFG)
-    assert d.limit == 3
+    assert d.limit == 2 + CFG.step  # a long queue: the larger step
     assert "increase" in d.reason
+    assert decide(2, Window(ok=10, failed=0, throughput=50.0, queued=5, active=2), 40.0, CFG).limit == 3
 
 
 def test_optimizer_shrinks_on_failures() -> None:

@@ -26,9 +26,12 @@ RUCIO_DAEMONS: tuple[str, ...] = (
     "transmogrifier",
     "hermes",
 )
-# The conveyor: submits transfer requests to the transfer service, polls them, registers the results.
+# The conveyor: submits transfer requests to the transfer service (one file per job, as Rucio does by
+# default, so that each completion message carries a final job state), learns of their ends from the
+# service's completion messages (receiver) or, failing that, by polling (poller), registers the results.
 CONVEYOR_DAEMONS: dict[str, list[str]] = {
-    "conveyor-submitter": ["--sleep-time", "2", "--bulk", "1000", "--group-bulk", "200"],
+    "conveyor-submitter": ["--sleep-time", "2", "--bulk", "1000", "--group-bulk", "1"],
+    "conveyor-receiver": [],
     "conveyor-poller": ["--sleep-time", "2", "--older-than", "3", "--fts-bulk", "200", "--db-bulk", "1000"],
     "conveyor-finisher": ["--sleep-time", "2", "--bulk", "1000", "--db-bulk", "1000"],
 }

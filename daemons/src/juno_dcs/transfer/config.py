@@ -24,6 +24,7 @@ class TapeEndpoint(_Frozen):
 
 class OptimizerConfig(_Frozen):
     start: int = Field(default=2, ge=1, description="Concurrent transfers per link at first.")
+    step: int = Field(default=2, ge=1, description="Largest growth per decision (when the queue is long).")
     min: int = Field(default=1, ge=1)
     max: int = Field(default=16, ge=1)
     interval: float = Field(default=5.0, gt=0, description="Seconds between decisions on one link.")
@@ -46,6 +47,17 @@ class LinkConfig(_Frozen):
         return self.modes.get(f"{source_se} {dest_se}", self.default_mode)
 
 
+class MessagingConfig(_Frozen):
+    """Where completion messages go (a STOMP broker), for Rucio's conveyor-receiver."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(gt=0, lt=65536)
+    username: str
+    password: str
+    destination: str = "/topic/transfer.fts_monitoring_complete"
+    endpoint: str = Field(description="This service's URL, as the messages name it (endpnt).")
+
+
 class TransferConfig(_Frozen):
     database_url: str
     vo: str = "juno"
@@ -54,6 +66,7 @@ class TransferConfig(_Frozen):
     links: LinkConfig = LinkConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     worker: WorkerConfig = WorkerConfig()
+    messaging: MessagingConfig | None = None
 
 
 def load_config(path: Path) -> TransferConfig:

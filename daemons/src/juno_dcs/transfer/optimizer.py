@@ -41,8 +41,10 @@ def decide(current: int, window: Window, previous_throughput: float | None, cfg:
     if previous_throughput and tput is not None and tput < 0.8 * previous_throughput and current > low:
         return Decision(current - 1, f"throughput fell ({previous_throughput:.1f} -> {tput:.1f} MB/s): decrease", rate)
     if window.queued > 0 and current < high:
+        step = cfg.step if window.queued > 5 * current else 1
         trend = ""
         if previous_throughput is not None and tput is not None:
             trend = f" ({previous_throughput:.1f} -> {tput:.1f} MB/s)"
-        return Decision(current + 1, f"success {rate:.0%}, queue {window.queued}{trend}: increase", rate)
+        return Decision(min(high, current + step), f"success {rate:.0%}, queue {window.queued}{trend}: increase",
+                        rate)
     return Decision(current, f"success {rate:.0%} at the limit: keep", rate)

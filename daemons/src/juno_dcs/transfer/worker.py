@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
+from juno_dcs.transfer.messages import Publisher, completion
 from juno_dcs.transfer.optimizer import Window, decide
 from juno_dcs.transfer.states import FileState
 
@@ -34,6 +35,7 @@ class Worker:
     def __init__(self, config: TransferConfig, pool: Pool, name: str | None = None) -> None:
         self.config = config
         self.pool = pool
+        self.publisher = Publisher(config.messaging) if config.messaging is not None else None
         self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(max_workers=config.worker.threads, thread_name_prefix="copy")
         self.running: dict[int, Future[None]] = {}
@@ -59,6 +61,21 @@ class Worker:
         for future in list(self.running.values()):
             future.result()
         self.executor.shutdown(wait=True)
+        if self.publisher is not None:
+            self.publisher.close()
+
+    def _publish(self, file_ids: list[int]) -> None:
+        """Completion messages for files that reached a final state (after their transaction committed)."""
+        if self.publisher is None or self.config.messaging is None or not file_ids:
+            return
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT * FROM fts.files WHERE file_id = ANY(%s)", (file_ids,)).fetchall()
+            jobs = db.get_jobs(conn, list({r["job_id"] for r in rows}))
+            conn.commit()
+        for row in rows:
+            job = jobs[row["job_id"]]
+            self.publisher.send(completion(row, job, job["job_state"], self.config.messaging.endpoint,
+                                           self.config.vo))
 
     def cycle(self) -> bool:
         """One pass: heartbeats, recovery, staging, archiving, optimizer, claims. True if it started work."""
@@ -92,6 +109,7 @@ class Worker:
 
     def _recover_lost(self) -> None:
         """ACTIVE files whose worker stopped beating (killed, crashed): retried, or failed with the reason."""
+        failed: list[int] = []
         with self.pool.connection() as conn, conn.transaction():
             for row in db.stale_active(conn, self.config.worker.lease):
                 with self.lock:
@@ -106,9 +124,11 @@ class Worker:
                 else:
                     db.update_file(conn, row["file_id"], file_state=FileState.FAILED.value, reason=reason,
                                    finish_time=dt.datetime.now(dt.UTC), worker=None)
-                    self._fallback(conn, row)
+                    if not self._fallback(conn, row):
+                        failed.append(row["file_id"])
                 logger.warning("file %d: %s", row["file_id"], reason)
                 logic.refresh_job(conn, row["job_id"])
+        self._publish(failed)
 
     def _stage(self) -> None:
         """Tape sources: SUBMITTED -> STAGING (bring online takes the endpoint's delay) -> SUBMITTED, staged."""
@@ -128,6 +148,7 @@ class Worker:
 
     def _archive(self) -> None:
         """Tape destinations: ARCHIVING until the endpoint's delay passed and the file is there -> FINISHED."""
+        done: list[int] = []
         with self.pool.connection() as conn, conn.transaction():
             for row in db.due(conn, FileState.ARCHIVING.value):
                 if copier.exists(row["dest_surl"]):
@@ -138,6 +159,8 @@ class Worker:
                                    reason="ARCHIVING: the file vanished from the tape buffer before migration",
                                    finish_time=dt.datetime.now(dt.UTC))
                 logic.refresh_job(conn, row["job_id"])
+                done.append(row["file_id"])
+        self._publish(done)
 
     # --- claims and the optimizer
     def _claim_and_start(self) -> bool:
@@ -202,7 +225,7 @@ class Worker:
             source=row["source_surl"], destination=row["dest_surl"], mode=mode,
             checksum_mode=job["verify_checksum"], checksum=row["checksum"], overwrite=job["overwrite"],
             timeout=job["timeout"] or self.config.worker.default_timeout,
-            source_token=row["source_token"], dest_token=row["dest_token"],
+            source_token=row["source_token"], dest_token=row["dest_token"], filesize=row["filesize"],
         )
         with self.pool.connection() as conn, conn.transaction():
             db.update_file(conn, row["file_id"], copy_mode=mode)
@@ -211,6 +234,7 @@ class Worker:
 
     def _finish(self, row: db.Row, job: db.Row, result: copier.CopyResult, mode: str) -> None:
         now = dt.datetime.now(dt.UTC)
+        final: list[int] = []
         with self.pool.connection() as conn, conn.transaction():
             db.lock_job(conn, row["job_id"])  # one job's files finish one at a time
             fields: dict[str, Any] = {"finish_time": now, "worker": None}
@@ -226,6 +250,8 @@ class Worker:
                     copier.remove_quietly(row["dest_surl"])  # canceled while copying: leave nothing behind
                 else:
                     self._retire_alternatives(conn, row)
+                    if tape is None:
+                        final.append(row["file_id"])
             elif row["retry_count"] < job["retry"]:
                 db.update_file(conn, row["file_id"], only_if=FileState.ACTIVE.value,
                                file_state=FileState.SUBMITTED.value, retry_count=row["retry_count"] + 1,
@@ -233,19 +259,22 @@ class Worker:
                                worker=None)
             else:
                 if db.update_file(conn, row["file_id"], only_if=FileState.ACTIVE.value,
-                                  file_state=FileState.FAILED.value, reason=result.reason, **fields):
-                    self._fallback(conn, row)
+                                  file_state=FileState.FAILED.value, reason=result.reason, **fields) \
+                        and not self._fallback(conn, row):
+                    final.append(row["file_id"])
             logic.refresh_job(conn, row["job_id"])
+        self._publish(final)
         logger.info("file %d %s -> %s (%s): %s %s", row["file_id"], row["source_surl"], row["dest_surl"], mode,
                     "ok" if result.ok else "failed", result.reason)
 
-    def _fallback(self, conn: psycopg.Connection[db.Row], row: db.Row) -> None:
-        """A failed source of a multi-source file: the next alternative source gets its turn."""
+    def _fallback(self, conn: psycopg.Connection[db.Row], row: db.Row) -> bool:
+        """A failed source of a multi-source file: the next alternative source gets its turn (True)."""
         nxt = db.next_alternative(conn, row["job_id"], row["file_index"], row["source_rank"])
-        if nxt is not None:
-            db.update_file(conn, nxt["file_id"], file_state=FileState.SUBMITTED.value,
-                           next_attempt=dt.datetime.now(dt.UTC),
-                           reason=f"source {row['source_surl']} failed: trying this one")
+        if nxt is None:
+            return False
+        db.update_file(conn, nxt["file_id"], file_state=FileState.SUBMITTED.value, next_attempt=dt.datetime.now(dt.UTC),
+                       reason=f"source {row['source_surl']} failed: trying this one")
+        return True
 
     def _retire_alternatives(self, conn: psycopg.Connection[db.Row], row: db.Row) -> None:
         conn.execute(

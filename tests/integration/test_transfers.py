@@ -21,6 +21,7 @@ from tests.integration.transfer_helpers import (
     fts_url,
     job,
     put,
+    rule_until_ok,
     se,
     se_log,
     stored,
@@ -108,16 +109,7 @@ def test_rucio_rule_moves_a_dataset_by_http_tpc(grid: Grid, tmp_path: Path) -> N
     assert out.stderr.count("Successfully uploaded file") == 4, out.stderr
     grid.rucio("did", "add", "--type", "dataset", dataset, account="rawdata")
     grid.rucio("did", "content", "add", "--to-did", dataset, *[f"raw:{n}" for n in payloads], account="rawdata")
-    rule_id = grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", dataset,
-                         account="rawdata").stdout.strip().splitlines()[-1]
-    deadline = time.monotonic() + 180
-    shown = ""
-    while time.monotonic() < deadline:
-        shown = " ".join(grid.rucio("rule", "show", rule_id, account="rawdata").stdout.split())
-        if "State: OK" in shown:
-            break
-        time.sleep(2)
-    assert "State: OK" in shown, shown
+    rule_until_ok(grid, dataset, "CNAF_DISK")
     log = se_log(grid, "CNAF_DISK")
     for name, data in payloads.items():
         [copy] = stored(grid, "CNAF_DISK", name)
@@ -213,16 +205,7 @@ def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
     path = tmp_path / f"{_name('RUN.000888.physics')}.raw"
     path.write_bytes(os.urandom(300 * 1024))
     grid.rucio("upload", "--rse", "JINR_DISK", "--scope", "raw", str(path), account="rawdata")
-    rule_id = grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_TAPE", f"raw:{path.name}",
-                         account="rawdata").stdout.strip().splitlines()[-1]
-    deadline = time.monotonic() + 180
-    shown = ""
-    while time.monotonic() < deadline:
-        shown = " ".join(grid.rucio("rule", "show", rule_id, account="rawdata").stdout.split())
-        if "State: OK" in shown:
-            break
-        time.sleep(2)
-    assert "State: OK" in shown, shown
+    rule_until_ok(grid, f"raw:{path.name}", "JINR_TAPE")
     [copy] = stored(grid, "JINR_TAPE", path.name)
     assert copy.read_bytes() == path.read_bytes()
     tape = se(grid, "JINR_TAPE")

@@ -82,3 +82,17 @@ def supervisorctl(grid: Grid, *args: str) -> str:
                            str(grid.home / "etc" / "supervisord.conf"), *args],
                           capture_output=True, text=True, check=False, timeout=120)
     return proc.stdout + proc.stderr
+
+
+def rule_until_ok(grid: Grid, did: str, rses: str, account: str = "rawdata", timeout: float = 180) -> str:
+    """Add a one-copy rule with the stock CLI and wait until Rucio says it is OK; returns its id."""
+    rule_id = grid.rucio("rule", "add", "--copies", "1", "--rses", rses, did,
+                         account=account).stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = " ".join(grid.rucio("rule", "show", rule_id, account=account).stdout.split())
+        if "State: OK" in shown:
+            return rule_id
+        time.sleep(2)
+    raise AssertionError(f"rule {rule_id} on {did} not OK after {timeout} s: {shown}")

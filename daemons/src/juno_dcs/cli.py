@@ -121,6 +121,10 @@ def status(home: Path | None, as_json: bool) -> None:
             check = result["health"].get(name, {})
             mark = "ok " if check.get("ok") else "BAD"
             click.echo(f"  {mark} {name:<11} {url}  {check.get('detail', '')}")
+        if "storage" in result["health"]:
+            check = result["health"]["storage"]
+            click.echo(f"  {'ok ' if check['ok'] else 'BAD'} {'storage':<11} {len(result['storage'])} XRootD SEs  "
+                       f"{check['detail']}")
         for name, proc in sorted(result["processes"].items()):
             click.echo(f"  {proc['state']:<9} {name:<34} {proc['description']}")
     sys.exit(0 if result["healthy"] else 1 if result["running"] else 3)

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if config.ca_dir is not None:  # gfal2 (davix) finds the trusted CAs through the environment
         os.environ["X509_CERT_DIR"] = str(config.ca_dir)
+        os.environ["SSL_CERT_DIR"] = str(config.ca_dir)
+    if config.ca_bundle is not None:
+        os.environ["SSL_CERT_FILE"] = str(config.ca_bundle)
     if args.command == "serve":
         _serve(args)
         return 0

@@ -197,12 +197,11 @@ def set_priority(conn: psycopg.Connection[Row], job_id: str, priority: int) -> b
 def cancel_files(conn: psycopg.Connection[Row], job_id: str) -> list[Row]:
     """Cancel every unfinished file of a job; returns the ones that were ACTIVE (their copies run on)."""
     conn.execute("UPDATE fts.jobs SET canceled = true WHERE job_id = %s", (job_id,))
-    return conn.execute(
-        """UPDATE fts.files SET file_state = 'CANCELED', finish_time = now(), reason = 'Job canceled by the user'
-           WHERE job_id = %s AND file_state IN ('SUBMITTED', 'STAGING', 'ACTIVE', 'ARCHIVING')
-           RETURNING file_id, dest_surl, (SELECT 'ACTIVE') AS was""",
-        (job_id,),
-    ).fetchall()
+    cancel = ("UPDATE fts.files SET file_state = 'CANCELED', finish_time = now(), reason = 'Job canceled by the user' "
+              "WHERE job_id = %s AND file_state = ANY(%s) RETURNING file_id, dest_surl")
+    running = conn.execute(cancel, (job_id, ["ACTIVE"])).fetchall()
+    conn.execute(cancel, (job_id, ["SUBMITTED", "STAGING", "ARCHIVING"]))
+    return running
 
 
 def file_states(conn: psycopg.Connection[Row], job_id: str) -> list[tuple[int, str]]:

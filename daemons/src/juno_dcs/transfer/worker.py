@@ -49,7 +49,13 @@ class Worker:
     def run(self, once: bool = False) -> None:
         logger.info("transfer worker %s starting (%d threads)", self.name, self.config.worker.threads)
         while not self.stop.is_set():
-            busy = self.cycle()
+            try:
+                busy = self.cycle()
+            except psycopg.OperationalError as exc:  # a deadlock victim, a lost connection: transient
+                if once:
+                    raise
+                logger.warning("cycle failed, retrying: %s", exc)
+                busy = False
             if once:
                 self.drain()
                 return
@@ -180,8 +186,8 @@ class Worker:
                 if slots <= 0:
                     continue
                 claimed = db.claim(conn, key[0], key[1], slots, self.name, list(self.config.tape))
-                for row in claimed:
-                    logic.refresh_job(conn, row["job_id"])
+                for job_id in sorted({row["job_id"] for row in claimed}):  # one lock order for every worker
+                    logic.refresh_job(conn, job_id)
             for row in claimed:
                 with self.lock:
                     self.running[row["file_id"]] = self.executor.submit(self._copy, row)

@@ -106,3 +106,16 @@ def test_nagios_conventions() -> None:
     assert threshold(5, 1, 5) is Status.CRITICAL
     line = Result(Status.OK, "fine", {"t": "1s"}).line("rucio")
     assert line == "RUCIO OK - fine | t=1s"
+
+
+def test_rse_protocols_xrootd_and_posix(tmp_path: Path) -> None:
+    from juno_dcs.grid import storage
+
+    home = GridHome(tmp_path)
+    davs, root = storage.protocols(home, GridSettings(), "CNAF_DISK", 25012)
+    assert (davs["scheme"], davs["port"], davs["domains"]["wan"]["third_party_copy_write"]) == ("davs", 25012, 1)
+    assert root["scheme"] == "root"
+    assert root["domains"]["wan"]["write"] is None  # None, not 0: Rucio's upload client would try a 0 first
+    [posix] = storage.protocols(home, GridSettings(storage="posix"), "CNAF_DISK", None)
+    assert posix["scheme"] == "file"
+    assert posix["prefix"] == f"{home.rse_dir('CNAF_DISK')}/"

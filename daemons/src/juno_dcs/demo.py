@@ -49,6 +49,13 @@ def rucio_quiet(settings: GridSettings, account: str, *args: str) -> str:
     return proc.stdout
 
 
+def _counters_complete(table: str, rses: int) -> bool:
+    """True when `rses` rows of a `rucio replica list dataset` table have FOUND == TOTAL."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("|") and "_" in line]
+    return sum(1 for r in rows if len(r) == 3 and r[1] == r[2] and r[1] != "0") >= rses
+
+
 def _rule_id(listing: str, expression: str) -> str:
     for line in listing.splitlines():
         if expression in line:
@@ -102,6 +109,11 @@ def main() -> int:
         time.sleep(3)
     print(f"\n== the T1 disk rule after {time.monotonic() - started:.0f} s:")
     rucio(settings, "rawdata", "rule", "list", "--did", block)
+    # dataset replica counters are Rucio's abacus-collection-replica's work: give it a few cycles
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _counters_complete(
+            rucio_quiet(settings, "rawdata", "replica", "list", "dataset", block), 3):
+        time.sleep(2)
     rucio(settings, "rawdata", "replica", "list", "dataset", block)
     print(
         "\nThe IHEP_DISK rule is OK at once: the files are there. The T1 disk rule went through the conveyor and\n"

@@ -60,7 +60,7 @@ def ensure_database(state: GridState) -> bool:
 
 def schema_exists(state: GridState) -> bool:
     """True when Rucio's schema was already built in the grid's database."""
-    url = _grid_url(state)
+    url = grid_url(state)
     with psycopg.connect(url, connect_timeout=5) as conn:
         row = conn.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = 'rucio' AND table_name = 'alembic_version'"
@@ -75,7 +75,8 @@ def drop_database(state: GridState) -> None:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(state.db_user)))
 
 
-def _grid_url(state: GridState) -> str:
+def grid_url(state: GridState) -> str:
+    """The grid's own database, as its own role."""
     host, port = pg_host_port(state.pg_admin_url)
     return f"postgresql://{state.db_user}:{state.db_password}@{host}:{port}/{state.db_name}"
 

@@ -10,6 +10,7 @@ import requests
 import stomp
 import stomp.exception
 
+from juno_dcs.grid import database
 from juno_dcs.grid.home import GridState
 from juno_dcs.grid.ports import port_open
 
@@ -37,10 +38,9 @@ def check_rucio(url: str, timeout: float = 3.0) -> Health:
     return Health(True, f"Rucio {version}")
 
 
-def check_postgresql(state: GridState, host: str, port: int) -> Health:
-    url = f"postgresql://{state.db_user}:{state.db_password}@{host}:{port}/{state.db_name}"
+def check_postgresql(state: GridState) -> Health:
     try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
+        with psycopg.connect(database.grid_url(state), connect_timeout=3) as conn:
             row = conn.execute("SELECT count(*) FROM rucio.rses WHERE deleted = false").fetchone()
     except psycopg.Error as exc:
         return Health(False, f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0]}")

@@ -72,7 +72,7 @@ def write_configs(
     values: dict[str, object] = {
         "home": home.root,
         "tag": home.tag,
-        "rucio_url": f"http://127.0.0.1:{state.ports.rucio}",
+        "rucio_url": state.ports.url("rucio"),
         "root_password": state.root_password,
         "db_user": state.db_user,
         "db_password": state.db_password,
@@ -84,7 +84,7 @@ def write_configs(
         "supervisor_port": state.ports.supervisor,
         "supervisor_password": state.supervisor_password,
         "migrate_repo": _rucio_migrate_repo(),
-        "fts_url": f"http://127.0.0.1:{state.ports.fts}",
+        "fts_url": state.ports.url("fts"),
         "default_copy_mode": settings.copy_mode,
         "ca_dir": pki.cert_dir(settings.pki_dir),
     }
@@ -106,11 +106,10 @@ def write_configs(
     files[home.etc / "transfer.yaml"] = transfer_yaml
     activemq_xml = files[home.etc / "activemq" / "activemq.xml"]
     digests = {"rucio": digest(rucio_cfg), "activemq": digest(activemq_xml), "fts": digest(transfer_yaml)}
-    if settings.storage == "xrootd":
-        for rse, port in ports.items():
-            text = storage.render_xrootd(home, settings, rse, port)
-            files[home.etc / "xrootd" / f"{rse}.cfg"] = text
-            digests[f"xrootd-{rse}"] = digest(text)
+    for rse, port in ports.items():  # none with posix storage
+        text = storage.render_xrootd(home, settings, rse, port)
+        files[home.etc / "xrootd" / f"{rse}.cfg"] = text
+        digests[f"xrootd-{rse}"] = digest(text)
     programs = grid_programs(home, state, settings, digests, rses)
     supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
     files[home.supervisord_conf] = supervisord
@@ -200,17 +199,17 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpRepo
     else:
         sup.start()
         report.actions.append("started the supervisor and every program")
-    rucio_url = f"http://127.0.0.1:{state.ports.rucio}"
+    rucio_url = state.ports.url("rucio")
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
-    _wait_for("the transfer service", lambda: health.check_fts(f"http://127.0.0.1:{state.ports.fts}"),
+    _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts")),
               settings.start_timeout, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
-    attributes = {rse: {**topo.rse_attributes(rse), "fts": f"http://127.0.0.1:{state.ports.fts}"} for rse in rses}
+    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
     return report
@@ -222,7 +221,7 @@ def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
     os.environ["RUCIO_CONFIG"] = str(home.client_cfg(account))
     from rucio.client import Client
 
-    url = f"http://127.0.0.1:{state.ports.rucio}"
+    url = state.ports.url("rucio")
     return Client(
         rucio_host=url, auth_host=url, account=account, auth_type="userpass",
         creds={"username": account, "password": state.password(account)},
@@ -259,7 +258,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
     state = home.load_state()
     sup = Supervisor(home, state)
     host, port = database.pg_host_port(state.pg_admin_url)
-    rucio_url = f"http://127.0.0.1:{state.ports.rucio}"
+    rucio_url = state.ports.url("rucio")
     running = sup.running()
     processes = {p.name: {"state": p.state, "pid": p.pid, "description": p.description} for p in sup.processes()} \
         if running else {}
@@ -268,10 +267,10 @@ def status(settings: GridSettings) -> dict[str, Any]:
                                                           if p.startswith("xrootd-"))}
     checks = {
         "supervisor": health.Health(running, "running" if running else "not running"),
-        "postgresql": health.check_postgresql(state, host, port),
+        "postgresql": health.check_postgresql(state),
         "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
-        "fts": health.check_fts(f"http://127.0.0.1:{state.ports.fts}") if running
+        "fts": health.check_fts(state.ports.url("fts")) if running
         else health.Health(False, "grid stopped"),
     }
     if se_ports:
@@ -284,9 +283,9 @@ def status(settings: GridSettings) -> dict[str, Any]:
         and all(p["state"] == "RUNNING" for p in processes.values()),
         "services": {
             "rucio": rucio_url,
-            "activemq": f"stomp://127.0.0.1:{state.ports.activemq_stomp}",
-            "fts": f"http://127.0.0.1:{state.ports.fts}",
-            "supervisor": f"http://127.0.0.1:{state.ports.supervisor}",
+            "activemq": state.ports.url("activemq_stomp", "stomp"),
+            "fts": state.ports.url("fts"),
+            "supervisor": state.ports.url("supervisor"),
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },
         "storage": {rse: f"davs://localhost:{p}/" for rse, p in sorted(se_ports.items())},

@@ -52,9 +52,13 @@ class PortMap:
     def fts(self) -> int:
         return self.port("fts")
 
+    def url(self, name: str, scheme: str = "http") -> str:
+        """The loopback URL of one of the grid's services."""
+        return f"{scheme}://{HOST}:{self.port(name)}"
+
     def busy(self) -> list[int]:
-        """The ports of this map that something already listens on."""
-        return [p for p in sorted(self.base + o for o in OFFSETS.values()) if port_open(p)]
+        """The ports of this grid's range that something already listens on (the storage elements' too)."""
+        return [p for p in range(self.base, self.base + SPAN) if port_open(p, timeout=0.05)]
 
 
 def port_open(port: int, host: str = HOST, timeout: float = 0.3) -> bool:

@@ -37,7 +37,6 @@ class CopyResult:
     seconds: float
     size: int | None
     reason: str
-    destination_existed: bool = False
 
     @property
     def throughput_mb_s(self) -> float | None:
@@ -90,7 +89,6 @@ def copy(request: CopyRequest) -> CopyResult:
     if request.checksum_mode != "none":
         params.set_checksum(mode, "adler32", expected)
     started = time.monotonic()
-    existed = False
     try:
         ctx.filecopy(params, request.source, request.destination)  # type: ignore[attr-defined]
         size = request.filesize
@@ -99,11 +97,10 @@ def copy(request: CopyRequest) -> CopyResult:
         return CopyResult(True, time.monotonic() - started, size, "")
     except gfal2.GError as exc:
         elapsed = time.monotonic() - started
-        existed = exc.code == errno.EEXIST
         reason = f"TRANSFER [{exc.code}] {exc.message.strip()}"
-        if not existed:  # never remove a file that was there before and that we were told not to overwrite
+        if exc.code != errno.EEXIST:  # never remove a file that was there before and that we were told not to overwrite
             remove_quietly(request.destination, ctx)
-        return CopyResult(False, elapsed, None, reason, destination_existed=existed)
+        return CopyResult(False, elapsed, None, reason)
 
 
 def remove_quietly(url: str, ctx: object | None = None) -> None:

@@ -3,7 +3,6 @@ transaction (`with pool.connection() as conn, conn.transaction():`) and pass `co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -388,6 +387,3 @@ def decisions(conn: psycopg.Connection[Row], limit: int) -> list[Row]:
     return conn.execute("SELECT * FROM fts.optimizer_decisions ORDER BY decision_id DESC LIMIT %s",
                         (limit,)).fetchall()
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)

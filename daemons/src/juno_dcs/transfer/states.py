@@ -30,7 +30,6 @@ class JobState(StrEnum):
 
 FINAL_FILE_STATES = frozenset({FileState.FINISHED, FileState.FAILED, FileState.CANCELED, FileState.NOT_USED})
 FINAL_JOB_STATES = frozenset({JobState.FINISHED, JobState.FINISHEDDIRTY, JobState.FAILED, JobState.CANCELED})
-WAITING_FILE_STATES = frozenset({FileState.SUBMITTED, FileState.STAGING})
 
 
 def job_state_of(file_states: list[tuple[int, FileState]], canceled: bool = False) -> JobState:

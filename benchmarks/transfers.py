@@ -123,9 +123,10 @@ def rule(home: Path, st: dict[str, Any], nfiles: int) -> dict[str, Any]:
     from rucio.rse import rsemanager
 
     client = Client()
-    dataset = f"bench.{uuid.uuid4().hex[:8]}"
+    stream = f"b{uuid.uuid4().hex[:10]}"  # a JUNO raw block and its files, unique per run
+    dataset = f"block.20261125.{stream}"
     rse_settings = rsemanager.get_rse_info("IHEP_DISK")
-    names = [f"RUN.009999.bench.{i:05d}.{dataset}.raw" for i in range(nfiles)]
+    names = [f"RUN.009999.{stream}.{i:05d}.20261125.rtraw" for i in range(nfiles)]
     pfns = rsemanager.lfns2pfns(rse_settings, [{"scope": "raw", "name": n} for n in names], operation="write",
                                 scheme="davs")
     start = time.perf_counter()

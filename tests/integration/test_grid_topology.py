@@ -12,6 +12,7 @@ import pytest
 
 from juno_dcs.topology import Topology, load_topology
 from tests.conftest import CHECKOUT, Grid
+from tests.integration import juno_names
 
 pytestmark = [pytest.mark.grid, pytest.mark.slow]
 
@@ -91,7 +92,7 @@ def adler32(path: Path) -> str:
 def test_upload_and_download_as_rawdata(grid: Grid, tmp_path: Path) -> None:
     src = tmp_path / "up"
     src.mkdir()
-    payload = src / "RUN.001234.physics.00001.20261125.raw"
+    payload = src / juno_names.raw_file(run=1234)
     payload.write_bytes(os.urandom(256 * 1024))
     out = grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", str(payload), account="rawdata")
     assert f"Successfully uploaded file {payload.name}" in out.stderr, out.stderr
@@ -111,7 +112,7 @@ def test_upload_and_download_as_rawdata(grid: Grid, tmp_path: Path) -> None:
 
 
 def test_users_cannot_write_the_raw_scope(grid: Grid, tmp_path: Path) -> None:
-    payload = tmp_path / "not-raw.dat"
+    payload = tmp_path / juno_names.raw_file()
     payload.write_bytes(b"x" * 1024)
     proc = grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", str(payload), account="alice", check=False)
     # rucio 41's upload exits 0 even when nothing was uploaded: judge by what it says and by the catalogue

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import BIN, Grid
+from tests.integration import juno_names
 from tests.integration.transfer_helpers import (
     adler32,
     adler32_of,
@@ -98,10 +99,11 @@ def test_each_copy_mode(grid: Grid, mode: str) -> None:
 
 
 def test_rucio_rule_moves_a_dataset_by_http_tpc(grid: Grid, tmp_path: Path) -> None:
-    dataset = f"raw:{_name('block.rule')}"
+    stream = juno_names.stream()
+    dataset = f"raw:{juno_names.block(stream)}"
     payloads = {}
     for i in range(4):
-        path = tmp_path / f"{_name('RUN.000777.physics')}.{i:05d}.raw"
+        path = tmp_path / juno_names.raw_file(i + 1, run=777, stream_name=stream)
         path.write_bytes(os.urandom(512 * 1024))
         payloads[path.name] = path.read_bytes()
     out = grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", *map(str, tmp_path.iterdir()),
@@ -202,7 +204,7 @@ def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
 
 
 def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
-    path = tmp_path / f"{_name('RUN.000888.physics')}.raw"
+    path = tmp_path / juno_names.raw_file(run=888)
     path.write_bytes(os.urandom(300 * 1024))
     grid.rucio("upload", "--rse", "JINR_DISK", "--scope", "raw", str(path), account="rawdata")
     rule_until_ok(grid, f"raw:{path.name}", "JINR_TAPE")
@@ -218,6 +220,10 @@ def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
     assert archived, jobs
     assert archived[0]["archive_start"] is not None  # it went through ARCHIVING
     assert archived[0]["finish_time"] is not None
+    # the policy package's tape plugin gave the conveyor collocation hints for the tape (block, run)
+    _, run, stream, _, day, _ = path.name.split(".")
+    assert archived[0]["archive_metadata"] == {
+        "collocation_hints": {"0": "raw", "1": f"block.{day}.{stream}", "2": f"run{run}"}}
 
 
 @pytest.mark.parametrize(

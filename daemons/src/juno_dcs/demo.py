@@ -80,7 +80,7 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     names = []
     for seq in range(1, FILES + 1):
-        name = f"RUN.{run_number:06d}.physics.{seq:05d}.{day:%Y%m%d}.raw"
+        name = f"RUN.{run_number:06d}.physics.{seq:05d}.{day:%Y%m%d}.rtraw"
         (workdir / name).write_bytes(os.urandom(FILE_SIZE))
         names.append(name)
     print(f"\n== {FILES} raw files of {FILE_SIZE // 2**20} MiB for run {run_number} in {workdir}")

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS fts.files (
     worker           text,
     heartbeat        timestamptz
 );
+ALTER TABLE fts.files ADD COLUMN IF NOT EXISTS archive_metadata jsonb;  -- tape hints (collocation)
 CREATE INDEX IF NOT EXISTS files_by_job ON fts.files (job_id);
 CREATE INDEX IF NOT EXISTS files_waiting ON fts.files (file_state, source_se, dest_se, next_attempt);
 CREATE TABLE IF NOT EXISTS fts.link_limits (
@@ -122,12 +123,13 @@ def insert_job(conn: psycopg.Connection[Row], job: Row, files: Sequence[Row]) ->
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO fts.files (job_id, file_index, source_rank, file_state, source_surl, dest_surl, source_se,
-                   dest_se, source_token, dest_token, file_metadata, staging_metadata, filesize, checksum, activity)
+                   dest_se, source_token, dest_token, file_metadata, staging_metadata, archive_metadata, filesize,
+                   checksum, activity)
                VALUES (%(job_id)s, %(file_index)s, %(source_rank)s, %(file_state)s, %(source_surl)s, %(dest_surl)s,
                    %(source_se)s, %(dest_se)s, %(source_token)s, %(dest_token)s, %(file_metadata)s,
-                   %(staging_metadata)s, %(filesize)s, %(checksum)s, %(activity)s)""",
-            [{**f, "file_metadata": Jsonb(f["file_metadata"]), "staging_metadata": Jsonb(f["staging_metadata"])}
-             for f in files],
+                   %(staging_metadata)s, %(archive_metadata)s, %(filesize)s, %(checksum)s, %(activity)s)""",
+            [{**f, "file_metadata": Jsonb(f["file_metadata"]), "staging_metadata": Jsonb(f["staging_metadata"]),
+              "archive_metadata": Jsonb(f["archive_metadata"])} for f in files],
         )
     return True
 

@@ -1,0 +1,146 @@
+"""The policy package inside the grid's Rucio, through the stock `rucio` CLI as each account:
+who may write and change what, where uploaded files land, and which names are refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from juno_rucio_policy.paths import path_for
+from tests.conftest import Grid
+from tests.integration import juno_names
+from tests.integration.transfer_helpers import rule_until_ok
+
+pytestmark = [pytest.mark.grid, pytest.mark.slow]
+
+
+def _refused(proc: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    """The command failed (or, for upload, reported failure) and said every phrase."""
+    said = re.sub(r"\s+", " ", proc.stdout + proc.stderr)
+    for phrase in phrases:
+        assert phrase in said, said
+
+
+def _rule_id(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _upload(grid: Grid, tmp_path: Path, rse: str, scope: str, name: str, account: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(64 * 1024))
+    out = grid.rucio("upload", "--rse", rse, "--scope", scope, str(path), account=account)
+    assert f"Successfully uploaded file {name}" in out.stderr, out.stderr
+    return path
+
+
+def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None:
+    stream = juno_names.stream()
+    block = f"raw:{juno_names.block(stream)}"
+    raw = _upload(grid, tmp_path, "IHEP_DISK", "raw", juno_names.raw_file(stream_name=stream), "rawdata").name
+    only_rawdata = "only the raw-data service account 'rawdata' writes the raw scope"
+
+    _refused(grid.rucio("did", "add", "--type", "dataset", block, account="alice", check=False),
+             "Account alice can not add data identifier", only_rawdata)
+    grid.rucio("did", "add", "--type", "dataset", block, account="rawdata")
+    _refused(grid.rucio("did", "content", "add", "--to-did", block, f"raw:{raw}", account="production", check=False),
+             "can not add data identifiers to", only_rawdata)
+    grid.rucio("did", "content", "add", "--to-did", block, f"raw:{raw}", account="rawdata")
+
+    rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", block, account="rawdata"))
+    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", block, account="alice", check=False),
+             "Account alice can not add replication rule", "only 'rawdata' places raw data")
+    # nobody but rawdata and root reduces the raw copies: not by deleting, shortening or moving the rule
+    _refused(grid.rucio("rule", "remove", rule, account="alice", check=False),
+             "Account alice can not remove this replication rule",
+             "only 'rawdata' or root may delete a rule on raw data")
+    _refused(grid.rucio("rule", "update", rule, "--lifetime", "60", account="production", check=False),
+             "only 'rawdata' or root may update a rule on raw data")
+    _refused(grid.rucio("rule", "move", rule, "--rses", "JINR_DISK", account="bob", check=False),
+             "only 'rawdata' or root may move a rule on raw data")
+    _refused(grid.rucio("did", "content", "remove", "--from-did", block, f"raw:{raw}", account="alice", check=False),
+             "can not detach data identifiers", only_rawdata)
+    _refused(grid.rucio("did", "update", "--close", block, account="bob", check=False), only_rawdata)
+
+    grid.rucio("rule", "update", rule, "--lifetime", "86400", account="rawdata")
+    grid.rucio("rule", "remove", rule, account="rawdata")
+    root_rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", block, account="root"))
+    grid.rucio("rule", "remove", root_rule, account="root")
+    grid.rucio("did", "update", "--close", block, account="rawdata")
+
+
+def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> None:
+    mine = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"histos-{os.getpid()}.root", "alice").name
+    did = f"user.alice:{mine}"
+    _refused(grid.rucio("did", "add", "--type", "dataset", f"user.alice:bobs-{os.getpid()}", account="bob",
+                        check=False),
+             "bob writes only its own scope user.bob, not user.alice")
+    _refused(grid.rucio("did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob",
+                        check=False),
+             "bob writes only its own scope user.bob, not user.alice")
+    _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim", account="alice", check=False),
+             "only the production account 'production' writes the mc scope")
+    grid.rucio("did", "add", "--type", "dataset", f"mc:mc.J25.t{os.getpid()}.detsim", account="production")
+
+    # the upload made alice's rule at IHEP_DISK; a copy at CNAF_DISK is a second rule of hers
+    rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", "--lifetime", "3600", did,
+                               account="alice"))
+    _refused(grid.rucio("rule", "remove", rule, account="bob", check=False),
+             f"rule {rule} belongs to alice; bob may delete only its own rules")
+    _refused(grid.rucio("rule", "update", rule, "--lifetime", "60", account="bob", check=False),
+             f"rule {rule} belongs to alice; bob may update only its own rules")
+    grid.rucio("rule", "update", rule, "--lifetime", "7200", "--comment", "keep for the talk", account="alice")
+    # changing the owner is not the owner's call: Rucio's generic rule (root and admins) decides
+    _refused(grid.rucio("rule", "update", rule, "--account", "bob", account="alice", check=False),
+             "Account alice can not update this replication rule")
+    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did,
+                        account="alice", check=False),
+             "alice may add rules only for itself, not for bob")
+    # anybody may ask for a copy of their own, within their quota: bob has none at CNAF_DISK
+    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", did, account="bob", check=False),
+             "There is not enough quota left to fulfil the operation")
+    grid.rucio("rule", "remove", rule, account="alice")
+
+
+def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
+    stream = juno_names.stream()
+    raw = juno_names.raw_file(3, run=4217, stream_name=stream)
+    mc = f"mc.J25.t{os.getpid()}.detsim.004217.root"
+    user = f"notes-{os.getpid()}.txt"
+    placed = [("IHEP_DISK", "raw", raw, "rawdata"), ("CNAF_DISK", "mc", mc, "production"),
+              ("IHEP_DISK", "user.alice", user, "alice")]
+    for rse, scope, name, account in placed:
+        data = _upload(grid, tmp_path, rse, scope, name, account).read_bytes()
+        where = grid.home / "data" / "rses" / rse / path_for(scope, name)
+        assert where.read_bytes() == data
+    assert path_for("raw", raw) == f"raw/2026/1125/004217/{raw}"
+    assert path_for("mc", mc) == f"mc/J25/t{os.getpid()}/detsim/004/{mc}"
+    # a copy made by the conveyor lands at the same path on the other SE
+    rule_until_ok(grid, f"raw:{raw}", "CNAF_DISK")
+    assert (grid.home / "data" / "rses" / "CNAF_DISK" / path_for("raw", raw)).is_file()
+    replicas = grid.rucio("replica", "list", "file", f"raw:{raw}", account="rawdata").stdout
+    assert f"/raw/2026/1125/004217/{raw}" in replicas
+
+
+def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> None:
+    _refused(grid.rucio("did", "add", "--type", "dataset", "raw:block.2026-11-25.physics", account="rawdata",
+                        check=False),
+             "raw collection: block.<YYYYMMDD>.<stream>")
+    bad = tmp_path / "run1234_physics.raw"
+    bad.write_bytes(b"x" * 100)
+    _refused(grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", str(bad), account="rawdata", check=False),
+             "RUN.<run:NNNNNN>.<stream>.<seq:NNNNN>.<YYYYMMDD>.rtraw")
+    assert not list((grid.home / "data" / "rses" / "IHEP_DISK").rglob(bad.name))
+    _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production", check=False),
+             "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>")
+    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
+                        f"user.alice:x{os.getpid()}", account="alice", check=False),
+             "'Coffee Break' is not one of")
+    # JUNO's own activities are known to Rucio
+    ok = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"act-{os.getpid()}.root", "alice").name
+    rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--activity", "User Analysis",
+                               f"user.alice:{ok}", account="alice"))
+    grid.rucio("rule", "remove", rule, account="alice")

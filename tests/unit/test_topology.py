@@ -158,7 +158,7 @@ def _case(name: str, old: str, new: str, field: str, needle: str | tuple[str, in
 
 MSU_DISK = "MSU_DISK:   {site: MSU,   type: DISK}"
 BOB_MSU = "    MSU_DISK: 1 TB\n"
-SCOPES = "scopes:\n  raw: rawdata\n  mc: production\n  rec: production\n  calib: production\n"
+SCOPES = "scopes:\n  raw: rawdata\n  mc: production\n  rec: production\n  calib: production\n  group.solar: solar\n"
 
 BAD = [
     _case("unknown top-level key", "version: 1\n", "version: 1\ncolour: blue\n", "colour", "colour:",
@@ -202,7 +202,7 @@ BAD = [
     _case("quota at an unknown RSE", BOB_MSU, "    MSU_TAPE: 1 TB\n", "quotas.bob.MSU_TAPE", "MSU_TAPE",
           "unknown RSE 'MSU_TAPE' (known RSEs: CNAF_DISK,"),
     _case("quota of an unknown account", "quotas:\n", "quotas:\n  carol:\n    IHEP_DISK: 1 TB\n", "quotas.carol",
-          "carol:", "unknown account 'carol' (known accounts: alice, bob, production, rawdata, root)"),
+          "carol:", "unknown account 'carol' (known accounts: alice, bob, production, rawdata, root, solar)"),
     _case("tier too high", "    tier: 2\n    country: CN", "    tier: 5\n    country: CN", "sites.SYSU-CLUSTER.tier",
           "tier: 5", "must be at most 2, got 5"),
     _case("negative tier", "    tier: 2\n    country: CN", "    tier: -1\n    country: CN",
@@ -276,6 +276,8 @@ BAD = [
     _case("version as text", "version: 1\n", "version: '1'\n", "version", "version:", "expected a whole number"),
     _case("missing section", "distances:\n  same_site: 1\n", "far:\n  same_site: 1\n", "distances", "version:",
           "missing required key 'distances'", count=2),  # and the unknown key 'far'
+    _case("scope that is not a JUNO scope", "  calib: production\n", "  calib: production\n  physics: production\n",
+          "scopes.physics", "physics:", "scope 'physics' is not a JUNO scope: use raw, mc, rec, calib"),
     _case("section that is a list", SCOPES, "scopes: [raw, mc, rec, calib]\n", "scopes", "scopes: [",
           "expected a mapping, got a list"),
     _case("key that is not a name", "scopes:\n", "scopes:\n  2024: production\n", "scopes", "2024:",

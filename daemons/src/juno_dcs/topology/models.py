@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from juno_dcs.topology.sizes import SizeError, parse_size
+from juno_rucio_policy.naming import scope_problem
 
 RSE_NAME = re.compile(r"[A-Z0-9_-]+")  # Rucio's default RSE name rule
 SITE_NAME = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
@@ -70,7 +71,14 @@ def _quota(value: object) -> object:
 SiteName = Annotated[str, AfterValidator(_matching(SITE_NAME, "site name"))]
 RSEName = Annotated[str, AfterValidator(_matching(RSE_NAME, "RSE name"))]
 AccountName = Annotated[str, AfterValidator(_matching(ACCOUNT_NAME, "account name"))]
-ScopeName = Annotated[str, AfterValidator(_matching(SCOPE_NAME, "scope name"))]
+def _juno_scope(value: str) -> str:
+    problem = scope_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+ScopeName = Annotated[str, AfterValidator(_matching(SCOPE_NAME, "scope name")), AfterValidator(_juno_scope)]
 AttributeName = Annotated[str, AfterValidator(_attribute_name)]
 Quota = Annotated[int | str, BeforeValidator(_quota)]
 Distance = Annotated[int, Field(ge=0)]

@@ -69,7 +69,7 @@ def wait_job(fts: str, job_id: str) -> dict[str, Any]:
         job = requests.get(f"{fts}/jobs/{job_id}", timeout=30).json()
         if job["job_state"] in ("FINISHED", "FAILED", "FINISHEDDIRTY", "CANCELED"):
             return job  # type: ignore[no-any-return]
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:

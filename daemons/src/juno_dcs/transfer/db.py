@@ -106,6 +106,21 @@ def open_pool(url: str, size: int = 4) -> ConnectionPool[psycopg.Connection[Row]
     return pool
 
 
+WORK_CHANNEL = "fts_work"  # NOTIFY on this channel when new work is committed
+
+
+def listen(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection of its own that receives the NOTIFYs of new work."""
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(f"LISTEN {WORK_CHANNEL}")
+    return conn
+
+
+def wait_for_work(conn: psycopg.Connection[tuple[object, ...]], timeout: float) -> bool:
+    """Wait up to `timeout` seconds for a NOTIFY of new work; True if one came."""
+    return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+
+
 # --- jobs
 def insert_job(conn: psycopg.Connection[Row], job: Row, files: Sequence[Row]) -> bool:
     """Insert a job and its files; False when the job id exists (a duplicate submission)."""
@@ -120,6 +135,7 @@ def insert_job(conn: psycopg.Connection[Row], job: Row, files: Sequence[Row]) ->
     ).fetchone()
     if row is None:
         return False
+    conn.execute(f"NOTIFY {WORK_CHANNEL}")  # delivered at commit: idle workers wake at once
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO fts.files (job_id, file_index, source_rank, file_state, source_surl, dest_surl, source_se,

@@ -44,6 +44,7 @@ class Worker:
         self.last_heartbeat = 0.0
         self.last_decision: dict[tuple[str, str], float] = {}
         self.last_throughput: dict[tuple[str, str], float | None] = {}
+        self.listener: psycopg.Connection[tuple[object, ...]] | None = None
 
     # --- the loop
     def run(self, once: bool = False) -> None:
@@ -60,8 +61,19 @@ class Worker:
                 self.drain()
                 return
             if not busy:
-                self.stop.wait(self.config.worker.poll_interval)
+                self._idle(self.config.worker.poll_interval)
         self.drain()
+
+    def _idle(self, timeout: float) -> None:
+        """Sleep until a submission or a finished copy NOTIFYs (or `timeout` passes)."""
+        try:
+            if self.listener is None or self.listener.closed:
+                self.listener = db.listen(self.pool.conninfo)
+            db.wait_for_work(self.listener, timeout)
+        except psycopg.OperationalError as exc:  # no notifications for now: plain polling still works
+            logger.warning("LISTEN connection lost (%s); polling", exc)
+            self.listener = None
+            self.stop.wait(timeout)
 
     def drain(self) -> None:
         for future in list(self.running.values()):
@@ -69,6 +81,8 @@ class Worker:
         self.executor.shutdown(wait=True)
         if self.publisher is not None:
             self.publisher.close()
+        if self.listener is not None:
+            self.listener.close()
 
     def _publish(self, file_ids: list[int]) -> None:
         """Completion messages for files that reached a final state (after their transaction committed)."""
@@ -269,6 +283,7 @@ class Worker:
                         and not self._fallback(conn, row):
                     final.append(row["file_id"])
             logic.refresh_job(conn, row["job_id"])
+            conn.execute(f"NOTIFY {db.WORK_CHANNEL}")  # a thread is free: claim the next file now
         self._publish(final)
         logger.info("file %d %s -> %s (%s): %s %s", row["file_id"], row["source_surl"], row["dest_surl"], mode,
                     "ok" if result.ok else "failed", result.reason)

@@ -125,6 +125,11 @@ def rule(home: Path, st: dict[str, Any], nfiles: int) -> dict[str, Any]:
     client = Client()
     stream = f"b{uuid.uuid4().hex[:10]}"  # a JUNO raw block and its files, unique per run
     dataset = f"block.20261125.{stream}"
+    from rucio.rse.translation import RSEDeterministicTranslation
+
+    # Rucio registers policy-package algorithms when the first translator is made; before that a protocol
+    # asks the server for PFNs in one GET, and 1,000 names are too long for a URL (414)
+    RSEDeterministicTranslation()
     rse_settings = rsemanager.get_rse_info("IHEP_DISK")
     names = [f"RUN.009999.{stream}.{i:05d}.20261125.rtraw" for i in range(nfiles)]
     pfns = rsemanager.lfns2pfns(rse_settings, [{"scope": "raw", "name": n} for n in names], operation="write",

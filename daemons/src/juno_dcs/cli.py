@@ -4,6 +4,7 @@
     juno-dcs status  [--home DIR] [--json]          processes and service health
     juno-dcs env     [--home DIR] [--account NAME]  exports for the stock rucio CLI
     juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
+    juno-dcs policy  check | plan DID | apply DID     the data placement policy (etc/policy)
 """
 
 from __future__ import annotations
@@ -152,3 +153,8 @@ def init_ca(directory: Path | None) -> None:
 
     target = directory or GridSettings().pki_dir
     click.echo(f"{'created' if ensure_ca(target) else 'kept'} the grid CA in {target}")
+
+
+from juno_dcs.policy.cli import policy  # noqa: E402  (at the end: it looks up this module's helpers)
+
+main.add_command(policy)

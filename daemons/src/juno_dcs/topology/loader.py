@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from types import UnionType
 from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from juno_dcs.topology.models import Topology, TopologyValueError, cross_reference_problems
-from juno_dcs.topology.yamlsrc import DataPath, Located, Problem, dotted, load_located
+from juno_dcs.topology.yamlsrc import DataPath, Located, Problem, dotted, load_located, read_text
 
 # What a value should have been, by pydantic error type.
 _EXPECTED = {
@@ -36,19 +37,8 @@ class TopologyError(ValueError):
 def load_topology(path: str | Path) -> Topology:
     """The topology in the file at `path`; TopologyError lists every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        reason = "no such file"
-    except IsADirectoryError:
-        reason = "it is a directory"
-    except PermissionError:
-        reason = "permission denied"
-    except UnicodeDecodeError as exc:
-        reason = f"not UTF-8 text (byte {exc.start})"
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-    else:
+    text, reason = read_text(path)
+    if text is not None:
         return parse_topology(text, str(path))
     raise TopologyError([Problem(str(path), 0, "", f"cannot read the topology: {reason}")])
 
@@ -70,8 +60,8 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
     try:
         topology = Topology.model_validate(located.data)
     except ValidationError as exc:
-        found = _field_problems(exc, located, source) + [
-            Problem(source, _line(located, path), dotted(path), reason)
+        found = field_problems(exc, located, source) + [
+            Problem(source, line_of(located, path), dotted(path), reason)
             for path, reason in cross_reference_problems(located.data)
         ]
     # a value the YAML walk already reported (an unknown tag, say) needs no second complaint
@@ -83,23 +73,25 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
     return topology
 
 
-def _field_problems(exc: ValidationError, located: Located, source: str) -> list[Problem]:
-    """One problem per faulty value; the errors of a union's members are merged into one."""
+def field_problems(exc: ValidationError, located: Located, source: str, root: type[BaseModel] = Topology,
+                   skip: type[Exception] = TopologyValueError) -> list[Problem]:
+    """One problem per faulty value of a `root` model; the errors of a union's members are merged into one.
+    Errors raised as `skip` (cross references, checked by the loader on the plain data) are left out."""
     groups: dict[tuple[DataPath, bool], list[ErrorDetails]] = {}
     for error in exc.errors(include_url=False):
-        if isinstance(error.get("ctx", {}).get("error"), TopologyValueError):
+        if isinstance(error.get("ctx", {}).get("error"), skip):
             continue  # cross references: the loader checks them on the plain data, with the field problems
         path, is_key = _data_path(error, located.data)
         groups.setdefault((path, is_key), []).append(error)
     problems = []
     for (path, _), errors in groups.items():
         if len(errors) == 1 or any(e["type"] not in _EXPECTED for e in errors):
-            reason = _reason(errors[0], path, located)
+            reason = _reason(errors[0], path, located, root)
         else:  # a union: "expected text, a whole number or true or false"
             kinds = list(dict.fromkeys(_EXPECTED[e["type"]] for e in errors))
             wanted = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
             reason = f"expected {wanted}, got {_show(errors[0]['input'])}"
-        problems.append(Problem(source, _line(located, path), dotted(path), reason))
+        problems.append(Problem(source, line_of(located, path), dotted(path), reason))
     return problems
 
 
@@ -120,7 +112,7 @@ def _data_path(error: ErrorDetails, data: Any) -> tuple[DataPath, bool]:
     return tuple(path), False
 
 
-def _line(located: Located, path: DataPath) -> int:
+def line_of(located: Located, path: DataPath) -> int:
     """The line of the value at `path`, or of its nearest ancestor present in the file."""
     for end in range(len(path), -1, -1):
         line = located.lines.get(path[:end])
@@ -143,11 +135,11 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _reason(error: ErrorDetails, path: DataPath, located: Located) -> str:
+def _reason(error: ErrorDetails, path: DataPath, located: Located, root: type[BaseModel]) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(path[:-1])
+        allowed = _allowed_keys(path[:-1], root)
         return f"unknown key {path[-1]!r}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":
         return f"missing required key {path[-1]!r}"
@@ -167,9 +159,9 @@ def _reason(error: ErrorDetails, path: DataPath, located: Located) -> str:
     return f"{error['msg']}, got {_show(error['input'])}"
 
 
-def _allowed_keys(path: DataPath) -> list[str]:
+def _allowed_keys(path: DataPath, root: type[BaseModel]) -> list[str]:
     """The keys of the model at `path` (a path into the data), or [] if there is no model there."""
-    annotation: Any = Topology
+    annotation: Any = root
     for part in path:
         annotation = _unannotated(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -179,6 +171,8 @@ def _allowed_keys(path: DataPath) -> list[str]:
             annotation = field.annotation
         elif get_origin(annotation) is dict:
             annotation = get_args(annotation)[1]
+        elif get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
         else:
             return []
     annotation = _unannotated(annotation)
@@ -188,6 +182,11 @@ def _allowed_keys(path: DataPath) -> list[str]:
 
 
 def _unannotated(annotation: Any) -> Any:
+    """Without Annotated[...] and, for an optional model (`Model | None`), without the None."""
     while get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
+    if isinstance(annotation, UnionType):
+        models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1:
+            return models[0]
     return annotation

@@ -32,7 +32,7 @@ AttrValue = str | int | bool
 PathProblem = tuple[tuple[str, ...], str]  # (path of the value at fault, reason)
 
 
-def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+def matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
             raise ValueError(f"{what} {value!r} must match ^{pattern.pattern}$")
@@ -45,7 +45,7 @@ def _attribute_name(name: str) -> str:
     if name in RESERVED_ATTRIBUTES:
         raise ValueError(f"attribute {name!r} is reserved: site, tier, country and type come from the RSE's site "
                          "and type (tapes get rse_type TAPE), fts is the grid's transfer service")
-    return _matching(ATTRIBUTE_NAME, "attribute name")(name)
+    return matching(ATTRIBUTE_NAME, "attribute name")(name)
 
 
 def _country(value: str) -> str:
@@ -68,9 +68,9 @@ def _quota(value: object) -> object:
     return value
 
 
-SiteName = Annotated[str, AfterValidator(_matching(SITE_NAME, "site name"))]
-RSEName = Annotated[str, AfterValidator(_matching(RSE_NAME, "RSE name"))]
-AccountName = Annotated[str, AfterValidator(_matching(ACCOUNT_NAME, "account name"))]
+SiteName = Annotated[str, AfterValidator(matching(SITE_NAME, "site name"))]
+RSEName = Annotated[str, AfterValidator(matching(RSE_NAME, "RSE name"))]
+AccountName = Annotated[str, AfterValidator(matching(ACCOUNT_NAME, "account name"))]
 def _juno_scope(value: str) -> str:
     problem = scope_problem(value)
     if problem:
@@ -78,7 +78,7 @@ def _juno_scope(value: str) -> str:
     return value
 
 
-ScopeName = Annotated[str, AfterValidator(_matching(SCOPE_NAME, "scope name")), AfterValidator(_juno_scope)]
+ScopeName = Annotated[str, AfterValidator(matching(SCOPE_NAME, "scope name")), AfterValidator(_juno_scope)]
 AttributeName = Annotated[str, AfterValidator(_attribute_name)]
 Quota = Annotated[int | str, BeforeValidator(_quota)]
 Distance = Annotated[int, Field(ge=0)]

@@ -7,6 +7,7 @@ The text is composed into nodes (SafeLoader) and walked here, so every value kee
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -44,8 +45,10 @@ def dotted(path: DataPath) -> str:
     return ".".join(str(p) for p in path)
 
 
-def load_located(text: str, source: str) -> tuple[Located | None, list[Problem]]:
-    """The data and its lines, and the problems found on the way; None if there is no data at all."""
+def load_located(text: str, source: str, expected: str = "a mapping of sections (version, sites, ...)",
+                 ) -> tuple[Located | None, list[Problem]]:
+    """The data and its lines, and the problems found on the way; None if there is no data at all.
+    `expected` describes the top level for the complaint about an empty file."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -60,7 +63,7 @@ def load_located(text: str, source: str) -> tuple[Located | None, list[Problem]]
     except yaml.YAMLError as exc:
         return None, [Problem(source, 0, "", f"not valid YAML: {exc}")]
     if node is None:
-        return None, [Problem(source, 0, "", "the file is empty; expected a mapping of sections (version, sites, ...)")]
+        return None, [Problem(source, 0, "", f"the file is empty; expected {expected}")]
     walker = _Walker(source)
     located = Located(walker.walk(node, ()), walker.lines, walker.plain, walker.reported)
     return located, walker.problems
@@ -162,3 +165,19 @@ class _Walker:
                                           f"{type(key).__name__} {key!r}; quote it")
             return None
         return key
+
+
+def read_text(path: Path) -> tuple[str | None, str]:
+    """The file's text and "", or None and why it cannot be read (for a Problem of line 0)."""
+    try:
+        return path.read_text(encoding="utf-8"), ""
+    except FileNotFoundError:
+        return None, "no such file"
+    except IsADirectoryError:
+        return None, "it is a directory"
+    except PermissionError:
+        return None, "permission denied"
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        return None, exc.strerror or exc.__class__.__name__

@@ -71,12 +71,15 @@ def test_accounts_identities_scopes_and_quotas(client: Any, topo: Topology) -> N
             {"type": i["type"], "identity": i["identity"]} for i in identities
         ]
     owners = {row["scope"]: row["account"] for row in client.list_scope_owners()}
-    for scope in ("raw", "mc", "rec", "calib", "user.alice", "user.bob"):
+    for scope in ("raw", "mc", "rec", "calib", "user.alice", "user.bob", "user.dave", "group.solar"):
         assert owners[scope] == topo.all_scopes()[scope]
     assert owners["raw"] == "rawdata"
     for account, limits in topo.resolved_quotas().items():
         have = client.get_local_account_limits(account)
         assert {rse: int(v) for rse, v in have.items() if v is not None} == limits
+    # a USER account without quotas in the topology gets etc/policy/user.yaml's default (1 TB at IHEP_DISK)
+    dave = client.get_local_account_limits("dave")
+    assert {rse: int(v) for rse, v in dave.items() if v is not None} == {"IHEP_DISK": 10**12}
 
 
 @pytest.mark.parametrize("account", ["root", "rawdata", "production", "alice", "bob"])

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import JUNO_DCS, run
+from tests.conftest import CHECKOUT, JUNO_DCS, run
 
 
 @pytest.mark.parametrize(
@@ -23,3 +27,16 @@ def test_bad_cli_arguments(args: list[str], message: str) -> None:
     proc = run([JUNO_DCS, *args], check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def test_up_refuses_a_bad_policy_before_touching_anything(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    shutil.copytree(CHECKOUT / "etc", etc)
+    raw = etc / "policy" / "raw.yaml"
+    raw.write_text(raw.read_text().replace("rse_expression: CNAF_DISK", "rse_expression: CNAF_DISKK", 1))
+    home = tmp_path / "home"
+    proc = run([JUNO_DCS, "up", "--home", str(home)], env={**os.environ, "JUNO_DCS_ETC_DIR": str(etc)}, check=False)
+    assert proc.returncode != 0
+    assert "the policy is not valid" in proc.stderr, proc.stderr
+    assert f"{raw}:" in proc.stderr and "CNAF_DISKK" in proc.stderr, proc.stderr
+    assert not home.exists()  # nothing was written, started or applied

@@ -239,7 +239,7 @@ def test_mc_and_rec_plans(policies: Policies, topo: Topology) -> None:
 def test_user_plans(policies: Policies, topo: Topology) -> None:
     [rule] = plan("user.alice:ana.2026.root", policies, topo)
     assert (rule.account, rule.rse_expression, rule.lifetime, rule.activity) == (
-        "alice", "tier=1&type=DISK", 180 * DAY, "User Analysis")
+        "alice", "IHEP_DISK", 180 * DAY, "User Analysis")
     [other] = plan("user.alice:ana.2026.root", policies, topo, rse_expression="CNAF_DISK", lifetime=DAY)
     assert (other.rse_expression, other.lifetime) == ("CNAF_DISK", DAY)
     assert other.comment != rule.comment
@@ -279,10 +279,8 @@ def test_refused_dids(policies: Policies, topo: Topology, did: str, options: dic
 
 def test_default_user_quotas(policies: Policies, topo: Topology) -> None:
     tb = 10**12
-    assert default_user_quotas(topo, policies.user) == {
-        "alice": {"IN2P3_DISK": tb, "MSU_DISK": tb},  # the topology sets CNAF and JINR for alice
-        "bob": {"CNAF_DISK": tb, "JINR_DISK": tb},
-    }
+    # the topology sets IHEP_DISK for alice and bob; dave has no quota of his own
+    assert default_user_quotas(topo, policies.user) == {"dave": {"IHEP_DISK": tb}}
 
 
 # --- the decision of apply

@@ -135,7 +135,7 @@ MISTAKES = [
                  "data_types", "missing data type(s) log", id="missing-data-type"),
     pytest.param("production", "destinations:\n  - IHEP_DISK", "destinations: []", 1, "destinations: []",
                  "destinations", "at least 1 item", id="no-destinations"),
-    pytest.param("user", "rse_expression: tier=1&type=DISK ", "rse_expression: IHEP_TAPE ", 1,
+    pytest.param("user", "rse_expression: IHEP_DISK ", "rse_expression: IHEP_TAPE ", 1,
                  "rse_expression: IHEP_TAPE", "rse_expression", "USER account 'alice' has no quota at any of IHEP_TAPE",
                  id="user-rule-without-quota"),
 ]

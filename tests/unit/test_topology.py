@@ -202,7 +202,7 @@ BAD = [
     _case("quota at an unknown RSE", BOB_MSU, "    MSU_TAPE: 1 TB\n", "quotas.bob.MSU_TAPE", "MSU_TAPE",
           "unknown RSE 'MSU_TAPE' (known RSEs: CNAF_DISK,"),
     _case("quota of an unknown account", "quotas:\n", "quotas:\n  carol:\n    IHEP_DISK: 1 TB\n", "quotas.carol",
-          "carol:", "unknown account 'carol' (known accounts: alice, bob, production, rawdata, root, solar)"),
+          "carol:", "unknown account 'carol' (known accounts: alice, bob, dave, production, rawdata, root, solar)"),
     _case("tier too high", "    tier: 2\n    country: CN", "    tier: 5\n    country: CN", "sites.SYSU-CLUSTER.tier",
           "tier: 5", "must be at most 2, got 5"),
     _case("negative tier", "    tier: 2\n    country: CN", "    tier: -1\n    country: CN",

@@ -36,9 +36,11 @@ def apply_topology(
     protocols: Mapping[str, list[dict[str, Any]]],
     passwords: Mapping[str, str],
     attributes: Mapping[str, Mapping[str, Any]] | None = None,
+    quotas: Mapping[str, Mapping[str, int]] | None = None,
 ) -> ApplyReport:
     """Make Rucio hold `topo`, with `protocols` (by RSE) as the RSEs' protocols, `passwords` (by account)
-    for new userpass identities and `attributes` (by RSE; default: the topology's) as RSE attributes."""
+    for new userpass identities, `attributes` (by RSE; default: the topology's) as RSE attributes and
+    `quotas` (account -> RSE -> bytes; default: the topology's) as local account limits."""
     report = ApplyReport()
     exported = client.export_data(distance=True)
     rses_by_id: dict[str, dict[str, Any]] = exported["rses"]
@@ -51,7 +53,7 @@ def apply_topology(
     _apply_distances(client, topo, rses_by_id, exported.get("distances", {}), report)
     _apply_accounts(client, topo, passwords, report)
     _apply_scopes(client, topo, report)
-    _apply_quotas(client, topo, report)
+    _apply_quotas(client, quotas if quotas is not None else topo.resolved_quotas(), report)
     return report
 
 
@@ -167,8 +169,8 @@ def _apply_scopes(client: Any, topo: Topology, report: ApplyReport) -> None:
             report.warn(f"scope {scope} is owned by {owners[scope]} in Rucio, {owner} in the topology: left as it is")
 
 
-def _apply_quotas(client: Any, topo: Topology, report: ApplyReport) -> None:
-    for account, limits in topo.resolved_quotas().items():
+def _apply_quotas(client: Any, quotas: Mapping[str, Mapping[str, int]], report: ApplyReport) -> None:
+    for account, limits in quotas.items():
         have = client.get_local_account_limits(account)
         for rse, nbytes in sorted(limits.items()):
             if have.get(rse) is None or int(have[rse]) != nbytes:

@@ -160,14 +160,32 @@ def up(settings: GridSettings) -> UpReport:
     """Bring the grid to the state the topology and templates describe; safe to repeat, and to run twice
     at once (the second waits for the first, then finds nothing to do)."""
     topo = load_valid_topology(settings)  # validate everything before touching anything
+    quotas = grid_quotas(settings, topo)
     if not (ACTIVEMQ_HOME / "bin" / "activemq.jar").exists():
         raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
     home = GridHome(settings.home)
     with _exclusive(home):
-        return _up_locked(settings, topo, home)
+        return _up_locked(settings, topo, home, quotas)
 
 
-def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpReport:
+def grid_quotas(settings: GridSettings, topo: Topology) -> dict[str, dict[str, int]]:
+    """Every account's quotas: the topology's, plus user.yaml's default for USER accounts where the topology
+    sets none. The policy files are checked against the topology first: a bad policy stops `up`."""
+    from juno_dcs.policy.checks import check
+    from juno_dcs.policy.loader import PolicyError, load_policies
+    from juno_dcs.policy.quotas import default_user_quotas
+
+    policies = load_policies(settings.etc_dir / "policy")
+    problems = check(policies, topo)
+    if problems:
+        raise PolicyError(problems)
+    quotas = topo.resolved_quotas()
+    for account, limits in default_user_quotas(topo, policies.user).items():
+        quotas[account] = {**quotas.get(account, {}), **limits}
+    return quotas
+
+
+def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: dict[str, dict[str, int]]) -> UpReport:
     state, created = _resolve_state(home, settings, topo)
     sup = Supervisor(home, state)
     running = sup.running()
@@ -210,7 +228,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome) -> UpRepo
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
-    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes)
+    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
     return report
 

@@ -9,7 +9,7 @@
 
 Starts its own grid under a temporary home (or uses --home of a running one) and prints one JSON object.
 
-    .venv/bin/python benchmarks/transfers.py [--runs 5] [--files 1000] [--home DIR]
+    .venv/bin/python benchmarks/transfers.py [--runs 5] [--files 1000] [--home DIR] [--only tpc|rule]
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--home", type=Path, default=None, help="a running grid to use (default: a new one)")
+    parser.add_argument("--only", choices=("tpc", "rule"), default=None, help="run one of the two parts")
     args = parser.parse_args()
     own = args.home is None
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-"))
@@ -179,8 +180,10 @@ def main() -> int:
                            capture_output=True)
         st = status(home)
         result: dict[str, Any] = {"benchmark": "transfers", "cpus": os.cpu_count()}
-        result |= tpc(home, st, args.runs)
-        result |= rule(home, st, args.files)
+        if args.only in (None, "tpc"):
+            result |= tpc(home, st, args.runs)
+        if args.only in (None, "rule"):
+            result |= rule(home, st, args.files)
         print(json.dumps(result, indent=2))
     finally:
         if own:

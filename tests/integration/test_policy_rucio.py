@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from tests.integration import juno_names
 from tests.integration.transfer_helpers import rule_until_ok
 
 pytestmark = [pytest.mark.grid, pytest.mark.slow]
+UNIQUE = uuid.uuid4().hex[:10]  # names of this run only (other tests of the session use pids)
 
 
 def _refused(proc: subprocess.CompletedProcess[str], *phrases: str) -> None:
@@ -73,9 +75,9 @@ def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None
 
 
 def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> None:
-    mine = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"histos-{os.getpid()}.root", "alice").name
+    mine = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"histos-{UNIQUE}.root", "alice").name
     did = f"user.alice:{mine}"
-    _refused(grid.rucio("did", "add", "--type", "dataset", f"user.alice:bobs-{os.getpid()}", account="bob",
+    _refused(grid.rucio("did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}", account="bob",
                         check=False),
              "bob writes only its own scope user.bob, not user.alice")
     _refused(grid.rucio("did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob",
@@ -83,7 +85,7 @@ def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> No
              "bob writes only its own scope user.bob, not user.alice")
     _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim", account="alice", check=False),
              "only the production account 'production' writes the mc scope")
-    grid.rucio("did", "add", "--type", "dataset", f"mc:mc.J25.t{os.getpid()}.detsim", account="production")
+    grid.rucio("did", "add", "--type", "dataset", f"mc:mc.J25.t{UNIQUE}.detsim", account="production")
 
     # the upload made alice's rule at IHEP_DISK; a copy at CNAF_DISK is a second rule of hers
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", "--lifetime", "3600", did,
@@ -108,8 +110,8 @@ def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> No
 def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
     stream = juno_names.stream()
     raw = juno_names.raw_file(3, run=4217, stream_name=stream)
-    mc = f"mc.J25.t{os.getpid()}.detsim.004217.root"
-    user = f"notes-{os.getpid()}.txt"
+    mc = f"mc.J25.t{UNIQUE}.detsim.004217.root"
+    user = f"notes-{UNIQUE}.txt"
     placed = [("IHEP_DISK", "raw", raw, "rawdata"), ("CNAF_DISK", "mc", mc, "production"),
               ("IHEP_DISK", "user.alice", user, "alice")]
     for rse, scope, name, account in placed:
@@ -117,7 +119,7 @@ def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
         where = grid.home / "data" / "rses" / rse / path_for(scope, name)
         assert where.read_bytes() == data
     assert path_for("raw", raw) == f"raw/2026/1125/004217/{raw}"
-    assert path_for("mc", mc) == f"mc/J25/t{os.getpid()}/detsim/004/{mc}"
+    assert path_for("mc", mc) == f"mc/J25/t{UNIQUE}/detsim/004/{mc}"
     # a copy made by the conveyor lands at the same path on the other SE
     rule_until_ok(grid, f"raw:{raw}", "CNAF_DISK")
     assert (grid.home / "data" / "rses" / "CNAF_DISK" / path_for("raw", raw)).is_file()
@@ -137,10 +139,10 @@ def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> N
     _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production", check=False),
              "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>")
     _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
-                        f"user.alice:x{os.getpid()}", account="alice", check=False),
+                        f"user.alice:x{UNIQUE}", account="alice", check=False),
              "'Coffee Break' is not one of")
     # JUNO's own activities are known to Rucio
-    ok = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"act-{os.getpid()}.root", "alice").name
+    ok = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"act-{UNIQUE}.root", "alice").name
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--activity", "User Analysis",
                                f"user.alice:{ok}", account="alice"))
     grid.rucio("rule", "remove", rule, account="alice")

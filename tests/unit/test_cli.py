@@ -38,5 +38,6 @@ def test_up_refuses_a_bad_policy_before_touching_anything(tmp_path: Path) -> Non
     proc = run([JUNO_DCS, "up", "--home", str(home)], env={**os.environ, "JUNO_DCS_ETC_DIR": str(etc)}, check=False)
     assert proc.returncode != 0
     assert "the policy is not valid" in proc.stderr, proc.stderr
-    assert f"{raw}:" in proc.stderr and "CNAF_DISKK" in proc.stderr, proc.stderr
+    assert f"{raw}:" in proc.stderr, proc.stderr
+    assert "CNAF_DISKK" in proc.stderr, proc.stderr
     assert not home.exists()  # nothing was written, started or applied

@@ -107,6 +107,7 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
             elapsed = time.perf_counter() - start
             samples[kind].append(GIB / elapsed / 1e6)
             (home / "data" / "rses" / "CNAF_DISK" / dst_path.lstrip("/")).unlink()
+            os.sync()  # write-back of this copy must not slow the next one down (outside the timed part)
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
         "tpc_ratio": round(med["service"] / med["bare"], 3),

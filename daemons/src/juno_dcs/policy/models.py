@@ -30,8 +30,6 @@ ACCOUNT = re.compile(r"[a-z0-9_-]{1,25}")
 PathProblem = tuple[tuple[str | int, ...], str]
 
 
-
-
 def _duration(value: Any) -> int | None:
     try:
         return parse_duration(value)

@@ -18,6 +18,7 @@ from juno_dcs.grid.launcher import root_client
 from juno_dcs.policy.applier import apply
 from juno_dcs.policy.loader import load_policies
 from juno_dcs.policy.planner import plan
+from juno_dcs.policy.rse_expr import evaluate
 from juno_dcs.topology import load_topology
 from juno_rucio_policy.paths import path_for
 from tests.conftest import CHECKOUT, Grid, run
@@ -119,3 +120,20 @@ def _rules_json(grid: Grid, did: str) -> list[str]:
     env = grid.env("rawdata")
     proc = run([str(Path(env["PATH"].split(":")[0]) / "python"), "-c", code, did], env=env)
     return proc.stdout.splitlines()
+
+
+@pytest.mark.parametrize("expression", [
+    "tier=1&type=DISK", "type=TAPE", "site=IHEP", "IHEP_DISK|CNAF_DISK&type=TAPE", "IHEP_DISK|(CNAF_DISK&type=TAPE)",
+    "*\\type=TAPE\\tier=1", "tier<1", "country=RU&type=DISK", "(site=IN2P3|site=CNAF)\\(type=TAPE)",
+])
+def test_offline_expressions_agree_with_rucio(grid: Grid, expression: str) -> None:
+    """`juno-dcs policy check` evaluates RSE expressions without a server; the grid's Rucio agrees."""
+    home = GridHome(grid.home)
+    client = root_client(home, home.load_state(), "root")
+    from rucio.common.exception import InvalidRSEExpression
+
+    try:
+        in_rucio = sorted(r["rse"] for r in client.list_rses(rse_expression=expression))
+    except InvalidRSEExpression:  # Rucio's answer to an expression that selects nothing
+        in_rucio = []
+    assert evaluate(expression, TOPOLOGY) == in_rucio

@@ -6,6 +6,8 @@ import datetime as dt
 import random
 import uuid
 
+from juno_rucio_policy.naming import block_name, raw_file_name
+
 DAY = dt.date(2026, 11, 25)
 
 
@@ -15,8 +17,8 @@ def stream() -> str:
 
 def raw_file(seq: int = 1, *, run: int | None = None, stream_name: str | None = None, day: dt.date = DAY) -> str:
     run = random.randrange(1, 999_999) if run is None else run  # noqa: S311
-    return f"RUN.{run:06d}.{stream_name or stream()}.{seq:05d}.{day:%Y%m%d}.rtraw"
+    return raw_file_name(run, stream_name or stream(), seq, day)
 
 
 def block(stream_name: str | None = None, day: dt.date = DAY) -> str:
-    return f"block.{day:%Y%m%d}.{stream_name or stream()}"
+    return block_name(day, stream_name or stream())

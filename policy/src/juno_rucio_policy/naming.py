@@ -21,6 +21,7 @@ campaign, tag and pass: letters, digits, '_' and '-'; step: detsim, elecsim, cal
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -31,7 +32,8 @@ STEPS = ("detsim", "elecsim", "cal", "rec")
 DATA_TYPES = ("raw", "mc.detsim", "mc.elecsim", "mc.cal", "mc.rec", "rec", "log", "calib", "user", "group")
 
 _RUN = r"(?P<run>[0-9]{6})"
-_STREAM = r"(?P<stream>[a-z][a-z0-9]{0,15})"
+STREAM_PATTERN = r"[a-z][a-z0-9]{0,15}"  # physics, calib, test...
+_STREAM = rf"(?P<stream>{STREAM_PATTERN})"
 _SEQ = r"(?P<seq>[0-9]{5})"
 _DATE = r"(?P<date>20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]))"
 _LABEL = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
@@ -75,13 +77,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("rec", "rec.collection", True, rf"^rec\.(?P<pass>{_LABEL})\.(?P<label>{_LABEL})$", "rec.<pass>.<label>"),
 )
 
-_CACHE: dict[str, re.Pattern[str]] = {}
-
-
+@functools.cache
 def _compiled(pattern: str) -> re.Pattern[str]:
-    if pattern not in _CACHE:
-        _CACHE[pattern] = re.compile(pattern)
-    return _CACHE[pattern]
+    return re.compile(pattern)
 
 
 @dataclass(frozen=True)

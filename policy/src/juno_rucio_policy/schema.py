@@ -47,6 +47,5 @@ ACTIVITY = {"description": "Activity name", "type": "string",
 SCOPE = {"description": "JUNO scope: raw, mc, rec, calib, user.<account> or group.<name>", "type": "string",
          "maxLength": 25, "pattern": SCOPE_PATTERN}
 DID = _did_schema(generic.DID)
-R_DID = generic.R_DID
 
 SCHEMAS = {**generic.SCHEMAS, "activity": ACTIVITY, "scope": SCOPE, "did": DID}

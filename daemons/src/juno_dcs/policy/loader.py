@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from juno_dcs.errors import ConfigError
 from juno_dcs.policy.models import (
@@ -21,7 +21,7 @@ from juno_dcs.policy.models import (
     UserPolicy,
     cross_reference_problems,
 )
-from juno_dcs.topology.loader import field_problems, line_of
+from juno_dcs.topology.loader import validate_located
 from juno_dcs.topology.yamlsrc import DataPath, Located, Problem, dotted, load_located, read_text
 
 POLICY_FILES = ("raw", "production", "user")  # each read from <directory>/<kind>.yaml
@@ -112,18 +112,8 @@ def parse_policy(kind: str, text: str, source: str = "<string>") -> tuple[BaseMo
         shown = "a list" if isinstance(located.data, list) else f"the value {located.data!r}"
         raise PolicyError([Problem(source, located.lines.get((), 1), "",
                                    f"the top level must be a mapping ({_TOP[kind]}), not {shown}")])
-    model: BaseModel | None = None
-    found: list[Problem] = []
-    try:
-        model = root.model_validate(located.data)
-    except ValidationError as exc:
-        found = field_problems(exc, located, source, root=root, skip=PolicyValueError) + [
-            Problem(source, line_of(located, path), dotted(path), reason)
-            for path, reason in cross_reference_problems(kind, located.data)
-        ]
-    reported = [dotted(r) for r in located.reported]
-    found = [p for p in found if not any(p.field == r or p.field.startswith(f"{r}.") for r in reported)]
-    problems = list(dict.fromkeys(problems + found))
+    model, problems = validate_located(root, located, source, problems,
+                                       lambda data: cross_reference_problems(kind, data), PolicyValueError)
     if problems or model is None:
-        raise PolicyError(sorted(problems, key=lambda p: (p.line, p.field)))
+        raise PolicyError(problems)
     return model, located

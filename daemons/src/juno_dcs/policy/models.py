@@ -11,22 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from juno_dcs.policy.activities import activity_problem
 from juno_dcs.policy.durations import DurationError, parse_duration
 from juno_dcs.policy.rse_expr import RSEExpressionError, parse
+from juno_dcs.topology.models import ACCOUNT_NAME
 from juno_dcs.topology.models import matching as _matching
 from juno_dcs.topology.sizes import SizeError, parse_size
-from juno_rucio_policy.naming import DATA_TYPES
+from juno_rucio_policy.naming import DATA_TYPES, STREAM_PATTERN
 
 PRODUCTION_DATA_TYPES = tuple(t for t in DATA_TYPES if t not in ("raw", "calib", "user", "group"))
 TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 LIFETIME_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-STREAM = re.compile(r"[a-z][a-z0-9]{0,15}")  # naming.py's stream
-ACCOUNT = re.compile(r"[a-z0-9_-]{1,25}")
+STREAM = re.compile(STREAM_PATTERN)
 PathProblem = tuple[tuple[str | int, ...], str]
 
 
@@ -86,7 +86,7 @@ Activity = Annotated[str, AfterValidator(_activity)]
 TemplateName = Annotated[str, AfterValidator(_matching(TEMPLATE_NAME, "rule name"))]
 LifetimeName = Annotated[str, AfterValidator(_matching(LIFETIME_NAME, "lifetime name"))]
 Stream = Annotated[str, AfterValidator(_matching(STREAM, "stream"))]
-AccountName = Annotated[str, AfterValidator(_matching(ACCOUNT, "account name"))]
+AccountName = Annotated[str, AfterValidator(_matching(ACCOUNT_NAME, "account name"))]
 ProductionDataType = Annotated[str, AfterValidator(_production_data_type)]
 Version = Annotated[int, AfterValidator(_version)]
 Grouping = Literal["ALL", "DATASET", "NONE"]
@@ -139,20 +139,27 @@ class RuleTemplate(_Model):
         return (self.streams is None or stream in self.streams) and (self.select is None or self.select.selects(day))
 
 
-class RawPolicy(_Model):
+class _CrossChecked(_Model):
+    """A policy file's model that also runs that file's cross-reference checks (`KIND` names the file)."""
+
+    KIND: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Self:
+        problems = cross_reference_problems(self.KIND, self.model_dump())
+        if problems:
+            raise PolicyValueError(problems)
+        return self
+
+
+class RawPolicy(_CrossChecked):
     """etc/policy/raw.yaml: the rules of every daily raw block, owned by `account`."""
 
+    KIND = "raw"
     version: Version
     account: AccountName
     lifetimes: dict[LifetimeName, Duration] = {}
     rules: Annotated[list[RuleTemplate], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _cross_references(self) -> RawPolicy:
-        problems = cross_reference_problems("raw", self.model_dump())
-        if problems:
-            raise PolicyValueError(problems)
-        return self
 
     def lifetime_of(self, template: RuleTemplate) -> int | None:
         """The template's lifetime in seconds (None: permanent), a named lifetime resolved."""
@@ -165,20 +172,14 @@ class DataTypePolicy(_Model):
     grouping: Grouping = "DATASET"
 
 
-class ProductionPolicy(_Model):
+class ProductionPolicy(_CrossChecked):
     """etc/policy/production.yaml: MC and reconstruction output, owned by `account`."""
 
+    KIND = "production"
     version: Version
     account: AccountName
     destinations: Annotated[list[Expression], Field(min_length=1)]
     data_types: dict[ProductionDataType, DataTypePolicy]
-
-    @model_validator(mode="after")
-    def _cross_references(self) -> ProductionPolicy:
-        problems = cross_reference_problems("production", self.model_dump())
-        if problems:
-            raise PolicyValueError(problems)
-        return self
 
 
 class UserPolicy(_Model):

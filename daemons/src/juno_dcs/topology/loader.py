@@ -6,10 +6,11 @@ the models' field checks (pydantic) and the checks between sections (`cross_refe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -55,22 +56,35 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
         line = located.lines.get((), 1)
         raise TopologyError([Problem(source, line, "", f"the top level must be a mapping of sections "
                                                        f"(version, sites, rses, ...), not {kind}")])
-    topology: Topology | None = None
+    topology, problems = validate_located(Topology, located, source, problems, cross_reference_problems,
+                                          TopologyValueError)
+    if problems or topology is None:
+        raise TopologyError(problems)
+    return topology
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_located(root: type[M], located: Located, source: str, problems: list[Problem],
+                     cross_references: Callable[[Any], Sequence[tuple[DataPath, str]]],
+                     skip: type[Exception]) -> tuple[M | None, list[Problem]]:
+    """`located.data` validated into `root`: the model (None if invalid) and all problems, the YAML walk's
+    (`problems`) first merged with the fields' and the cross references', sorted by line."""
+    model: M | None = None
     found: list[Problem] = []
     try:
-        topology = Topology.model_validate(located.data)
+        model = root.model_validate(located.data)
     except ValidationError as exc:
-        found = field_problems(exc, located, source) + [
+        found = field_problems(exc, located, source, root=root, skip=skip) + [
             Problem(source, line_of(located, path), dotted(path), reason)
-            for path, reason in cross_reference_problems(located.data)
+            for path, reason in cross_references(located.data)
         ]
     # a value the YAML walk already reported (an unknown tag, say) needs no second complaint
     reported = [dotted(r) for r in located.reported]
     found = [p for p in found if not any(p.field == r or p.field.startswith(f"{r}.") for r in reported)]
-    problems = list(dict.fromkeys(problems + found))
-    if problems or topology is None:
-        raise TopologyError(sorted(problems, key=lambda p: (p.line, p.field)))
-    return topology
+    merged = list(dict.fromkeys(problems + found))
+    return model, sorted(merged, key=lambda p: (p.line, p.field))
 
 
 def field_problems(exc: ValidationError, located: Located, source: str, root: type[BaseModel] = Topology,

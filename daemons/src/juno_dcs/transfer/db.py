@@ -173,21 +173,17 @@ def list_jobs(conn: psycopg.Connection[Row], states: Sequence[str] | None, sourc
     if states:
         clauses.append("job_state = ANY(%s)")
         args.append(list(states))
-    if vo_name:
-        clauses.append("vo_name = %s")
-        args.append(vo_name)
-    if user_dn:
-        clauses.append("user_dn = %s")
-        args.append(user_dn)
+    for column, value in (("vo_name", vo_name), ("user_dn", user_dn)):
+        if value:
+            clauses.append(f"{column} = %s")
+            args.append(value)
     if since_hours is not None:
         clauses.append("submit_time >= now() - make_interval(secs => %s)")
         args.append(since_hours * 3600)
-    if source_se:
-        clauses.append("EXISTS (SELECT 1 FROM fts.files f WHERE f.job_id = j.job_id AND f.source_se = %s)")
-        args.append(source_se)
-    if dest_se:
-        clauses.append("EXISTS (SELECT 1 FROM fts.files f WHERE f.job_id = j.job_id AND f.dest_se = %s)")
-        args.append(dest_se)
+    for column, value in (("source_se", source_se), ("dest_se", dest_se)):
+        if value:
+            clauses.append(f"EXISTS (SELECT 1 FROM fts.files f WHERE f.job_id = j.job_id AND f.{column} = %s)")  # noqa: S608  (fixed column names)
+            args.append(value)
     args.append(limit)
     query = f"SELECT * FROM fts.jobs j WHERE {' AND '.join(clauses)} ORDER BY submit_time DESC LIMIT %s"  # noqa: S608
     return conn.execute(query, args).fetchall()

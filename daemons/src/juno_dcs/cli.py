@@ -158,3 +158,12 @@ def init_ca(directory: Path | None) -> None:
 from juno_dcs.policy.cli import policy  # noqa: E402  (at the end: it looks up this module's helpers)
 
 main.add_command(policy)
+
+from juno_dcs.ingest.cli import ingest, raw  # noqa: E402
+
+main.add_command(ingest)
+main.add_command(raw)
+
+from juno_dcs.ingest.spade_cli import spade_sim  # noqa: E402
+
+main.add_command(spade_sim, "spade-sim")

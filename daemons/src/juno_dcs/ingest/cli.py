@@ -1,0 +1,114 @@
+"""`juno-dcs ingest run` (the ingestor daemon) and `juno-dcs raw status` (the daily blocks and their copies)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from juno_dcs.cli import _settings, handle_errors, home_option
+
+
+@click.group()
+def ingest() -> None:
+    """The raw-data ingestor: SPADE's messages from Kafka -> Rucio replicas in daily blocks."""
+
+
+@ingest.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The ingestor's YAML configuration (the grid's: <home>/etc/ingest.yaml).")
+@click.option("--run-once", is_flag=True, help="Consume what is waiting, close the blocks that are due, exit.")
+@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@handle_errors
+def run(config_path: Path, run_once: bool, json_logs: bool) -> None:
+    """Run one ingestor instance (several may run at once: they split the topic's partitions)."""
+    from juno_dcs.ingest.config import load_config
+    from juno_dcs.ingest.daemon import Ingestor
+
+    config = load_config(config_path)
+    _logging(json_logs)
+    if config.rucio.config is not None:
+        os.environ["RUCIO_CONFIG"] = str(config.rucio.config)
+    from rucio.client import Client
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    metrics = Ingestor(config, Client(account=config.rucio.account), stop).run(once=run_once)
+    if run_once:
+        click.echo(json.dumps(metrics.snapshot(), indent=2))
+
+
+def _logging(json_logs: bool) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        class _Json(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return json.dumps({"time": self.formatTime(record), "level": record.levelname,
+                                   "logger": record.name, "message": record.getMessage()})
+        handler.setFormatter(_Json())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+@click.group()
+def raw() -> None:
+    """Raw data: the daily blocks, their files and their copies per site."""
+
+
+@raw.command("status")
+@home_option
+@click.option("--stream", default=None, help="Only the blocks of this stream.")
+@click.option("--day", default=None, help="Only the blocks of this day (YYYYMMDD).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of blocks.")
+@handle_errors
+def status(home: Path | None, stream: str | None, day: str | None, as_json: bool) -> None:
+    """Per block: state, files, bytes, and per site the replicas and rule states (with why a rule is stuck)."""
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.grid.launcher import load_valid_topology, root_client
+    from juno_dcs.ingest.metrics import read_all
+    from juno_dcs.ingest.status import raw_status, summary
+
+    settings = _settings(home)
+    grid_home = GridHome(settings.home)
+    state = grid_home.load_state()
+    topology = load_valid_topology(settings)
+    blocks = raw_status(root_client(grid_home, state), topology, stream=stream, day=day)
+    if as_json:
+        click.echo(json.dumps([b.model_dump(mode="json") for b in blocks], indent=2))
+        return
+    for block in blocks:
+        runs = f" runs {block.run_first}-{block.run_last}" if block.run_first is not None else ""
+        click.echo(f"{block.name}  {block.state}  {block.files} files  {block.bytes} bytes{runs}")
+        for name, site in block.sites.items():
+            rules = ",".join(site.rules) or "-"
+            click.echo(f"    {name:<12} {site.replicas:>6} replicas  rules {rules}")
+            for rule in site.rule_details:
+                if rule.reason and rule.state != "OK":
+                    click.echo(f"        {rule.rse_expression}: {rule.reason}")
+    totals = summary(blocks)
+    if totals:
+        click.echo("per site: " + "; ".join(f"{s} {r['blocks_ok']}/{r['blocks']} blocks OK, {r['replicas']} replicas"
+                                            for s, r in totals.items()))
+    for metrics in read_all(grid_home.run / "ingest"):
+        click.echo(f"ingestor {metrics['instance']}: {metrics['state']}, consumed {metrics['consumed']}, registered "
+                   f"{metrics['registered']}, dead-lettered {sum(metrics['dead_lettered'].values())}, "
+                   f"lag {metrics['lag_total']}")

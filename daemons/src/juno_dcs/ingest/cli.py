@@ -46,7 +46,7 @@ def run(config_path: Path, run_once: bool, json_logs: bool) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    metrics = Ingestor(config, Client(account=config.rucio.account), stop).run(once=run_once)
+    metrics = Ingestor(config, lambda: Client(account=config.rucio.account), stop).run(once=run_once)
     if run_once:
         click.echo(json.dumps(metrics.snapshot(), indent=2))
 

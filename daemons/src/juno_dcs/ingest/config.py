@@ -65,6 +65,8 @@ class IngestConfig(BaseModel):
     group_id: str = Field(default="juno-ingest", pattern=r"^[A-Za-z0-9._-]{1,200}$")
     rucio: RucioTarget = Field(default_factory=RucioTarget)
     batch_size: int = Field(default=1000, ge=1, le=10000, description="Messages handled per Rucio call at most.")
+    register_threads: int = Field(default=2, ge=1, le=16, description="Rucio calls in flight at once; a batch is "
+                                  "split among them (the Rucio server's workers work in parallel).")
     poll_ms: int = Field(default=200, ge=1, description="Longest wait for new messages before handling a batch.")
     max_message_bytes: int = Field(default=16384, ge=512)
     verify_at_se: bool = Field(default=False, description="Stat each file at the SE (size, adler32) before "

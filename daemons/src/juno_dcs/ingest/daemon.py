@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,12 +44,17 @@ class Accepted:
 
 
 class Ingestor:
-    def __init__(self, config: IngestConfig, client: Any, stop: threading.Event | None = None,
+    def __init__(self, config: IngestConfig, new_client: Callable[[], Any], stop: threading.Event | None = None,
                  rules: Callable[[str], bool] | None = None) -> None:
-        """`client` is a Rucio client of the raw-data account; `rules(did)` puts the policy's rules on a block and
-        says whether all of them exist (default: the policy files named in the config)."""
+        """`new_client()` makes a Rucio client of the raw-data account (one per registering thread); `rules(did)`
+        puts the policy's rules on a block and says whether all of them exist (default: the policy files named
+        in the config)."""
         self.config = config
+        client = new_client()
         self.catalog = Catalog(client, config.rucio.scope, config.rucio.rse)
+        self._catalogs = [self.catalog] + [Catalog(new_client(), config.rucio.scope, config.rucio.rse)
+                                           for _ in range(config.register_threads - 1)]
+        self._pool = ThreadPoolExecutor(max_workers=config.register_threads, thread_name_prefix="register")
         self.stop = stop or threading.Event()
         self.metrics = Metrics()
         self.blocks: dict[str, Block] = {}
@@ -56,6 +62,7 @@ class Ingestor:
         self._consumer: Any = None
         self._producer: Any = None
         self._last_housekeeping = 0.0
+        self._se_base: str | None = None
         self._metrics_path = (config.metrics_dir / f"{socket.gethostname()}-{os.getpid()}.json"
                               if config.metrics_dir else None)
 
@@ -88,6 +95,7 @@ class Ingestor:
             self.metrics.write(self._metrics_path)
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=10)
+            self._pool.shutdown(wait=True)
         return self.metrics
 
     def handle(self, records: list[Any]) -> None:
@@ -96,8 +104,12 @@ class Ingestor:
         self.metrics.consumed += len(records)
         accepted, dead = self._receive(records)
         if self.config.verify_at_se and accepted:
+            if self._se_base is None:
+                self._se_base = self._retry("Rucio", lambda: verify.se_base(self.catalog.client,
+                                                                            self.config.rucio.rse))
+            base = self._se_base
             found = self._retry("the storage element", lambda: verify.problems(
-                [a.message for a in accepted], self.config.verify_threads))
+                [a.message for a in accepted], base, self.config.verify_threads))
             dead += [DeadLetter("quarantined", found[a.message.name], "file", a.source)
                      for a in accepted if a.message.name in found]
             accepted = [a for a in accepted if a.message.name not in found]
@@ -168,7 +180,7 @@ class Ingestor:
         for a in accepted:
             by_block.setdefault(a.message.block, []).append(a.message)
         try:
-            return self.catalog.register(by_block)
+            return self._register_parallel(by_block)
         except UnsupportedOperation:  # a block was closed meanwhile (by another instance): reopen and retry
             for name in self.catalog.closed_among(list(by_block)):
                 self.blocks[name].open = False
@@ -179,6 +191,24 @@ class Ingestor:
                 self.blocks.pop(name, None)
                 self._open_block(name)
             return self.catalog.register(by_block)
+
+    def _register_parallel(self, by_block: dict[str, list[msg.FileArrived]]) -> list[Any]:
+        """Split the batch into one share per registering thread (whole blocks where possible) and register the
+        shares at once; every share must succeed (a failed one raises, and the whole batch is retried)."""
+        total = sum(len(files) for files in by_block.values())
+        threads = min(len(self._catalogs), max(1, total // 100))
+        if threads == 1:
+            return self.catalog.register(by_block)
+        shares: list[dict[str, list[msg.FileArrived]]] = [{} for _ in range(threads)]
+        for block, files in by_block.items():
+            step = -(-len(files) // threads)
+            for i in range(threads):
+                part = files[i * step:(i + 1) * step]
+                if part:
+                    shares[i].setdefault(block, []).extend(part)
+        futures = [self._pool.submit(catalog.register, share)
+                   for catalog, share in zip(self._catalogs, shares, strict=False) if share]
+        return [m for future in futures for m in future.result()]
 
     def _registered(self, registered: list[Accepted]) -> None:
         now = time.time()

@@ -1,7 +1,9 @@
 """The optional check before registration: is the file at the SE, with the size and adler32 the message says?
 
-gfal2 asks the storage element (XRootD computes adler32 itself); a file missing or different is quarantined.
-A storage element that does not answer is a transient problem: the batch is retried, nothing is quarantined.
+The file is looked up where Rucio will say it is (the RSE's davs protocol and the deterministic JUNO path), not
+at the message's location, so a message cannot send the check elsewhere. gfal2 asks the storage element (XRootD
+computes adler32 itself); a file missing or different is quarantined. A storage element that does not answer is a
+transient problem: the batch is retried, nothing is quarantined.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import errno
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from juno_dcs.errors import ServiceError
 from juno_dcs.ingest.message import FileArrived
+from juno_rucio_policy.paths import path_for
 
 _TRANSIENT = {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ECONNRESET, errno.EAGAIN}
 _local = threading.local()
@@ -32,29 +36,37 @@ def _context() -> object:
     return ctx
 
 
-def problem(message: FileArrived) -> str | None:
-    """Why the file at message.location does not match the message, or None when it does."""
+def se_base(client: Any, rse: str) -> str:
+    """The URL prefix of the RSE's davs (else first) protocol, e.g. davs://localhost:23010/."""
+    protocols = client.get_protocols(rse, protocol_domain="wan", operation="read")
+    chosen = next((p for p in protocols if p["scheme"] == "davs"), protocols[0])
+    return f"{chosen['scheme']}://{chosen['hostname']}:{chosen['port']}{chosen['prefix']}".rstrip("/") + "/"
+
+
+def problem(message: FileArrived, base: str) -> str | None:
+    """Why the file at the SE does not match the message, or None when it does."""
     import gfal2
 
+    url = base + path_for("raw", message.name)
     ctx = _context()
     try:
-        size = ctx.stat(message.location).st_size  # type: ignore[attr-defined]
+        size = ctx.stat(url).st_size  # type: ignore[attr-defined]
         if size != message.size:
             return f"size at the SE is {size} bytes, the message says {message.size}"
-        adler32 = ctx.checksum(message.location, "adler32").lower().zfill(8)  # type: ignore[attr-defined]
+        adler32 = ctx.checksum(url, "adler32").lower().zfill(8)  # type: ignore[attr-defined]
     except gfal2.GError as exc:
         if exc.code == errno.ENOENT:
-            return f"no such file at the SE: {message.location}"
+            return f"no such file at the SE: {url}"
         if exc.code in _TRANSIENT:
-            raise StorageUnavailable(f"{message.location}: {exc.message}") from exc
-        return f"the SE refused the check: {exc.message}"
+            raise StorageUnavailable(f"{url}: {exc.message}") from exc
+        return f"the SE refused the check of {url}: {exc.message}"
     if adler32 != message.adler32:
         return f"adler32 at the SE is {adler32}, the message says {message.adler32}"
     return None
 
 
-def problems(messages: Sequence[FileArrived], threads: int) -> dict[str, str]:
+def problems(messages: Sequence[FileArrived], base: str, threads: int) -> dict[str, str]:
     """name -> problem for every file that does not match; StorageUnavailable when the SE is down."""
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        found = list(pool.map(problem, messages))
+        found = list(pool.map(lambda m: problem(m, base), messages))
     return {m.name: p for m, p in zip(messages, found, strict=True) if p is not None}

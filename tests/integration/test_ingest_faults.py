@@ -1,0 +1,179 @@
+"""The ingestor under faults, against the grid's Kafka 0.9 and Rucio: every kind of bad message dead-lettered with
+its reason while good ones flow; SIGKILLs of two ingestors at random moments; the broker restarted and the Rucio
+server stopped for 30 s mid-stream; and the same happy path on a modern-protocol broker (Tansu)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from juno_dcs.grid.home import GridHome
+from juno_dcs.grid.supervisor import Supervisor
+from tests.conftest import Grid
+from tests.integration.ingest_helpers import (
+    IngestorProcess,
+    RucioView,
+    dead_letters,
+    good_message,
+    grid_kafka,
+    new_topic,
+    publish,
+    unique_stream,
+)
+from tests.integration.tansu import tansu_broker
+
+pytestmark = [pytest.mark.grid, pytest.mark.slow]
+
+
+def _bad(stream: str) -> dict[str, tuple[bytes, str | None, str]]:
+    """case -> (message value, field at fault, words of the reason)."""
+    base = json.loads(good_message(stream, 9999).to_json())
+
+    def changed(**changes: Any) -> bytes:
+        body = {**base, **changes}
+        return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+    return {
+        "not-json": (b"this is not JSON {", None, "not JSON"),
+        "missing-field": (changed(adler32=None), "adler32", "Field required"),
+        "wrong-type": (changed(size="large"), "size", "valid integer"),
+        "negative-size": (changed(size=-1), "size", "greater than or equal to 0"),
+        "bad-checksum-format": (changed(adler32="zz-not-hex"), "adler32", "pattern"),
+        "schema-breaking-name": (changed(name="RAW_FILE_1.bin"), "name", "not a JUNO raw file"),
+        "path-traversal": (changed(name="../../../etc/passwd"), "name", "not a JUNO raw file"),
+        "over-size-limit": (changed(spade_id="x" * 40000), None, "over the limit"),
+        "unknown-version": (changed(version=7), "version", "unknown schema version 7"),
+    }
+
+
+@pytest.fixture(scope="module")
+def bad_message_run(grid: Grid, grids_root: Path) -> dict[str, Any]:
+    """Bad messages interleaved with 200 good ones on a fresh topic, through one ingestor run."""
+    kafka, topic, stream = grid_kafka(grid), new_topic(grid), unique_stream("bad")
+    cases = _bad(stream)
+    values: list[tuple[bytes | None, bytes | None]] = []
+    for i in range(200):
+        good = good_message(stream, i)
+        values.append((good.name.encode(), good.to_json()))
+        if i % 20 == 0 and i // 20 < len(cases):
+            case = list(cases)[i // 20]
+            values.append((case.encode(), cases[case][0]))
+    publish(kafka, topic, values)
+    ingestor = IngestorProcess.make(grid, grids_root / f"bad-{topic}", kafka, topic)
+    metrics = ingestor.run_once()
+    letters = {d["key"]: d for d in dead_letters(kafka, topic, len(cases))}
+    return {"stream": stream, "cases": cases, "letters": letters, "metrics": metrics, "view": RucioView(grid)}
+
+
+@pytest.mark.parametrize("case", list(_bad("x")))
+def test_a_bad_message_is_dead_lettered_with_its_reason(bad_message_run: dict[str, Any], case: str) -> None:
+    _, field, words = bad_message_run["cases"][case]
+    letter = bad_message_run["letters"][case]
+    assert letter["kind"] == "rejected"
+    assert letter["field"] == field
+    assert words in letter["reason"]
+    assert letter["original_bytes"] == len(bad_message_run["cases"][case][0])
+
+
+def test_good_messages_flow_past_the_bad_ones(bad_message_run: dict[str, Any]) -> None:
+    metrics, view, stream = bad_message_run["metrics"], bad_message_run["view"], bad_message_run["stream"]
+    assert metrics["dead_lettered"] == {"rejected": len(bad_message_run["cases"])}
+    assert view.lengths(stream) == 200
+    (block,) = view.blocks(stream)
+    assert block == f"block.20260301.{stream}"
+
+
+def test_sigkilled_ingestors_register_every_file_exactly_once(grid: Grid, grids_root: Path) -> None:
+    """Two ingestors share the partitions; each is SIGKILLed at random moments and restarted."""
+    total = 10_000
+    kafka, topic, stream = grid_kafka(grid), new_topic(grid, partitions=4), unique_stream("kill")
+    view = RucioView(grid)
+    directory = grids_root / f"kill-{topic}"
+    ingestors = [IngestorProcess.make(grid, directory, kafka, topic, batch_size=500) for _ in range(2)]
+    for ingestor in ingestors:
+        ingestor.start()
+    messages = [good_message(stream, i, per_day=2000) for i in range(total)]
+    publisher = threading.Thread(target=publish, args=(kafka, topic, [(m.name.encode(), m.to_json())
+                                                                      for m in messages]))
+    publisher.start()
+    rng = random.Random(20261125)  # noqa: S311 - chaos, not cryptography
+    kills = 0
+
+    def chaos() -> None:
+        nonlocal kills
+        victim = rng.choice(ingestors)
+        if kills < 6 and rng.random() < 0.6:
+            victim.kill()
+            kills += 1
+            time.sleep(rng.uniform(0, 2))
+            victim.start()
+
+    try:
+        found = view.wait_files(stream, total, timeout=900, on_wait=lambda: (time.sleep(rng.uniform(1, 5)), chaos()))
+    finally:
+        publisher.join(120)
+        for ingestor in ingestors:
+            ingestor.stop()
+    assert kills >= 3
+    assert found == total
+    files = list(view.client.list_dids("raw", {"name": f"RUN.*.{stream}.*"}, did_type="file"))
+    assert len(files) == len(set(files)) == total
+    contents = view.contents(stream)
+    attached = [name for names in contents.values() for name in names]
+    assert len(attached) == len(set(attached)) == total  # attached once each
+    expected_blocks = {m.block for m in messages}
+    assert set(contents) == expected_blocks
+    assert all(name.split(".")[4] == block.split(".")[1] for block, names in contents.items() for name in names)
+
+
+def test_broker_restart_and_rucio_outage_lose_nothing(grid: Grid, grids_root: Path) -> None:
+    total = 3000
+    kafka, topic, stream = grid_kafka(grid), new_topic(grid), unique_stream("out")
+    view = RucioView(grid)
+    home = GridHome(grid.home)
+    sup = Supervisor(home, home.load_state())
+    ingestor = IngestorProcess.make(grid, grids_root / f"outage-{topic}", kafka, topic, batch_size=200)
+    ingestor.start()
+    messages = [good_message(stream, i) for i in range(total)]
+    try:
+        publish(kafka, topic, [(m.name.encode(), m.to_json()) for m in messages[:1000]])
+        view.wait_files(stream, 300, timeout=120)
+        sup.restart_program("kafka")  # mid-stream: some of the first thousand may still be waiting
+        publish(kafka, topic, [(m.name.encode(), m.to_json()) for m in messages[1000:2000]])
+        sup.stop_program("rucio-server")
+        try:
+            publish(kafka, topic, [(m.name.encode(), m.to_json()) for m in messages[2000:]])
+            time.sleep(30)
+            metrics = json.loads(next((ingestor.config.parent / "metrics").glob("*.json")).read_text())
+            assert metrics["state"] == "waiting for Rucio", metrics
+        finally:
+            sup.start_program("rucio-server")
+        found = view.wait_files(stream, total, timeout=300)
+    finally:
+        ingestor.stop()
+    assert found == total
+    assert sorted(n for names in view.contents(stream).values() for n in names) == sorted(m.name for m in messages)
+
+
+def test_a_modern_protocol_broker_works_the_same(grid: Grid, grids_root: Path) -> None:
+    with tansu_broker() as broker:
+        kafka, topic, stream = broker.settings, "spade.files", unique_stream("tansu")
+        broker.create_topics({topic: 3, f"{topic}.dead": 1})
+        messages = [good_message(stream, i) for i in range(300)]
+        publish(kafka, topic, [(m.name.encode(), m.to_json()) for m in messages] + [(b"bad", b"{not json")])
+        ingestor = IngestorProcess.make(grid, grids_root / f"tansu-{stream}", kafka, topic,
+                                        kafka={**kafka.model_dump(mode="json", exclude_none=True),
+                                               "max_poll_interval_ms": 6000})
+        metrics = ingestor.run_once()
+        letters = dead_letters(kafka, topic, 1, timeout=30)
+    view = RucioView(grid)
+    assert view.lengths(stream) == 300
+    assert metrics["dead_lettered"] == {"rejected": 1}
+    assert [d["key"] for d in letters] == ["bad"]
+    assert metrics["latency_p99_s"] is not None  # a modern broker stamps records: latency is measured

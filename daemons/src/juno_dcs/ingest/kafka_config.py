@@ -28,7 +28,7 @@ class KafkaSettings(BaseModel):
     client_id: str = "juno-dcs"
     request_timeout_ms: int = Field(default=40000, gt=0, description="Longer than max_poll_interval_ms: a JoinGroup "
                                     "may wait that long.")
-    session_timeout_ms: int = Field(default=10000, ge=6000, le=30000, description="Consumer group session: a "
+    session_timeout_ms: int = Field(default=20000, ge=6000, le=30000, description="Consumer group session: a "
                                     "member silent this long is dropped (Kafka 0.9 accepts 6-30 s).")
     max_poll_interval_ms: int = Field(default=30000, gt=0, description="Longest time between polls before a "
                                       "member leaves its group (modern brokers; also their rebalance timeout).")
@@ -71,7 +71,10 @@ class KafkaSettings(BaseModel):
         """A KafkaConsumer with these settings; offsets are committed by the caller, never automatically."""
         from kafka import KafkaConsumer
 
+        # before Kafka 0.10.1 a group has no separate poll interval: kafka-python wants it equal to the session
+        old_protocol = self.api_version is not None and tuple(self.api_version) < (0, 10, 1)
+        poll_interval = self.session_timeout_ms if old_protocol else self.max_poll_interval_ms
         return KafkaConsumer(*topics, **self.common(), group_id=group_id, enable_auto_commit=False,
                              auto_offset_reset="earliest", session_timeout_ms=self.session_timeout_ms,
                              heartbeat_interval_ms=self.session_timeout_ms // 3,
-                             max_poll_interval_ms=self.max_poll_interval_ms, **extra)
+                             max_poll_interval_ms=poll_interval, **extra)

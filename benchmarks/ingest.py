@@ -103,7 +103,7 @@ def rucio_files(home: Path, stream: str) -> int:
     from rucio.client import Client
 
     client = Client(account="root")
-    return sum(int(client.get_did("raw", name)["length"] or 0)
+    return sum(int(client.get_did("raw", name, dynamic_depth="FILE")["length"] or 0)
                for name in client.list_dids("raw", {"name": f"block.*.{stream}"}, did_type="dataset"))
 
 

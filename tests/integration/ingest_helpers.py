@@ -139,7 +139,8 @@ class RucioView:
         return {b: [c["name"] for c in self.client.list_content("raw", b)] for b in self.blocks(stream)}
 
     def lengths(self, stream: str) -> int:
-        return sum(int(self.client.get_did("raw", b)["length"] or 0) for b in self.blocks(stream))
+        return sum(int(self.client.get_did("raw", b, dynamic_depth="FILE")["length"] or 0)
+                   for b in self.blocks(stream))
 
     def wait_files(self, stream: str, count: int, timeout: float, on_wait: Callable[[], None] | None = None) -> int:
         deadline = time.monotonic() + timeout

@@ -19,7 +19,8 @@ PROGRAMS = {
     "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
     "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
     "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
-    "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller", "rucio-conveyor-finisher",
+    "zookeeper", "kafka", "ingest", "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
+    "rucio-conveyor-finisher",
     "rucio-conveyor-receiver",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
                                   "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}

@@ -167,9 +167,8 @@ def test_a_modern_protocol_broker_works_the_same(grid: Grid, grids_root: Path) -
         broker.create_topics({topic: 3, f"{topic}.dead": 1})
         messages = [good_message(stream, i) for i in range(300)]
         publish(kafka, topic, [(m.name.encode(), m.to_json()) for m in messages] + [(b"bad", b"{not json")])
-        ingestor = IngestorProcess.make(grid, grids_root / f"tansu-{stream}", kafka, topic,
-                                        kafka={**kafka.model_dump(mode="json", exclude_none=True),
-                                               "max_poll_interval_ms": 6000})
+        ingestor = IngestorProcess.make(grid, grids_root / f"tansu-{stream}",
+                                        kafka.model_copy(update={"max_poll_interval_ms": 6000}), topic)
         metrics = ingestor.run_once()
         letters = dead_letters(kafka, topic, 1, timeout=30)
     view = RucioView(grid)

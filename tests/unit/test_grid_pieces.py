@@ -71,7 +71,8 @@ def test_program_sections(tmp_path: Path) -> None:
     state = home.new_state(25000, "postgresql://postgres@127.0.0.1:5432/postgres")
     programs = grid_programs(home, state, GridSettings(), {"rucio": "abc"}, ["IHEP_DISK", "CNAF_DISK"])
     names = {p.name for p in programs}
-    assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK", "fts-server", "fts-worker"} | {
+    assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK", "fts-server", "fts-worker",
+            "zookeeper", "kafka", "ingest"} | {
         f"rucio-{d}" for d in (*RUCIO_DAEMONS, *CONVEYOR_DAEMONS)} == names
     xrootd = next(p for p in programs if p.name == "xrootd-IHEP_DISK")
     assert xrootd.command[:5] == ["/usr/bin/xrootd", "-R", "xrootd", "-I", "v4"]

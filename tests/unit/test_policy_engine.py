@@ -327,6 +327,15 @@ def test_decide(existing: list[ExistingRule], did_open: bool, expected: list[tup
     assert all(d.rule_id is not None for d in decisions if d.action == "existing")
 
 
+def test_decide_waits_for_the_locks_of_every_file() -> None:
+    disk_ok = _existing(DISK, "OK").model_copy(update={"locks_ok": 7})
+    decisions = decide([DISK, TAPE], [disk_ok], did_open=False, did_files=10)
+    assert [(d.action, d.reason) for d in decisions][1] == (
+        "waiting", "waiting: rule cnaf-disk (id-cnaf-disk) has 7 of 10 files")
+    decisions = decide([DISK, TAPE], [disk_ok.model_copy(update={"locks_ok": 10})], did_open=False, did_files=10)
+    assert decisions[1].action == "create"
+
+
 def test_decide_prerequisite_not_planned() -> None:
     [decision] = decide([TAPE], [], did_open=False)
     assert decision.reason == "waiting: rule cnaf-disk is not planned for this DID"
@@ -338,8 +347,9 @@ class StandInClient:
     def __init__(self, account: str, rules: list[dict[str, Any]], state: dict[str, bool]) -> None:
         self.account, self.rules, self.state = account, rules, state
 
-    def get_did(self, scope: str, name: str) -> dict[str, Any]:
-        return {"scope": scope, "name": name, "type": "DATASET", "open": self.state["open"]}
+    def get_did(self, scope: str, name: str, dynamic_depth: str | None = None) -> dict[str, Any]:
+        assert dynamic_depth == "FILE"  # an open dataset's length is counted only to its files
+        return {"scope": scope, "name": name, "type": "DATASET", "open": self.state["open"], "length": 0}
 
     def list_did_rules(self, scope: str, name: str) -> list[dict[str, Any]]:
         return list(self.rules)

@@ -1,14 +1,17 @@
-"""`make demo`: bring up the grid, upload a few raw files at IHEP_DISK as the raw-data service, gather them
-into the day's block with the stock `rucio` CLI, and let the share policy (`juno-dcs policy apply`) place
-the block: disk copies at once, the tier-1 tapes once the block is closed. Every command is printed.
+"""`make demo`: a scaled data-taking day on the grid.
 
-Later issues grow this into a whole data-taking day (SPADE, Kafka, transfers, production).
+1. `juno-dcs up`: Rucio, the storage elements, the transfer service, Kafka and the raw-data ingestor.
+2. `juno-dcs spade-sim`: SPADE writes a day of raw files to IHEP_DISK (scaled: DAY_FILES files of FILE_SIZE,
+   JUNO writes ~5,000 files of ~1 GB a day) and announces each on Kafka.
+3. The ingestor registers them into the day's block with the share policy's rules; Rucio and the transfer service
+   copy them by HTTP third-party copy to CNAF and JINR (and IN2P3 one day in three), then to the tapes.
+4. The day ends with the per-site summary of `juno-dcs raw status`. Every command is printed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+import json
 import shlex
 import subprocess
 import sys
@@ -17,131 +20,81 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.grid import launcher
-from juno_dcs.grid.home import GridHome
 from juno_dcs.settings import GridSettings
 
-FILES = 5
-FILE_SIZE = 2 * 1024 * 1024
+DAY_FILES = 200
+FILE_SIZE = 1_000_000
+WAIT_S = 900
 
 
-def _shell_env(settings: GridSettings, account: str) -> dict[str, str]:
-    env = dict(os.environ)
-    for line in launcher.env_exports(settings, account).splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = shlex.split(value)[0]
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    return env
-
-
-def rucio(settings: GridSettings, account: str, *args: str, check: bool = True) -> str:
-    print(f"\n[{account}]$ rucio {shlex.join(args)}", flush=True)
-    proc = subprocess.run(["rucio", *args], env=_shell_env(settings, account), capture_output=True, text=True,
-                          check=False)
-    out = proc.stdout + "".join(
-        line + "\n" for line in proc.stderr.splitlines() if "ERROR" in line or "Successfully uploaded" in line
-    )
-    print(out.rstrip())
-    if check and (proc.returncode != 0 or "ERROR" in proc.stderr):
-        raise SystemExit(f"demo: `rucio {shlex.join(args)}` failed:\n{proc.stderr}")
-    return proc.stdout
-
-
-def rucio_quiet(settings: GridSettings, account: str, *args: str) -> str:
-    proc = subprocess.run(["rucio", *args], env=_shell_env(settings, account), capture_output=True, text=True,
-                          check=False)
-    return proc.stdout
-
-
-def _counters_complete(table: str, rses: int) -> bool:
-    """True when `rses` rows of a `rucio replica list dataset` table have FOUND == TOTAL."""
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
-            if line.startswith("|") and "_" in line]
-    return sum(1 for r in rows if len(r) == 3 and r[1] == r[2] and r[1] != "0") >= rses
-
-
-def _open_day(client: Any, today: dt.date) -> dt.date:
-    """Today, or the first later day whose physics block is not closed yet (an earlier demo closed it)."""
-    from rucio.common.exception import DataIdentifierNotFound
-
-    day = today
-    while True:
-        try:
-            if client.get_did("raw", f"block.{day:%Y%m%d}.physics").get("open", True):
-                return day
-        except DataIdentifierNotFound:
-            return day
-        day += dt.timedelta(days=1)
-
-
-def juno_dcs(settings: GridSettings, *args: str) -> str:
-    """`juno-dcs ARGS --home HOME`, printed with its output (exit 3 of `policy apply`: rules still wait)."""
-    print(f"\n$ juno-dcs {shlex.join(args)}", flush=True)
+def juno_dcs(settings: GridSettings, *args: str, show: bool = True) -> str:
+    """`juno-dcs ARGS --home HOME`, printed with its output."""
+    if show:
+        print(f"\n$ juno-dcs {shlex.join(args)}", flush=True)
     proc = subprocess.run([str(Path(sys.executable).parent / "juno-dcs"), *args, "--home", str(settings.home)],
                           capture_output=True, text=True, check=False)
-    print(proc.stdout + proc.stderr, end="", flush=True)
-    if proc.returncode not in (0, 3):
-        raise SystemExit(f"demo: juno-dcs {args[0]} failed ({proc.returncode})")
+    if show:
+        print(proc.stdout + proc.stderr, end="", flush=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"demo: juno-dcs {args[0]} failed ({proc.returncode}):\n{proc.stderr}")
     return proc.stdout
+
+
+def _progress(blocks: list[dict[str, Any]]) -> tuple[str, bool]:
+    """One line: per site, the available replicas and the rule states; and whether every rule is OK."""
+    sites: dict[str, tuple[int, list[str]]] = {}
+    for block in blocks:
+        for name, site in block["sites"].items():
+            count, states = sites.get(name, (0, []))
+            sites[name] = (count + site["replicas"], states + site["rules"])
+    line = "  ".join(f"{name} {count} ({','.join(sorted(set(states))) or '-'})"
+                     for name, (count, states) in sorted(sites.items()))
+    done = bool(blocks) and all(s == "OK" for _, states in sites.values() for s in states) \
+        and all(b["state"] == "closed" for b in blocks)
+    return line, done
 
 
 def main() -> int:
     settings = GridSettings()
     print(f"== juno-dcs up --home {settings.home}", flush=True)
     report = launcher.up(settings)
-    print(f"grid {'created' if report.created else 'up to date'} in {report.home}; "
-          f"{len(report.topology_changes)} topology change(s)")
     status = launcher.status(settings)
-    print(f"Rucio at {status['services']['rucio']}, {len(status['processes'])} processes, "
-          f"{'healthy' if status['healthy'] else 'NOT healthy'}")
+    print(f"grid {'created' if report.created else 'up to date'} in {report.home}: Rucio at "
+          f"{status['services']['rucio']}, Kafka at {status['services']['kafka']}, {len(status['processes'])} "
+          f"processes, {'healthy' if status['healthy'] else 'NOT healthy'}")
 
-    home = GridHome(settings.home)
-    rawdata = launcher.root_client(home, home.load_state(), "rawdata")
-    day = _open_day(rawdata, dt.datetime.now(dt.UTC).date())
-    run_number = int(time.time()) % 1_000_000
-    block = f"raw:block.{day:%Y%m%d}.physics"
-    workdir = Path(settings.home).resolve() / "demo" / f"run{run_number:06d}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    names = []
-    for seq in range(1, FILES + 1):
-        name = f"RUN.{run_number:06d}.physics.{seq:05d}.{day:%Y%m%d}.rtraw"
-        (workdir / name).write_bytes(os.urandom(FILE_SIZE))
-        names.append(name)
-    print(f"\n== {FILES} raw files of {FILE_SIZE // 2**20} MiB for run {run_number} of {day} in {workdir}")
+    # a finished day (two days ago), so that its block closes once the data stop and the tapes follow
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)
+    run = 100000 + int(time.time()) % 900000
+    print(f"\n== SPADE: one day of raw data ({DAY_FILES} files of {FILE_SIZE / 1e6:.0f} MB, run {run}, "
+          f"received on {day}) written to IHEP_DISK and announced on Kafka")
+    juno_dcs(settings, "spade-sim", "--files", str(DAY_FILES), "--days", "1", "--start-date", day.isoformat(),
+             "--size", str(FILE_SIZE), "--run", str(run), "--rate", "50", "--no-progress")
 
-    rucio(settings, "rawdata", "upload", "--rse", "IHEP_DISK", "--scope", "raw", *[str(workdir / n) for n in names])
-    if block.split(":")[1] not in rucio(settings, "rawdata", "did", "list", f"raw:block.{day:%Y%m%d}.*",
-                                        "--filter", "type=DATASET"):
-        rucio(settings, "rawdata", "did", "add", "--type", "dataset", block)
-    rucio(settings, "rawdata", "did", "content", "add", "--to-did", block, *[f"raw:{n}" for n in names])
-    print("\n== the share policy (etc/policy/raw.yaml) for this block, then applied while the block is open:")
-    juno_dcs(settings, "policy", "plan", block)
-    juno_dcs(settings, "policy", "apply", block)
-    print("\n== the day is over: the block is closed, and the tier-1 tapes follow their disks")
-    rucio(settings, "rawdata", "did", "update", "--close", block)
-    juno_dcs(settings, "policy", "apply", block, "--wait", "300")
+    print("\n== the ingestor registers the files into the day's block, whose rules (etc/policy/raw.yaml) move "
+          "them;\n   the block closes 30 s after its last file, then the tier-1 tapes follow their disks:")
     started = time.monotonic()
-    states: dict[str, str] = {}
-    while time.monotonic() - started < 400:
-        states = {r["rse_expression"]: r["state"] for r in rawdata.list_did_rules("raw", block.split(":")[1])}
-        if states and all(state == "OK" for state in states.values()):
-            break
-        time.sleep(3)
-    print(f"\n== the block's rules after {time.monotonic() - started:.0f} s more:")
-    rucio(settings, "rawdata", "rule", "list", "--did", block)
-    # dataset replica counters are Rucio's abacus-collection-replica's work: give it a few cycles
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _counters_complete(
-            rucio_quiet(settings, "rawdata", "replica", "list", "dataset", block), len(states)):
-        time.sleep(2)
-    rucio(settings, "rawdata", "replica", "list", "dataset", block)
+    blocks: list[dict[str, Any]] = []
+    done = False
+    while time.monotonic() - started < WAIT_S and not done:
+        blocks = json.loads(juno_dcs(settings, "raw", "status", "--day", f"{day:%Y%m%d}", "--stream", "physics",
+                                     "--json", show=False))
+        line, done = _progress(blocks)
+        print(f"  {time.monotonic() - started:4.0f} s  {line}", flush=True)
+        if not done:
+            time.sleep(10)
+    print(f"\n== the day {'is complete' if done else 'is NOT complete yet'} after {time.monotonic() - started:.0f} s; "
+          "the per-site summary:")
+    juno_dcs(settings, "raw", "status", "--day", f"{day:%Y%m%d}", "--stream", "physics")
     print(
-        "\nIHEP_DISK is OK at once: the files are there. Every other copy went through the conveyor and the\n"
-        "transfer service: HTTP third-party copies between the XRootD storage elements, the tapes through\n"
-        "ARCHIVING. IN2P3 takes one day in three (docs/policy.md).\n"
+        "\nIHEP holds everything on disk and tape; CNAF and JINR a full copy each (disk for 90 days, tape for\n"
+        "ever); IN2P3 takes one day in three (docs/policy.md). The copies are HTTP third-party copies between the\n"
+        "XRootD storage elements, driven by Rucio's conveyor through the transfer service.\n"
+        f"Simulate more:         .venv/bin/juno-dcs spade-sim --home {settings.home} --files 1000 --days 3\n"
         f"Look around yourself:  eval \"$(.venv/bin/juno-dcs env --home {settings.home})\"; rucio rse list\n"
         f"Stop the grid:         .venv/bin/juno-dcs down --home {settings.home}"
     )
-    return 0
+    return 0 if done else 1
 
 
 if __name__ == "__main__":

@@ -48,6 +48,20 @@ class GridSettings(BaseSettings):
         default="pull", description="Default HTTP third-party-copy mode of the transfer service's links."
     )
     tape_delay: float = Field(default=2.0, ge=0, description="Seconds a tape RSE takes to stage or to archive.")
+    kafka_partitions: int = Field(
+        default=3, ge=1,
+        description="Partitions of the grid's Kafka topics (spade.files, spade.files.dead) and of new topics; "
+        "raising it adds partitions at the next `up`, lowering it changes no existing topic.",
+    )
+    ingest_verify: bool = Field(
+        default=True, description="The ingestor checks each file's size and adler32 at IHEP_DISK before registering it."
+    )
+    ingest_close_grace: str = Field(
+        default="2 hours", description="A daily block closes this long after its day (UTC) ends ..."
+    )
+    ingest_close_quiet: str = Field(
+        default="30 s", description="... once nothing was attached to it for this long (late files reopen it)."
+    )
     start_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for every service at `up`.")
 
     @property

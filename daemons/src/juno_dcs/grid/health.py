@@ -10,7 +10,8 @@ import requests
 import stomp
 import stomp.exception
 
-from juno_dcs.grid import database
+from juno_dcs.errors import ServiceError
+from juno_dcs.grid import database, kafka
 from juno_dcs.grid.home import GridState
 from juno_dcs.grid.ports import port_open
 
@@ -74,3 +75,19 @@ def check_fts(url: str, timeout: float = 3.0) -> Health:
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         return Health(False, f"no answer: {exc.__class__.__name__}")
     return Health(True, f"FTS3 REST API {api['major']}.{api['minor']}.{api['patch']}")
+
+
+def check_kafka(state: GridState, timeout: float = 3.0) -> Health:
+    """ZooKeeper answers `ruok` and the broker answers a metadata request naming itself."""
+    problem = kafka.zookeeper_answer(state.ports.zookeeper, timeout)
+    if problem is not None:
+        return Health(False, f"ZooKeeper: {problem}")
+    if not port_open(state.ports.kafka):  # spares kafka-python's retry logging while the broker starts
+        return Health(False, f"broker not listening on port {state.ports.kafka}")
+    try:
+        brokers = kafka.broker_ids(kafka.kafka_settings(state), timeout)
+    except ServiceError as exc:
+        return Health(False, str(exc))
+    if not brokers:
+        return Health(False, "the broker's metadata names no broker")
+    return Health(True, f"Kafka 0.9 broker {','.join(map(str, brokers))}, ZooKeeper imok")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
-from juno_dcs.grid import database, health, pki, storage
+from juno_dcs.grid import database, health, kafka, pki, storage
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import ACTIVEMQ_HOME, grid_programs
@@ -106,6 +106,19 @@ def write_configs(
     files[home.etc / "transfer.yaml"] = transfer_yaml
     activemq_xml = files[home.etc / "activemq" / "activemq.xml"]
     digests = {"rucio": digest(rucio_cfg), "activemq": digest(activemq_xml), "fts": digest(transfer_yaml)}
+    kafka_files = kafka.render_configs(home, state, settings)
+    files.update(kafka_files)
+    kafka_etc = kafka.config_dir(home)
+    log4j = kafka_files[kafka_etc / "log4j.properties"]
+    digests["zookeeper"] = digest(kafka_files[kafka_etc / "zookeeper.properties"], log4j)
+    digests["kafka"] = digest(kafka_files[kafka_etc / "server.properties"], log4j)
+    ingest_yaml = render(tpl / "ingest.yaml", {
+        **values, "kafka_port": state.ports.port("kafka"), "etc_dir": settings.etc_dir,
+        "topology": settings.topology_file.resolve(), "verify_at_se": str(settings.ingest_verify).lower(),
+        "close_grace": settings.ingest_close_grace, "close_quiet": settings.ingest_close_quiet,
+    })
+    files[home.etc / "ingest.yaml"] = ingest_yaml
+    digests["ingest"] = digest(ingest_yaml)
     for rse, port in ports.items():  # none with posix storage
         text = storage.render_xrootd(home, settings, rse, port)
         files[home.etc / "xrootd" / f"{rse}.cfg"] = text
@@ -163,6 +176,7 @@ def up(settings: GridSettings) -> UpReport:
     quotas = grid_quotas(settings, topo)
     if not (ACTIVEMQ_HOME / "bin" / "activemq.jar").exists():
         raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
+    kafka.require_kafka()
     home = GridHome(settings.home)
     with _exclusive(home):
         return _up_locked(settings, topo, home, quotas)
@@ -198,6 +212,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
             )
     report = UpReport(home=home.root, created=created)
     home.make_dirs()
+    kafka.make_dirs(home)
     home.save_state(state)
     if pki.ensure_ca(settings.pki_dir):
         report.actions.append(f"created the grid CA in {settings.pki_dir}")
@@ -220,6 +235,8 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     rucio_url = state.ports.url("rucio")
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
+    _wait_for("Kafka", lambda: health.check_kafka(state), settings.start_timeout, sup)
+    report.actions += kafka.ensure_topics(home, state, kafka.grid_topics(settings))
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
@@ -290,6 +307,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
         "fts": health.check_fts(state.ports.url("fts")) if running
         else health.Health(False, "grid stopped"),
+        "kafka": health.check_kafka(state) if running else health.Health(False, "grid stopped"),
     }
     if se_ports:
         checks["storage"] = health.check_ports(se_ports)
@@ -303,6 +321,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
             "rucio": rucio_url,
             "activemq": state.ports.url("activemq_stomp", "stomp"),
             "fts": state.ports.url("fts"),
+            "kafka": state.ports.url("kafka", "kafka"),
             "supervisor": state.ports.url("supervisor"),
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },

@@ -20,7 +20,9 @@ OFFSETS: dict[str, int] = {
     "activemq_stomp": 2,  # ActiveMQ STOMP, fed by hermes
     # 10..29: one XRootD server per RSE (grid/storage.py)
     "fts": 30,  # the FTS3-compatible transfer service's REST API
-    # 31..39: Kafka, ZooKeeper (raw-data issue)
+    "kafka": 31,  # Apache Kafka 0.9 broker (grid/kafka.py)
+    "zookeeper": 32,  # its ZooKeeper
+    # 33..39: free
     # 40..49: conditions service and Squids; 50..59: dispatcher; 60..69: dashboard and WebUI
 }
 
@@ -51,6 +53,14 @@ class PortMap:
     @property
     def fts(self) -> int:
         return self.port("fts")
+
+    @property
+    def kafka(self) -> int:
+        return self.port("kafka")
+
+    @property
+    def zookeeper(self) -> int:
+        return self.port("zookeeper")
 
     def url(self, name: str, scheme: str = "http") -> str:
         """The loopback URL of one of the grid's services."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from juno_dcs.grid import pki, storage
+from juno_dcs.grid import kafka, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.settings import GridSettings
 
@@ -48,6 +48,7 @@ class Program:
     environment: dict[str, str] = field(default_factory=dict)
     stopwaitsecs: int = 20
     startsecs: int = 3
+    startretries: int = 5
     directory: Path | None = None  # default: the grid's home
 
     def section(self, home: GridHome) -> str:
@@ -60,7 +61,7 @@ class Program:
             "autostart = true",
             "autorestart = true",
             f"startsecs = {self.startsecs}",
-            "startretries = 5",
+            f"startretries = {self.startretries}",
             "stopsignal = TERM",
             f"stopwaitsecs = {self.stopwaitsecs}",
             "stopasgroup = true",
@@ -84,8 +85,8 @@ def grid_programs(
     home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str]
 ) -> list[Program]:
     """Every program of the grid. `digests` fingerprints each program's configuration ("rucio", "activemq",
-    "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor restarts exactly
-    the programs whose configuration changed on `up`, and only them."""
+    "zookeeper", "kafka", "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor
+    restarts exactly the programs whose configuration changed on `up`, and only them."""
     trust = pki.cert_dir(settings.pki_dir)
     rucio_env = {
         "RUCIO_CONFIG": str(home.rucio_cfg),
@@ -97,6 +98,24 @@ def grid_programs(
         "JUNO_DCS_CONFIG_DIGEST": digests.get("rucio", ""),
     }
     programs = [
+        Program(
+            name="zookeeper",
+            command=kafka.zookeeper_command(home),
+            priority=80,
+            environment={"JUNO_DCS_CONFIG_DIGEST": digests.get("zookeeper", "")},
+        ),
+        # A broker restarted within ZooKeeper's session timeout (6 s) of being killed finds its old registration
+        # and exits after 2-3 s: ten retries (the supervisor waits 1, 2, 3 ... s between them) outlast the
+        # session. The supervisor stops programs in reverse priority, so Kafka stops while ZooKeeper still runs.
+        Program(
+            name="kafka",
+            command=kafka.kafka_command(home),
+            priority=90,
+            startsecs=5,
+            startretries=10,
+            stopwaitsecs=60,
+            environment={"JUNO_DCS_CONFIG_DIGEST": digests.get("kafka", "")},
+        ),
         Program(
             name="activemq",
             command=[
@@ -162,4 +181,12 @@ def grid_programs(
                 environment=rucio_env,
             )
         )
+    # the raw-data ingestor: Kafka (spade.files) -> Rucio; started after Kafka and the Rucio server
+    programs.append(Program(
+        name="ingest",
+        command=[venv_bin("juno-dcs"), "ingest", "run", "--config", str(home.etc / "ingest.yaml")],
+        priority=350, stopwaitsecs=60,
+        environment={**rucio_env, "RUCIO_CONFIG": str(home.client_cfg("rawdata")),
+                     "JUNO_DCS_CONFIG_DIGEST": digests.get("ingest", "")},
+    ))
     return programs

@@ -102,6 +102,39 @@ class Supervisor:
                 with contextlib.suppress(xmlrpc.client.Fault):
                     proxy.supervisor.startProcess(info.name, False)
 
+    def process(self, name: str) -> ProcessInfo:
+        """One program's state, like `supervisorctl status NAME`."""
+        try:
+            i = self._proxy().supervisor.getProcessInfo(name)
+        except xmlrpc.client.Fault as exc:
+            raise ServiceError(f"supervisor: no program {name!r} ({exc.faultString})") from exc
+        return ProcessInfo(name=i["name"], state=i["statename"], pid=int(i["pid"]), description=i["description"])
+
+    def stop_program(self, name: str) -> None:
+        """`supervisorctl stop NAME`: returns once it has stopped (within its stopwaitsecs); stopped already is fine."""
+        try:
+            with self._proxy() as proxy:  # closes its connection (a test process would warn of the open socket)
+                proxy.supervisor.stopProcess(name, True)
+        except xmlrpc.client.Fault as exc:
+            if "NOT_RUNNING" not in exc.faultString:
+                raise ServiceError(f"supervisor: stopping {name} failed: {exc.faultString}") from exc
+
+    def start_program(self, name: str) -> None:
+        """`supervisorctl start NAME`: returns once it counts as started (RUNNING for its startsecs); running
+        already is fine. It is not necessarily ready to serve: wait for its health check."""
+        try:
+            with self._proxy() as proxy:
+                proxy.supervisor.startProcess(name, True)
+        except xmlrpc.client.Fault as exc:
+            if "ALREADY_STARTED" not in exc.faultString:
+                log = self.home.logs / f"{name}.log"
+                raise ServiceError(f"supervisor: starting {name} failed: {exc.faultString} (see {log})") from exc
+
+    def restart_program(self, name: str) -> None:
+        """`supervisorctl restart NAME`."""
+        self.stop_program(name)
+        self.start_program(name)
+
     def processes(self) -> list[ProcessInfo]:
         infos = self._proxy().supervisor.getAllProcessInfo()
         return [

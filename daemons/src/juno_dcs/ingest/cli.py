@@ -46,9 +46,24 @@ def run(config_path: Path, run_once: bool, json_logs: bool) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    metrics = Ingestor(config, lambda: Client(account=config.rucio.account), stop).run(once=run_once)
+    metrics = Ingestor(config, lambda: _client(Client, config.rucio.account, stop), stop).run(once=run_once)
     if run_once:
         click.echo(json.dumps(metrics.snapshot(), indent=2))
+
+
+def _client(factory: Any, account: str, stop: threading.Event) -> Any:
+    """A Rucio client, once Rucio answers and knows the account (at a grid's start, the ingestor may come up
+    before the account is made): waited for with backoff, every attempt logged."""
+    delay = 1.0
+    while True:
+        try:
+            return factory(account=account)
+        except Exception as exc:  # authentication and connection errors of any kind: wait and try again
+            logging.getLogger(__name__).warning("Rucio client for %s: %s; retrying in %.0f s", account,
+                                                " ".join(str(exc).split())[:200], delay)
+            if stop.wait(delay):
+                raise SystemExit(0) from exc
+            delay = min(delay * 2, 30.0)
 
 
 def _logging(json_logs: bool) -> None:

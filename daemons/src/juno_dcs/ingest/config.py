@@ -71,7 +71,7 @@ class IngestConfig(BaseModel):
     max_message_bytes: int = Field(default=16384, ge=512)
     verify_at_se: bool = Field(default=False, description="Stat each file at the SE (size, adler32) before "
                                "registering it; a mismatch is quarantined in the dead-letter topic.")
-    verify_threads: int = Field(default=8, ge=1, le=64)
+    verify_threads: int = Field(default=4, ge=1, le=64)
     apply_rules: bool = Field(default=True, description="Put the policy's rules on each block when it opens.")
     policy_dir: Path | None = Field(default=None, description="etc/policy (needed when apply_rules).")
     topology: Path | None = Field(default=None, description="etc/topology.yaml (needed when apply_rules).")

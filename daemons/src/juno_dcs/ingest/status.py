@@ -67,7 +67,7 @@ def rule_reason(rule: dict[str, Any]) -> str | None:
 
 
 def block_view(client: Client, scope: str, name: str, topology: Topology) -> BlockView:
-    did = client.get_did(scope, name, dynamic_depth=None)
+    did = client.get_did(scope, name, dynamic_depth="FILE")  # an open dataset has no length of its own yet
     meta = client.get_metadata(scope, name, plugin="JSON")
     site_of = {rse: topology.rses[rse].site for rse in topology.rses}
     sites: dict[str, SiteView] = {}

@@ -18,7 +18,6 @@ from juno_dcs.errors import ServiceError
 from juno_dcs.ingest.message import FileArrived
 from juno_rucio_policy.paths import path_for
 
-_TRANSIENT = {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ECONNRESET, errno.EAGAIN}
 _local = threading.local()
 
 
@@ -57,9 +56,9 @@ def problem(message: FileArrived, base: str) -> str | None:
     except gfal2.GError as exc:
         if exc.code == errno.ENOENT:
             return f"no such file at the SE: {url}"
-        if exc.code in _TRANSIENT:
-            raise StorageUnavailable(f"{url}: {exc.message}") from exc
-        return f"the SE refused the check of {url}: {exc.message}"
+        # anything else (refused or dropped connections, TLS errors, timeouts, an overloaded SE, even a
+        # permission problem of the ingestor's own) says nothing about the file: wait and check again
+        raise StorageUnavailable(f"{url}: {exc.message}") from exc
     if adler32 != message.adler32:
         return f"adler32 at the SE is {adler32}, the message says {message.adler32}"
     return None

@@ -37,12 +37,14 @@ class ExistingRule(BaseModel):
     copies: int
     state: str
     comment: str | None = None
+    locks_ok: int = 0
 
     @classmethod
     def from_rucio(cls, rule: Mapping[str, Any]) -> ExistingRule:
         comment = rule.get("comments", rule.get("comment"))
         return cls(id=str(rule["id"]), account=str(rule["account"]), rse_expression=str(rule["rse_expression"]),
-                   copies=int(rule["copies"]), state=str(rule["state"]), comment=comment)
+                   copies=int(rule["copies"]), state=str(rule["state"]), comment=comment,
+                   locks_ok=int(rule.get("locks_ok_cnt") or 0))
 
 
 class Decision(BaseModel):
@@ -103,8 +105,11 @@ def match(rule: PlannedRule, existing: list[ExistingRule]) -> ExistingRule | Non
     return None
 
 
-def decide(planned: list[PlannedRule], existing: list[ExistingRule], did_open: bool) -> list[Decision]:
-    """What to do with each planned rule, given the DID's rules and whether the DID is open (pure)."""
+def decide(planned: list[PlannedRule], existing: list[ExistingRule], did_open: bool,
+           did_files: int | None = None) -> list[Decision]:
+    """What to do with each planned rule, given the DID's rules, whether the DID is open and how many files it
+    holds (pure). A prerequisite counts as done when it is OK with a lock for each of `did_files`: a rule on a
+    dataset is briefly OK after files were attached, until Rucio's judge has given them their locks."""
     by_rule = {r.policy_rule: r for r in planned}
     decisions = []
     for rule in planned:
@@ -112,7 +117,7 @@ def decide(planned: list[PlannedRule], existing: list[ExistingRule], did_open: b
         if found is not None:
             decisions.append(Decision(rule=rule, action="existing", rule_id=found.id))
             continue
-        reasons = _wait_reasons(rule, by_rule, existing, did_open)
+        reasons = _wait_reasons(rule, by_rule, existing, did_open, did_files)
         if reasons:
             decisions.append(Decision(rule=rule, action="waiting", reason="waiting: " + "; ".join(reasons)))
         else:
@@ -121,7 +126,7 @@ def decide(planned: list[PlannedRule], existing: list[ExistingRule], did_open: b
 
 
 def _wait_reasons(rule: PlannedRule, by_rule: Mapping[str, PlannedRule], existing: list[ExistingRule],
-                  did_open: bool) -> list[str]:
+                  did_open: bool, did_files: int | None) -> list[str]:
     if rule.after is None:
         return []
     reasons = ["block still open"] if did_open else []
@@ -133,6 +138,8 @@ def _wait_reasons(rule: PlannedRule, by_rule: Mapping[str, PlannedRule], existin
         reasons.append(f"rule {rule.after} is not created yet")
     elif found.state != "OK":
         reasons.append(f"rule {rule.after} ({found.id}) is {found.state}")
+    elif did_files is not None and found.locks_ok < did_files:
+        reasons.append(f"rule {rule.after} ({found.id}) has {found.locks_ok} of {did_files} files")
     return reasons
 
 
@@ -148,13 +155,14 @@ def apply(client: Client, did: str, policies: Policies, topology: Topology, *,
                    rse_expression=rse_expression)
     scope, name = split_did(did)
     try:
-        info = client.get_did(scope, name)
+        info = client.get_did(scope, name, dynamic_depth="FILE")  # the files of an open dataset too
     except DataIdentifierNotFound:
         raise DidNotFound(f"{did}: no such DID in Rucio") from None
     did_open = bool(info.get("open", False))  # files have no 'open': they are never open
+    did_files = int(info.get("length") or 0) if info.get("type") != "FILE" else 1
     existing = _existing(client, scope, name)
     outcomes = []
-    for decision in decide(planned, existing, did_open):
+    for decision in decide(planned, existing, did_open, did_files):
         rule = decision.rule
         if decision.action != "create":
             outcomes.append(RuleOutcome(policy_rule=rule.policy_rule, status=decision.action,

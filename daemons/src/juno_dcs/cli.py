@@ -5,6 +5,7 @@
     juno-dcs env     [--home DIR] [--account NAME]  exports for the stock rucio CLI
     juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
     juno-dcs policy  check | plan DID | apply DID     the data placement policy (etc/policy)
+    juno-dcs conditions create-tag | add | lock | list | show | export | import | get   condition data
 """
 
 from __future__ import annotations
@@ -167,3 +168,7 @@ main.add_command(raw)
 from juno_dcs.ingest.spade_cli import spade_sim  # noqa: E402
 
 main.add_command(spade_sim, "spade-sim")
+
+from juno_dcs.conditions.cli import conditions  # noqa: E402
+
+main.add_command(conditions)

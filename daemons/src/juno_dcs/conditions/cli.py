@@ -1,0 +1,259 @@
+"""`juno-dcs conditions ...`: the condition data's admin commands (writer account) and a reading client.
+
+    juno-dcs conditions init                                   create the tables (needs CREATE rights)
+    juno-dcs conditions create-tag TAG [--description TEXT]
+    juno-dcs conditions add TAG FOLDER RUNS FILE [--type T]    RUNS: 100-200, 100- or 100; FILE or - (stdin)
+    juno-dcs conditions lock TAG
+    juno-dcs conditions list [--json]
+    juno-dcs conditions show TAG [--json]
+    juno-dcs conditions export TAG FILE                        FILE or - (stdout)
+    juno-dcs conditions import FILE
+    juno-dcs conditions get TAG RUN [FOLDER] [--proxy URL ...] [--server URL ...] [--allow-open] [-o FILE]
+
+The database comes from --db, else $JUNO_CONDITIONS_DB_URL, else the grid's home
+(<home>/etc/conditions-admin.yaml, written by `juno-dcs up`). Each write is one transaction: a bad argument
+or a bad file writes nothing, and the error names what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import Connection
+
+from juno_dcs.conditions import db, logic
+from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable
+from juno_dcs.conditions.models import PAYLOAD_TYPES, PmtGains, RunRange, TimingOffsets, parse_export
+
+F = TypeVar("F", bound=Callable[..., Any])
+ADMIN_FILE = Path("etc") / "conditions-admin.yaml"
+
+
+def _handle_errors(func: F) -> F:
+    """juno_dcs.cli.handle_errors, looked up when called (that module imports this one)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from juno_dcs.cli import handle_errors
+
+        return handle_errors(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_db_url(db_url: str | None, home: Path | None) -> str:
+    if db_url:
+        return db_url
+    if os.environ.get("JUNO_CONDITIONS_DB_URL"):
+        return os.environ["JUNO_CONDITIONS_DB_URL"]
+    root = home or Path(os.environ.get("JUNO_DCS_HOME", "var/grid"))
+    path = root / ADMIN_FILE
+    try:
+        url = yaml.safe_load(path.read_text())["database_url"]
+    except FileNotFoundError as exc:
+        raise ConditionsInputError(f"no conditions database: give --db URL, set JUNO_CONDITIONS_DB_URL or run "
+                                   f"`juno-dcs up` so that {path} exists") from exc
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ConditionsInputError(f"{path}: expected a YAML mapping with database_url ({exc})") from exc
+    return str(url)
+
+
+@contextmanager
+def _transaction(ctx: click.Context) -> Iterator[Connection]:
+    url = resolve_db_url(ctx.obj["db"], ctx.obj["home"])
+    engine = db.make_engine(url, pool_size=1)
+    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"conditions database {where}: {exc.orig or exc}") from exc
+    except sa.exc.ProgrammingError as exc:
+        raise DatabaseUnavailable(f"conditions database {where}: {exc.orig or exc} (run `init`? rights?)") from exc
+    finally:
+        engine.dispose()
+
+
+def _echo_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, default=str))
+
+
+@click.group()
+@click.option("--db", "db_url", default=None, metavar="URL", help="SQLAlchemy URL of the writer account.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The grid's home (default $JUNO_DCS_HOME or ./var/grid), for its conditions database.")
+@click.pass_context
+def conditions(ctx: click.Context, db_url: str | None, home: Path | None) -> None:
+    """Condition data: global tags, folders, intervals of validity, payloads."""
+    ctx.obj = {"db": db_url, "home": home}
+
+
+@conditions.command()
+@click.pass_context
+@_handle_errors
+def init(ctx: click.Context) -> None:
+    """Create the tables (idempotent; the grid does it with its admin account at `up`)."""
+    with _transaction(ctx) as conn:
+        db.create_schema(conn)
+    click.echo("conditions tables ready")
+
+
+@conditions.command("create-tag")
+@click.argument("tag")
+@click.option("--description", default="", help="What the tag is for.")
+@click.pass_context
+@_handle_errors
+def create_tag(ctx: click.Context, tag: str, description: str) -> None:
+    """Create an open global tag."""
+    with _transaction(ctx) as conn:
+        info, created = logic.create_tag(conn, tag, description)
+    click.echo(f"global tag {info.name} {'created' if created else 'exists'} ({info.state})")
+
+
+@conditions.command()
+@click.argument("tag")
+@click.argument("folder")
+@click.argument("runs")
+@click.argument("file", type=click.File("rb"))
+@click.option("--type", "payload_type", type=click.Choice(PAYLOAD_TYPES), default=None,
+              help="The folder's payload type (needed when the folder is new).")
+@click.option("--folder-description", default="", help="A new folder's description.")
+@click.pass_context
+@_handle_errors
+def add(ctx: click.Context, tag: str, folder: str, runs: str, file: Any, payload_type: str | None,
+        folder_description: str) -> None:
+    """Add FILE as FOLDER's payload for RUNS in the open TAG."""
+    run_range = RunRange.parse(runs)
+    data = file.read()
+    with _transaction(ctx) as conn:
+        info = logic.folder_for(conn, folder, payload_type, folder_description)
+        added = logic.add_payload(conn, tag, info, run_range, data)
+    what = "added" if added.new_iov else "already the newest interval (nothing to do)"
+    click.echo(f"{tag} {folder} runs {run_range.first}-{run_range.last}: payload {added.payload_hash} {what}")
+
+
+@conditions.command()
+@click.argument("tag")
+@click.pass_context
+@_handle_errors
+def lock(ctx: click.Context, tag: str) -> None:
+    """Lock TAG: it never changes again, and production may use it."""
+    with _transaction(ctx) as conn:
+        info, now = logic.lock_tag(conn, tag)
+    click.echo(f"global tag {info.name} {'locked' if now else 'was locked already'}")
+
+
+@conditions.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@_handle_errors
+def list_tags(ctx: click.Context, as_json: bool) -> None:
+    """The global tags."""
+    with _transaction(ctx) as conn:
+        tags = logic.list_tags(conn)
+    if as_json:
+        _echo_json([t.model_dump(mode="json") for t in tags])
+        return
+    for t in tags:
+        click.echo(f"{t.name:32} {t.state:7} {t.modified:%Y-%m-%d %H:%M:%S}  {t.description}")
+
+
+@conditions.command()
+@click.argument("tag")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@_handle_errors
+def show(ctx: click.Context, tag: str, as_json: bool) -> None:
+    """One global tag: its folders and intervals of validity."""
+    with _transaction(ctx) as conn:
+        details = logic.show_tag(conn, tag)
+    if as_json:
+        _echo_json({**details.tag.model_dump(mode="json"), "folders": details.folders,
+                    "iovs": [i.model_dump() for i in details.iovs]})
+        return
+    t = details.tag
+    click.echo(f"{t.name} ({t.state}) {t.description}\n  created {t.created}, modified {t.modified}")
+    for f in details.folders:
+        click.echo(f"  folder {f['name']} ({f['payload_type']}): {f['iovs']} interval(s), "
+                   f"runs {f['first_run']}-{f['last_run']}")
+    for i in details.iovs:
+        click.echo(f"    {i.folder:20} {i.first_run:>10}-{i.last_run:<10} {i.payload_hash} {i.payload_size} B")
+
+
+@conditions.command()
+@click.argument("tag")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.pass_context
+@_handle_errors
+def export(ctx: click.Context, tag: str, file: Path) -> None:
+    """Write TAG with its folders, intervals and payloads to FILE (JSON)."""
+    with _transaction(ctx) as conn:
+        document = logic.export_tag(conn, tag)
+    text = document.model_dump_json(indent=1)
+    if str(file) == "-":
+        click.echo(text)
+        return
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(file)
+    click.echo(f"global tag {tag} exported to {file} ({len(document.iovs)} intervals)")
+
+
+@conditions.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_context
+@_handle_errors
+def import_tag(ctx: click.Context, file: Path) -> None:
+    """Create the global tag of an export FILE (all or nothing)."""
+    document = parse_export(file.read_text(errors="replace"), str(file))
+    with _transaction(ctx) as conn:
+        created = logic.import_tag(conn, document)
+    click.echo(f"global tag {document.name} {'imported' if created else 'is there already (same content)'}")
+
+
+@conditions.command()
+@click.argument("tag")
+@click.argument("run", type=int)
+@click.argument("folder", required=False)
+@click.option("--proxy", "proxies", multiple=True, envvar="JUNO_CONDITIONS_PROXIES", metavar="URL",
+              help="A Squid in front of the service, nearest first (repeatable).")
+@click.option("--server", "servers", multiple=True, envvar="JUNO_CONDITIONS_SERVERS", metavar="URL",
+              help="A conditions server, tried after the proxies (repeatable).")
+@click.option("--allow-open", is_flag=True, help="Read an open tag too.")
+@click.option("-o", "--output", type=click.File("wb"), default=None, help="Write FOLDER's payload bytes here.")
+@_handle_errors
+def get(tag: str, run: int, folder: str | None, proxies: tuple[str, ...], servers: tuple[str, ...],
+        allow_open: bool, output: Any) -> None:
+    """Read the conditions of RUN in TAG through the proxies and servers (a job's view)."""
+    from juno_dcs.conditions.client import ConditionsClient
+
+    client = ConditionsClient(proxies, servers, allow_open=allow_open)
+    try:
+        if folder is None:
+            _echo_json({name: ref.__dict__ for name, ref in client.refs(tag, run).items()})
+            return
+        ref = client.ref(tag, folder, run)
+        data = client.payload_bytes(ref.payload_hash)
+        if output is not None:
+            output.write(data)
+            return
+        value = client.decoded(ref)
+        if isinstance(value, PmtGains | TimingOffsets):
+            click.echo(f"{ref.folder}: {len(value.channel)} channels, runs {ref.first_run}-{ref.last_run}, "
+                       f"sha256 {ref.payload_hash}")
+        elif isinstance(value, bytes):
+            sys.stdout.buffer.write(value)
+        else:
+            _echo_json(value.model_dump() if hasattr(value, "model_dump") else value)
+    finally:
+        client.close()

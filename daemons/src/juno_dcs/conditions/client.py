@@ -1,0 +1,231 @@
+"""The conditions client that jobs use, configured like the FroNTier client with proxies and servers:
+
+    client = ConditionsClient(proxies=["http://127.0.0.1:23041"], servers=["http://127.0.0.1:23040"])
+    gains = client.payload("JUNO-2026-v1", "pmt_gains", run=1234)         # a PmtGains
+    everything = client.conditions("JUNO-2026-v1", run=1234)             # {folder: typed payload}
+
+Each request tries the endpoints in order: the proxies (the local Squid first), then the servers directly.
+A connection failure, a timeout, a 5xx or a payload whose sha256 is not its name moves on to the next one,
+and sets the failed endpoint aside for `retry_after` seconds (all set aside: all are tried again). A 4xx
+is the service's answer and is raised at once. Answers are kept in-process for the job's lifetime:
+payloads for good (immutable), lookups for their max-age (a locked tag's is long, an open tag's short).
+Only locked tags are read unless `allow_open=True` (production uses locked tags).
+
+    JunoDcsError
+    ├── ConditionsInputError     a malformed tag, folder or run (checked before sending), or a 400
+    ├── ConditionsError
+    │   ├── NotFound             404: unknown tag, folder or payload, or no interval covers the run
+    │   └── OpenTagRefused       the tag is open and allow_open is False
+    └── ServiceError
+        └── ConditionsUnavailable  every endpoint failed (transient); `attempts` lists (url, reason)
+
+One client per thread (it holds a requests.Session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from juno_dcs.conditions.errors import ConditionsError, ConditionsInputError, NotFound
+from juno_dcs.conditions.models import MAX_RUN, Payload, check_hash, check_name, decode_payload
+from juno_dcs.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)")
+
+
+class OpenTagRefused(ConditionsError):
+    """The tag is still open; production reads locked tags only."""
+
+
+class ConditionsUnavailable(ServiceError):
+    """No proxy and no server gave an answer."""
+
+    transient = True
+
+    def __init__(self, message: str, attempts: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class PayloadRef:
+    folder: str
+    payload_type: str
+    first_run: int
+    last_run: int
+    payload_hash: str
+    payload_size: int
+
+
+@dataclass
+class ClientStats:
+    requests: dict[str, int] = field(default_factory=dict)  # per endpoint, answered or not
+    failures: dict[str, int] = field(default_factory=dict)
+    cache_hits: int = 0
+
+
+def _max_age(headers: Any) -> float:
+    match = _MAX_AGE.search(headers.get("cache-control", "") or "")
+    if match is None:
+        return 0.0
+    try:
+        age = float(headers.get("age", 0) or 0)
+    except ValueError:
+        age = 0.0
+    return max(0.0, int(match[1]) - age)
+
+
+class ConditionsClient:
+    def __init__(self, proxies: Sequence[str] = (), servers: Sequence[str] = (), *, connect_timeout: float = 2.0,
+                 read_timeout: float = 10.0, retry_after: float = 60.0, allow_open: bool = False,
+                 cache: bool = True, session: requests.Session | None = None) -> None:
+        self.endpoints = [u.rstrip("/") for u in (*proxies, *servers)]
+        if not self.endpoints:
+            raise ConditionsInputError("the conditions client needs at least one proxy or server URL")
+        self.timeout = (connect_timeout, read_timeout)
+        self.retry_after = retry_after
+        self.allow_open = allow_open
+        self.cache = cache
+        self.session = session or requests.Session()
+        self.stats = ClientStats()
+        self.last_endpoint: str | None = None
+        self._set_aside: dict[str, float] = {}
+        self._answers: dict[str, tuple[float, Any]] = {}
+        self._payloads: dict[str, bytes] = {}
+        self._decoded: dict[tuple[str, str], Payload] = {}
+
+    # --- transport
+    def _order(self) -> list[str]:
+        now = time.monotonic()
+        ready = [e for e in self.endpoints if self._set_aside.get(e, 0.0) <= now]
+        return ready or list(self.endpoints)
+
+    def _get(self, path: str, digest: str | None = None) -> requests.Response:
+        attempts: list[tuple[str, str]] = []
+        for endpoint in self._order():
+            self.stats.requests[endpoint] = self.stats.requests.get(endpoint, 0) + 1
+            reason = self._try(endpoint, path, digest)
+            if isinstance(reason, requests.Response):
+                self._set_aside.pop(endpoint, None)
+                self.last_endpoint = endpoint
+                return reason
+            attempts.append((endpoint, reason))
+            self.stats.failures[endpoint] = self.stats.failures.get(endpoint, 0) + 1
+            self._set_aside[endpoint] = time.monotonic() + self.retry_after
+            logger.warning("conditions: %s%s failed (%s); trying the next endpoint", endpoint, path, reason)
+        tried = "; ".join(f"{u}: {r}" for u, r in attempts)
+        raise ConditionsUnavailable(f"no conditions endpoint answered {path} ({tried})", attempts)
+
+    def _try(self, endpoint: str, path: str, digest: str | None) -> requests.Response | str:
+        try:
+            reply = self.session.get(endpoint + path, timeout=self.timeout)
+        except requests.Timeout:
+            return "timeout"
+        except requests.RequestException as exc:
+            return f"{exc.__class__.__name__}"
+        if reply.status_code >= 500:
+            return f"HTTP {reply.status_code}"
+        if reply.status_code == 400:
+            raise ConditionsInputError(self._detail(reply))
+        if reply.status_code == 404:
+            raise NotFound(self._detail(reply))
+        if reply.status_code != 200:
+            return f"HTTP {reply.status_code}"
+        if digest is not None and hashlib.sha256(reply.content).hexdigest() != digest:
+            return "payload bytes do not match their sha256"
+        return reply
+
+    @staticmethod
+    def _detail(reply: requests.Response) -> str:
+        try:
+            return str(reply.json()["detail"])
+        except (ValueError, KeyError, TypeError):
+            return f"HTTP {reply.status_code} from {reply.url}"
+
+    def _json(self, path: str) -> Any:
+        now = time.monotonic()
+        if self.cache and path in self._answers and self._answers[path][0] > now:
+            self.stats.cache_hits += 1
+            return self._answers[path][1]
+        reply = self._get(path)
+        document = reply.json()
+        if self.cache:
+            self._answers[path] = (now + _max_age(reply.headers), document)
+        return document
+
+    def _check_state(self, tag: str, state: str) -> None:
+        if state != "locked" and not self.allow_open:
+            raise OpenTagRefused(f"global tag {tag!r} is {state}; production reads locked tags "
+                                 "(allow_open=True to read it anyway)")
+
+    # --- the API
+    @staticmethod
+    def _run(run: int) -> int:
+        if not isinstance(run, int) or not 0 <= run <= MAX_RUN:
+            raise ConditionsInputError(f"run {run!r}: expected an integer from 0 to {MAX_RUN}")
+        return run
+
+    def refs(self, tag: str, run: int) -> dict[str, PayloadRef]:
+        """Every folder's payload reference for a run."""
+        path = f"/v1/tags/{check_name(tag, 'global tag')}/runs/{self._run(run)}"
+        document = self._json(path)
+        self._check_state(tag, document["tag_state"])
+        return {name: self._ref(ref) for name, ref in document["folders"].items()}
+
+    def ref(self, tag: str, folder: str, run: int) -> PayloadRef:
+        path = f"/v1/tags/{check_name(tag, 'global tag')}/folders/{check_name(folder, 'folder')}/runs/{self._run(run)}"
+        document = self._json(path)
+        self._check_state(tag, document["tag_state"])
+        return self._ref(document["payload"])
+
+    @staticmethod
+    def _ref(ref: dict[str, Any]) -> PayloadRef:
+        return PayloadRef(folder=ref["folder"], payload_type=ref["payload_type"], first_run=ref["first_run"],
+                          last_run=ref["last_run"], payload_hash=ref["payload_hash"], payload_size=ref["payload_size"])
+
+    def payload_bytes(self, digest: str) -> bytes:
+        """A payload's bytes by sha256 (checked)."""
+        check_hash(digest)
+        if self.cache and digest in self._payloads:
+            self.stats.cache_hits += 1
+            return self._payloads[digest]
+        data = self._get(f"/v1/payloads/{digest}", digest=digest).content
+        if self.cache:
+            self._payloads[digest] = data
+        return data
+
+    def decoded(self, ref: PayloadRef) -> Payload:
+        key = (ref.payload_hash, ref.payload_type)
+        if self.cache and key in self._decoded:
+            return self._decoded[key]
+        value = decode_payload(ref.payload_type, self.payload_bytes(ref.payload_hash),
+                               where=f"payload {ref.payload_hash} of folder {ref.folder}")
+        if self.cache:
+            self._decoded[key] = value
+        return value
+
+    def payload(self, tag: str, folder: str, run: int) -> Payload:
+        """The typed payload of `folder` for `run` in `tag`."""
+        return self.decoded(self.ref(tag, folder, run))
+
+    def conditions(self, tag: str, run: int, folders: Sequence[str] | None = None) -> dict[str, Payload]:
+        """The typed payloads of every folder (or of `folders`, each of which must exist) for `run`."""
+        refs = self.refs(tag, run)
+        if folders is not None:
+            missing = [f for f in folders if f not in refs]
+            if missing:
+                raise NotFound(f"global tag {tag!r} has no payload for run {run} in folder(s) {', '.join(missing)}")
+            refs = {f: refs[f] for f in folders}
+        return {name: self.decoded(ref) for name, ref in refs.items()}
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,217 @@
+"""The read-only conditions API. Routes validate the path once (names, runs, hashes), call logic in one
+read-only transaction, set the caching headers (conditions.caching) and map errors to HTTP codes:
+
+    400  malformed tag, folder, run or hash (the reason says which)     404  unknown tag, folder, payload, run
+    405  any method but GET                                              503  the database does not answer
+
+    GET /v1/tags                                         the tags (short max-age)
+    GET /v1/tags/{tag}                                   one tag with its folders
+    GET /v1/tags/{tag}/runs/{run}                        every folder's payload reference for a run
+    GET /v1/tags/{tag}/folders/{folder}/runs/{run}       one folder's payload reference for a run
+    GET /v1/payloads/{sha256}                            the payload's bytes (immutable)
+    GET /health                                          200 when the database answers, else 503
+    GET /openapi.json                                    this API's OpenAPI description
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection, Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from juno_dcs.conditions import caching, logic
+from juno_dcs.conditions.config import ServiceConfig
+from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable, NotFound
+from juno_dcs.conditions.models import HASH_PATTERN, MAX_RUN, NAME_PATTERN, IovInfo, TagInfo
+
+logger = logging.getLogger(__name__)
+
+TagName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="a global tag")]
+FolderName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="a folder")]
+RunNumber = Annotated[int, Path(ge=0, le=MAX_RUN, description="a run number")]
+Digest = Annotated[str, Path(pattern=HASH_PATTERN, min_length=64, max_length=64, description="sha256, hex")]
+_DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class ErrorAnswer(BaseModel):
+    status: int
+    detail: str
+
+
+class PayloadRef(BaseModel):
+    folder: str
+    payload_type: str
+    first_run: int
+    last_run: int
+    payload_hash: str
+    payload_size: int
+    payload_url: str
+
+
+class IovAnswer(BaseModel):
+    tag: str
+    tag_state: str
+    run: int
+    payload: PayloadRef
+
+
+class RunAnswer(BaseModel):
+    tag: str
+    tag_state: str
+    run: int
+    folders: dict[str, PayloadRef]
+
+
+class TagAnswer(BaseModel):
+    name: str
+    state: str
+    description: str
+    created: str
+    modified: str
+    locked: str | None
+    folders: list[dict[str, Any]] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorAnswer, "description": "malformed tag, folder, run or hash"},
+    404: {"model": ErrorAnswer, "description": "unknown tag, folder or payload, or no interval covers the run"},
+    503: {"model": ErrorAnswer, "description": "the database does not answer"},
+}
+
+
+def _error(status: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"status": status, "detail": detail}, status_code=status,
+                        headers={"Cache-Control": caching.NO_STORE, **headers})
+
+
+def _json_bytes(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _ref(iov: IovInfo) -> dict[str, Any]:
+    return {**iov.model_dump(), "payload_url": f"/v1/payloads/{iov.payload_hash}"}
+
+
+def _tag_json(tag: TagInfo) -> dict[str, Any]:
+    return {"name": tag.name, "state": tag.state, "description": tag.description,
+            "created": tag.created.isoformat(), "modified": tag.modified.isoformat(),
+            "locked": tag.locked.isoformat() if tag.locked else None}
+
+
+def create_app(config: ServiceConfig, engine: Engine) -> FastAPI:
+    app = FastAPI(title="JUNO DCS conditions service", version="1.0",
+                  description="Read-only condition data with cacheable URLs (put Squid in front).")
+
+    @contextmanager
+    def reading() -> Iterator[Connection]:
+        try:
+            with engine.connect() as conn:
+                yield conn
+        except _DB_ERRORS as exc:
+            raise DatabaseUnavailable(f"the conditions database does not answer: {exc.__class__.__name__}") from exc
+
+    def cached(request: Request, body: bytes, tag: TagInfo) -> Response:
+        """A tag-dependent answer with its caching headers, or 304 when the client's copy is current."""
+        etag = caching.etag_of(body)
+        headers = {"Cache-Control": caching.cache_control_for_tag(tag.state, config), "ETag": etag,
+                   "Last-Modified": caching.last_modified(tag.modified, dt.datetime.now(dt.UTC))}
+        if caching.not_modified(request.headers.get("if-none-match"), request.headers.get("if-modified-since"),
+                                etag, tag.modified):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        value = str(first.get("input", ""))
+        shown = value if len(value) <= 80 else value[:80] + f"... ({len(value)} characters)"
+        return _error(400, f"{where} {shown!r}: {first.get('msg')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = {"Allow": "GET"} if exc.status_code == 405 else {}
+        return _error(exc.status_code, str(exc.detail), **headers)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(ConditionsInputError)
+    async def _bad_input(_: Request, exc: ConditionsInputError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        logger.warning("%s", exc)
+        return _error(503, str(exc), **{"Retry-After": "5"})
+
+    @app.get("/health", responses={503: ERRORS[503]})
+    def health() -> JSONResponse:
+        with reading() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return JSONResponse({"status": "ok", "database": "ok"}, headers={"Cache-Control": caching.NO_STORE})
+
+    @app.get("/v1/tags", response_model=list[TagAnswer], responses={503: ERRORS[503]})
+    def list_tags() -> Response:
+        with reading() as conn:
+            tags = logic.list_tags(conn)
+        return Response(_json_bytes([_tag_json(t) for t in tags]), media_type="application/json",
+                        headers={"Cache-Control": f"public, max-age={config.open_max_age}"})
+
+    @app.get("/v1/tags/{tag}", response_model=TagAnswer, responses=ERRORS)
+    def get_tag(request: Request, tag: TagName) -> Response:
+        with reading() as conn:
+            details = logic.show_tag(conn, tag)
+        folders = [{"name": f["name"], "payload_type": f["payload_type"], "iovs": int(f["iovs"]),
+                    "first_run": f["first_run"], "last_run": f["last_run"]} for f in details.folders]
+        return cached(request, _json_bytes({**_tag_json(details.tag), "folders": folders}), details.tag)
+
+    @app.get("/v1/tags/{tag}/runs/{run}", response_model=RunAnswer, responses=ERRORS)
+    def run_conditions(request: Request, tag: TagName, run: RunNumber) -> Response:
+        with reading() as conn:
+            info, found = logic.lookup_all(conn, tag, run)
+        body = {"tag": info.name, "tag_state": info.state, "run": run, "folders": {i.folder: _ref(i) for i in found}}
+        return cached(request, _json_bytes(body), info)
+
+    @app.get("/v1/tags/{tag}/folders/{folder}/runs/{run}", response_model=IovAnswer, responses=ERRORS)
+    def folder_conditions(request: Request, tag: TagName, folder: FolderName, run: RunNumber) -> Response:
+        with reading() as conn:
+            info, iov = logic.lookup(conn, tag, folder, run)
+        body = {"tag": info.name, "tag_state": info.state, "run": run, "payload": _ref(iov)}
+        return cached(request, _json_bytes(body), info)
+
+    @app.get("/v1/payloads/{digest}", response_class=Response, responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the payload's bytes"}, **ERRORS})
+    def payload(request: Request, digest: Digest) -> Response:
+        etag = f'"{digest}"'
+        headers = {"Cache-Control": caching.cache_control_for_payload(config), "ETag": etag}
+        if etag in (request.headers.get("if-none-match") or ""):
+            return Response(status_code=304, headers=headers)  # content-addressed: no need to ask the database
+        with reading() as conn:
+            data = logic.get_payload(conn, digest)
+        return Response(data, media_type="application/octet-stream", headers=headers)
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's description without its 422 answers: validation errors are 400 here."""
+        schema = default_openapi()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

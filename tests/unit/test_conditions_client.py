@@ -1,0 +1,138 @@
+"""The conditions client through a fake session: failover order, set-aside endpoints, in-process caching."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from juno_dcs.conditions.client import ConditionsClient, ConditionsUnavailable, OpenTagRefused
+from juno_dcs.conditions.errors import ConditionsInputError, NotFound
+from juno_dcs.conditions.models import EnergyScale
+
+DATA = b'{"pe_per_mev": 1600}'
+DIGEST = hashlib.sha256(DATA).hexdigest()
+REF = {"folder": "energy_scale", "payload_type": "energy_scale", "first_run": 0, "last_run": 9,
+       "payload_hash": DIGEST, "payload_size": len(DATA)}
+
+
+def _reply(status: int, body: bytes, **headers: str) -> requests.Response:
+    reply = requests.Response()
+    reply.status_code = status
+    reply._content = body
+    reply.headers.update(headers)
+    return reply
+
+
+class FakeSession(requests.Session):
+    """Answers by URL prefix: an exception instance is raised, a Response returned; every call is recorded."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        super().__init__()
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def get(self, url: str | bytes, **_: Any) -> requests.Response:  # type: ignore[override]
+        url = str(url)
+        self.calls.append(url)
+        for prefix, answer in self.answers.items():
+            if url.startswith(prefix):
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer(url) if callable(answer) else answer  # type: ignore[no-any-return]
+        raise requests.ConnectionError(url)
+
+
+def service(state: str = "locked", max_age: int = 100, age: int = 0) -> Any:
+    def answer(url: str) -> requests.Response:
+        if "/v1/payloads/" in url:
+            return _reply(200, DATA)
+        body = {"tag": "T", "tag_state": state, "run": 5, "payload": REF, "folders": {"energy_scale": REF}}
+        return _reply(200, json.dumps(body).encode(), **{"Cache-Control": f"public, max-age={max_age}",
+                                                          "Age": str(age)})
+    return answer
+
+
+def test_tries_proxies_then_servers_and_sets_failures_aside() -> None:
+    session = FakeSession({"http://squid1": requests.ConnectionError("down"), "http://squid2": requests.Timeout(),
+                           "http://server": service()})
+    client = ConditionsClient(["http://squid1", "http://squid2"], ["http://server"], session=session, cache=False)
+    assert client.payload("T", "energy_scale", 5) == EnergyScale(pe_per_mev=1600)
+    assert client.last_endpoint == "http://server"
+    assert session.calls[:3] == ["http://squid1/v1/tags/T/folders/energy_scale/runs/5",
+                                 "http://squid2/v1/tags/T/folders/energy_scale/runs/5",
+                                 "http://server/v1/tags/T/folders/energy_scale/runs/5"]
+    assert session.calls[3] == f"http://server/v1/payloads/{DIGEST}"  # the failed ones are set aside
+    assert client.stats.failures == {"http://squid1": 1, "http://squid2": 1}
+
+
+def test_5xx_and_corrupt_payload_move_on() -> None:
+    session = FakeSession({"http://squid1/v1/payloads": _reply(200, b"corrupt"),
+                           "http://squid1": _reply(503, b"{}"), "http://server": service()})
+    client = ConditionsClient(["http://squid1"], ["http://server"], session=session, retry_after=0)
+    assert client.payload_bytes(DIGEST) == DATA
+    assert client.last_endpoint == "http://server"
+    assert client.ref("T", "energy_scale", 5).payload_hash == DIGEST
+    assert client.last_endpoint == "http://server"
+
+
+def test_4xx_is_the_answer() -> None:
+    session = FakeSession({"http://squid1": _reply(404, b'{"detail": "unknown global tag \'T\'"}'),
+                           "http://server": service()})
+    client = ConditionsClient(["http://squid1"], ["http://server"], session=session)
+    with pytest.raises(NotFound, match="unknown global tag"):
+        client.refs("T", 5)
+    assert session.calls == ["http://squid1/v1/tags/T/runs/5"]
+
+
+def test_everything_down() -> None:
+    client = ConditionsClient(["http://squid1"], ["http://server"], session=FakeSession({}))
+    with pytest.raises(ConditionsUnavailable, match="no conditions endpoint answered") as caught:
+        client.refs("T", 5)
+    assert [u for u, _ in caught.value.attempts] == ["http://squid1", "http://server"]
+
+
+def test_in_process_cache_keeps_locked_answers_and_payloads() -> None:
+    session = FakeSession({"http://server": service()})
+    client = ConditionsClient([], ["http://server"], session=session)
+    first = client.conditions("T", 5)
+    assert client.conditions("T", 5) == first
+    assert len(session.calls) == 2  # one lookup, one payload
+    assert client.stats.cache_hits >= 1
+
+
+def test_open_answers_expire_by_max_age_minus_age() -> None:
+    session = FakeSession({"http://server": service(state="open", max_age=30, age=30)})
+    client = ConditionsClient([], ["http://server"], session=session, allow_open=True)
+    client.refs("T", 5)
+    client.refs("T", 5)
+    assert len(session.calls) == 2  # Age used up the max-age: asked again
+
+
+def test_open_tags_refused_by_default() -> None:
+    client = ConditionsClient([], ["http://server"], session=FakeSession({"http://server": service(state="open")}))
+    with pytest.raises(OpenTagRefused, match="locked tags"):
+        client.refs("T", 5)
+
+
+@pytest.mark.parametrize(("tag", "run"), [("T'--", 5), ("T", -1), ("T", "5")])
+def test_bad_input_refused_before_sending(tag: str, run: Any) -> None:
+    session = FakeSession({})
+    client = ConditionsClient([], ["http://server"], session=session)
+    with pytest.raises(ConditionsInputError):
+        client.refs(tag, run)
+    assert session.calls == []
+
+
+def test_missing_folder() -> None:
+    client = ConditionsClient([], ["http://server"], session=FakeSession({"http://server": service()}))
+    with pytest.raises(NotFound, match="pmt_gains"):
+        client.conditions("T", 5, folders=["energy_scale", "pmt_gains"])
+
+
+def test_needs_an_endpoint() -> None:
+    with pytest.raises(ConditionsInputError, match="at least one"):
+        ConditionsClient()

@@ -24,16 +24,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import sqlalchemy as sa
 import yaml
-from sqlalchemy.engine import Connection
 
-from juno_dcs.conditions import db, logic
 from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable
 from juno_dcs.conditions.models import PAYLOAD_TYPES, PmtGains, RunRange, TimingOffsets, parse_export
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_FILE = Path("etc") / "conditions-admin.yaml"
@@ -70,6 +70,10 @@ def resolve_db_url(db_url: str | None, home: Path | None) -> str:
 
 @contextmanager
 def _transaction(ctx: click.Context) -> Iterator[Connection]:
+    import sqlalchemy as sa  # here: every other juno-dcs command would pay for the import
+
+    from juno_dcs.conditions import db
+
     url = resolve_db_url(ctx.obj["db"], ctx.obj["home"])
     engine = db.make_engine(url, pool_size=1)
     where = sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -103,6 +107,8 @@ def conditions(ctx: click.Context, db_url: str | None, home: Path | None) -> Non
 @_handle_errors
 def init(ctx: click.Context) -> None:
     """Create the tables (idempotent; the grid does it with its admin account at `up`)."""
+    from juno_dcs.conditions import db
+
     with _transaction(ctx) as conn:
         db.create_schema(conn)
     click.echo("conditions tables ready")
@@ -115,6 +121,8 @@ def init(ctx: click.Context) -> None:
 @_handle_errors
 def create_tag(ctx: click.Context, tag: str, description: str) -> None:
     """Create an open global tag."""
+    from juno_dcs.conditions import logic
+
     with _transaction(ctx) as conn:
         info, created = logic.create_tag(conn, tag, description)
     click.echo(f"global tag {info.name} {'created' if created else 'exists'} ({info.state})")
@@ -133,6 +141,8 @@ def create_tag(ctx: click.Context, tag: str, description: str) -> None:
 def add(ctx: click.Context, tag: str, folder: str, runs: str, file: Any, payload_type: str | None,
         folder_description: str) -> None:
     """Add FILE as FOLDER's payload for RUNS in the open TAG."""
+    from juno_dcs.conditions import logic
+
     run_range = RunRange.parse(runs)
     data = file.read()
     with _transaction(ctx) as conn:
@@ -148,6 +158,8 @@ def add(ctx: click.Context, tag: str, folder: str, runs: str, file: Any, payload
 @_handle_errors
 def lock(ctx: click.Context, tag: str) -> None:
     """Lock TAG: it never changes again, and production may use it."""
+    from juno_dcs.conditions import logic
+
     with _transaction(ctx) as conn:
         info, now = logic.lock_tag(conn, tag)
     click.echo(f"global tag {info.name} {'locked' if now else 'was locked already'}")
@@ -159,6 +171,8 @@ def lock(ctx: click.Context, tag: str) -> None:
 @_handle_errors
 def list_tags(ctx: click.Context, as_json: bool) -> None:
     """The global tags."""
+    from juno_dcs.conditions import logic
+
     with _transaction(ctx) as conn:
         tags = logic.list_tags(conn)
     if as_json:
@@ -175,6 +189,8 @@ def list_tags(ctx: click.Context, as_json: bool) -> None:
 @_handle_errors
 def show(ctx: click.Context, tag: str, as_json: bool) -> None:
     """One global tag: its folders and intervals of validity."""
+    from juno_dcs.conditions import logic
+
     with _transaction(ctx) as conn:
         details = logic.show_tag(conn, tag)
     if as_json:
@@ -197,6 +213,8 @@ def show(ctx: click.Context, tag: str, as_json: bool) -> None:
 @_handle_errors
 def export(ctx: click.Context, tag: str, file: Path) -> None:
     """Write TAG with its folders, intervals and payloads to FILE (JSON)."""
+    from juno_dcs.conditions import logic
+
     with _transaction(ctx) as conn:
         document = logic.export_tag(conn, tag)
     text = document.model_dump_json(indent=1)
@@ -215,6 +233,8 @@ def export(ctx: click.Context, tag: str, file: Path) -> None:
 @_handle_errors
 def import_tag(ctx: click.Context, file: Path) -> None:
     """Create the global tag of an export FILE (all or nothing)."""
+    from juno_dcs.conditions import logic
+
     document = parse_export(file.read_text(errors="replace"), str(file))
     with _transaction(ctx) as conn:
         created = logic.import_tag(conn, document)

@@ -89,7 +89,9 @@ def test_payload_by_hash(client: TestClient) -> None:
     ("/v1/tags/OPEN/runs/-1", 400, "greater than or equal to 0"),
     ("/v1/tags/OPEN/runs/99999999999999999999", 400, "less than or equal to 2147483647"),
     ("/v1/tags/x'%20OR%20'1'='1/runs/5", 400, "tag"),
-    ("/v1/tags/" + "A" * 5000 + "/runs/5", 400, "5000 characters"),
+    ("/v1/tags/" + "A" * 500 + "/runs/5", 400, "500 characters"),
+    ("/v1/tags/" + "A" * 5000 + "/runs/5", 414, "longer than 1024 bytes"),
+    ("/v1/tags/OPEN/runs/5?nocache=1", 400, "no query parameters"),
     ("/v1/payloads/..%2F..%2Fetc%2Fpasswd", 404, "Not Found"),
     ("/v1/payloads/abc", 400, "digest"),
 ])
@@ -98,6 +100,11 @@ def test_refusals_say_why(client: TestClient, path: str, status: int, reason: st
     assert reply.status_code == status, reply.text
     assert reason in reply.json()["detail"]
     assert reply.headers["cache-control"] == "no-store"
+
+
+def test_huge_headers_refused(client: TestClient) -> None:
+    reply = client.get("/v1/tags/OPEN/runs/5", headers={"X-Big": "x" * 20000})
+    assert reply.status_code == 431
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])

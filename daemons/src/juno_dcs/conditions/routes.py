@@ -42,6 +42,8 @@ FolderName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, descriptio
 RunNumber = Annotated[int, Path(ge=0, le=MAX_RUN, description="a run number")]
 Digest = Annotated[str, Path(pattern=HASH_PATTERN, min_length=64, max_length=64, description="sha256, hex")]
 _DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+MAX_PATH = 1024  # bytes of the request path; the longest valid one is about 220
+MAX_HEADERS = 16 * 1024  # bytes of all request headers (Squid's request_header_max_size)
 
 
 class ErrorAnswer(BaseModel):
@@ -130,6 +132,19 @@ def create_app(config: ServiceConfig, engine: Engine) -> FastAPI:
                                 etag, tag.modified):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
+
+    @app.middleware("http")
+    async def _limits(request: Request, call_next: Any) -> Response:
+        """Refuse what no valid request has: a long path, a query string (every URL here is a cache key:
+        a query would only bust the caches), oversized headers."""
+        if len(request.scope.get("raw_path", b"")) > MAX_PATH:
+            return _error(414, f"the request path is longer than {MAX_PATH} bytes")
+        if request.scope.get("query_string"):
+            return _error(400, "this API takes no query parameters")
+        if sum(len(k) + len(v) for k, v in request.scope.get("headers", [])) > MAX_HEADERS:
+            return _error(431, f"the request headers are larger than {MAX_HEADERS} bytes")
+        response: Response = await call_next(request)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

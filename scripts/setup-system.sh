@@ -16,6 +16,8 @@ PACKAGES=(
   xrootd-client-http-plugins python3-xrootd
   # copies: gfal2 with its HTTP/DAV, XRootD and file plugins, the Python binding and the CLI
   gfal2 python3-gfal2 gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file gfal2-util-scripts python3-gfal2-util
+  squid              # the conditions caches: the grid runs its own, one per data centre
+  mariadb-client     # the conditions database's client (the server too when none answers)
 )
 
 missing=()
@@ -33,6 +35,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+  # Debian starts its own squid on :3128 when it can; the grid runs its own Squids with their own configs
+  if [[ " ${missing[*]} " == *" squid "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now squid >/dev/null 2>&1 || true
+  fi
 fi
 
 # PostgreSQL: use the machine's server when it answers; else install and start one.
@@ -52,4 +58,24 @@ if ! psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
   pg_ctlcluster --skip-systemctl-redirect "$version" main restart || pg_ctlcluster "$version" main start
   for _ in $(seq 1 30); do psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
   psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null || { echo "setup: PostgreSQL still does not answer at $PG_URL" >&2; exit 1; }
+fi
+
+# MariaDB (condition data): use the machine's server when it answers; else install and start one.
+MARIADB_HOST=127.0.0.1 MARIADB_PORT=3306
+if ! mariadb -h "$MARIADB_HOST" -P "$MARIADB_PORT" -u root -e 'SELECT 1' >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: no MariaDB answers at $MARIADB_HOST:$MARIADB_PORT (root, no password); start one" >&2
+    exit 1
+  fi
+  echo "setup: no MariaDB at $MARIADB_HOST:$MARIADB_PORT: installing and starting the Debian server"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mariadb-server >/dev/null
+  # loopback only; root over TCP from 127.0.0.1 without a password, as the grid's admin account
+  printf '[mysqld]\nbind-address = 127.0.0.1\n' > /etc/mysql/mariadb.conf.d/99-juno-dcs.cnf
+  if command -v systemctl >/dev/null 2>&1 && systemctl restart mariadb 2>/dev/null; then :; else
+    (mysqld_safe >/dev/null 2>&1 &)
+  fi
+  for _ in $(seq 1 30); do mariadb -u root -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  mariadb -u root -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+    GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" \
+    || { echo "setup: MariaDB still does not answer" >&2; exit 1; }
 fi

@@ -19,7 +19,8 @@ PROGRAMS = {
     "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
     "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
     "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
-    "zookeeper", "kafka", "ingest", "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
+    "zookeeper", "kafka", "ingest", "conditions", "squid-IHEP", "squid-CNAF", "squid-JINR", "squid-IN2P3", "squid-MSU",
+    "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
     "rucio-conveyor-finisher",
     "rucio-conveyor-receiver",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
@@ -135,9 +136,24 @@ def test_second_grid_runs_beside_the_first_and_down_leaves_nothing(grid: Grid, g
         # a stopped grid comes back with `up` on its remembered ports
         second.juno_dcs("up")
         assert second.status()["healthy"]
+        cond_db = f"{second.state()['db_name']}_cond"
+        assert _mariadb_has(cond_db)
     finally:
         second.juno_dcs("down", "--purge", check=False)
     assert not second.home.exists()
+    assert not _mariadb_has(cond_db)  # --purge dropped the conditions database on MariaDB too
+
+
+def _mariadb_has(database: str) -> bool:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :n"),
+                                {"n": database}).first() is not None
+    finally:
+        engine.dispose()
 
 
 def _zombie(pid: int) -> bool:

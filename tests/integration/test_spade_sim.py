@@ -1,4 +1,4 @@
-"""`juno-dcs spade-sim` for real: files written to the grid's IHEP_DISK through XRootD (davs, gfal2) and their
+"""`juno-dcs spade-sim` for real: files written to the grid's IHEP_DISK through XRootD (root://, gfal2) and their
 messages on the grid's Kafka, read back and checked against the storage; and the same command publishing to a
 modern Kafka-protocol broker (Tansu) without any grid."""
 
@@ -81,7 +81,8 @@ def test_spade_sim_writes_to_ihep_disk_and_announces_every_file(grid: Grid, monk
     assert summary["blocks"] == [f"block.20261125.{stream}", f"block.20261126.{stream}"]
     assert summary["elapsed_s"] >= 21 / 50  # paced: 22 messages at 50 a second
 
-    prefix = str(grid.status()["storage"]["IHEP_DISK"])  # type: ignore[index]
+    davs = str(grid.status()["storage"]["IHEP_DISK"])  # type: ignore[index]
+    prefix = "root://" + davs.split("://", 1)[1]  # spade-sim writes over the XRootD protocol
     plan = SimPlan.model_validate({**options, "start": dt.date(2026, 11, 25), "streams": (stream,),
                                    "location_prefix": prefix})
     planned = {d.name: d for d in deliveries(plan)}  # the same options give the same deliveries

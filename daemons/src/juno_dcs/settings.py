@@ -62,6 +62,13 @@ class GridSettings(BaseSettings):
     ingest_close_quiet: str = Field(
         default="30 s", description="... once nothing was attached to it for this long (late files reopen it)."
     )
+    mysql_admin_url: str = Field(
+        default="mysql+pymysql://root@127.0.0.1:3306/",
+        description="MariaDB/MySQL account that creates each grid's conditions database and its two accounts.",
+    )
+    conditions_open_max_age: int = Field(
+        default=30, ge=1, description="Seconds a job or Squid may reuse an open tag's lookup before revalidating.",
+    )
     start_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for every service at `up`.")
 
     @property

@@ -92,7 +92,22 @@ def _echo_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, default=str))
 
 
-@click.group()
+def _set_home(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["home"] = value
+
+
+class _Group(click.Group):
+    """Every command also takes --home after its name, like the other juno-dcs commands."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option(["--home"], type=click.Path(file_okay=False, path_type=Path),
+                                       expose_value=False, callback=_set_home, is_eager=False,
+                                       help="The grid's home (as for the group)."))
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group)
 @click.option("--db", "db_url", default=None, metavar="URL", help="SQLAlchemy URL of the writer account.")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The grid's home (default $JUNO_DCS_HOME or ./var/grid), for its conditions database.")

@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from juno_dcs.errors import ConfigError, GridStateError
 from juno_dcs.grid.ports import PortMap
@@ -35,6 +35,21 @@ class GridState(BaseModel):
     supervisor_password: str
     activemq_password: str
     account_passwords: dict[str, str] = {}
+    # condition data on MariaDB: the database (named after db_name), a read-only and a writing account
+    conditions_reader_password: str = Field(default_factory=lambda: new_secret())
+    conditions_writer_password: str = Field(default_factory=lambda: new_secret())
+
+    @property
+    def conditions_db(self) -> str:
+        return f"{self.db_name}_cond"
+
+    @property
+    def conditions_reader(self) -> str:
+        return f"{self.db_name}_r"
+
+    @property
+    def conditions_writer(self) -> str:
+        return f"{self.db_name}_w"
 
     @property
     def ports(self) -> PortMap:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
-from juno_dcs.grid import database, health, kafka, pki, storage
+from juno_dcs.grid import conditions, database, health, kafka, pki, storage
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import ACTIVEMQ_HOME, grid_programs
@@ -65,7 +65,7 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
 
 
 def write_configs(
-    home: GridHome, state: GridState, settings: GridSettings, rses: list[str], tape_rses: list[str]
+    home: GridHome, state: GridState, settings: GridSettings, topo: Topology, rses: list[str], tape_rses: list[str]
 ) -> list[str]:
     """Render every config file of the grid; returns the files that changed."""
     host, port = database.pg_host_port(state.pg_admin_url)
@@ -119,14 +119,21 @@ def write_configs(
     })
     files[home.etc / "ingest.yaml"] = ingest_yaml
     digests["ingest"] = digest(ingest_yaml)
+    cond_files = conditions.render_configs(home, state, settings, topo)
+    files.update(cond_files)
+    where = conditions.layout(home, state, topo)
+    digests["conditions"] = digest(cond_files[where.service_config])
+    for site, squid in where.homes.items():
+        digests[f"squid-{site}"] = digest(cond_files[squid.conf])
     for rse, port in ports.items():  # none with posix storage
         text = storage.render_xrootd(home, settings, rse, port)
         files[home.etc / "xrootd" / f"{rse}.cfg"] = text
         digests[f"xrootd-{rse}"] = digest(text)
-    programs = grid_programs(home, state, settings, digests, rses)
+    programs = grid_programs(home, state, settings, digests, rses, list(where.homes.values()))
     supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
     files[home.supervisord_conf] = supervisord
-    readable = {p for p in files if p.parent == home.etc / "xrootd"}  # read by the xrootd user; no secrets
+    # read by the xrootd and proxy (Squid) users; no secrets in them
+    readable = {p for p in files if p.parent == home.etc / "xrootd"} | {s.conf for s in where.homes.values()}
     return [str(p) for p, text in files.items() if write_if_changed(p, text, 0o644 if p in readable else 0o600)]
 
 
@@ -222,9 +229,10 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
     tape_rses = [r for r in rses if topo.rse_type(r) == "TAPE"]
-    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, rses, tape_rses)]
+    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
+    report.actions += conditions.prepare(home, state, settings, topo)
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
     if running:
         report.actions += sup.update()
@@ -242,6 +250,8 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
     _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts")),
               settings.start_timeout, sup)
+    where = conditions.layout(home, state, topo)
+    _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
@@ -267,10 +277,10 @@ def down(settings: GridSettings, purge: bool = False) -> list[str]:
     home = GridHome(settings.home)
     state = home.load_state()
     with _exclusive(home):
-        return _down_locked(home, state, purge)
+        return _down_locked(home, state, purge, settings)
 
 
-def _down_locked(home: GridHome, state: GridState, purge: bool) -> list[str]:
+def _down_locked(home: GridHome, state: GridState, purge: bool, settings: GridSettings) -> list[str]:
     sup = Supervisor(home, state)
     done = []
     if sup.pid() is not None:
@@ -282,9 +292,11 @@ def _down_locked(home: GridHome, state: GridState, purge: bool) -> list[str]:
         done.append("the grid was not running")
     if purge:
         database.drop_database(state)
+        conditions.purge(settings, state)
         shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
         shutil.rmtree(home.root)
-        done.append(f"dropped database {state.db_name} and removed {home.root}")
+        done.append(f"dropped databases {state.db_name} (PostgreSQL), {state.conditions_db} (MariaDB) and removed "
+                    f"{home.root}")
     return done
 
 
@@ -309,6 +321,9 @@ def status(settings: GridSettings) -> dict[str, Any]:
         else health.Health(False, "grid stopped"),
         "kafka": health.check_kafka(state) if running else health.Health(False, "grid stopped"),
     }
+    cond = conditions.running_layout(home, state)
+    if any(p == "conditions" for p in processes):
+        checks["conditions"] = conditions.check(cond)
     if se_ports:
         checks["storage"] = health.check_ports(se_ports)
     return {
@@ -322,6 +337,8 @@ def status(settings: GridSettings) -> dict[str, Any]:
             "activemq": state.ports.url("activemq_stomp", "stomp"),
             "fts": state.ports.url("fts"),
             "kafka": state.ports.url("kafka", "kafka"),
+            "conditions": cond.service_url,
+            **{f"squid-{site}": cond.squid_url(site) for site in cond.squids},
             "supervisor": state.ports.url("supervisor"),
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },

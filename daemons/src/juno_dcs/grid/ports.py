@@ -23,7 +23,8 @@ OFFSETS: dict[str, int] = {
     "kafka": 31,  # Apache Kafka 0.9 broker (grid/kafka.py)
     "zookeeper": 32,  # its ZooKeeper
     # 33..39: free
-    # 40..49: conditions service and Squids; 50..59: dispatcher; 60..69: dashboard and WebUI
+    "conditions": 40,  # the conditions service (HTTP, read-only)
+    # 41..49: one Squid per data centre in front of it (conditions/grid.py); 50..59: dispatcher; 60..69: web
 }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from juno_dcs.conditions import grid as conditions
 from juno_dcs.grid import kafka, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.settings import GridSettings
@@ -82,7 +83,8 @@ def venv_bin(name: str) -> str:
 
 
 def grid_programs(
-    home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str]
+    home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str],
+    squids: Sequence[conditions.SquidHome] = (),
 ) -> list[Program]:
     """Every program of the grid. `digests` fingerprints each program's configuration ("rucio", "activemq",
     "zookeeper", "kafka", "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor
@@ -181,6 +183,19 @@ def grid_programs(
                 environment=rucio_env,
             )
         )
+    # condition data: the read-only service on MariaDB, then one Squid per data centre in front of it
+    programs.append(Program(
+        name="conditions",
+        command=conditions.service_command(home.etc / "conditions.yaml", state.ports.port("conditions"),
+                                           python=venv_bin("python")),
+        priority=260, environment={"JUNO_DCS_CONFIG_DIGEST": digests.get("conditions", "")},
+    ))
+    for squid in squids:
+        site = squid.root.name
+        programs.append(Program(
+            name=f"squid-{site}", command=conditions.squid_command(squid.conf), priority=270, stopwaitsecs=10,
+            directory=squid.root, environment={"JUNO_DCS_CONFIG_DIGEST": digests.get(f"squid-{site}", "")},
+        ))
     # the raw-data ingestor: Kafka (spade.files) -> Rucio; started after Kafka and the Rucio server
     programs.append(Program(
         name="ingest",

@@ -131,7 +131,7 @@ def _plan_error(exc: ValidationError) -> click.BadParameter:
 @click.option("--api-version", default=None, callback=_api_version, metavar="X.Y",
               help="Kafka protocol version to speak, e.g. 0.9 (default: the grid's; asked from --bootstrap).")
 @click.option("--location-prefix", default=None, metavar="URL",
-              help="IHEP_DISK's URL prefix (default: the grid's IHEP_DISK, davs://localhost:PORT/).")
+              help="IHEP_DISK's URL prefix (default: the grid's IHEP_DISK, root://localhost:PORT/).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
 @_handle_errors
@@ -231,8 +231,8 @@ class _Grid:
             raise click.UsageError(f"the grid in {self.home.root} has no XRootD IHEP_DISK ({cfg}): "
                                    "give --location-prefix")
         for line in cfg.read_text().splitlines():  # the port the SE listens on, as its configuration says
-            if line.startswith("xrd.port "):
-                return f"davs://localhost:{int(line.split()[1])}/"
+            if line.startswith("xrd.port "):  # the XRootD protocol: one multiplexed connection for all writes
+                return f"root://localhost:{int(line.split()[1])}/"
         raise SimError(f"{cfg}: no xrd.port line")
 
 

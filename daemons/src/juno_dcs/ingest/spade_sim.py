@@ -2,7 +2,7 @@
 JUNO's detector data transfer system (SPADE) delivers them, with faults on demand.
 
     SimPlan --deliveries()--> Delivery (name, received_at, size, fault, message)
-                                 |-- Gfal2Writer (a few threads) --> the file's random bytes at IHEP_DISK (davs)
+                                 |-- Gfal2Writer (a few threads) --> the file's random bytes at IHEP_DISK (root://)
                                  '-- Publisher (paced by a Pacer) --> Kafka: key = file name, value = FileArrived JSON
 
 `deliveries` is pure: the same plan gives the same names, contents, checksums, faults and messages. Simulated
@@ -334,7 +334,7 @@ class Gfal2Writer:
     size and adler32 counts as written (replaying a plan is safe); with other content it is an error.
     One gfal2 context per thread keeps each thread's HTTPS session to the SE open."""
 
-    def __init__(self, timeout: int = 300, attempts: int = 3, tmp_dir: str | None = None) -> None:
+    def __init__(self, timeout: int = 300, attempts: int = 6, tmp_dir: str | None = None) -> None:
         self.timeout, self.attempts, self.tmp_dir = timeout, attempts, tmp_dir
         self._local = threading.local()
 
@@ -375,7 +375,7 @@ class Gfal2Writer:
                         raise SimError(f"could not write {delivery.location} ({attempt} attempts): "
                                        f"[{exc.code}] {exc.message.strip()}") from exc
                     logger.warning("writing %s failed (attempt %d): %s", delivery.location, attempt, exc.message)
-                    time.sleep(0.5 * attempt)
+                    time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))  # 0.5, 1, 2, 4, 8 s: outlasts an SE restart
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _existing(self, ctx: Any, delivery: Delivery) -> int:

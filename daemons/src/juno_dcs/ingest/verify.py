@@ -36,9 +36,11 @@ def _context() -> object:
 
 
 def se_base(client: Any, rse: str) -> str:
-    """The URL prefix of the RSE's davs (else first) protocol, e.g. davs://localhost:23010/."""
+    """The URL prefix of the RSE's root (else first) read protocol, e.g. root://localhost:23010/. The XRootD
+    protocol multiplexes every check over one connection per server; davs would open HTTPS connections by the
+    thousand, which XRootD 5.5's HTTP front end does not take well under load (it stops accepting)."""
     protocols = client.get_protocols(rse, protocol_domain="wan", operation="read")
-    chosen = next((p for p in protocols if p["scheme"] == "davs"), protocols[0])
+    chosen = next((p for p in protocols if p["scheme"] == "root"), protocols[0])
     return f"{chosen['scheme']}://{chosen['hostname']}:{chosen['port']}{chosen['prefix']}".rstrip("/") + "/"
 
 

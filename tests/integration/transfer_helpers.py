@@ -67,7 +67,10 @@ def wait_final(grid: Grid, job_id: str, timeout: float = 120) -> dict[str, Any]:
 
 
 def se_log(grid: Grid, rse: str) -> str:
-    return (grid.home / "logs" / f"xrootd-{rse}.log").read_text(errors="replace")
+    """The SE's log, its rotated parts first (the supervisor rotates at 20 MB; a busy session gets there)."""
+    log = grid.home / "logs" / f"xrootd-{rse}.log"
+    parts = [log.with_name(f"{log.name}.{n}") for n in (2, 1)] + [log]
+    return "".join(p.read_text(errors="replace") for p in parts if p.exists())
 
 
 def stored(grid: Grid, rse: str, name: str) -> list[Path]:

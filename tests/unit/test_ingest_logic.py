@@ -157,3 +157,28 @@ def test_metrics_are_written_and_read_back(tmp_path: Path) -> None:
 def test_a_rule_that_is_not_ok_has_a_reason(rule: dict[str, Any], words: str | None) -> None:
     reason = rule_reason(rule)
     assert reason is None if words is None else words in (reason or "")
+
+
+def test_metrics_of_gone_local_instances_are_left_out_when_asked(tmp_path: Path) -> None:
+    import socket
+
+    live, gone, remote = Metrics(), Metrics(), Metrics()
+    gone.instance = f"{socket.gethostname()}:999999999"  # no such pid
+    remote.instance = "elsewhere.example:1"
+    for name, metrics in (("live", live), ("gone", gone), ("remote", remote)):
+        metrics.write(tmp_path / "m" / f"{name}.json")
+    assert len(read_all(tmp_path / "m")) == 3
+    assert sorted(m["instance"] for m in read_all(tmp_path / "m", live_only=True)) == sorted(
+        [live.instance, remote.instance])
+
+
+def test_an_ok_rule_short_of_the_blocks_files_says_so() -> None:
+    from juno_dcs.ingest.status import RuleView, _short_of_files
+
+    view = RuleView(id="r", rse_expression="CNAF_DISK", state="OK", locks_ok=421, locks_replicating=0, locks_stuck=0)
+    assert _short_of_files(view, 421).reason is None
+    short = _short_of_files(view, 667)
+    assert short.state == "OK"
+    assert short.reason == "OK for 421 of 667 files: Rucio's judge has not evaluated the 246 later attachment(s) yet"
+    replicating = view.model_copy(update={"state": "REPLICATING", "reason": "3 file(s) being copied"})
+    assert _short_of_files(replicating, 667) == replicating

@@ -33,7 +33,8 @@ RUCIO_DAEMONS: tuple[str, ...] = (
 CONVEYOR_DAEMONS: dict[str, list[str]] = {
     "conveyor-submitter": ["--sleep-time", "2", "--bulk", "1000", "--group-bulk", "1"],
     "conveyor-receiver": [],
-    "conveyor-poller": ["--sleep-time", "2", "--older-than", "3", "--fts-bulk", "200", "--db-bulk", "1000"],
+    # a backstop: the receiver learns of almost every end from the completion messages
+    "conveyor-poller": ["--sleep-time", "10", "--older-than", "60", "--fts-bulk", "200", "--db-bulk", "1000"],
     "conveyor-finisher": ["--sleep-time", "2", "--bulk", "1000", "--db-bulk", "1000"],
 }
 

@@ -117,13 +117,13 @@ def status(home: Path | None, stream: str | None, day: str | None, as_json: bool
             rules = ",".join(site.rules) or "-"
             click.echo(f"    {name:<12} {site.replicas:>6} replicas  rules {rules}")
             for rule in site.rule_details:
-                if rule.reason and rule.state != "OK":
+                if rule.reason:
                     click.echo(f"        {rule.rse_expression}: {rule.reason}")
     totals = summary(blocks)
     if totals:
         click.echo("per site: " + "; ".join(f"{s} {r['blocks_ok']}/{r['blocks']} blocks OK, {r['replicas']} replicas"
                                             for s, r in totals.items()))
-    for metrics in read_all(grid_home.run / "ingest"):
+    for metrics in read_all(grid_home.run / "ingest", live_only=True):
         click.echo(f"ingestor {metrics['instance']}: {metrics['state']}, consumed {metrics['consumed']}, registered "
                    f"{metrics['registered']}, dead-lettered {sum(metrics['dead_lettered'].values())}, "
                    f"lag {metrics['lag_total']}")

@@ -58,12 +58,23 @@ class Metrics:
         tmp.replace(path)
 
 
-def read_all(directory: Path) -> list[dict[str, Any]]:
-    """Every instance's latest metrics in a directory."""
+def read_all(directory: Path, live_only: bool = False) -> list[dict[str, Any]]:
+    """Every instance's latest metrics in a directory; with `live_only`, not those of processes of this host
+    that are gone (an instance killed with SIGKILL leaves its last file behind)."""
     found = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
-            found.append(json.loads(path.read_text()))
+            entry = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if live_only and not _alive(entry):
+            continue
+        found.append(entry)
     return found
+
+
+def _alive(entry: dict[str, Any]) -> bool:
+    host, _, pid = str(entry.get("instance", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another host's instance: only its own host can tell
+    return Path(f"/proc/{pid}").exists()

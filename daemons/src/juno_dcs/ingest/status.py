@@ -90,9 +90,23 @@ def block_view(client: Client, scope: str, name: str, topology: Topology) -> Blo
             site = sites.setdefault(site_name, SiteView(replicas=0))
             site.rules.append(view.state)
             site.rule_details.append(view)
-    return BlockView(name=name, state="open" if did.get("open") else "closed", files=int(did.get("length") or 0),
+    files = int(did.get("length") or 0)
+    for site in sites.values():
+        site.rule_details = [_short_of_files(view, files) for view in site.rule_details]
+    return BlockView(name=name, state="open" if did.get("open") else "closed", files=files,
                      bytes=int(did.get("bytes") or 0), run_first=meta.get("run_first"), run_last=meta.get("run_last"),
                      sites=dict(sorted(sites.items())))
+
+
+def _short_of_files(view: RuleView, files: int) -> RuleView:
+    """An OK rule whose locks do not cover every file of the block: Rucio has not yet evaluated the latest
+    attachments (its judge pauses a dataset for 1 to 10 minutes when its locks are contended). Rucio calls it
+    OK; say what is missing."""
+    locks = view.locks_ok + view.locks_replicating + view.locks_stuck
+    if view.state != "OK" or locks >= files:
+        return view
+    return view.model_copy(update={"reason": f"OK for {locks} of {files} files: Rucio's judge has not evaluated "
+                                             f"the {files - locks} later attachment(s) yet"})
 
 
 def raw_status(client: Client, topology: Topology, scope: str = "raw", stream: str | None = None,

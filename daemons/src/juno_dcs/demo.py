@@ -49,7 +49,9 @@ def _progress(blocks: list[dict[str, Any]]) -> tuple[str, bool]:
             sites[name] = (count + site["replicas"], states + site["rules"])
     line = "  ".join(f"{name} {count} ({','.join(sorted(set(states))) or '-'})"
                      for name, (count, states) in sorted(sites.items()))
-    done = bool(blocks) and all(s == "OK" for _, states in sites.values() for s in states) \
+    covered = all(d["locks_ok"] >= b["files"] for b in blocks for site in b["sites"].values()
+                  for d in site["rule_details"])  # Rucio calls a rule OK before it has evaluated new files
+    done = bool(blocks) and covered and all(s == "OK" for _, states in sites.values() for s in states) \
         and all(b["state"] == "closed" for b in blocks)
     return line, done
 

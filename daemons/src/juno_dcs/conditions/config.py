@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.conditions.errors import ConditionsInputError
+from juno_dcs.yamlconfig import load_model
 
 
 class ServiceConfig(BaseModel):
@@ -30,12 +30,4 @@ class ServiceConfig(BaseModel):
 
 
 def load_config(path: Path) -> ServiceConfig:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConditionsInputError(f"{path}: cannot read the conditions service configuration: {exc}") from exc
-    try:
-        return ServiceConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConditionsInputError(f"{path}: {problems}") from exc
+    return load_model(path, ServiceConfig, "conditions service configuration", ConditionsInputError)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.yamlconfig import load_model
 
 CopyMode = Literal["pull", "push", "streamed"]
 
@@ -75,12 +75,4 @@ class TransferConfig(_Frozen):
 
 
 def load_config(path: Path) -> TransferConfig:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the transfer configuration: {exc}") from exc
-    try:
-        return TransferConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from exc
+    return load_model(path, TransferConfig, "transfer configuration", ConfigError)

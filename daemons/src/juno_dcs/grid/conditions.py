@@ -73,9 +73,8 @@ def running_layout(home: GridHome, state: GridState) -> ConditionsLayout:
                             admin_config=home.etc / "conditions-admin.yaml")
 
 
-def render_configs(home: GridHome, state: GridState, settings: GridSettings, topo: Topology) -> dict[Path, str]:
+def render_configs(where: ConditionsLayout, state: GridState, settings: GridSettings) -> dict[Path, str]:
     """Every conditions config file of the grid, by path (secrets inside: written 0600)."""
-    where = layout(home, state, topo)
     reader = cond.database_url(settings.mysql_admin_url, state.conditions_db, state.conditions_reader,
                                state.conditions_reader_password)
     writer = cond.database_url(settings.mysql_admin_url, state.conditions_db, state.conditions_writer,
@@ -90,14 +89,14 @@ def render_configs(home: GridHome, state: GridState, settings: GridSettings, top
     return files
 
 
-def prepare(home: GridHome, state: GridState, settings: GridSettings, topo: Topology) -> list[str]:
+def prepare(where: ConditionsLayout, state: GridState, settings: GridSettings) -> list[str]:
     """Before the programs start: the database and its accounts, the Squids' directories and caches."""
     done = []
     if cond.ensure_database(settings.mysql_admin_url, state.conditions_db, state.conditions_reader,
                             state.conditions_reader_password, state.conditions_writer,
                             state.conditions_writer_password):
         done.append(f"created the conditions database {state.conditions_db} on MariaDB")
-    for site, squid in layout(home, state, topo).homes.items():
+    for site, squid in where.homes.items():
         cond.prepare_squid_home(squid)
         if cond.init_squid(squid):
             done.append(f"initialised the Squid cache of {site}")

@@ -119,9 +119,9 @@ def write_configs(
     })
     files[home.etc / "ingest.yaml"] = ingest_yaml
     digests["ingest"] = digest(ingest_yaml)
-    cond_files = conditions.render_configs(home, state, settings, topo)
-    files.update(cond_files)
     where = conditions.layout(home, state, topo)
+    cond_files = conditions.render_configs(where, state, settings)
+    files.update(cond_files)
     digests["conditions"] = digest(cond_files[where.service_config])
     for site, squid in where.homes.items():
         digests[f"squid-{site}"] = digest(cond_files[squid.conf])
@@ -232,7 +232,8 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
-    report.actions += conditions.prepare(home, state, settings, topo)
+    where = conditions.layout(home, state, topo)
+    report.actions += conditions.prepare(where, state, settings)
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
     if running:
         report.actions += sup.update()
@@ -250,7 +251,6 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
     _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts")),
               settings.start_timeout, sup)
-    where = conditions.layout(home, state, topo)
     _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
@@ -322,7 +322,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "kafka": health.check_kafka(state) if running else health.Health(False, "grid stopped"),
     }
     cond = conditions.running_layout(home, state)
-    if any(p == "conditions" for p in processes):
+    if "conditions" in processes:
         checks["conditions"] = conditions.check(cond)
     if se_ports:
         checks["storage"] = health.check_ports(se_ports)

@@ -204,9 +204,19 @@ class Squid:
     def log(self) -> list[str]:
         return self.home.access_log.read_text().splitlines() if self.home.access_log.exists() else []
 
-    def results_for(self, path: str) -> list[str]:
-        """Squid's result codes (TCP_MISS, TCP_MEM_HIT, TCP_REFRESH_UNMODIFIED, ...) for `path`, in order."""
-        return [line.split()[3].split("/")[0] for line in self.log() if f":{self.port}{path} " in line]
+    def results_for(self, path: str, settle: float = 2.0) -> list[str]:
+        """Squid's result codes (TCP_MISS, TCP_MEM_HIT, TCP_REFRESH_UNMODIFIED, ...) for `path`, in order. Squid
+        writes its access log a moment after answering: read until the lines stop changing for `settle` s."""
+        def read() -> list[str]:
+            return [line.split()[3].split("/")[0] for line in self.log() if f":{self.port}{path} " in line]
+
+        found, since = read(), time.monotonic()
+        while time.monotonic() - since < settle:
+            time.sleep(0.2)
+            again = read()
+            if again != found:
+                found, since = again, time.monotonic()
+        return found
 
 
 @dataclass

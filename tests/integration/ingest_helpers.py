@@ -22,6 +22,7 @@ from juno_dcs.ingest.message import FileArrived
 from juno_rucio_policy.naming import raw_file_name
 from juno_rucio_policy.paths import path_for
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid
+from tests.integration.tansu import close_quietly
 
 
 def unique_stream(prefix: str = "t") -> str:
@@ -54,7 +55,7 @@ def publish(kafka: KafkaSettings, topic: str, values: list[tuple[bytes | None, b
     for key, value in values:
         producer.send(topic, key=key, value=value)
     producer.flush(timeout=60)
-    producer.close()
+    close_quietly(producer)
 
 
 def dead_letters(kafka: KafkaSettings, topic: str, expected: int, timeout: float = 120) -> list[dict[str, Any]]:
@@ -70,7 +71,7 @@ def dead_letters(kafka: KafkaSettings, topic: str, expected: int, timeout: float
     while len(found) < expected and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=1000).values():
             found += [json.loads(r.value) for r in records]
-    consumer.close()
+    close_quietly(consumer)
     return found
 
 

@@ -128,4 +128,6 @@ def tansu_broker(timeout: float = 30.0) -> Iterator[TansuBroker]:
             yield TansuBroker(settings=settings, log=log)
         finally:
             proc.kill()
+            proc.wait()
+            close_quietly()  # whatever clients of this broker the test left behind
             proc.wait(timeout=30)

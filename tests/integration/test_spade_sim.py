@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, run
-from tests.integration.tansu import tansu_broker  # also imports kafka-python quietly (a deprecation at import)
+from tests.integration.tansu import close_quietly, tansu_broker  # also imports kafka-python quietly (a deprecation at import)
 
 pytestmark = [pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def _consume(settings: Any, topic: str, expected: int, timeout: float = 90) -> l
         for batch in consumer.poll(timeout_ms=1000).values():
             records.extend(batch)
     finally:
-        consumer.close()
+        close_quietly(consumer)
     return records
 
 

@@ -1,0 +1,1 @@
+"""JUNO's toy but real payloads: detsim, elecsim, cal and rec on ROOT files (uproot)."""

@@ -1,0 +1,231 @@
+"""`juno-prod`: the production manager.
+
+    juno-prod [--config FILE] submit STEERING.yaml        store the production, make its DIDs and detsim jobs
+    juno-prod [--config FILE] run [--run-once] [--sleep-time S] [--json-logs]   the daemon (later steps, closing)
+    juno-prod [--config FILE] status [ID|NAME] [--json]   per step: jobs by state, files, bytes, failures
+    juno-prod [--config FILE] extend ID --jobs N          N more detsim jobs (and so more of every step)
+    juno-prod [--config FILE] pause ID | resume ID        stop / restart creating jobs
+    juno-prod [--config FILE] kill ID                     kill the production's tasks at the dispatcher
+
+The configuration is --config FILE or $JUNO_PROD_CONFIG (juno_dcs.prodsys.config).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from juno_dcs.errors import JunoDcsError
+from juno_dcs.prodsys.config import ProdConfig, load_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
+
+
+def _errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import psycopg
+        from rucio.common.exception import RucioException
+
+        from juno_dcs.topology import TopologyError
+
+        try:
+            return func(*args, **kwargs)
+        except (JunoDcsError, TopologyError) as exc:
+            click.echo(f"juno-prod: error: {exc}", err=True)
+            sys.exit(1)
+        except psycopg.OperationalError as exc:
+            click.echo(f"juno-prod: error: the database: {' '.join(str(exc).split())}", err=True)
+            sys.exit(1)
+        except RucioException as exc:
+            click.echo(f"juno-prod: error: Rucio: {' '.join(str(exc).split())}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The production manager's YAML configuration (default $JUNO_PROD_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+    """The production manager: MC productions as dispatcher tasks, one per step, driven by Rucio's files."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = config_path
+
+
+@contextmanager
+def _manager(ctx: click.Context) -> Iterator[Any]:
+    """The Manager on the configuration's database, dispatcher and Rucio; the database closed after."""
+    config = load_config(ctx.obj)
+    from juno_dcs.policy.loader import load_policies
+    from juno_dcs.prodsys.catalog import RucioCatalog
+    from juno_dcs.prodsys.db import Store
+    from juno_dcs.prodsys.logic import Manager
+    from juno_dcs.topology import load_topology
+    from juno_dcs.wms.client import WmsClient
+
+    topology = load_topology(config.topology)
+    policies = load_policies(config.policies_dir)
+    catalog = RucioCatalog(_rucio(config), policies, topology)
+    store = Store.connect(config.database_url)
+    try:
+        yield Manager(store=store, wms=WmsClient(config.dispatcher_url, timeout=config.dispatcher_timeout),
+                      catalog=catalog, topology=topology, owner=config.owner)
+    finally:
+        store.close()
+
+
+def _rucio(config: ProdConfig) -> Any:
+    if config.rucio.config is not None:
+        os.environ["RUCIO_CONFIG"] = str(config.rucio.config)
+    from rucio.client import Client
+
+    return Client(account=config.rucio.account)
+
+
+@main.command()
+@click.argument("steering_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@_errors
+def submit(ctx: click.Context, steering_file: Path) -> None:
+    """Store the production of STEERING_FILE, make its container and datasets and its detsim jobs."""
+    from juno_dcs.prodsys.steering import load_steering
+
+    steering = load_steering(steering_file)
+    with _manager(ctx) as manager:
+        pid, new = manager.submit(steering)
+        counts = manager.store.job_counts(pid)
+    what = "submitted" if new else "already submitted; completed"
+    click.echo(f"production {pid} {steering.name} {what}: {counts.get('detsim', 0)} detsim jobs")
+
+
+@main.command()
+@click.option("--run-once", is_flag=True, help="One pass over the active productions, then exit.")
+@click.option("--sleep-time", type=click.FloatRange(min=0.1), default=None, help="Override the config's sleep.")
+@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@click.pass_context
+@_errors
+def run(ctx: click.Context, run_once: bool, sleep_time: float | None, json_logs: bool) -> None:
+    """The daemon: later steps' jobs as their inputs appear in Rucio, closing complete steps."""
+    from juno_dcs.prodsys import daemon
+
+    if json_logs:
+        _json_logs()
+    sleep = sleep_time if sleep_time is not None else load_config(ctx.obj).sleep
+    with _manager(ctx) as manager:
+        if run_once:
+            daemon.run_once(manager)
+            return
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: Any) -> None:
+            logger.info("signal %d: stopping after the current production", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        daemon.run(manager, stop, sleep)
+
+
+@main.command()
+@click.argument("production", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_errors
+def status(ctx: click.Context, production: str | None, as_json: bool) -> None:
+    """Per step: the dispatcher's jobs by state, files and bytes in Rucio, failures with their reasons.
+    Without PRODUCTION (id or name): every production."""
+    with _manager(ctx) as manager:
+        keys = [production] if production else [str(r["production_id"]) for r in manager.store.productions()]
+        reports = [manager.status(k) for k in keys]
+    if as_json:
+        click.echo(json.dumps(reports[0] if production else reports, indent=2, default=str))
+        return
+    for report in reports:
+        click.echo(f"production {report['production_id']} {report['name']} ({report['campaign']}): "
+                   f"{report['state']}, {report['jobs']} jobs, final rules {len(report['final_rules'])}")
+        for s in report["steps"]:
+            states = ", ".join(f"{k} {v}" for k, v in sorted(s["jobs_by_state"].items())) or "no jobs"
+            closed = " closed" if s["closed"] else ""
+            click.echo(f"  {s['step']:8} task {s['task_id']}: {s['jobs_created']} created ({states}); "
+                       f"{s['files']} files, {s['bytes']} bytes{closed}")
+            for f in s["failures"]:
+                click.echo(f"    failed job {f['job_id']} {f['key']} attempt {f['attempt']} at {f['site']}: "
+                           f"{f['error_code']} {f['error_class']}: {f['error_diag']}")
+
+
+@main.command()
+@click.argument("production")
+@click.option("--jobs", "more", type=click.IntRange(min=1), required=True, help="How many jobs to add.")
+@click.pass_context
+@_errors
+def extend(ctx: click.Context, production: str, more: int) -> None:
+    """Add jobs to PRODUCTION (id or name): more detsim jobs now, their later steps as they come."""
+    with _manager(ctx) as manager:
+        total = manager.extend(production, more)
+    click.echo(f"production {production}: {total} jobs")
+
+
+@main.command()
+@click.argument("production")
+@click.pass_context
+@_errors
+def pause(ctx: click.Context, production: str) -> None:
+    """Create no more jobs for PRODUCTION until resume (jobs at the dispatcher go on)."""
+    with _manager(ctx) as manager:
+        changed = manager.pause(production)
+        state = manager.get(production)["state"]
+    click.echo(f"production {production}: {state}" + ("" if changed else " (unchanged)"))
+
+
+@main.command()
+@click.argument("production")
+@click.pass_context
+@_errors
+def resume(ctx: click.Context, production: str) -> None:
+    """Create jobs for a paused PRODUCTION again."""
+    with _manager(ctx) as manager:
+        changed = manager.resume(production)
+        state = manager.get(production)["state"]
+    click.echo(f"production {production}: {state}" + ("" if changed else " (unchanged)"))
+
+
+@main.command()
+@click.argument("production")
+@click.pass_context
+@_errors
+def kill(ctx: click.Context, production: str) -> None:
+    """Kill PRODUCTION: no more jobs, and its tasks' jobs killed at the dispatcher."""
+    with _manager(ctx) as manager:
+        answers = manager.kill(production)
+    click.echo(f"production {production}: killed ({len(answers)} tasks)")
+
+
+def _json_logs() -> None:
+    class _Json(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return json.dumps({"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                               "message": record.getMessage()})
+
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Json())
+    root.addHandler(handler)

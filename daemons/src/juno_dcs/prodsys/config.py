@@ -1,0 +1,54 @@
+"""The production manager's configuration: one YAML file validated into a frozen typed object.
+
+    database_url: postgresql://user@127.0.0.1:5432/db   # schema prodsys is created in it (idempotently)
+    dispatcher_url: http://127.0.0.1:27050              # juno-wms serve
+    rucio: {config: /home/etc/clients/production.cfg, account: production}
+    policies_dir: etc/policy
+    topology: etc/topology.yaml
+    sleep: 10                                           # seconds between the daemon's passes when idle
+
+The file is `--config FILE`, else $JUNO_PROD_CONFIG.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from juno_dcs.errors import ConfigError
+from juno_dcs.yamlconfig import load_model
+
+ENV_CONFIG = "JUNO_PROD_CONFIG"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RucioSettings(_Frozen):
+    config: Path | None = Field(default=None, description="The Rucio client config (set as RUCIO_CONFIG); "
+                                "None: Rucio's own lookup.")
+    account: str = Field(default="production", description="The account that owns the productions' DIDs.")
+
+
+class ProdConfig(_Frozen):
+    database_url: str = Field(description="PostgreSQL; the schema prodsys holds the productions.")
+    dispatcher_url: str = Field(description="The dispatcher's HTTP API (juno-wms serve).")
+    rucio: RucioSettings = RucioSettings()
+    policies_dir: Path = Field(default=Path("etc/policy"), description="raw/production/user.yaml.")
+    topology: Path = Field(default=Path("etc/topology.yaml"), description="The grid's topology.")
+    sleep: float = Field(default=10.0, gt=0, description="Seconds the daemon sleeps after a pass with no work.")
+    owner: str = Field(default="production", description="The dispatcher tasks' owner (a Rucio account).")
+    dispatcher_timeout: float = Field(default=30.0, gt=0)
+
+
+def load_config(path: Path | None) -> ProdConfig:
+    """The configuration at `path`, else at $JUNO_PROD_CONFIG."""
+    if path is None:
+        env = os.environ.get(ENV_CONFIG)
+        if not env:
+            raise ConfigError(f"no configuration: give --config FILE or set {ENV_CONFIG}")
+        path = Path(env)
+    return load_model(path, ProdConfig, "production manager configuration", ConfigError)

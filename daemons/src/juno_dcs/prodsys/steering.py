@@ -1,0 +1,181 @@
+"""A production's steering file (YAML): what to simulate, how many jobs, which steps, where outputs go.
+
+    name: e-_1MeV_center            # the production; also the <tag> of its DIDs (mc.<campaign>.<name>...)
+    campaign: J25a
+    software: J25.1.0               # the JUNO software version (given to every job as JUNO_SOFTWARE_VERSION)
+    tags: {particle: e-, energy_mev: 1.0, position: center}
+    events_per_job: 100
+    jobs: 10
+    workflow: [detsim, elecsim, cal, rec]   # any prefix of detsim elecsim cal rec
+    conditions_tag: GT-2025-01      # for cal
+    run: 1234                       # for cal
+    output_storage: site-local      # or a DISK RSE (the jobs then run at its site)
+    destinations: [IHEP_DISK]       # RSE expressions the final outputs are replicated to (the policy's rules)
+    lifetime: null                  # of the final outputs' rules: null = the policy's, else "90 days"/seconds
+    resources:                      # per step, optional
+      detsim: {memory_mb: 1500, cores: 1, walltime: 2 hours}
+
+Every problem is reported with the file and the field (`SteeringError`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from juno_dcs.errors import ConfigError
+from juno_dcs.policy.durations import DurationError, parse_duration
+from juno_rucio_policy.naming import STEPS
+
+Step = Literal["detsim", "elecsim", "cal", "rec"]
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # naming.py's campaign/tag label
+PARTICLES = ("e-", "e+", "gamma", "mu-", "mu+", "neutron")
+SITE_LOCAL = "site-local"
+MAX_JOBS = 999_999  # job numbers have 6 digits
+
+
+class SteeringError(ConfigError):
+    """A steering file that cannot be read or is not valid; the message names the file and each field."""
+
+
+def _duration(value: Any) -> int | None:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(exc.reason) from None
+
+
+def _positive_duration(value: Any) -> int:
+    seconds = _duration(value)
+    if seconds is None or seconds <= 0:
+        raise ValueError("a positive duration is required, e.g. 3600 or '2 hours'")
+    return seconds
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Tags(_Model):
+    """The physics of the production (detsim's generator settings)."""
+
+    particle: Literal["e-", "e+", "gamma", "mu-", "mu+", "neutron"]
+    energy_mev: Annotated[float, Field(gt=0, le=1e7)]
+    position: str = Field(description="center, uniform or x,y,z in mm")
+    muon_mb_per_event: Annotated[float, Field(ge=0)] | None = None
+
+    @field_validator("position")
+    @classmethod
+    def _position(cls, value: str) -> str:
+        if value in ("center", "uniform"):
+            return value
+        parts = value.split(",")
+        try:
+            if len(parts) == 3:
+                [float(p) for p in parts]
+                return value
+        except ValueError:
+            pass
+        raise ValueError("position must be 'center', 'uniform' or 'x,y,z' (three numbers in mm)")
+
+
+class Resources(_Model):
+    """What one job of a step asks of its slot."""
+
+    memory_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    cores: Annotated[int, Field(ge=1, le=1024)] = 1
+    walltime: Annotated[int, BeforeValidator(_positive_duration)] = 3600  # seconds
+
+
+class Steering(_Model):
+    name: str = Field(description="the production's name, also the <tag> in its DIDs")
+    campaign: str
+    software: str = Field(min_length=1, max_length=64)
+    tags: Tags
+    events_per_job: Annotated[int, Field(ge=1, le=10_000_000)]
+    jobs: Annotated[int, Field(ge=1, le=MAX_JOBS)]
+    workflow: list[Step] = Field(min_length=1)
+    conditions_tag: str | None = None
+    run: Annotated[int, Field(ge=0, le=999_999)] | None = None
+    output_storage: str = SITE_LOCAL
+    destinations: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    lifetime: Annotated[int | None, BeforeValidator(_duration)] = None  # seconds; None: the policy's
+    resources: dict[Step, Resources] = {}
+    priority: int = 0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+
+    @field_validator("name", "campaign")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not LABEL.match(value):
+            raise ValueError("1-32 letters, digits, '_' or '-', starting with a letter or digit "
+                             "(it is part of the DID names mc.<campaign>.<name>...)")
+        return value
+
+    @field_validator("workflow")
+    @classmethod
+    def _prefix(cls, value: list[str]) -> list[str]:
+        if tuple(value) != STEPS[:len(value)]:
+            prefixes = ", ".join("[" + ", ".join(STEPS[:n]) + "]" for n in range(1, len(STEPS) + 1))
+            raise ValueError(f"the workflow must be a prefix of detsim, elecsim, cal, rec: one of {prefixes}")
+        return value
+
+    @field_validator("output_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        if value != SITE_LOCAL and not re.match(r"^[A-Z0-9_-]{1,64}$", value):
+            raise ValueError(f"'{SITE_LOCAL}' or the name of a DISK RSE such as IHEP_DISK")
+        return value
+
+    @model_validator(mode="after")
+    def _step_needs(self) -> Steering:
+        if "cal" in self.workflow:
+            missing = [f for f in ("conditions_tag", "run") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"the cal step needs {' and '.join(missing)}")
+        extra = sorted(set(self.resources) - set(self.workflow))
+        if extra:
+            raise ValueError(f"resources for steps not in the workflow: {', '.join(extra)}")
+        return self
+
+    def resources_of(self, step: str) -> Resources:
+        return self.resources.get(step, Resources())  # type: ignore[call-overload, no-any-return]
+
+    @property
+    def final_step(self) -> str:
+        return self.workflow[-1]
+
+
+def parse_steering(data: Any, source: str = "<steering>") -> Steering:
+    """The steering of `data` (parsed YAML); SteeringError names `source` and every faulty field."""
+    if not isinstance(data, dict):
+        shown = "empty" if data is None else f"a {type(data).__name__}"
+        raise SteeringError(f"{source}: a steering file is a mapping (name, campaign, software, tags, "
+                            f"events_per_job, jobs, workflow, destinations, ...), not {shown}")
+    try:
+        return Steering.model_validate(data)
+    except ValidationError as exc:
+        raise SteeringError(f"{source}: " + "; ".join(_problem(e) for e in exc.errors())) from None
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"] if p != "[key]") or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{where}: {message}"
+
+
+def load_steering(path: Path) -> Steering:
+    """The steering file at `path`."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SteeringError(f"{path}: cannot read the steering file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SteeringError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    return parse_steering(data, str(path))

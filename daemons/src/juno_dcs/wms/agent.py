@@ -1,0 +1,116 @@
+"""The dispatcher's agent (`juno-wms agent`): brokerage of `defined` jobs and expiry of leases.
+
+Each cycle locks a batch with `FOR UPDATE SKIP LOCKED`, so any number of agents may run at once: each takes
+jobs the others are not holding. `run_once()` does one cycle and says whether to sleep (the batches were not
+full); `run()` loops until `stop` is set (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from juno_dcs.wms import db, logic
+from juno_dcs.wms.brokerage import Choice, Job, ReplicaLocator, broker
+from juno_dcs.wms.models import ACTIVATED, ASSIGNED, ERROR_CODES, ERROR_LOST, FAILED
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Cycle:
+    brokered: int = 0
+    unbrokerable: int = 0
+    waiting: int = 0
+    expired: int = 0
+    full: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"brokered": self.brokered, "unbrokerable": self.unbrokerable, "waiting": self.waiting,
+                "expired": self.expired}
+
+
+@dataclass
+class Agent:
+    pool: db.Pool
+    ctx: logic.Context
+    locator: ReplicaLocator | None = None
+    bulk: int = 1000
+    sleep_s: float = 5.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, once: bool = False) -> Cycle:
+        while True:
+            cycle = self.run_once()
+            if cycle.brokered or cycle.expired or cycle.unbrokerable:
+                logger.info("cycle: %s", cycle.as_json())
+            if once or self.stop.is_set():
+                return cycle
+            if not cycle.full and self.stop.wait(self.sleep_s):
+                return cycle
+
+    def run_once(self) -> Cycle:
+        cycle = Cycle()
+        with self.pool.connection() as conn, conn.transaction():
+            cycle.expired, full_expired = self.expire(conn)
+        with self.pool.connection() as conn, conn.transaction():
+            full_defined = self.broker(conn, cycle)
+        cycle.full = full_expired or full_defined
+        return cycle
+
+    # --- leases
+    def expire(self, conn: db.Conn) -> tuple[int, bool]:
+        rows = db.lock_expired(conn, self.bulk)
+        for row in rows:
+            job_id, attempt = int(row["job_id"]), int(row["attempt"])
+            diag = f"lease of pilot {row['pilot_id']} ended at {row['lease_until'].isoformat()} without heartbeat"
+            db.update_job(conn, job_id, state=FAILED, error_code=ERROR_LOST, error_class=ERROR_CODES[ERROR_LOST],
+                          error_diag=diag, pilot_id=None, lease_until=None)
+            db.add_history(conn, [(job_id, attempt, FAILED, f"error {ERROR_LOST} (lost): {diag}")])
+            logic.after_failure(conn, self.ctx, row, ERROR_LOST, ERROR_CODES[ERROR_LOST])
+        return len(rows), len(rows) == self.bulk
+
+    # --- brokerage
+    def broker(self, conn: db.Conn, cycle: Cycle) -> bool:
+        rows = db.lock_defined(conn, self.bulk)
+        if not rows:
+            return False
+        jobs = [Job(int(r["job_id"]), int(r["cores"]), int(r["memory_mb"]), int(r["walltime_s"]),
+                    tuple(r["spec"]["inputs"]), r["pinned_site"]) for r in rows]
+        replicas = self._replicas(sorted({d for j in jobs for d in j.inputs}))
+        load = db.queue_load(conn)
+        activated: list[tuple[int, str, str, str, str]] = []
+        history: list[tuple[int, int, str, str]] = []
+        for row, job in zip(rows, jobs, strict=True):
+            decision = broker(job, self.ctx.queues, replicas, load)
+            attempt = int(row["attempt"])
+            if isinstance(decision, Choice):
+                q = decision.queue
+                load[q.name] = load.get(q.name, 0) + 1
+                activated.append((job.job_id, q.site, q.name, q.rse, decision.reason))
+                history += [(job.job_id, attempt, ASSIGNED, decision.reason),
+                            (job.job_id, attempt, ACTIVATED, f"ready for pilots of {q.name}")]
+            elif decision.permanent:
+                cycle.unbrokerable += 1
+                db.update_job(conn, job.job_id, state=FAILED, broker_reason=decision.reason,
+                              error_diag=f"brokerage: {decision.reason}")
+                history.append((job.job_id, attempt, FAILED, f"brokerage: {decision.reason}"))
+            else:
+                cycle.waiting += 1
+                if row["broker_reason"] != decision.reason:
+                    db.update_job(conn, job.job_id, broker_reason=decision.reason)
+        db.activate_many(conn, activated)
+        db.add_history(conn, history)
+        cycle.brokered = len(activated)
+        return len(rows) == self.bulk and cycle.waiting < len(rows)
+
+    def _replicas(self, dids: list[str]) -> dict[str, set[str]]:
+        if not dids or self.locator is None:
+            return {}
+        try:
+            return self.locator.locate(dids)
+        except Exception as exc:  # the replica catalogue is a weight, not a condition: broker without it
+            logger.warning("replica lookup of %d inputs failed, brokering without locality: %s", len(dids), exc)
+            return {}

@@ -1,0 +1,19 @@
+"""Building the dispatcher's pieces from its configuration (once per process, in main or the ASGI module)."""
+
+from __future__ import annotations
+
+from juno_dcs.errors import ConfigError
+from juno_dcs.topology import TopologyError, load_topology
+from juno_dcs.wms.brokerage import queues_from_topology
+from juno_dcs.wms.config import WmsConfig
+from juno_dcs.wms.logic import Context
+from juno_dcs.wms.retry import load_rules
+
+
+def context(config: WmsConfig) -> Context:
+    try:
+        topology = load_topology(config.topology)
+    except (TopologyError, OSError) as exc:
+        raise ConfigError(f"topology {config.topology}: {exc}") from exc
+    return Context(queues=queues_from_topology(topology, config.memory_scale), rules=load_rules(config.retry_rules),
+                   lease_s=config.lease_s)

@@ -1,0 +1,116 @@
+"""Helpers for the dispatcher's integration tests: a throwaway PostgreSQL database, `juno-wms serve` processes
+on free ports, and the agent driven in-process through `run_once`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import requests
+import yaml
+
+from juno_dcs.wms import db
+from juno_dcs.wms.agent import Agent
+from juno_dcs.wms.brokerage import ReplicaLocator
+from juno_dcs.wms.config import WmsConfig, load_config
+from juno_dcs.wms.service import context
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get("JUNO_WMS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def throwaway_database(prefix: str = "wms_test") -> Iterator[str]:
+    """A new empty database `<prefix>_<random>`, dropped (with its connections) at the end; yields its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def write_config(directory: Path, database_url: str, **overrides: object) -> Path:
+    data: dict[str, object] = {"database_url": database_url, "topology": str(CHECKOUT / "etc" / "topology.yaml"),
+                               "retry_rules": str(CHECKOUT / "etc" / "wms-retry.yaml"), **overrides}
+    path = directory / f"wms-{secrets.token_hex(3)}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def truncate(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE wms.tasks, wms.jobs, wms.job_history, wms.pilots RESTART IDENTITY CASCADE")
+
+
+class Server:
+    """One `juno-wms serve` process (its own uvicorn workers) on a free port."""
+
+    def __init__(self, config: Path, workers: int = 1, port: int | None = None) -> None:
+        self.config, self.workers = config, workers
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = config.with_suffix(f".{self.port}.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Server:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([str(BIN / "juno-wms"), "serve", "--config", str(self.config),
+                                          "--port", str(self.port), "--workers", str(self.workers)],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"juno-wms serve exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if requests.get(self.url + "/v1/health", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"juno-wms serve not ready in {timeout} s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def agent_for(config_path: Path, locator: ReplicaLocator | None = None) -> Iterator[Agent]:
+    """The agent of that configuration, in this process; drive it with `run_once()`."""
+    config: WmsConfig = load_config(config_path)
+    pool = db.open_pool(config.database_url, size=2)
+    try:
+        yield Agent(pool, context(config), locator, bulk=config.agent_bulk)
+    finally:
+        pool.close()

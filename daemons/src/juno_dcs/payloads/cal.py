@@ -1,0 +1,54 @@
+"""cal: ADC counts and raw times -> photoelectrons and times with the channels' offsets removed, using the condition
+data of the run (pmt_gains, timing_offsets, energy_scale of a locked global tag). The energy scale travels on
+in the output's meta for rec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from juno_dcs.payloads import detector as det
+from juno_dcs.payloads.conditions import DetectorConditions
+from juno_dcs.payloads.errors import PayloadInputError
+from juno_dcs.payloads.rootio import (
+    TRUTH,
+    TRUTH_TYPES,
+    OutputTree,
+    Summary,
+    check_output,
+    counts_of,
+    flat,
+    jagged,
+    open_input,
+    truth_columns,
+)
+
+SCHEMA = {**TRUTH_TYPES, "total_pe": "float64", "pmt": "var * {id: int32, charge: float32, time: float32}"}
+BRANCHES = [*TRUTH, "pmt_id", "pmt_charge", "pmt_time"]
+
+
+def calibrate(conditions: DetectorConditions, pmt: np.ndarray, charge_adc: np.ndarray,
+              time_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat arrays of readouts -> (charges in photoelectrons, times in ns)."""
+    if len(pmt) and (pmt.min() < 0 or pmt.max() >= det.N_PMT):
+        raise PayloadInputError(f"readout of PMT {int(pmt.max())}: the conditions have channels 0-{det.N_PMT - 1}")
+    return charge_adc / conditions.gain[pmt], time_ns - conditions.offset_ns[pmt]
+
+
+def run(input_path: Path, output: Path, conditions: DetectorConditions) -> Summary:
+    """Calibrate every event of an elecsim file with `conditions` (see conditions.load_conditions)."""
+    check_output(output, input_path)
+    source = open_input(input_path, "elec", BRANCHES, needs="juno-payload elecsim")
+    meta = {"step": "cal", "input": str(input_path), "conditions": conditions.meta(),
+            "simulation": source.meta.get("simulation", {})}
+    with OutputTree(output, "calib", SCHEMA, meta) as out:
+        for chunk in source.chunks(BRANCHES):
+            counts = counts_of(chunk["pmt_id"])
+            charge, time = calibrate(conditions, flat(chunk["pmt_id"], np.int64),
+                                     flat(chunk["pmt_charge"], np.float64), flat(chunk["pmt_time"], np.float64))
+            total = np.bincount(np.repeat(np.arange(len(counts)), counts), weights=charge, minlength=len(counts))
+            out.extend({**truth_columns(chunk), "total_pe": total,
+                        "pmt": jagged(counts, id=flat(chunk["pmt_id"], np.int32), charge=charge.astype(np.float32),
+                                      time=time.astype(np.float32))})
+    return out.summary("cal", tag=conditions.tag, run=conditions.run)

@@ -17,8 +17,17 @@ import numpy as np
 
 from juno_dcs.payloads import detector as det
 from juno_dcs.payloads.errors import PayloadInputError
-from juno_dcs.payloads.rootio import TRUTH, TRUTH_TYPES, OutputTree, Summary, check_output, counts_of, flat, open_input
-from juno_dcs.payloads.rootio import truth_columns
+from juno_dcs.payloads.rootio import (
+    TRUTH,
+    TRUTH_TYPES,
+    OutputTree,
+    Summary,
+    check_output,
+    counts_of,
+    flat,
+    open_input,
+    truth_columns,
+)
 
 SCHEMA = {**TRUTH_TYPES, "rec_energy_mev": "float64", "rec_x_mm": "float64", "rec_y_mm": "float64",
           "rec_z_mm": "float64", "rec_r_mm": "float64", "total_pe": "float64", "n_fired": "int32"}

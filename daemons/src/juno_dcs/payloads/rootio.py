@@ -78,14 +78,16 @@ def open_input(path: Path, tree_name: str, branches: Sequence[str], *, needs: st
     try:
         root = uproot.open(path)
     except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise PayloadInputError(f"input {path}: not a readable ROOT file ({exc.__class__.__name__}: {exc})") from exc
+        reason = " ".join(str(exc).split())
+        raise PayloadInputError(f"input {path}: not a readable ROOT file ({exc.__class__.__name__}: {reason})") from exc
     trees = sorted({k.split(";")[0] for k, cls in root.classnames().items() if cls == "TTree"})
     if tree_name not in trees:
         found = ", ".join(trees) or "none"
         raise PayloadInputError(f"input {path}: no TTree {tree_name!r} (trees: {found}); "
                                 f"this step reads the output of {needs}")
     tree = root[tree_name]
-    missing = [b for b in branches if b not in tree.keys()]
+    available = set(tree.keys())
+    missing = [b for b in branches if b not in available]
     if missing:
         raise PayloadInputError(f"input {path}: tree {tree_name!r} lacks branch(es) {', '.join(missing)}")
     meta = read_meta(root, path)
@@ -98,7 +100,8 @@ def open_input(path: Path, tree_name: str, branches: Sequence[str], *, needs: st
 
 
 def read_meta(root: Any, path: Path) -> dict[str, Any]:
-    if META not in {k.split(";")[0] for k in root.keys()}:
+    names = {k.split(";")[0] for k in root.keys(recursive=False)}
+    if META not in names:
         raise PayloadInputError(f"input {path}: no {META!r} object (not written by juno-payload)")
     try:
         meta = json.loads(str(root[META]))
@@ -127,7 +130,7 @@ def jagged(counts: npt.NDArray[np.int64], **fields: npt.NDArray[Any]) -> ak.Arra
 
 
 def flat(array: ak.Array, dtype: type[np.generic] | None = None) -> npt.NDArray[Any]:
-    values = ak.to_numpy(ak.flatten(array, axis=None))
+    values: npt.NDArray[Any] = np.asarray(ak.to_numpy(ak.flatten(array, axis=None)))
     return values.astype(dtype, copy=False) if dtype is not None else values
 
 

@@ -1,0 +1,100 @@
+"""Brokerage on the real topology (etc/topology.yaml) with an in-memory replica locator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from juno_dcs.topology import load_topology
+from juno_dcs.wms.brokerage import Choice, Job, NoFit, Queue, ReplicaLocator, broker, output_rse, queues_from_topology
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class MemoryLocator:
+    def __init__(self, replicas: dict[str, set[str]]) -> None:
+        self.replicas = replicas
+
+    def locate(self, dids: Sequence[str]) -> dict[str, set[str]]:
+        return {d: self.replicas[d] for d in dids if d in self.replicas}
+
+
+@pytest.fixture(scope="module")
+def queues() -> dict[str, Queue]:
+    return queues_from_topology(load_topology(CHECKOUT / "etc" / "topology.yaml"), memory_scale=0.1)
+
+
+def job(memory_mb: int = 200, cores: int = 1, walltime_s: int = 3600, inputs: tuple[str, ...] = (),
+        site: str | None = None) -> Job:
+    return Job(1, cores, memory_mb, walltime_s, inputs, site)
+
+
+def test_queue_memory_is_scaled(queues: dict[str, Queue]) -> None:
+    assert queues["CNAF"].memory_mb_per_core == 300  # 3 GB/core x 1000 x 0.1
+    assert queues["JINR"].memory_mb_per_core == 1600
+    assert queues["JINR"].walltime_s == 96 * 3600
+
+
+def test_output_rse_is_own_disk_else_closest() -> None:
+    topology = load_topology(CHECKOUT / "etc" / "topology.yaml")
+    assert output_rse(topology, "IHEP") == "IHEP_DISK"
+    assert output_rse(topology, "SYSU-CLUSTER") == "CNAF_DISK"  # all at the default distance: by name
+
+
+def test_big_memory_goes_to_jinr_only(queues: dict[str, Queue]) -> None:
+    choice = broker(job(memory_mb=600), queues, {}, {})
+    assert isinstance(choice, Choice)
+    assert choice.queue.name == "JINR"
+    assert "CNAF: 600 MB > 1 x 300 MB" in choice.reason
+
+
+def test_memory_scales_with_cores(queues: dict[str, Queue]) -> None:
+    choice = broker(job(memory_mb=1100, cores=4), queues, {}, {"IHEP": 5, "INFN-CLOUD": 5, "JINR": 5})
+    assert isinstance(choice, Choice)
+    assert choice.queue.name in {"CNAF", "IN2P3", "MSU"}  # 4 x 300 MB fits 1100 MB
+
+
+def test_nothing_fits_is_permanent(queues: dict[str, Queue]) -> None:
+    nofit = broker(job(memory_mb=99999), queues, {}, {})
+    assert isinstance(nofit, NoFit)
+    assert nofit.permanent
+    assert "JINR: 99999 MB > 1 x 1600 MB" in nofit.reason
+    toolong = broker(job(walltime_s=400 * 3600), queues, {}, {})
+    assert isinstance(toolong, NoFit)
+    assert "walltime" in toolong.reason
+
+
+def test_offline_is_temporary(queues: dict[str, Queue]) -> None:
+    offline = {n: Queue(**{**q.__dict__, "online": n != "JINR"}) for n, q in queues.items()}
+    nofit = broker(job(memory_mb=600), offline, {}, {})
+    assert isinstance(nofit, NoFit)
+    assert not nofit.permanent
+    assert "JINR: offline" in nofit.reason
+
+
+def test_input_locality_wins_over_load(queues: dict[str, Queue]) -> None:
+    locator: ReplicaLocator = MemoryLocator({"juno:a": {"IN2P3_DISK"}, "juno:b": {"IN2P3_TAPE", "CNAF_DISK"}})
+    inputs = ("juno:a", "juno:b")
+    choice = broker(job(inputs=inputs), queues, locator.locate(inputs), {"IN2P3": 50})
+    assert isinstance(choice, Choice)
+    assert choice.queue.name == "IN2P3"
+    assert "2/2 inputs at the site" in choice.reason
+
+
+def test_least_loaded_then_name(queues: dict[str, Queue]) -> None:
+    load = {n: 3 for n in queues} | {"MSU": 1}
+    choice = broker(job(), queues, {}, load)
+    assert isinstance(choice, Choice)
+    assert choice.queue.name == "MSU"
+
+
+def test_pinned_site(queues: dict[str, Queue]) -> None:
+    choice = broker(job(site="CNAF"), queues, {}, {"CNAF": 100})
+    assert isinstance(choice, Choice)
+    assert choice.queue.name == "CNAF"
+    assert "pinned to CNAF" in choice.reason
+    nofit = broker(job(site="CNAF", memory_mb=600), queues, {}, {})
+    assert isinstance(nofit, NoFit)
+    assert nofit.permanent

@@ -1,0 +1,98 @@
+"""The dispatcher's messages, retry rules and configuration: validation at the edge, each problem named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from juno_dcs.errors import ConfigError
+from juno_dcs.wms.config import load_config
+from juno_dcs.wms.models import ERROR_CODES, FinishReport, JobDescription, JobSpec, TaskSpec
+from juno_dcs.wms.retry import decide, load_rules
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def test_jobspec_defaults_follow_the_contract() -> None:
+    spec = JobSpec(key="k", transformation="detsim")
+    assert (spec.cores, spec.memory_mb, spec.walltime_s, spec.max_attempts, spec.priority, spec.site) == (
+        1, 1000, 3600, 3, 0, None)
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"key": "k", "transformation": "detsim", "colour": "red"}, "Extra inputs"),
+    ({"key": "k", "transformation": "detsim", "cores": -1}, "greater than or equal to 1"),
+    ({"key": "k", "transformation": "fly"}, "detsim"),
+    ({"key": "k", "transformation": "exec"}, "args[0]"),
+    ({"key": "k", "transformation": "detsim", "inputs": ["no-scope"]}, "pattern"),
+])
+def test_jobspec_refuses(body: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem.replace("[", r"\[")):
+        JobSpec.model_validate(body)
+
+
+def test_task_refuses_duplicate_keys() -> None:
+    with pytest.raises(ValidationError, match="appears twice"):
+        TaskSpec(name="t", kind="user", owner="alice",
+                 jobs=[JobSpec(key="a", transformation="rec"), JobSpec(key="a", transformation="rec")])
+
+
+def test_finish_report_fills_the_error_class_and_checks_it() -> None:
+    assert FinishReport(state="failed", error_code=1137).error_class == "memory"
+    assert FinishReport(state="failed", error_class="lost").error_code == 1300
+    with pytest.raises(ValidationError, match="not error_class"):
+        FinishReport(state="failed", error_code=1137, error_class="payload")
+    with pytest.raises(ValidationError, match="needs error_code"):
+        FinishReport(state="failed")
+    with pytest.raises(ValidationError, match="no error_code"):
+        FinishReport(state="finished", error_code=1150)
+    assert set(ERROR_CODES) == {1099, 1137, 1150, 1152, 1200, 1300, 1400}
+
+
+def test_job_description_is_a_jobspec_with_placement() -> None:
+    desc = JobDescription(key="k", transformation="rec", job_id=1, task_id=2, task_name="t", owner="o", attempt=1,
+                          site="JINR", queue="JINR", output_rse="JINR_DISK", lease_s=120)
+    assert isinstance(desc, JobSpec)
+    assert desc.site == "JINR"
+
+
+def test_default_retry_rules() -> None:
+    rules = load_rules(CHECKOUT / "etc" / "wms-retry.yaml")
+    memory = decide(rules, 1137, "memory", 1, 3, 300)
+    assert (memory.action, memory.memory_mb) == ("retry_more_memory", 600)
+    for code in (1099, 1150, 1152, 1200, 1300):
+        assert decide(rules, code, ERROR_CODES[code], 1, 3, 300).action == "retry"
+    assert decide(rules, 1400, "killed", 1, 3, 300).action == "no_retry"
+    last = decide(rules, 1150, "payload", 3, 3, 300)
+    assert last.action == "no_retry"
+    assert "was the last" in last.reason
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("rules: [{match: {error_code: 9999}, action: retry}]", "rules.0.match.error_code"),
+    ("rules: [{match: {}, action: retry}]", "needs error_code or error_class"),
+    ("rules: [{match: {error_class: memory}, action: pray}]", "rules.0.action"),
+    ("rules: [{match: {error_class: memory}, action: retry_more_memory, factor: 0.5}]", "rules.0.factor"),
+    ("rules: [{match: {error_class: memory}, action: retry, colour: red}]", "rules.0.colour"),
+])
+def test_bad_retry_file_names_file_and_field(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "retry.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_rules(path)
+    assert str(path) in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "wms.yaml"
+    path.write_text("database_url: postgresql:///x\ntopology: topology.yaml\nretry_rules: /etc/r.yaml\n")
+    config = load_config(path)
+    assert (config.lease_s, config.memory_scale, config.rucio) == (120, 0.1, False)
+    assert config.topology == tmp_path / "topology.yaml"
+    assert config.retry_rules == Path("/etc/r.yaml")
+    path.write_text("database_url: x\ntopology: t\nretry_rules: r\nlease: 5\n")
+    with pytest.raises(ConfigError, match="lease: Extra inputs"):
+        load_config(path)

@@ -1,0 +1,115 @@
+"""The pilot's payload monitor with real processes: memory of the whole tree, walltime, kill, CPU, exit codes."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from juno_dcs.pilot.monitor import Limits, run_payload
+
+PY = sys.executable
+# holds `mb` MB of touched memory for `hold` seconds, then exits 0
+ALLOC = "import sys, time; b = bytearray(int(sys.argv[1]) * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); " \
+        "time.sleep(float(sys.argv[2]))"
+
+
+def _run(tmp_path: Path, command: list[str], *, memory_mb: float = 10_000, walltime_s: float = 60,
+         kill: threading.Event | None = None, stop: threading.Event | None = None):  # type: ignore[no-untyped-def]
+    return run_payload(command, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
+                       limits=Limits(memory_limit_mb=memory_mb, walltime_s=walltime_s, poll_s=0.1, grace_s=1.0),
+                       stop=stop or threading.Event(), kill=kill or threading.Event(),
+                       stdout=tmp_path / "out", stderr=tmp_path / "err")
+
+
+def test_exit_code_and_output(tmp_path: Path) -> None:
+    result = _run(tmp_path, [PY, "-c", "import sys; print('hello'); sys.exit(3)"])
+    assert result.exit_code == 3
+    assert result.reason is None
+    assert (tmp_path / "out").read_text() == "hello\n"
+
+
+def test_within_memory_limit(tmp_path: Path) -> None:
+    result = _run(tmp_path, [PY, "-c", ALLOC, "60", "1.0"], memory_mb=300)
+    assert (result.exit_code, result.reason) == (0, None)
+    assert 50 < result.max_rss_mb < 300
+
+
+def test_memory_limit_kills(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = _run(tmp_path, [PY, "-c", ALLOC, "250", "30"], memory_mb=120)
+    assert result.reason == "memory"
+    assert result.exit_code == -9
+    assert result.max_rss_mb > 120
+    assert "more than the limit of 120 MB" in result.detail
+    assert time.monotonic() - start < 10
+
+
+def test_memory_of_the_whole_tree(tmp_path: Path) -> None:
+    """Three children of 60 MB each: none alone exceeds 150 MB, together they do; all of them are killed."""
+    parent = ("import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', sys.argv[1], '60', '30']) "
+              "for _ in range(3)]; [p.wait() for p in ps]")
+    result = _run(tmp_path, [PY, "-c", parent, ALLOC], memory_mb=150)
+    assert result.reason == "memory"
+    assert result.max_rss_mb > 150
+
+
+def test_walltime(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = _run(tmp_path, ["sleep", "30"], walltime_s=1.0)
+    assert result.reason == "walltime"
+    assert result.exit_code < 0
+    assert 1.0 <= result.wall_s < 5
+    assert time.monotonic() - start < 6
+
+
+def test_walltime_sigkills_a_payload_that_ignores_sigterm(tmp_path: Path) -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)"
+    result = _run(tmp_path, [PY, "-c", stubborn], walltime_s=0.5)
+    assert result.reason == "walltime"
+    assert result.exit_code == -9
+
+
+def test_kill_event(tmp_path: Path) -> None:
+    kill = threading.Event()
+    threading.Timer(0.5, kill.set).start()
+    result = _run(tmp_path, ["sleep", "30"], kill=kill)
+    assert result.reason == "killed"
+
+
+def test_stop_event(tmp_path: Path) -> None:
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    result = _run(tmp_path, ["sleep", "30"], stop=stop)
+    assert result.reason == "stopped"
+
+
+def test_cpu_time(tmp_path: Path) -> None:
+    busy = "import time; end = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
+    result = _run(tmp_path, [PY, "-c", busy])
+    assert result.exit_code == 0
+    assert result.cpu_s >= 0.5
+
+
+def test_program_missing(tmp_path: Path) -> None:
+    result = _run(tmp_path, [str(tmp_path / "no-such-program")])
+    assert result.exit_code == 127
+    assert "cannot start" in (tmp_path / "err").read_text()
+
+
+def test_leftover_processes_are_killed(tmp_path: Path) -> None:
+    """A payload that leaves a background process behind in its group: it goes when the payload ends."""
+    marker = tmp_path / "pid"
+    leave = (f"import subprocess; p = subprocess.Popen(['sleep', '60']); open({str(marker)!r}, 'w').write(str(p.pid))")
+    result = _run(tmp_path, [PY, "-c", leave])
+    assert result.exit_code == 0
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        status = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}/status").exists() else ""
+        if "State:\tZ" in status:
+            break
+        time.sleep(0.1)
+    status = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}/status").exists() else ""
+    assert not status or "State:\tZ" in status

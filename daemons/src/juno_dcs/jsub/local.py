@@ -2,7 +2,7 @@
 
     <work_dir>/<jobid:05d>/            the sub-job's directory (its cwd)
         state.json                     {state, pid, exit_code, attempt, error, started, ended}
-        payload.log                    stdout and stderr of the script
+        payload.stdout, payload.stderr the script's output (as the pilot names them)
         <uid>.<jobid>.log.tgz          the log tarball (what the pilot uploads)
         <uid>.<jobid>.<file>           the outputs, named as on the grid (they stay here)
 
@@ -69,7 +69,7 @@ def current_state(task: TaskRecord, jobid: int) -> str:
 
 def _tar_log(directory: Path, log_name: str) -> None:
     with tarfile.open(directory / log_name, "w:gz") as tar:
-        for name in ("payload.log", "state.json"):
+        for name in ("payload.stdout", "payload.stderr", "state.json"):
             if (directory / name).exists():
                 tar.add(directory / name, arcname=name)
 
@@ -88,16 +88,16 @@ def _start(task: TaskRecord, sub: SubJobRecord, stage_in: StageIn | None) -> tup
             stage_in(sub.inputs, directory)
         except Exception as exc:  # any stage-in failure fails the sub-job (the pilot's 1099)
             state.update(state="failed", error=f"stagein: {exc}", ended=now(), exit_code=None)
-            (directory / "payload.log").write_text(f"jsub: stage-in failed: {exc}\n")
+            (directory / "payload.stderr").write_text(f"jsub: stage-in failed: {exc}\n")
             _write_state(directory, state)
             _tar_log(directory, sub.spec.log.name if sub.spec.log else "log.tgz")
             return None, state
     env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # juno-payload of this installation
     env.update(sub.spec.env)
-    log = (directory / "payload.log").open("wb")
-    proc = subprocess.Popen(sub.spec.args, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
+    with (directory / "payload.stdout").open("wb") as out, (directory / "payload.stderr").open("wb") as err:
+        proc = subprocess.Popen(sub.spec.args, cwd=directory, env=env, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     state["pid"] = proc.pid
     _write_state(directory, state)
     return proc, state
@@ -164,20 +164,28 @@ def kill(task: TaskRecord) -> int:
 
 
 def spawn(registry: Path, task: TaskRecord, jobids: Sequence[int] | None = None) -> int:
-    """Run the sub-jobs in a detached runner process; its pid."""
-    args = [sys.executable, "-m", "juno_dcs.jsub.local", str(registry), str(task.id)]
+    """Run the sub-jobs in a detached runner process (`setsid -f`: it outlives this one and is nobody's
+    child to wait for); its pid, which it writes to <work_dir>/runner.pid."""
+    work = Path(task.work_dir or ".")
+    pid_file = work / "runner.pid"
+    pid_file.unlink(missing_ok=True)
+    args = ["setsid", "-f", sys.executable, "-m", "juno_dcs.jsub.local", str(registry), str(task.id)]
     args += [str(j) for j in jobids or []]
-    log = (Path(task.work_dir or ".") / "runner.log").open("ab")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    log.close()
-    return proc.pid
+    with (work / "runner.log").open("ab") as log:
+        subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            return int(pid_file.read_text())
+        time.sleep(0.05)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     registry = Registry(Path(args[0]))
     task = registry.load(int(args[1]))
+    (Path(task.work_dir or ".") / "runner.pid").write_text(str(os.getpid()))
     from juno_dcs.jsub.rucio import stage_in_from_config
 
     run(task, [int(a) for a in args[2:]] or None, stage_in_from_config())

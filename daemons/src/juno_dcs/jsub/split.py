@@ -7,7 +7,8 @@ $(evtmax), $(skipevt), $(seed). splitByDataset: the files of a Rucio dataset, `f
 become the sub-job's inputs.
 
 $(name) in a string is replaced by the sub-job's variable `name`; `$$(` writes a literal `$(`; an unknown
-name is an error that names the field and the variables there are.
+name is an error that names the field and the variables there are. Other `$(` (the shell's `$(( 1 + 2 ))`,
+`$(ls -l)`) are left as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from juno_dcs.jsub.taskfile import (
     TaskFile,
 )
 
-_VAR = re.compile(r"\$\$\(|\$\(([^)]*)\)")
+_VAR = re.compile(r"\$\$\(|\$\(([A-Za-z_][A-Za-z0-9_.]*)\)")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 DEFAULT_GROUP = ""
 
@@ -55,11 +56,10 @@ def substitute(text: str, variables: dict[str, str], where: str) -> str:
         if match.group(0) == "$$(":
             return "$("
         name = match.group(1)
-        if not _NAME.match(name):
-            raise SplitError(f"{where}: $({name}) is not a variable reference (write $$( for a literal '$(')")
         if name not in variables:
             known = ", ".join(sorted(variables)) or "none"
-            raise SplitError(f"{where}: unknown variable $({name}); known: {known}")
+            raise SplitError(f"{where}: unknown variable $({name}); known: {known} "
+                             f"(for the shell's command substitution write $$({name}))")
         return variables[name]
 
     return _VAR.sub(repl, text)

@@ -287,7 +287,8 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         msg = err["msg"].removeprefix("Value error, ")
-        out.append(f"{prefix}{loc}: {msg}" if loc or prefix else msg)
+        where = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+        out.append(f"{where}: {msg}" if where else msg)
     return out
 
 

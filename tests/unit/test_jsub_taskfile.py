@@ -1,0 +1,184 @@
+"""jsub task files: every bad file gets an error that names the file and the field; JSUB's files load."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from juno_dcs.jsub.build import build, naming_for
+from juno_dcs.jsub.errors import SplitError, TaskFileError
+from juno_dcs.jsub.split import split
+from juno_dcs.jsub.taskfile import load_task
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+GOOD = """
+taskName: t1
+splitter: {mode: splitByEvent, totalEvents: 10, evtMaxPerJob: 5}
+workflow:
+  steps: [detsim]
+  detsim: {particle: e-}
+"""
+
+BAD = [
+    ("nothing: here", "taskName: Field required"),
+    ("[1, 2]", "a task file is a YAML mapping"),
+    ("taskName: 'a b'\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {detsim: {}}",
+     "taskName: String should match pattern"),
+    ("taskName: t\nsplitter: {mode: splitByLuck}\nworkflow: {detsim: {}}",
+     "splitter: Input tag 'splitByLuck' found using 'mode' does not match any of the expected tags"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, totalEvents: 10}\nworkflow: {detsim: {}}",
+     "splitter.splitByEvent: splitByEvent needs two of totalEvents, evtMaxPerJob and njobs"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, totalEvents: -5, njobs: 2}\nworkflow: {detsim: {}}",
+     "splitter.splitByEvent.totalEvents: Input should be greater than 0"),
+    ("taskName: t\nsplitter: {mode: splitByJobvars, jobvarLists: {x: {type: enumerate, list: []}}}\n"
+     "workflow: {detsim: {}}", "splitter.splitByJobvars.jobvarLists.x.enumerate.list: List should have at least 1"),
+    ("taskName: t\nsplitter: {mode: splitByJobvars, jobvarLists: {x: {type: random}}}\nworkflow: {detsim: {}}",
+     "jobvarLists.x: Input tag 'random' found using 'type' does not match"),
+    ("taskName: t\nsplitter: {mode: splitByJobvars, jobvarLists: {x: {type: range, step: 0, length: 2}}}\n"
+     "workflow: {detsim: {}}", "jobvarLists.x.range.step: step must not be 0"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}", "workflow: required"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {steps: [ana]}",
+     "workflow.ana: listed in workflow.steps but not defined"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {steps: [detsim], ana: {}}",
+     "workflow.ana: defined but not listed in workflow.steps"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {ana: {exe: a.sh}}",
+     "workflow.ana.type: Field required"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {ana: {type: exe}}",
+     "workflow.ana: an exe step needs `exe`"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {detsim: {energy: 3}}",
+     "workflow.detsim.energy: Extra inputs are not permitted"),
+    ("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\n"
+     "workflow: {ana: {type: cmd, cmd: x, outputUpload: '*.root'}}", "wildcards are not supported"),
+    ("taskName: t\nbackend: {type: dirac, site: [A, B]}\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\n"
+     "workflow: {detsim: {}}", "backend.site: the dispatcher pins a job to one site"),
+    ("taskName: t\nbackend: {type: condor}\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\n"
+     "workflow: {detsim: {}}", "backend.type: Input should be 'dispatcher', 'local' or 'dirac'"),
+    ("taskName: t\nexperiment: cepc\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {detsim: {}}",
+     "experiment: Input should be 'juno' or 'common'"),
+    ("taskName: t\nsplitter: {mode: splitByDataset, dataset: nodataset}\nworkflow: {rec: {}}",
+     "splitter.splitByDataset.dataset: String should match pattern"),
+    ("taskName: t\n\tsplitter: 1", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_task_file_names_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(TaskFileError) as info:
+        load_task(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TaskFileError, match="cannot read the task file: No such file"):
+        load_task(tmp_path / "none.yaml")
+
+
+def test_several_problems_are_all_listed(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 0, evtMax: 1}\nworkflow: {detsim: {x: 1}}")
+    with pytest.raises(TaskFileError) as info:
+        load_task(path)
+    message = str(info.value)
+    assert "splitter.splitByEvent.njobs: Input should be greater than 0" in message
+    assert "workflow.detsim.x: Extra inputs are not permitted" in message
+
+
+def _built(path: Path, account: str = "alice") -> list[str]:
+    task = load_task(path)
+    naming = naming_for(task, account, f"{task.task_name}.abc123")
+    return [build(task, sub, naming).script for sub in split(task, {"taskname": task.task_name}).subjobs]
+
+
+def test_unknown_variable_in_a_step_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 2, evtMax: 1}\n"
+                    "workflow: {ana: {type: cmd, cmd: 'echo $(enrgy)'}}")
+    with pytest.raises(SplitError, match=r"workflow\.ana\.cmd: unknown variable \$\(enrgy\); known: .*evtmax"):
+        _built(path)
+
+
+def test_payload_detsim_line_and_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(GOOD)
+    task = load_task(path)
+    naming = naming_for(task, "alice", "t1.abc123")
+    subs = split(task, {}).subjobs
+    built = build(task, subs[1], naming)
+    assert ("juno-payload detsim --particle e- --energy-mev 1.0 --position center --events 5 --seed 2 "
+            "--output detsim.root") in built.script
+    assert built.outputs == {"detsim.root": "t1.abc123.00002.detsim.root"}
+    spec = built.spec
+    assert spec.transformation == "exec"
+    assert spec.args[:2] == ["bash", "-c"]
+    assert spec.key == "00002"
+    assert [(o.scope, o.name, o.dataset) for o in spec.outputs] == [
+        ("user.alice", "t1.abc123.00002.detsim.root", "user.alice:jsub.t1.abc123")]
+    assert spec.log is not None
+    assert (spec.log.name, spec.log.dataset) == ("t1.abc123.00002.log.tgz", "user.alice:jsub.t1.abc123.log")
+
+
+def test_chained_payload_steps_feed_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 3}\n"
+                    "workflow: {steps: [detsim, elecsim, rec], detsim: {upload: false}, elecsim: {upload: false}}")
+    script = _built(path)[0]
+    assert "juno-payload elecsim --input detsim.root --seed 1 --output elecsim.root" in script
+    assert "juno-payload rec --input elecsim.root --output rec.root" in script
+    assert "mv -f -- rec.root t.abc123.00001.rec.root" in script
+    assert "detsim.root t.abc123" not in script
+
+
+def test_rec_without_input_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 3}\nworkflow: {rec: {}}")
+    with pytest.raises(SplitError, match=r"workflow\.rec\.input: rec needs an input"):
+        _built(path)
+
+
+def test_output_names_must_be_rucio_names(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("taskName: t\nsplitter: {mode: splitByJobvars, jobvarLists: {p: {type: enumerate, list: [e+]}}}\n"
+                    "workflow: {ana: {type: cmd, cmd: x, outputUpload: ['$(p).txt']}}")
+    with pytest.raises(SplitError, match=r"output 'e\+.txt': user.alice:t.abc123.00001.e\+.txt: a name is"):
+        _built(path)
+
+
+def test_output_dataset_outside_the_user_scope(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("taskName: t\nbackend: {outputDataset: 'mc:stolen'}\n"
+                    "splitter: {mode: splitByEvent, njobs: 1, evtMax: 1}\nworkflow: {detsim: {}}")
+    with pytest.raises(TaskFileError, match=r"backend\.outputDataset: mc:stolen is not in your scope user\.alice"):
+        naming_for(load_task(path), "alice", "t.x")
+
+
+def test_jsub_103_example_as_jsub_wrote_it(tmp_path: Path) -> None:
+    """JUNO JSUB's examples/juno/103_jobvar_splitter.yaml (copied in etc/jsub) loads: 6 x 20 = 120 sub-jobs."""
+    path = CHECKOUT / "etc" / "jsub" / "jsub_juno_103.yaml"
+    task = load_task(path)
+    assert task.ignored == ["softVersion", "workflow.detsim.userOutput"]
+    assert task.backend.kind == "dispatcher"
+    naming = naming_for(task, "alice", "x.1")
+    assert naming.output_dataset == "jsub_tests.juno_sim_jobvar_splitter"
+    subs = split(task, {}).subjobs
+    assert len(subs) == 120
+    assert len({s.vars["seed"] for s in subs}) == 120
+    script = build(task, subs[0], naming).script
+    assert "--seed 10001" in script
+    assert "gendecay --nuclear U-238 --volume pTarget" in script
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (CHECKOUT / "etc" / "jsub").glob("*.yaml")))
+def test_every_example_task_file_loads(name: str, tmp_path: Path) -> None:
+    path = CHECKOUT / "etc" / "jsub" / name
+    task = load_task(path)
+    assert task.steps
+    data = yaml.safe_load(path.read_text())
+    if data["splitter"]["mode"] != "splitByDataset":
+        shutil.copy(path, tmp_path / name)
+        assert split(task, {}).subjobs

@@ -39,16 +39,16 @@ def calibrate(conditions: DetectorConditions, pmt: np.ndarray, charge_adc: np.nd
 def run(input_path: Path, output: Path, conditions: DetectorConditions) -> Summary:
     """Calibrate every event of an elecsim file with `conditions` (see conditions.load_conditions)."""
     check_output(output, input_path)
-    source = open_input(input_path, "elec", BRANCHES, needs="juno-payload elecsim")
-    meta = {"step": "cal", "input": str(input_path), "conditions": conditions.meta(),
-            "simulation": source.meta.get("simulation", {})}
-    with OutputTree(output, "calib", SCHEMA, meta) as out:
-        for chunk in source.chunks(BRANCHES):
-            counts = counts_of(chunk["pmt_id"])
-            charge, time = calibrate(conditions, flat(chunk["pmt_id"], np.int64),
-                                     flat(chunk["pmt_charge"], np.float64), flat(chunk["pmt_time"], np.float64))
-            total = np.bincount(np.repeat(np.arange(len(counts)), counts), weights=charge, minlength=len(counts))
-            out.extend({**truth_columns(chunk), "total_pe": total,
-                        "pmt": jagged(counts, id=flat(chunk["pmt_id"], np.int32), charge=charge.astype(np.float32),
-                                      time=time.astype(np.float32))})
-    return out.summary("cal", tag=conditions.tag, run=conditions.run)
+    with open_input(input_path, "elec", BRANCHES, needs="juno-payload elecsim") as source:
+        meta = {"step": "cal", "input": str(input_path), "conditions": conditions.meta(),
+                "simulation": source.meta.get("simulation", {})}
+        with OutputTree(output, "calib", SCHEMA, meta) as out:
+            for chunk in source.chunks(BRANCHES):
+                counts = counts_of(chunk["pmt_id"])
+                charge, time = calibrate(conditions, flat(chunk["pmt_id"], np.int64),
+                                         flat(chunk["pmt_charge"], np.float64), flat(chunk["pmt_time"], np.float64))
+                total = np.bincount(np.repeat(np.arange(len(counts)), counts), weights=charge, minlength=len(counts))
+                out.extend({**truth_columns(chunk), "total_pe": total,
+                            "pmt": jagged(counts, id=flat(chunk["pmt_id"], np.int32), charge=charge.astype(np.float32),
+                                          time=time.astype(np.float32))})
+        return out.summary("cal", tag=conditions.tag, run=conditions.run)

@@ -104,7 +104,8 @@ def cal(input_path: Path, output: Path, tag: str, run_number: int) -> None:
     from juno_dcs.payloads.rootio import check_output, open_input
 
     check_output(output, input_path)  # before asking the service: a bad input fails fast
-    open_input(input_path, "elec", step.BRANCHES, needs="juno-payload elecsim")
+    with open_input(input_path, "elec", step.BRANCHES, needs="juno-payload elecsim"):
+        pass
     if run_number < 0:
         raise PayloadInputError(f"--run {run_number}: expected a non-negative run number")
     client = client_from_env()

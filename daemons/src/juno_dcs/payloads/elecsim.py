@@ -61,26 +61,26 @@ def run(input_path: Path, output: Path, seed: int) -> Summary:
     if seed < 0:
         raise PayloadInputError(f"--seed {seed}: expected a non-negative integer")
     check_output(output, input_path)
-    source = open_input(input_path, "sim", [*TRUTH, "hit_pmt", "hit_time"], needs="juno-payload detsim")
-    meta = {"step": "elecsim", "seed": seed, "input": str(input_path), "simulation": source.meta}
-    fired_total = 0
-    with OutputTree(output, "elec", SCHEMA, meta) as out:
-        for chunk in source.chunks([*TRUTH, "hit_pmt", "hit_time"]):
-            counts = counts_of(chunk["hit_pmt"])
-            offsets = np.concatenate([[0], np.cumsum(counts)])
-            pmt_all, time_all = flat(chunk["hit_pmt"], np.int64), flat(chunk["hit_time"], np.float64)
-            ids, charges, times, fired = [], [], [], []
-            for i, event_id in enumerate(np.asarray(chunk["event_id"])):
-                rng = np.random.default_rng([seed, STEP_SALT, int(event_id)])
-                sl = slice(offsets[i], offsets[i + 1])
-                pmt, charge, time = digitise(rng, pmt_all[sl], time_all[sl])
-                ids.append(pmt)
-                charges.append(charge)
-                times.append(time)
-                fired.append(len(pmt))
-            n_fired = np.array(fired, dtype=np.int64)
-            fired_total += int(n_fired.sum())
-            out.extend({**truth_columns(chunk), "pmt": jagged(
-                n_fired, id=np.concatenate(ids).astype(np.int32), charge=np.concatenate(charges).astype(np.float32),
-                time=np.concatenate(times).astype(np.float32))})
-    return out.summary("elecsim", fired_pmts=fired_total)
+    with open_input(input_path, "sim", [*TRUTH, "hit_pmt", "hit_time"], needs="juno-payload detsim") as source:
+        meta = {"step": "elecsim", "seed": seed, "input": str(input_path), "simulation": source.meta}
+        fired_total = 0
+        with OutputTree(output, "elec", SCHEMA, meta) as out:
+            for chunk in source.chunks([*TRUTH, "hit_pmt", "hit_time"]):
+                counts = counts_of(chunk["hit_pmt"])
+                offsets = np.concatenate([[0], np.cumsum(counts)])
+                pmt_all, time_all = flat(chunk["hit_pmt"], np.int64), flat(chunk["hit_time"], np.float64)
+                ids, charges, times, fired = [], [], [], []
+                for i, event_id in enumerate(np.asarray(chunk["event_id"])):
+                    rng = np.random.default_rng([seed, STEP_SALT, int(event_id)])
+                    sl = slice(offsets[i], offsets[i + 1])
+                    pmt, charge, time = digitise(rng, pmt_all[sl], time_all[sl])
+                    ids.append(pmt)
+                    charges.append(charge)
+                    times.append(time)
+                    fired.append(len(pmt))
+                n_fired = np.array(fired, dtype=np.int64)
+                fired_total += int(n_fired.sum())
+                out.extend({**truth_columns(chunk), "pmt": jagged(
+                    n_fired, id=np.concatenate(ids).astype(np.int32), charge=np.concatenate(charges).astype(np.float32),
+                    time=np.concatenate(times).astype(np.float32))})
+        return out.summary("elecsim", fired_pmts=fired_total)

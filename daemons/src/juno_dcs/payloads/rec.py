@@ -74,14 +74,14 @@ def reconstruct(counts: np.ndarray, pmt: np.ndarray, charge: np.ndarray, pe_per_
 def run(input_path: Path, output: Path) -> Summary:
     """Reconstruct every event of a cal file into `output`."""
     check_output(output, input_path)
-    source = open_input(input_path, "calib", BRANCHES, needs="juno-payload cal")
-    scale, nonlinearity = energy_scale(source.meta, input_path)
-    meta = {"step": "rec", "input": str(input_path), "conditions": source.meta.get("conditions"),
-            "simulation": source.meta.get("simulation", {})}
-    with OutputTree(output, "rec", SCHEMA, meta) as out:
-        for chunk in source.chunks(BRANCHES):
-            counts = counts_of(chunk["pmt_id"])
-            result = reconstruct(counts, flat(chunk["pmt_id"], np.int64), flat(chunk["pmt_charge"], np.float64),
-                                 scale, nonlinearity)
-            out.extend({**truth_columns(chunk), **result})
-    return out.summary("rec")
+    with open_input(input_path, "calib", BRANCHES, needs="juno-payload cal") as source:
+        scale, nonlinearity = energy_scale(source.meta, input_path)
+        meta = {"step": "rec", "input": str(input_path), "conditions": source.meta.get("conditions"),
+                "simulation": source.meta.get("simulation", {})}
+        with OutputTree(output, "rec", SCHEMA, meta) as out:
+            for chunk in source.chunks(BRANCHES):
+                counts = counts_of(chunk["pmt_id"])
+                result = reconstruct(counts, flat(chunk["pmt_id"], np.int64), flat(chunk["pmt_charge"], np.float64),
+                                     scale, nonlinearity)
+                out.extend({**truth_columns(chunk), **result})
+        return out.summary("rec")

@@ -53,9 +53,18 @@ class Summary:
 
 @dataclass(frozen=True)
 class InputTree:
+    """An input's checked tree; `with open_input(...) as source:` closes the file."""
+
     path: Path
-    tree: Any  # an uproot TTree
+    root: Any  # the uproot file
+    tree: Any  # its TTree
     meta: dict[str, Any]
+
+    def __enter__(self) -> InputTree:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.root.close()
 
     @property
     def entries(self) -> int:
@@ -80,23 +89,34 @@ def open_input(path: Path, tree_name: str, branches: Sequence[str], *, needs: st
     except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
         reason = " ".join(str(exc).split())
         raise PayloadInputError(f"input {path}: not a readable ROOT file ({exc.__class__.__name__}: {reason})") from exc
-    trees = sorted({k.split(";")[0] for k, cls in root.classnames().items() if cls == "TTree"})
+    try:
+        return _checked(root, path, tree_name, branches, needs)
+    except BaseException:
+        root.close()
+        raise
+
+
+def _checked(root: Any, path: Path, tree_name: str, branches: Sequence[str], needs: str) -> InputTree:
+    classes = {k.split(";")[0]: cls for k, cls in root.classnames().items()}
+    if tree_name in classes and classes[tree_name] != "TTree":
+        raise PayloadInputError(f"input {path}: {tree_name!r} is a {classes[tree_name]}, not a TTree")
+    trees = sorted(name for name, cls in classes.items() if cls == "TTree")
     if tree_name not in trees:
         found = ", ".join(trees) or "none"
         raise PayloadInputError(f"input {path}: no TTree {tree_name!r} (trees: {found}); "
                                 f"this step reads the output of {needs}")
+    meta = read_meta(root, path)
+    if meta.get("detector") != DETECTOR_VERSION:
+        raise PayloadInputError(f"input {path}: made for detector model {meta.get('detector')!r}, "
+                                f"this program simulates {DETECTOR_VERSION!r}")
     tree = root[tree_name]
     available = set(tree.keys())
     missing = [b for b in branches if b not in available]
     if missing:
         raise PayloadInputError(f"input {path}: tree {tree_name!r} lacks branch(es) {', '.join(missing)}")
-    meta = read_meta(root, path)
-    if meta.get("detector") != DETECTOR_VERSION:
-        raise PayloadInputError(f"input {path}: made for detector model {meta.get('detector')!r}, "
-                                f"this program simulates {DETECTOR_VERSION!r}")
     if tree.num_entries == 0:
         raise PayloadInputError(f"input {path}: tree {tree_name!r} has no events")
-    return InputTree(path, tree, meta)
+    return InputTree(path, root, tree, meta)
 
 
 def read_meta(root: Any, path: Path) -> dict[str, Any]:

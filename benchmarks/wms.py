@@ -27,9 +27,10 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.integration.wms_helpers import Server, agent_for, throwaway_database, truncate, write_config
+
 from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.models import JobSpec
-from tests.integration.wms_helpers import Server, agent_for, throwaway_database, truncate, write_config
 
 
 def specs(n: int) -> list[JobSpec]:

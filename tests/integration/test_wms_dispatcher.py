@@ -237,6 +237,7 @@ def test_payload_failure_retries_at_the_same_queue(client: WmsClient, agent: Age
     assert after["error_code"] == 1150  # the last attempt's error stays visible
 
 
+@pytest.mark.slow
 def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
     client.submit_task("lost", "production", "production", specs(2, site="IHEP", max_attempts=2))
     job_id = _run_one(client, agent)

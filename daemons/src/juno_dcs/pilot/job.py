@@ -103,8 +103,9 @@ def payload_command(job: JobDescription, program: str) -> list[str]:
 def _payload_env(job: JobDescription, settings: PilotSettings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"RUCIO_CONFIG": str(settings.owner_config(job.owner)), "RUCIO_ACCOUNT": job.owner,
-                "JUNO_JOB_ID": str(job.job_id), "JUNO_TASK_NAME": job.task_name, "JUNO_SITE": job.site,
-                "JUNO_PILOT_ID": settings.pilot_id})
+                "JUNO_JOB_ID": str(job.job_id), "JUNO_ATTEMPT": str(job.attempt), "JUNO_TASK_NAME": job.task_name,
+                "JUNO_SITE": job.site, "JUNO_PILOT_ID": settings.pilot_id,
+                "JUNO_MEMORY_LIMIT_MB": str(int(settings.memory_limit_mb(job)))})
     env.update(job.env)
     return env
 

@@ -67,11 +67,12 @@ class RucioStager:
     def __init__(self, config_file: Path, *, tape_rses: frozenset[str] | None = None) -> None:
         if not config_file.is_file():
             raise StageError(f"no Rucio client configuration {config_file} for this job's owner")
-        from rucio.client import Client
+        os.environ["RUCIO_CONFIG"] = str(config_file)  # before Rucio's imports: some read it at import
         from rucio.common.config import clean_cached_config
 
-        os.environ["RUCIO_CONFIG"] = str(config_file)
         clean_cached_config()
+        from rucio.client import Client
+
         try:
             self.client = Client()
         except Exception as exc:  # authentication and connection errors of every kind

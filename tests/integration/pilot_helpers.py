@@ -1,0 +1,111 @@
+"""Helpers for the pilot's integration tests: the running dev grid (its Rucio as account production), unique
+JUNO MC names, and `juno-pilot run` processes for a queue of a dispatcher."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from juno_dcs.wms.client import WmsClient
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+GRID_HOME = Path(os.environ.get("JUNO_PILOT_TEST_GRID", "/tmp/gdevroot/g"))
+RUCIO_URL = os.environ.get("JUNO_PILOT_TEST_RUCIO", "http://127.0.0.1:27000")
+CLIENTS = GRID_HOME / "etc" / "clients"
+CA_DIR = CHECKOUT / "var" / "pki" / "certificates"
+
+
+def require_grid() -> None:
+    """Skip unless the dev grid's Rucio answers and its client configurations are there."""
+    if not (CLIENTS / "production.cfg").is_file():
+        pytest.skip(f"no dev grid at {GRID_HOME} (JUNO_PILOT_TEST_GRID)")
+    try:
+        requests.get(f"{RUCIO_URL}/ping", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        pytest.skip(f"the dev grid's Rucio at {RUCIO_URL} does not answer: {exc}")
+
+
+def campaign() -> str:
+    """A campaign name of its own for each test (mc.<campaign>.<tag>...)."""
+    return "pt" + uuid.uuid4().hex[:10]
+
+
+def mc_file(camp: str, step: str, job: int, tag: str = "t1") -> str:
+    return f"mc.{camp}.{tag}.{step}.{job:06d}.root"
+
+
+def mc_log(camp: str, step: str, job: int, tag: str = "t1") -> str:
+    return f"mc.{camp}.{tag}.{step}.{job:06d}.log.tgz"
+
+
+def mc_dataset(camp: str, step: str, tag: str = "t1", log: bool = False) -> str:
+    return f"mc:mc.{camp}.{tag}.{step}" + (".log" if log else "")
+
+
+def pilot_env() -> dict[str, str]:
+    return {**os.environ, "X509_CERT_DIR": str(CA_DIR), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+
+
+def rucio_client(account: str = "production") -> Any:
+    """A Rucio client as `account`, in this process (RUCIO_CONFIG set by the caller's monkeypatch)."""
+    from rucio.client import Client
+    from rucio.common.config import clean_cached_config
+
+    os.environ["RUCIO_CONFIG"] = str(CLIENTS / f"{account}.cfg")
+    clean_cached_config()
+    return Client()
+
+
+def queue_row(client: WmsClient, name: str) -> dict[str, Any]:
+    return next(q for q in client.queues() if q["queue"] == name)
+
+
+def pilot_command(client: WmsClient, queue: str, workdir: Path, *extra: str, lifetime_s: int = 600,
+                  pilot_id: str | None = None) -> list[str]:
+    q = queue_row(client, queue)
+    command = [str(BIN / "juno-pilot"), "run", "--dispatcher", client.url, "--site", q["site"], "--queue", queue,
+               "--cores", "1", "--memory-mb", str(q["memory_mb_per_core"]), "--walltime-s", str(q["walltime_s"]),
+               "--lifetime-s", str(lifetime_s), "--workdir", str(workdir), "--rucio-configs", str(CLIENTS),
+               "--monitor-interval", "0.2", *extra]
+    return command + (["--pilot-id", pilot_id] if pilot_id else [])
+
+
+def start_pilot(client: WmsClient, queue: str, workdir: Path, log: Path, *extra: str,
+                pilot_id: str | None = None) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(pilot_command(client, queue, workdir, *extra, pilot_id=pilot_id), env=pilot_env(),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def run_pilot(client: WmsClient, queue: str, workdir: Path, log: Path, *extra: str,
+              timeout: float = 300) -> int:
+    proc = start_pilot(client, queue, workdir, log, *extra)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"pilot did not end in {timeout} s:\n{log.read_text()[-3000:]}") from None
+
+
+def wait_job(client: WmsClient, job_id: int, until: Callable[[dict[str, Any]], bool], timeout: float = 120,
+             what: str = "") -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    job = client.job(job_id)
+    while time.monotonic() < deadline:
+        job = client.job(job_id)
+        if until(job):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} not {what or 'as expected'} after {timeout} s: state {job['state']}, "
+                         f"attempt {job['attempt']}, history {job.get('history')}")

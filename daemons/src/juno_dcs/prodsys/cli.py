@@ -81,9 +81,9 @@ def _manager(ctx: click.Context) -> Iterator[Any]:
 
     topology = load_topology(config.topology)
     policies = load_policies(config.policies_dir)
-    catalog = RucioCatalog(_rucio(config), policies, topology)
-    store = Store.connect(config.database_url)
+    store = Store.connect(config.database_url)  # the cheapest to fail first
     try:
+        catalog = RucioCatalog(_rucio(config), policies, topology)
         yield Manager(store=store, wms=WmsClient(config.dispatcher_url, timeout=config.dispatcher_timeout),
                       catalog=catalog, topology=topology, owner=config.owner)
     finally:

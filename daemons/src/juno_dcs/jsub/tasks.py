@@ -13,7 +13,7 @@ from typing import Any
 
 from juno_dcs.jsub import local
 from juno_dcs.jsub.build import build, naming_for, new_uid
-from juno_dcs.jsub.errors import RegistryError
+from juno_dcs.jsub.errors import RegistryError, SplitError
 from juno_dcs.jsub.registry import Registry, SubJobRecord, TaskRecord, now
 from juno_dcs.jsub.rucio import create_dataset, download
 from juno_dcs.jsub.split import ListFiles, split
@@ -33,12 +33,15 @@ def create(registry: Registry, task_path: Path, account: str, url: str | None,
     naming = naming_for(task, account, uid)
     builtins = {"taskname": task.task_name, "taskid": uid, "account": account, "scope": naming.scope,
                 "dataset": naming.output_dataset}
-    result = split(task, builtins, list_files)
     subjobs = []
-    for sub in result.subjobs:
-        built = build(task, sub, naming)
-        subjobs.append(SubJobRecord(jobid=sub.jobid, vars=sub.vars, inputs=sub.inputs, outputs=built.outputs,
-                                    script=built.script, spec=built.spec))
+    try:
+        result = split(task, builtins, list_files)
+        for sub in result.subjobs:
+            built = build(task, sub, naming)
+            subjobs.append(SubJobRecord(jobid=sub.jobid, vars=sub.vars, inputs=sub.inputs, outputs=built.outputs,
+                                        script=built.script, spec=built.spec))
+    except SplitError as exc:
+        raise SplitError(f"{task_path}: {exc}") from exc
     backend = task.backend
     work_dir = None
     if backend.kind == "local":

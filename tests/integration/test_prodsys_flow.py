@@ -312,7 +312,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(stack: S
 
     wms = WmsClient(stack.dispatcher_url)
     by_key = {j["key"]: j for j in wms.jobs(task_id=detsim_task)}
-    for key, report in (("detsim.000001", FinishReport(state="finished", exit_code=0)),
+    for key, finish in (("detsim.000001", FinishReport(state="finished", exit_code=0)),
                         ("detsim.000002", FinishReport(state="failed", exit_code=3, error_code=1150,
                                                        error_diag="detsim: geometry file missing"))):
         job = wms.job(by_key[key]["job_id"])
@@ -320,7 +320,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(stack: S
         got = wms.get_job("it-pilot", job["site"], job["site"], 1, 100_000, 100_000)
         assert got is not None
         wms.heartbeat(got.job_id, "it-pilot", "running")
-        wms.finish(got.job_id, "it-pilot", report)
+        wms.finish(got.job_id, "it-pilot", finish)
     assert {j["key"]: j["state"] for j in wms.jobs(task_id=detsim_task)} == {
         "detsim.000001": "finished", "detsim.000002": "failed"}
 

@@ -29,9 +29,10 @@ RUCIO_URL = "http://127.0.0.1:27000"
 
 def _grid_up() -> bool:
     try:
-        return requests.get(RUCIO_URL + "/ping", timeout=3).status_code == 200 and (GRID_CLIENTS / "alice.cfg").is_file()
+        up = requests.get(RUCIO_URL + "/ping", timeout=3).status_code == 200
     except requests.RequestException:
         return False
+    return up and (GRID_CLIENTS / "alice.cfg").is_file()
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.grid,

@@ -134,3 +134,15 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
                                        "--account", "a"])
     assert result.exit_code == 1
     assert result.output.startswith(f"jsub: error: {tmp_path / 't.yaml'}: splitter.splitByEvent: splitByEvent needs")
+
+
+def test_local_runs_the_real_juno_payloads(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "taskName: pl\nbackend: {type: local}\nsplitter: {mode: splitByEvent, totalEvents: 6, evtMaxPerJob: 3}\n"
+        "workflow:\n  steps: [detsim, elecsim]\n  detsim: {particle: e+, energyMeV: 1.398, upload: false}\n"
+        "  elecsim: {}\n")
+    reg = tmp_path / "reg"
+    out = jsub(reg, "create", str(tmp_path / "t.yaml"), "--account", "alice", "--submit")
+    assert "2 finished" in out.output, out.output
+    record = Registry(reg).load(1)
+    assert (Path(record.work_dir or "") / "00002" / f"{record.uid}.00002.elecsim.root").stat().st_size > 0

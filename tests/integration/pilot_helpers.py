@@ -70,7 +70,7 @@ def queue_row(client: WmsClient, name: str) -> dict[str, Any]:
     return next(q for q in client.queues() if q["queue"] == name)
 
 
-def pilot_command(client: WmsClient, queue: str, workdir: Path, *extra: str, lifetime_s: int = 600,
+def pilot_command(client: WmsClient, queue: str, workdir: Path, *extra: str, lifetime_s: int = 3600,
                   pilot_id: str | None = None) -> list[str]:
     q = queue_row(client, queue)
     command = [str(BIN / "juno-pilot"), "run", "--dispatcher", client.url, "--site", q["site"], "--queue", queue,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, run
-from tests.integration.tansu import close_quietly, tansu_broker  # also imports kafka-python quietly (a deprecation at import)
+from tests.integration.tansu import close_quietly, tansu_broker
 
 pytestmark = [pytest.mark.slow]
 

@@ -69,6 +69,18 @@ class GridSettings(BaseSettings):
     conditions_open_max_age: int = Field(
         default=30, ge=1, description="Seconds a job or Squid may reuse an open tag's lookup before revalidating.",
     )
+    wms_lease: int = Field(
+        default=60, ge=5, description="Seconds a pilot's job lease lasts without a heartbeat before it is requeued.",
+    )
+    wms_memory_scale: float = Field(
+        default=0.1, gt=0, le=1,
+        description="Queue memory on this machine: a site's memory_per_core_gb x 1000 x this, in MB per core.",
+    )
+    pilots_per_queue: int = Field(default=2, ge=0, description="Pilots the factory runs at once per queue.")
+    pilot_lifetime: int = Field(
+        default=6 * 3600, ge=60,
+        description="Seconds a pilot lives; it takes only jobs whose walltime fits what is left (it exits when idle).",
+    )
     start_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for every service at `up`.")
 
     @property

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
-from juno_dcs.grid import conditions, database, health, kafka, pki, storage
+from juno_dcs.grid import conditions, database, health, kafka, pki, storage, wms
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import ACTIVEMQ_HOME, grid_programs
@@ -129,7 +129,13 @@ def write_configs(
         text = storage.render_xrootd(home, settings, rse, port)
         files[home.etc / "xrootd" / f"{rse}.cfg"] = text
         digests[f"xrootd-{rse}"] = digest(text)
-    programs = grid_programs(home, state, settings, digests, rses, list(where.homes.values()))
+    jobs = wms.layout(home, state)
+    wms_files = wms.render_configs(jobs, home, state, settings, topo, where)
+    files.update(wms_files)
+    digests["wms"] = digest(wms_files[jobs.wms_config])
+    digests["pilots"] = digest(wms_files[jobs.factory_config])
+    digests["prodsys"] = digest(wms_files[jobs.prodsys_config])
+    programs = grid_programs(home, state, settings, digests, rses, list(where.homes.values()), jobs)
     supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
     files[home.supervisord_conf] = supervisord
     # read by the xrootd and proxy (Squid) users; no secrets in them
@@ -252,6 +258,8 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts")),
               settings.start_timeout, sup)
     _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)
+    jobs = wms.layout(home, state)
+    _wait_for("the dispatcher", lambda: wms.check(jobs), settings.start_timeout, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
@@ -324,6 +332,9 @@ def status(settings: GridSettings) -> dict[str, Any]:
     cond = conditions.running_layout(home, state)
     if "conditions" in processes:
         checks["conditions"] = conditions.check(cond)
+    jobs = wms.layout(home, state)
+    if "wms-server" in processes:
+        checks["dispatcher"] = wms.check(jobs)
     if se_ports:
         checks["storage"] = health.check_ports(se_ports)
     return {
@@ -339,6 +350,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
             "kafka": state.ports.url("kafka", "kafka"),
             "conditions": cond.service_url,
             **{f"squid-{site}": cond.squid_url(site) for site in cond.squids},
+            "dispatcher": jobs.dispatcher_url,
             "supervisor": state.ports.url("supervisor"),
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },
@@ -364,5 +376,7 @@ def env_exports(settings: GridSettings, account: str) -> str:
         "RUCIO_ACCOUNT": account,
         "X509_CERT_DIR": str(pki.cert_dir(settings.pki_dir)),
         "JUNO_DCS_HOME": str(home.root),
+        "JUNO_WMS_URL": wms.layout(home, state).dispatcher_url,  # jsub, juno-wms
+        "JUNO_PROD_CONFIG": str(wms.layout(home, state).prodsys_config),  # juno-prod
     }
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())

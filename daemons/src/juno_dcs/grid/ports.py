@@ -24,7 +24,9 @@ OFFSETS: dict[str, int] = {
     "zookeeper": 32,  # its ZooKeeper
     # 33..39: free
     "conditions": 40,  # the conditions service (HTTP, read-only)
-    # 41..49: one Squid per data centre in front of it (conditions/grid.py); 50..59: dispatcher; 60..69: web
+    # 41..49: one Squid per data centre in front of it (conditions/grid.py)
+    "dispatcher": 50,  # the workload management's dispatcher (juno-wms serve); 51..59: free
+    # 60..69: web
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from juno_dcs.conditions import grid as conditions
 from juno_dcs.grid import kafka, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
+from juno_dcs.grid.wms import WmsLayout
 from juno_dcs.settings import GridSettings
 
 # The Rucio daemons that run continuously in every grid (the conveyor joins with the transfer service).
@@ -85,7 +86,7 @@ def venv_bin(name: str) -> str:
 
 def grid_programs(
     home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str],
-    squids: Sequence[conditions.SquidHome] = (),
+    squids: Sequence[conditions.SquidHome] = (), wms: WmsLayout | None = None,
 ) -> list[Program]:
     """Every program of the grid. `digests` fingerprints each program's configuration ("rucio", "activemq",
     "zookeeper", "kafka", "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor
@@ -205,4 +206,28 @@ def grid_programs(
         environment={**rucio_env, "RUCIO_CONFIG": str(home.client_cfg("rawdata")),
                      "JUNO_DCS_CONFIG_DIGEST": digests.get("ingest", "")},
     ))
+    if wms is not None:
+        programs += wms_programs(home, state, digests, wms, rucio_env)
     return programs
+
+
+def wms_programs(home: GridHome, state: GridState, digests: Mapping[str, str], wms: WmsLayout,
+                 rucio_env: Mapping[str, str]) -> list[Program]:
+    """The dispatcher and its agent, the pilot factory (its pilots are its own children, not the supervisor's)
+    and the production manager's daemon."""
+    wms_env = {**rucio_env, "RUCIO_CONFIG": str(home.client_cfg("root")),
+               "JUNO_DCS_CONFIG_DIGEST": digests.get("wms", "")}
+    prod_env = {**rucio_env, "RUCIO_CONFIG": str(home.client_cfg("production")),
+                "JUNO_DCS_CONFIG_DIGEST": digests.get("prodsys", "")}
+    return [
+        Program(name="wms-server", priority=400, environment=wms_env,
+                command=[venv_bin("juno-wms"), "serve", "--config", str(wms.wms_config),
+                         "--port", str(wms.dispatcher_port), "--workers", "2"]),
+        Program(name="wms-agent", priority=410, environment=wms_env,
+                command=[venv_bin("juno-wms"), "agent", "--config", str(wms.wms_config)]),
+        Program(name="pilot-factory", priority=420, stopwaitsecs=60,
+                environment={**rucio_env, "JUNO_DCS_CONFIG_DIGEST": digests.get("pilots", "")},
+                command=[venv_bin("juno-pilot"), "factory", "--config", str(wms.factory_config)]),
+        Program(name="prodsys", priority=430, environment=prod_env,
+                command=[venv_bin("juno-prod"), "--config", str(wms.prodsys_config), "run"]),
+    ]

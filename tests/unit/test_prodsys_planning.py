@@ -59,7 +59,7 @@ def test_detsim_jobs_carry_the_physics_and_seed_the_job_number() -> None:
     assert (spec.log.name, spec.log.dataset) == ("mc.J25a.e-_1MeV.detsim.000003.log.tgz",
                                                  "mc:mc.J25a.e-_1MeV.detsim.log")
     assert spec.env["JUNO_SOFTWARE_VERSION"] == "J25.1.0"
-    assert (spec.cores, spec.memory_mb, spec.walltime_s, spec.site) == (1, 1000, 3600, None)
+    assert (spec.cores, spec.memory_mb, spec.walltime_s, spec.site) == (1, 250, 3600, None)
 
 
 def test_muon_memory_per_event_is_passed() -> None:

@@ -50,7 +50,7 @@ def test_a_full_steering_file_loads(tmp_path: Path) -> None:
     assert steering.final_step == "rec"
     assert steering.lifetime == 30 * 86400
     assert steering.resources_of("detsim").walltime == 7200
-    assert steering.resources_of("rec").memory_mb == 1000  # defaults for steps not listed
+    assert steering.resources_of("rec").memory_mb == 250  # defaults for steps not listed
     assert isinstance(SteeringError("x"), ConfigError)
 
 

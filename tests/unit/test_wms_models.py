@@ -18,7 +18,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 def test_jobspec_defaults_follow_the_contract() -> None:
     spec = JobSpec(key="k", transformation="detsim")
     assert (spec.cores, spec.memory_mb, spec.walltime_s, spec.max_attempts, spec.priority, spec.site) == (
-        1, 1000, 3600, 3, 0, None)
+        1, 250, 3600, 3, 0, None)
 
 
 @pytest.mark.parametrize(("body", "problem"), [

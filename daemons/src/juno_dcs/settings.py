@@ -70,7 +70,7 @@ class GridSettings(BaseSettings):
         default=30, ge=1, description="Seconds a job or Squid may reuse an open tag's lookup before revalidating.",
     )
     wms_lease: int = Field(
-        default=60, ge=5, description="Seconds a pilot's job lease lasts without a heartbeat before it is requeued.",
+        default=30, ge=5, description="Seconds a pilot's job lease lasts without a heartbeat before it is requeued.",
     )
     wms_memory_scale: float = Field(
         default=0.1, gt=0, le=1,

@@ -86,7 +86,7 @@ class Tags(_Model):
 class Resources(_Model):
     """What one job of a step asks of its slot."""
 
-    memory_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 250  # MB on this machine (x10 at the grid's memory_scale 0.1): fits every site
+    memory_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 250  # fits every site at scale 0.1
     cores: Annotated[int, Field(ge=1, le=1024)] = 1
     walltime: Annotated[int, BeforeValidator(_positive_duration)] = 3600  # seconds
 

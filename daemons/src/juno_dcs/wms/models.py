@@ -81,7 +81,7 @@ class JobSpec(_Strict):
     outputs: list[OutputSpec] = []
     log: LogSpec | None = None
     cores: Annotated[int, Field(ge=1, le=1024)] = 1
-    memory_mb: Annotated[int, Field(ge=1)] = 250  # real MB on this machine; with the grid's memory_scale 0.1 every site fits it
+    memory_mb: Annotated[int, Field(ge=1)] = 250  # real MB: every site fits it
     walltime_s: Annotated[int, Field(ge=1)] = 3600
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     priority: int = 0

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]  # no types-psutil in the dev extra
+import psutil
 
 from juno_dcs.pilot.config import FactoryConfig
 from juno_dcs.pilot.factory import PilotSlot

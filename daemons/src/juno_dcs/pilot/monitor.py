@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psutil  # type: ignore[import-untyped]  # no types-psutil in the dev extra
+import psutil
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,215 @@
+"""Workload management in the whole grid: productions through the grid's own dispatcher, agent, pilot factory,
+pilots, payloads, conditions (through Squid), Rucio and the transfer service; nothing started by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+
+from juno_dcs.grid.home import GridHome
+from juno_dcs.grid.launcher import root_client
+from juno_dcs.grid.supervisor import Supervisor
+from juno_dcs.wms.client import WmsClient
+from juno_dcs.wms.models import JobSpec
+from tests.conftest import BIN, Grid, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.grid]
+
+RUN = 4321
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float, every: float = 3.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def _prod(grid: Grid, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(BIN / "juno-prod"), *args], env=grid.env("production"), capture_output=True,
+                          text=True, timeout=120, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"juno-prod {args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _status(grid: Grid, name: str) -> dict[str, Any]:
+    return json.loads(_prod(grid, "status", name, "--json").stdout)  # type: ignore[no-any-return]
+
+
+def _wms(grid: Grid) -> WmsClient:
+    return WmsClient(grid.env()["JUNO_WMS_URL"])
+
+
+@pytest.fixture(scope="module")
+def tag(grid: Grid) -> str:
+    """A locked global tag matching the payloads' detector, made as the conditions writer."""
+    name = f"GT-WMS-{uuid.uuid4().hex[:6]}"
+    out = run([str(BIN / "juno-payload"), "make-conditions", "--tag", name, "--runs", "1-999999",
+               "--home", str(grid.home)])
+    assert json.loads(out.stdout)["state"] == "locked"
+    return name
+
+
+def _steering(tmp_path: Path, **fields: Any) -> Path:
+    path = tmp_path / f"{fields['name']}.yaml"
+    path.write_text(yaml.safe_dump(fields))
+    return path
+
+
+def _job_states(history: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [(h["attempt"], h["state"]) for h in history]
+
+
+def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, tag: str, tmp_path: Path) -> None:
+    """20 jobs detsim -> elecsim -> cal -> rec at several sites; the dispatcher is restarted mid-production:
+    nothing is lost, no job runs twice to completion, every output is registered, attached and replicated by
+    rule to the destination, and the logs can be fetched."""
+    name, campaign, jobs = f"e-grid-{uuid.uuid4().hex[:4]}", "ITwms", 20
+    steering = _steering(
+        tmp_path, name=name, campaign=campaign, software="J25.1.0",
+        tags={"particle": "e-", "energy_mev": 2.0, "position": "center"}, events_per_job=10, jobs=jobs,
+        workflow=["detsim", "elecsim", "cal", "rec"], conditions_tag=tag, run=RUN,
+        output_storage="site-local", destinations=["CNAF_DISK"], lifetime="2 days",
+    )
+    assert "20 detsim jobs" in _prod(grid, "submit", str(steering)).stdout
+
+    def some_elecsim_finished() -> bool:
+        steps = {s["step"]: s for s in _status(grid, name)["steps"]}
+        return bool(steps["elecsim"]["jobs_by_state"].get("finished", 0) >= 3)
+
+    _wait("three elecsim jobs finished", some_elecsim_finished, 600)
+    sup = run([str(BIN / "juno-dcs"), "status", "--home", str(grid.home), "--json"])
+    assert json.loads(sup.stdout)["processes"]["wms-server"]["state"] == "RUNNING"
+    home = GridHome(grid.home)
+    # mid-production: the pilots and the agent see it go and come back
+    Supervisor(home, home.load_state()).restart_program("wms-server")
+
+    status = _wait("the production done", lambda: (s := _status(grid, name))["state"] == "done" and s, 900, 5)
+    for step in status["steps"]:
+        assert step["jobs_created"] == jobs, step
+        assert step["jobs_by_state"] == {"finished": jobs}, step
+        assert step["files"] == jobs, step
+        assert step["closed"], step
+        assert step["failures"] == []
+
+    wms = _wms(grid)
+    sites: Counter[str] = Counter()
+    for step in status["steps"]:
+        for job in wms.jobs(task_id=step["task_id"], limit=1000):
+            detail = wms.job(job["job_id"])
+            finished = [h for h in detail["history"] if h["state"] == "finished"]
+            assert len(finished) == 1, detail["history"]  # nothing ran twice to completion
+            sites[detail["site"]] += 1
+    assert len(sites) >= 3, sites  # spread over several sites
+
+    client = root_client(GridHome(grid.home), GridHome(grid.home).load_state())
+    for step in ("detsim", "elecsim", "cal", "rec"):
+        dataset = f"mc.{campaign}.{name}.{step}"
+        names = sorted(f["name"] for f in client.list_files("mc", dataset))
+        assert names == [f"mc.{campaign}.{name}.{step}.{n:06d}.root" for n in range(1, jobs + 1)]
+        logs = list(client.list_files("mc", f"{dataset}.log"))
+        assert len(logs) == jobs
+    final = f"mc.{campaign}.{name}.rec"
+    rules = [r for r in client.list_did_rules("mc", final) if r["rse_expression"] == "CNAF_DISK"]
+    assert len(rules) == 1
+    _wait("the final rule at CNAF_DISK OK",
+          lambda: client.get_replication_rule(rules[0]["id"])["state"] == "OK", 600, 5)
+    at_cnaf = {r["name"] for r in client.list_replicas([{"scope": "mc", "name": final}], rse_expression="CNAF_DISK")
+               if r["rses"].get("CNAF_DISK")}
+    assert len(at_cnaf) == jobs
+
+    # a job's log, with the stock rucio client as the production account
+    log = f"mc.{campaign}.{name}.rec.000007.log.tgz"
+    grid.rucio("download", "--dir", str(tmp_path), f"mc:{log}", account="production")
+    with tarfile.open(tmp_path / "mc" / log) as tar:
+        members = tar.getnames()
+        assert any(m.endswith("payload.stdout") or "stdout" in m for m in members), members
+        stdout = next(m for m in members if "stdout" in m)
+        text = tar.extractfile(stdout).read().decode()  # type: ignore[union-attr]
+    assert '"step": "rec"' in text
+
+
+def test_a_muon_job_at_a_low_memory_site_is_retried_at_jinr(grid: Grid, tmp_path: Path) -> None:
+    """A muon-like detsim job asks for 250 MB, is brokered to a 3 GB/core site (300 MB here), exceeds it
+    (error 1137) and is retried by the rules with twice the memory, which only JINR (16 GB/core) gives."""
+    name = f"mu-grid-{uuid.uuid4().hex[:4]}"
+    steering = _steering(
+        tmp_path, name=name, campaign="ITwms", software="J25.1.0",
+        tags={"particle": "mu-", "energy_mev": 10000.0, "position": "uniform", "muon_mb_per_event": 500},
+        events_per_job=1, jobs=1, workflow=["detsim"], output_storage="site-local", destinations=["IHEP_DISK"],
+        lifetime="2 days", resources={"detsim": {"memory_mb": 250}},
+    )
+    _prod(grid, "submit", str(steering))
+    status = _wait("the muon production done", lambda: (s := _status(grid, name))["state"] == "done" and s, 600)
+    step = status["steps"][0]
+    assert step["jobs_by_state"] == {"finished": 1}
+    assert step["files"] == 1
+    wms = _wms(grid)
+    (job,) = wms.jobs(task_id=step["task_id"])
+    detail = wms.job(job["job_id"])
+    assert detail["site"] == "JINR"
+    assert detail["attempt"] >= 2
+    failed = [h for h in detail["history"] if h["state"] == "failed"]
+    assert failed, detail["history"]
+    assert all("1137" in h["reason"] or "memory" in h["reason"] for h in failed), detail["history"]
+    assert detail["memory_mb"] >= 500
+    first = next(h for h in detail["history"] if h["state"] == "assigned")
+    assert not first["reason"].startswith("JINR"), first  # brokered first to a low-memory site
+
+
+def _pilot_processes(pilot_id: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmd = proc.info["cmdline"] or []
+            env = proc.info["environ"] or {}
+        except psutil.Error:
+            continue
+        if pilot_id in cmd or env.get("JUNO_PILOT_ID") == pilot_id:
+            found.append(proc)
+    return found
+
+
+def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
+    """The pilot running a job (and its payload, as a batch system kills a slot) gets SIGKILL: the lease ends,
+    the agent requeues the job as lost (1300) and another pilot finishes it."""
+    wms = _wms(grid)
+    task_id, (job_id,) = wms.submit_task(
+        f"sigkill-{uuid.uuid4().hex[:6]}", "user", "alice",
+        [JobSpec(key="sleeper", transformation="exec", args=["sleep", "12"], walltime_s=600, site="IHEP")])
+
+    def running_pilot() -> str | None:
+        job = wms.job(job_id)
+        return job["pilot_id"] if job["state"] == "running" and job["pilot_id"] else None
+
+    pilot_id = _wait("the job running", running_pilot, 300, 1)
+    victims = _pilot_processes(pilot_id)
+    assert victims, f"no process of pilot {pilot_id}"
+    for proc in victims:
+        os.kill(proc.pid, signal.SIGKILL)
+    job = _wait("the job finished again", lambda: (j := wms.job(job_id))["state"] == "finished" and j, 300, 2)
+    assert job["attempt"] == 2
+    lost = [h for h in job["history"] if h["state"] == "failed"]
+    assert len(lost) == 1, job["history"]
+    assert "1300" in lost[0]["reason"] or "lost" in lost[0]["reason"], job["history"]
+    assert job["history"][-1]["state"] == "finished"
+    assert wms.task(task_id)["jobs_by_state"] == {"finished": 1}
+

@@ -1,4 +1,4 @@
-"""Helpers for the pilot's integration tests: the running dev grid (its Rucio as account production), unique
+"""Helpers for the pilot's integration tests: the test session's grid (its Rucio as account production), unique
 JUNO MC names, and `juno-pilot run` processes for a queue of a dispatcher."""
 
 from __future__ import annotations
@@ -12,27 +12,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from juno_dcs.wms.client import WmsClient
+from tests.conftest import Grid
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-GRID_HOME = Path(os.environ.get("JUNO_PILOT_TEST_GRID", "/tmp/gdevroot/g"))
-RUCIO_URL = os.environ.get("JUNO_PILOT_TEST_RUCIO", "http://127.0.0.1:27000")
-CLIENTS = GRID_HOME / "etc" / "clients"
 CA_DIR = CHECKOUT / "var" / "pki" / "certificates"
 
 
-def require_grid() -> None:
-    """Skip unless the dev grid's Rucio answers and its client configurations are there."""
-    if not (CLIENTS / "production.cfg").is_file():
-        pytest.skip(f"no dev grid at {GRID_HOME} (JUNO_PILOT_TEST_GRID)")
-    try:
-        requests.get(f"{RUCIO_URL}/ping", timeout=5).raise_for_status()
-    except requests.RequestException as exc:
-        pytest.skip(f"the dev grid's Rucio at {RUCIO_URL} does not answer: {exc}")
+def clients(grid: Grid) -> Path:
+    """The directory of the grid's Rucio client configurations, `<account>.cfg`."""
+    return grid.home / "etc" / "clients"
+
+
+def rucio_url(grid: Grid) -> str:
+    return f"http://127.0.0.1:{grid.base_port}"
+
+
+def check_grid(grid: Grid) -> None:
+    """The grid's Rucio answers and its client configurations are there (the `grid` fixture started it)."""
+    assert (clients(grid) / "production.cfg").is_file(), f"no production.cfg in {clients(grid)}"
+    requests.get(f"{rucio_url(grid)}/ping", timeout=5).raise_for_status()
 
 
 def campaign() -> str:
@@ -56,12 +58,12 @@ def pilot_env() -> dict[str, str]:
     return {**os.environ, "X509_CERT_DIR": str(CA_DIR), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
 
 
-def rucio_client(account: str = "production") -> Any:
-    """A Rucio client as `account`, in this process (RUCIO_CONFIG set by the caller's monkeypatch)."""
+def rucio_client(grid: Grid, account: str = "production") -> Any:
+    """A Rucio client of the grid as `account`, in this process (RUCIO_CONFIG set by the caller's monkeypatch)."""
     from rucio.client import Client
     from rucio.common.config import clean_cached_config
 
-    os.environ["RUCIO_CONFIG"] = str(CLIENTS / f"{account}.cfg")
+    os.environ["RUCIO_CONFIG"] = str(clients(grid) / f"{account}.cfg")
     clean_cached_config()
     return Client()
 
@@ -70,26 +72,26 @@ def queue_row(client: WmsClient, name: str) -> dict[str, Any]:
     return next(q for q in client.queues() if q["queue"] == name)
 
 
-def pilot_command(client: WmsClient, queue: str, workdir: Path, *extra: str, lifetime_s: int = 3600,
+def pilot_command(client: WmsClient, grid: Grid, queue: str, workdir: Path, *extra: str, lifetime_s: int = 3600,
                   pilot_id: str | None = None) -> list[str]:
     q = queue_row(client, queue)
     command = [str(BIN / "juno-pilot"), "run", "--dispatcher", client.url, "--site", q["site"], "--queue", queue,
                "--cores", "1", "--memory-mb", str(q["memory_mb_per_core"]), "--walltime-s", str(q["walltime_s"]),
-               "--lifetime-s", str(lifetime_s), "--workdir", str(workdir), "--rucio-configs", str(CLIENTS),
+               "--lifetime-s", str(lifetime_s), "--workdir", str(workdir), "--rucio-configs", str(clients(grid)),
                "--monitor-interval", "0.2", *extra]
     return command + (["--pilot-id", pilot_id] if pilot_id else [])
 
 
-def start_pilot(client: WmsClient, queue: str, workdir: Path, log: Path, *extra: str,
+def start_pilot(client: WmsClient, grid: Grid, queue: str, workdir: Path, log: Path, *extra: str,
                 pilot_id: str | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(pilot_command(client, queue, workdir, *extra, pilot_id=pilot_id), env=pilot_env(),
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(pilot_command(client, grid, queue, workdir, *extra, pilot_id=pilot_id),
+                                env=pilot_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def run_pilot(client: WmsClient, queue: str, workdir: Path, log: Path, *extra: str,
+def run_pilot(client: WmsClient, grid: Grid, queue: str, workdir: Path, log: Path, *extra: str,
               timeout: float = 300) -> int:
-    proc = start_pilot(client, queue, workdir, log, *extra)
+    proc = start_pilot(client, grid, queue, workdir, log, *extra)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

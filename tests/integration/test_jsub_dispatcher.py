@@ -1,5 +1,5 @@
 """jsub against a real dispatcher (`juno-wms serve` on a free port, a throwaway PostgreSQL database, the agent
-in-process) and the running dev grid's real Rucio (user alice). The test plays pilot with WmsClient.get_job /
+in-process) and the test session's grid's real Rucio (user alice). The test plays pilot with WmsClient.get_job /
 finish to fail some sub-jobs; `jsub reschedule` must re-run only those. The jsub CLI runs as a subprocess (Rucio
 reads its configuration once per process)."""
 
@@ -14,29 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from juno_dcs.wms.agent import Agent
 from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.models import FinishReport, LogFile
+from tests.conftest import Grid
 from tests.integration.wms_helpers import Server, agent_for, throwaway_database, write_config
 
 BIN = Path(sys.executable).parent
-GRID_HOME = Path("/tmp/gdevroot/g")
-GRID_CLIENTS = GRID_HOME / "etc" / "clients"
-RUCIO_URL = "http://127.0.0.1:27000"
 
-
-def _grid_up() -> bool:
-    try:
-        up = requests.get(RUCIO_URL + "/ping", timeout=3).status_code == 200
-    except requests.RequestException:
-        return False
-    return up and (GRID_CLIENTS / "alice.cfg").is_file()
-
-
-pytestmark = [pytest.mark.slow, pytest.mark.grid,
-              pytest.mark.skipif(not _grid_up(), reason="the dev grid (Rucio on 27000) is not running")]
+pytestmark = [pytest.mark.slow, pytest.mark.grid]
 
 TASK = """
 taskName: ana
@@ -76,10 +63,9 @@ def agent(server: tuple[Server, Path]) -> Iterator[Agent]:
         yield a
 
 
-def grid_env(account: str = "alice") -> dict[str, str]:
-    """What `eval "$(juno-dcs env --account A)"` sets: RUCIO_CONFIG and the grid's CAs."""
-    exports = subprocess.run([str(BIN / "juno-dcs"), "env", "--home", str(GRID_HOME), "--account", account],
-                             capture_output=True, text=True, timeout=60, check=True).stdout
+def grid_env(grid: Grid, account: str = "alice") -> dict[str, str]:
+    """What `eval "$(juno-dcs env --account A)"` sets for the grid: RUCIO_CONFIG and the grid's CAs."""
+    exports = grid.juno_dcs("env", "--account", account).stdout
     out = {}
     for line in exports.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -87,8 +73,8 @@ def grid_env(account: str = "alice") -> dict[str, str]:
     return out
 
 
-def jsub(registry: Path, url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, **grid_env(), JUNO_WMS_URL=url, JSUB_HOME=str(registry))
+def jsub(grid: Grid, registry: Path, url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **grid_env(grid), "JUNO_WMS_URL": url, "JSUB_HOME": str(registry)}  # our dispatcher
     proc = subprocess.run([str(BIN / "jsub"), *args], env=env, capture_output=True, text=True, timeout=120,
                           check=False)
     if check and proc.returncode != 0:
@@ -101,30 +87,31 @@ def settle(agent: Agent) -> None:
         pass
 
 
-def by_state(registry: Path, url: str, task: str = "1") -> dict[str, int]:
-    return json.loads(jsub(registry, url, "status", task, "--json").stdout)["by_state"]  # type: ignore[no-any-return]
+def by_state(grid: Grid, registry: Path, url: str, task: str = "1") -> dict[str, int]:
+    out = jsub(grid, registry, url, "status", task, "--json").stdout
+    return json.loads(out)["by_state"]  # type: ignore[no-any-return]
 
 
-def make_task(tmp_path: Path, url: str) -> Path:
+def make_task(grid: Grid, tmp_path: Path, url: str) -> Path:
     (tmp_path / "ana.yaml").write_text(TASK.replace("splitter_note: x\n", ""))
     registry = tmp_path / "reg"
-    out = jsub(registry, url, "create", str(tmp_path / "ana.yaml"))
+    out = jsub(grid, registry, url, "create", str(tmp_path / "ana.yaml"))
     assert "task 1 created: ana." in out.stdout
     assert "4 sub-job(s), backend dispatcher, outputs user.alice:jsub.ana." in out.stdout
     return registry
 
 
-def test_submit_play_pilot_fail_some_reschedule_only_those(tmp_path: Path, server: tuple[Server, Path],
+def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path: Path, server: tuple[Server, Path],
                                                            agent: Agent) -> None:
     url = server[0].url
     wms = WmsClient(url)
-    registry = make_task(tmp_path, url)
-    out = jsub(registry, url, "submit", "1")
+    registry = make_task(grid, tmp_path, url)
+    out = jsub(grid, registry, url, "submit", "1")
     assert "submitted: dispatcher task" in out.stdout
     record = json.loads((registry / "tasks" / "1.json").read_text())
     task_id, uid = record["task_id"], record["uid"]
     # replaying submit creates nothing twice
-    jsub(registry, url, "submit", "1")
+    jsub(grid, registry, url, "submit", "1")
     assert len(wms.jobs(task_id=task_id)) == 4
     task = wms.task(task_id)
     assert task["kind"] == "user"
@@ -153,10 +140,10 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(tmp_path: Path, serve
         else:
             wms.finish(job.job_id, "fake-pilot", FinishReport(state="failed", exit_code=2, error_code=1150,
                                                               error_diag="payload exited 2"))
-    assert by_state(registry, url) == {"failed": 2, "finished": 2}
-    lines = jsub(registry, url, "status", "1", "--jobs").stdout
+    assert by_state(grid, registry, url) == {"failed": 2, "finished": 2}
+    lines = jsub(grid, registry, url, "status", "1", "--jobs").stdout
     assert "1150 payload: payload exited 2" in lines
-    out = jsub(registry, url, "reschedule", "1")
+    out = jsub(grid, registry, url, "reschedule", "1")
     assert "2 failed sub-job(s) rescheduled: 2, 3" in out.stdout
     after = {j["job_id"]: j for j in wms.jobs(task_id=task_id)}
     assert after[jobs[1].job_id]["state"] == "finished"
@@ -165,24 +152,24 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(tmp_path: Path, serve
     for jobid in (2, 3):
         assert after[jobs[jobid].job_id]["state"] not in ("failed", "finished")
         assert after[jobs[jobid].job_id]["attempt"] == 2
-    assert "0 failed sub-job(s) rescheduled" in jsub(registry, url, "reschedule", "1").stdout
+    assert "0 failed sub-job(s) rescheduled" in jsub(grid, registry, url, "reschedule", "1").stdout
     # the rescheduled ones run again, and only they
     settle(agent)
     again = [wms.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600) for _ in range(3)]
     assert sorted(int(j.key) for j in again if j is not None) == [2, 3]
 
 
-def test_getlog_fetches_the_log_the_pilot_uploaded(tmp_path: Path, server: tuple[Server, Path],
+def test_getlog_fetches_the_log_the_pilot_uploaded(grid: Grid, tmp_path: Path, server: tuple[Server, Path],
                                                    agent: Agent, monkeypatch: pytest.MonkeyPatch) -> None:
     from juno_dcs.pilot.stager import RucioStager
 
-    for key, value in grid_env().items():
+    for key, value in grid_env(grid).items():
         monkeypatch.setenv(key, value)  # the stager sets RUCIO_CONFIG too: restored after the test
 
     url = server[0].url
     wms = WmsClient(url)
-    registry = make_task(tmp_path, url)
-    jsub(registry, url, "submit", "1")
+    registry = make_task(grid, tmp_path, url)
+    jsub(grid, registry, url, "submit", "1")
     settle(agent)
     job = wms.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600)
     assert job is not None
@@ -192,20 +179,20 @@ def test_getlog_fetches_the_log_the_pilot_uploaded(tmp_path: Path, server: tuple
     (work / "payload.stdout").write_text(f"hello from sub-job {job.key}\n")
     with tarfile.open(work / job.log.name, "w:gz") as tar:
         tar.add(work / "payload.stdout", arcname=f"job-{job.job_id}-1/payload.stdout")
-    stager = RucioStager(GRID_CLIENTS / "alice.cfg")
+    stager = RucioStager(grid.home / "etc" / "clients" / "alice.cfg")
     uploaded = stager.stage_out(work / job.log.name, job.log.scope, job.log.name, job.log.dataset, job.output_rse)
     wms.finish(job.job_id, "fake-pilot", FinishReport(
         state="finished", exit_code=0, log=LogFile(scope=uploaded.scope, name=uploaded.name, rse=uploaded.rse)))
-    out = jsub(registry, url, "getlog", "1", str(int(job.key)), "--dest", str(tmp_path / "logs"), "--print")
+    out = jsub(grid, registry, url, "getlog", "1", str(int(job.key)), "--dest", str(tmp_path / "logs"), "--print")
     assert f"hello from sub-job {job.key}" in out.stdout
     # the log dataset jsub created holds it
     record = json.loads((registry / "tasks" / "1.json").read_text())
-    out = jsub(registry, url, "dataset", "query", f"user.alice:{record['log_dataset']}")
+    out = jsub(grid, registry, url, "dataset", "query", f"user.alice:{record['log_dataset']}")
     assert job.log.name in out.stdout
     # remove kills the remaining jobs
-    out = jsub(registry, url, "remove", "1")
+    out = jsub(grid, registry, url, "remove", "1")
     assert "killed" in out.stdout
     states = {j["state"] for j in wms.jobs(task_id=record["task_id"])}
     assert states <= {"cancelled", "finished"}
     assert "cancelled" in states
-    assert "no task 1" in jsub(registry, url, "status", "1", check=False).stderr
+    assert "no task 1" in jsub(grid, registry, url, "status", "1", check=False).stderr

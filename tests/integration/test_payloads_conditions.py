@@ -2,8 +2,7 @@
 a locked tag through the grid's writer account, and `juno-payload cal` reads it through JUNO_CONDITIONS_URLS (a
 dead proxy, the IHEP Squid, the service), then rec gives back the electrons' energy.
 
-The grid is the developer's running one when $JUNO_PAYLOAD_GRID_HOME (default /tmp/gdevroot/g) holds one (it is
-only read from: a tag with a unique name is added), else the test session's grid."""
+The grid is the test session's (a tag with a unique name is added to it)."""
 
 from __future__ import annotations
 
@@ -24,12 +23,12 @@ from juno_dcs.payloads import elecsim
 from juno_dcs.payloads.cli import main
 from juno_dcs.payloads.detsim import DetsimConfig, Position
 from juno_dcs.payloads.detsim import run as detsim
+from tests.conftest import Grid
 
 pytestmark = [pytest.mark.grid]
 
 BIN = Path(sys.executable).parent
 PAYLOAD = str(BIN / "juno-payload")
-DEV_HOME = Path(os.environ.get("JUNO_PAYLOAD_GRID_HOME", "/tmp/gdevroot/g"))
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,14 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
 
 
 @pytest.fixture(scope="module")
-def grid_conditions(request: pytest.FixtureRequest) -> GridConditions:
-    home = DEV_HOME if (DEV_HOME / "grid.json").exists() else request.getfixturevalue("grid").home
-    proc = subprocess.run([str(BIN / "juno-dcs"), "status", "--home", str(home), "--json"], capture_output=True,
-                          text=True, timeout=120, check=False)
-    status = json.loads(proc.stdout)
+def grid_conditions(grid: Grid) -> GridConditions:
+    status = grid.status()
     services = status.get("services", {})
-    if not status.get("running") or "conditions" not in services or "squid-IHEP" not in services:
-        pytest.skip(f"the grid at {home} runs no conditions service with an IHEP Squid")
-    return GridConditions(home, services["conditions"], services["squid-IHEP"])
+    assert isinstance(services, dict)
+    assert status.get("running"), status
+    assert "conditions" in services, f"the grid at {grid.home} runs no conditions service: {services}"
+    assert "squid-IHEP" in services, f"the grid at {grid.home} runs no IHEP Squid: {services}"
+    return GridConditions(grid.home, services["conditions"], services["squid-IHEP"])
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The pilot's Rucio stage-in and stage-out against the running dev grid, as account production in scope mc."""
+"""The pilot's Rucio stage-in and stage-out against the test session's grid, as account production in scope mc."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ from pathlib import Path
 import pytest
 
 from juno_dcs.pilot.stager import RucioStager, StageInError, StageOutError, adler32_of
-from tests.integration.pilot_helpers import CA_DIR, CLIENTS, campaign, mc_dataset, mc_file, require_grid
+from tests.conftest import Grid
+from tests.integration.pilot_helpers import CA_DIR, campaign, check_grid, clients, mc_dataset, mc_file
 
 pytestmark = [pytest.mark.grid, pytest.mark.slow]
 
 
 @pytest.fixture
-def stager(monkeypatch: pytest.MonkeyPatch) -> RucioStager:
-    require_grid()
-    monkeypatch.setenv("RUCIO_CONFIG", str(CLIENTS / "production.cfg"))  # restored after the test
+def stager(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> RucioStager:
+    check_grid(grid)
+    config = clients(grid) / "production.cfg"
+    monkeypatch.setenv("RUCIO_CONFIG", str(config))  # restored after the test
     monkeypatch.setenv("X509_CERT_DIR", str(CA_DIR))
-    return RucioStager(CLIENTS / "production.cfg")
+    return RucioStager(config)
 
 
 def test_stage_out_registers_attaches_and_replays(stager: RucioStager, tmp_path: Path) -> None:

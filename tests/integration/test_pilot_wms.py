@@ -1,5 +1,5 @@
 """Pilots against a real dispatcher (`juno-wms serve` and `juno-wms agent` on a throwaway PostgreSQL database) and
-the dev grid's Rucio: a detsim -> elecsim chain, a job over its memory (1137, retried with more memory), a
+the test session's grid's Rucio: a detsim -> elecsim chain, a job over its memory (1137, retried with more memory), a
 SIGKILLed pilot whose job comes back after its lease, and the factory starting pilots for activated jobs."""
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ import yaml
 
 from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec
+from tests.conftest import Grid
 from tests.integration.pilot_helpers import (
     BIN,
-    CLIENTS,
     campaign,
+    check_grid,
+    clients,
     mc_dataset,
     mc_file,
     mc_log,
     pilot_env,
-    require_grid,
     rucio_client,
     run_pilot,
     start_pilot,
@@ -39,8 +40,8 @@ LEASE_S = 8
 
 
 @pytest.fixture(scope="module")
-def wms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsClient]:
-    require_grid()
+def wms(grid: Grid, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsClient]:
+    check_grid(grid)
     directory = tmp_path_factory.mktemp("wms")
     with throwaway_database("pilot_test") as url:
         config = write_config(directory, url, lease_s=LEASE_S, agent_sleep_s=1)
@@ -58,7 +59,7 @@ def activated(job: dict[str, object]) -> bool:
     return job["state"] == "activated"
 
 
-def test_detsim_elecsim_chain(wms: WmsClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detsim_elecsim_chain(wms: WmsClient, grid: Grid, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     camp = campaign()
     detsim, elecsim = mc_file(camp, "detsim", 1), mc_file(camp, "elecsim", 1)
     jobs = [
@@ -80,7 +81,7 @@ def test_detsim_elecsim_chain(wms: WmsClient, tmp_path: Path, monkeypatch: pytes
         wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
     # no --run-once: it runs both jobs, then getJob answers no work and it exits 0
-    assert run_pilot(wms, "CNAF", tmp_path / "work", log) == 0, log.read_text()[-3000:]
+    assert run_pilot(wms, grid, "CNAF", tmp_path / "work", log) == 0, log.read_text()[-3000:]
     text = log.read_text()
     for job_id in ids:
         job = wms.job(job_id)
@@ -89,8 +90,8 @@ def test_detsim_elecsim_chain(wms: WmsClient, tmp_path: Path, monkeypatch: pytes
     assert "stage-in mc:" + detsim + " from CNAF_DISK" in text
     assert "no work for CNAF; exiting after 2 jobs" in text
     assert list((tmp_path / "work").iterdir()) == [], "job directories are removed"
-    monkeypatch.setenv("RUCIO_CONFIG", str(CLIENTS / "production.cfg"))
-    client = rucio_client()
+    monkeypatch.setenv("RUCIO_CONFIG", str(clients(grid) / "production.cfg"))
+    client = rucio_client(grid)
     for step, name in (("detsim", detsim), ("elecsim", elecsim)):
         content = sorted(d["name"] for d in client.list_content("mc", mc_dataset(camp, step).split(":")[1]))
         assert content == [name]
@@ -104,34 +105,34 @@ HOG = ("import os, time; mb = int(os.environ['JUNO_MEMORY_LIMIT_MB']) + 100 if o
        "else 20; b = bytearray(mb * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)")
 
 
-def test_memory_exceeded_then_more_memory(wms: WmsClient, tmp_path: Path) -> None:
+def test_memory_exceeded_then_more_memory(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     """260 MB fits the 300 MB queues (CNAF first); the payload goes over, 1137, and the retry with 520 MB is
     re-brokered to JINR (1600 MB), where it runs."""
     spec = JobSpec(key="hog", transformation="exec", memory_mb=260, walltime_s=600, args=[sys.executable, "-c", HOG])
     _, (job_id,) = wms.submit_task(f"{campaign()}-hog", "user", "alice", [spec])
     first = wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
-    assert run_pilot(wms, first["queue"], tmp_path / "w1", log, "--run-once") == 0
+    assert run_pilot(wms, grid, first["queue"], tmp_path / "w1", log, "--run-once") == 0
     second = wait_job(wms, job_id, lambda j: j["attempt"] == 2 and j["state"] == "activated", what="requeued")
     assert second["memory_mb"] == 520
     assert second["queue"] == "JINR"
     history = wms.job(job_id)["history"]
     assert any("1137" in (h.get("reason") or "") for h in history), history
     assert "more than the limit" in log.read_text()
-    assert run_pilot(wms, "JINR", tmp_path / "w2", log, "--run-once") == 0
+    assert run_pilot(wms, grid, "JINR", tmp_path / "w2", log, "--run-once") == 0
     assert wms.job(job_id)["state"] == "finished", log.read_text()[-3000:]
 
 
 SLEEPY = "import os, time; time.sleep(300 if os.environ['JUNO_ATTEMPT'] == '1' else 0)"
 
 
-def test_sigkilled_pilot_job_comes_back(wms: WmsClient, tmp_path: Path) -> None:
+def test_sigkilled_pilot_job_comes_back(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     spec = JobSpec(key="sleepy", transformation="exec", memory_mb=100, walltime_s=600, site="CNAF",
                    args=[sys.executable, "-c", SLEEPY])
     _, (job_id,) = wms.submit_task(f"{campaign()}-sleepy", "user", "bob", [spec])
     wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
-    pilot = start_pilot(wms, "CNAF", tmp_path / "w1", log, "--run-once")
+    pilot = start_pilot(wms, grid, "CNAF", tmp_path / "w1", log, "--run-once")
     wait_job(wms, job_id, lambda j: j["state"] == "running", what="running")
     payload_groups = {os.getpgid(c.pid) for c in psutil.Process(pilot.pid).children(recursive=True)}
     pilot.send_signal(signal.SIGKILL)
@@ -141,17 +142,17 @@ def test_sigkilled_pilot_job_comes_back(wms: WmsClient, tmp_path: Path) -> None:
     back = wait_job(wms, job_id, lambda j: j["attempt"] == 2 and j["state"] == "activated", timeout=LEASE_S * 6,
                     what="requeued after its lease")
     assert any("1300" in (h.get("reason") or "") for h in back["history"]), back["history"]
-    assert run_pilot(wms, "CNAF", tmp_path / "w2", log, "--run-once") == 0
+    assert run_pilot(wms, grid, "CNAF", tmp_path / "w2", log, "--run-once") == 0
     assert wms.job(job_id)["state"] == "finished", log.read_text()[-3000:]
 
 
-def test_sigterm_fails_the_job_cleanly(wms: WmsClient, tmp_path: Path) -> None:
+def test_sigterm_fails_the_job_cleanly(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     spec = JobSpec(key="sleepy", transformation="exec", memory_mb=100, walltime_s=600, site="CNAF", max_attempts=1,
                    args=[sys.executable, "-c", SLEEPY])
     _, (job_id,) = wms.submit_task(f"{campaign()}-term", "user", "bob", [spec])
     wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
-    pilot = start_pilot(wms, "CNAF", tmp_path / "w1", log)
+    pilot = start_pilot(wms, grid, "CNAF", tmp_path / "w1", log)
     wait_job(wms, job_id, lambda j: j["state"] == "running", what="running")
     pilot.terminate()
     assert pilot.wait(timeout=60) == 0
@@ -160,17 +161,19 @@ def test_sigterm_fails_the_job_cleanly(wms: WmsClient, tmp_path: Path) -> None:
     assert "SIGTERM" in job["error_diag"]
 
 
-def test_factory_starts_pilots_for_activated_jobs(wms: WmsClient, tmp_path: Path) -> None:
+def test_factory_starts_pilots_for_activated_jobs(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     specs = [JobSpec(key=f"quick-{i}", transformation="exec", memory_mb=100, walltime_s=600, site="MSU",
                      args=[sys.executable, "-c", "print('hello')"]) for i in range(3)]
     _, ids = wms.submit_task(f"{campaign()}-factory", "user", "alice", specs)
     for job_id in ids:
         wait_job(wms, job_id, activated, what="activated")
+    services = grid.status()["services"]
+    assert isinstance(services, dict)
     config = tmp_path / "factory.yaml"
     config.write_text(yaml.safe_dump({
-        "dispatcher_url": wms.url, "rucio_configs": str(CLIENTS), "work_root": str(tmp_path / "pilots"),
+        "dispatcher_url": wms.url, "rucio_configs": str(clients(grid)), "work_root": str(tmp_path / "pilots"),
         "pilot_lifetime_s": 3600, "only_listed_queues": True, "queues": {"MSU": {"max_pilots": 2}},
-        "conditions_urls": {"MSU": ["http://127.0.0.1:27045", "http://127.0.0.1:27040"]}}))
+        "conditions_urls": {"MSU": [services["squid-MSU"], services["conditions"]]}}))
     once = subprocess.run([str(BIN / "juno-pilot"), "factory", "--config", str(config), "--run-once"],
                           env=pilot_env(), capture_output=True, text=True, timeout=60, check=False)
     assert once.returncode == 0, once.stderr

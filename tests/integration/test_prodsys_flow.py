@@ -1,10 +1,9 @@
-"""The production manager against the running dev grid's Rucio, a real dispatcher (`juno-wms serve` on a free
+"""The production manager against the test session's grid's Rucio, a real dispatcher (`juno-wms serve` on a free
 port) and a throwaway PostgreSQL database: submit, data-driven next steps, replays, two instances, pause,
-extend, kill, closing and the final rules. The dev grid is used, never stopped; its absence skips."""
+extend, kill, closing and the final rules."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -21,10 +20,11 @@ import pytest
 import requests
 import yaml
 
+from tests.conftest import Grid
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PG = "postgresql://postgres@127.0.0.1:5432"
-DEV_HOME = Path(os.environ.get("JUNO_PROD_TEST_HOME", "/tmp/gdevroot/g"))  # the dev grid
 
 
 def free_port() -> int:
@@ -33,18 +33,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def grid_is_up(home: Path = DEV_HOME) -> str | None:
-    """None when the grid at `home` runs and is healthy, else why not."""
-    if not (home / "etc" / "clients" / "production.cfg").exists():
-        return f"no grid at {home}"
-    proc = subprocess.run([str(BIN / "juno-dcs"), "status", "--home", str(home), "--json"], capture_output=True,
-                          text=True, timeout=120, check=False)
+def grid_is_up(grid: Grid) -> str | None:
+    """None when the grid runs and its Rucio is healthy, else why not."""
+    if not (grid.home / "etc" / "clients" / "production.cfg").exists():
+        return f"no production.cfg in the grid at {grid.home}"
+    proc = grid.juno_dcs("status", "--json", check=False)
     try:
         status = json.loads(proc.stdout)
     except ValueError:
         return f"juno-dcs status: {proc.stderr[-300:]}"
     return None if status.get("running") and status.get("health", {}).get("rucio", {}).get("ok") else \
-        f"the grid at {home} is not running and healthy"
+        f"the grid at {grid.home} is not running and healthy"
 
 
 def psql(sql: str, database: str = "postgres") -> str:
@@ -55,22 +54,10 @@ def psql(sql: str, database: str = "postgres") -> str:
     return proc.stdout.strip()
 
 
-def grid_env(account: str = "production") -> dict[str, str]:
-    """The environment `eval "$(juno-dcs env --account A)"` gives a shell (RUCIO_CONFIG, the CAs)."""
-    exports = subprocess.run([str(BIN / "juno-dcs"), "env", "--home", str(DEV_HOME), "--account", account],
-                             capture_output=True, text=True, timeout=60, check=True).stdout
-    env = dict(os.environ)
-    for line in exports.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip("'")
-    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
-    return env
-
-
-def rucio_py(code: str, account: str = "production") -> Any:
+def rucio_py(grid: Grid, code: str, account: str = "production") -> Any:
     """Run `code` (which sets `out`) with a rucio Client `c` of `account` in a process of its own (so that
     RUCIO_CONFIG is this grid's); `out` comes back through JSON."""
-    env = grid_env(account)
+    env = grid.env(account)
     script = ("import json\nfrom rucio.client import Client\nc = Client()\nout = None\n" + code +
               "\nprint(json.dumps(out, default=str))\n")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
@@ -80,15 +67,13 @@ def rucio_py(code: str, account: str = "production") -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def upload(tmp_path: Path, name: str, dataset: str, rse: str = "IHEP_DISK", size: int = 4096) -> int:
+def upload(grid: Grid, tmp_path: Path, name: str, dataset: str, rse: str = "IHEP_DISK", size: int = 4096) -> int:
     """A small file `mc:name` uploaded to `rse` as production and attached to `mc:dataset`; its size."""
     path = tmp_path / name
     path.write_bytes(os.urandom(size))
-    env = grid_env()
-    proc = subprocess.run([str(BIN / "rucio"), "upload", "--rse", rse, "--scope", "mc", str(path)], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = grid.rucio("upload", "--rse", rse, "--scope", "mc", str(path), account="production", check=False)
     assert f"Successfully uploaded file {name}" in proc.stderr, proc.stdout + proc.stderr
-    rucio_py(f"c.attach_dids('mc', {dataset!r}, [{{'scope': 'mc', 'name': {name!r}}}])")
+    rucio_py(grid, f"c.attach_dids('mc', {dataset!r}, [{{'scope': 'mc', 'name': {name!r}}}])")
     return size
 
 
@@ -121,7 +106,7 @@ class Stack:
         return json.loads(self.prod("status", production, "--json").stdout)  # type: ignore[no-any-return]
 
 
-def start_stack(tmp_path: Path) -> Stack:
+def start_stack(grid: Grid, tmp_path: Path) -> Stack:
     database = "prodsys_test_" + uuid.uuid4().hex[:10]
     psql(f"CREATE DATABASE {database}")
     url = f"{PG}/{database}"
@@ -147,7 +132,7 @@ def start_stack(tmp_path: Path) -> Stack:
     config = tmp_path / "prod.yaml"
     config.write_text(yaml.safe_dump({
         "database_url": url, "dispatcher_url": dispatcher,
-        "rucio": {"config": str(DEV_HOME / "etc" / "clients" / "production.cfg"), "account": "production"},
+        "rucio": {"config": str(grid.home / "etc" / "clients" / "production.cfg"), "account": "production"},
         "policies_dir": str(CHECKOUT / "etc" / "policy"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
         "sleep": 1,
     }))
@@ -185,18 +170,10 @@ pytestmark = [pytest.mark.grid, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def dev_grid() -> Path:
-    why = grid_is_up()
-    if why:
-        pytest.skip(why)
-    return DEV_HOME
-
-
-@pytest.fixture(scope="module")
-def stack(dev_grid: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if importlib.util.find_spec("juno_dcs.wms.asgi") is None:
-        pytest.skip("no dispatcher (juno_dcs.wms.asgi) in this checkout")
-    s = start_stack(tmp_path_factory.mktemp("prodsys-stack"))
+def stack(grid: Grid, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    why = grid_is_up(grid)
+    assert why is None, why
+    s = start_stack(grid, tmp_path_factory.mktemp("prodsys-stack"))
     yield s
     stop_stack(s)
 
@@ -219,7 +196,7 @@ def _prodsys_jobs(stack: Stack, name: str) -> list[str]:
 
 # --- tests
 
-def test_submit_then_each_registered_file_makes_its_next_step_job(stack: Stack, tmp_path: Path) -> None:
+def test_submit_then_each_registered_file_makes_its_next_step_job(grid: Grid, stack: Stack, tmp_path: Path) -> None:
     path, data = steering(tmp_path)
     name = data["name"]
     container = f"mc.ITprod.{name}"
@@ -237,11 +214,11 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(stack: Stack, 
     assert _steps(report)["elecsim"]["task_id"] is None  # no input yet, no job yet
 
     # Rucio: the container holds the step datasets; the final dataset has the policy's rules
-    content = rucio_py(f"out = sorted(d['name'] for d in c.list_content('mc', {container!r}))")
+    content = rucio_py(grid, f"out = sorted(d['name'] for d in c.list_content('mc', {container!r}))")
     assert content == [f"{container}.detsim", f"{container}.elecsim"]
-    logs = rucio_py(f"out = c.get_did('mc', {container + '.elecsim.log'!r})['type']")
+    logs = rucio_py(grid, f"out = c.get_did('mc', {container + '.elecsim.log'!r})['type']")
     assert logs == "DATASET"
-    rules = rucio_py(f"out = sorted((r['rse_expression'], r['account'], r['expires_at'] is not None) "
+    rules = rucio_py(grid, f"out = sorted((r['rse_expression'], r['account'], r['expires_at'] is not None) "
                      f"for r in c.list_did_rules('mc', {container + '.elecsim'!r}))")
     assert rules == [["CNAF_DISK", "production", True], ["IHEP_DISK", "production", True]]
     assert len(report["final_rules"]) == 2
@@ -252,7 +229,7 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(stack: Stack, 
     assert len(_jobs(stack, detsim["task_id"])) == 3
 
     # a detsim output registered in Rucio -> its elecsim job, with the file as input
-    size = upload(tmp_path, f"{container}.detsim.000002.root", f"{container}.detsim")
+    size = upload(grid, tmp_path, f"{container}.detsim.000002.root", f"{container}.detsim")
     stack.prod("run", "--run-once")
     report = stack.status(name)
     elecsim = _steps(report)["elecsim"]
@@ -268,7 +245,7 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(stack: Stack, 
     assert [j["key"] for j in _jobs(stack, elecsim["task_id"])] == ["elecsim.000002"]
 
     # two instances at once, with a new file: one job for it
-    upload(tmp_path, f"{container}.detsim.000003.root", f"{container}.detsim")
+    upload(grid, tmp_path, f"{container}.detsim.000003.root", f"{container}.detsim")
     runs = [stack.prod_async("run", "--run-once") for _ in range(2)]
     for proc in runs:
         _, err = proc.communicate(timeout=300)
@@ -278,7 +255,7 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(stack: Stack, 
 
     # paused: files wait; resumed: their jobs come
     stack.prod("pause", name)
-    upload(tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
+    upload(grid, tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
     stack.prod("run", "--run-once")
     assert len(_jobs(stack, elecsim["task_id"])) == 2
     stack.prod("resume", name)
@@ -298,14 +275,15 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(stack: Stack, 
     assert "cancelled 5" in text, text
 
 
-def test_a_finished_production_closes_its_datasets_and_reports_failures(stack: Stack, tmp_path: Path) -> None:
+def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Grid, stack: Stack,
+                                                                         tmp_path: Path) -> None:
     path, data = steering(tmp_path, jobs=2, max_attempts=1)
     name = data["name"]
     container = f"mc.ITprod.{name}"
     stack.prod("submit", str(path))
     detsim_task = _steps(stack.status(name))["detsim"]["task_id"]
     # job 1 finishes (its file registered as a pilot would), job 2 fails for good
-    upload(tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
+    upload(grid, tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
     stack.agent_once()
     from juno_dcs.wms.client import WmsClient
     from juno_dcs.wms.models import FinishReport
@@ -330,7 +308,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(stack: S
     assert steps["detsim"]["closed"] is True
     assert steps["detsim"]["failures"][0]["error_diag"] == "detsim: geometry file missing"
     assert steps["detsim"]["failures"][0]["error_code"] == 1150
-    assert rucio_py(f"out = c.get_did('mc', {container + '.detsim'!r})['open']") is False
+    assert rucio_py(grid, f"out = c.get_did('mc', {container + '.detsim'!r})['open']") is False
     assert steps["elecsim"]["closed"] is False
     assert "geometry file missing" in stack.prod("status", name).stdout
 
@@ -341,7 +319,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(stack: S
     report = stack.status(name)
     assert report["state"] == "done"
     assert all(s["closed"] for s in report["steps"])
-    assert rucio_py(f"out = c.get_did('mc', {container + '.elecsim.log'!r})['open']") is False
+    assert rucio_py(grid, f"out = c.get_did('mc', {container + '.elecsim.log'!r})['open']") is False
     refused = stack.prod("extend", name, "--jobs", "1", check=False)
     assert refused.returncode == 1
     assert "is done" in refused.stderr

@@ -4,11 +4,15 @@
 2. `getjob_per_s`: 50 concurrent pilots (threads, each with its own requests.Session) calling POST
    /v1/pilot/getjob against `juno-wms serve --workers 2` until 10,000 activated jobs are all handed out;
    jobs per second, median of N runs (aim: >= 1000). Each job is checked to be handed out exactly once.
-3. `production_200_s`: null here (the production benchmark fills it).
+3. `production_200_s`: a production of 200 jobs (`--production-jobs`) detsim -> elecsim -> cal -> rec submitted
+   with `juno-prod submit` to a whole grid (its own, or `--home` of a running one): seconds from submission until
+   the final rule at CNAF_DISK is OK with a lock for every final file. The grid's pilot factory runs 2 pilots per
+   queue; every payload, stage-in and stage-out is real. `--production-jobs 0` skips it.
 
-Uses a throwaway database on the local PostgreSQL (127.0.0.1:5432, user postgres) and prints one JSON object.
+1 and 2 use a throwaway database on the local PostgreSQL (127.0.0.1:5432, user postgres). Prints one JSON object.
 
     .venv/bin/python benchmarks/wms.py [--runs 3] [--jobs 10000] [--pilots 50] [--workers 2]
+                                       [--production-jobs 200] [--home GRID]
 """
 
 from __future__ import annotations
@@ -16,17 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import BIN, JUNO_DCS, free_base_port
 from tests.integration.wms_helpers import Server, agent_for, throwaway_database, truncate, write_config
 
 from juno_dcs.wms.client import WmsClient
@@ -74,12 +83,65 @@ def getjob_once(url: str, n_pilots: int, expected: int) -> float:
     return expected / took
 
 
+def _env(home: Path, account: str) -> dict[str, str]:
+    exports = subprocess.run([JUNO_DCS, "env", "--home", str(home), "--account", account], check=True,
+                             capture_output=True, text=True).stdout
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    for line in exports.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip("'")
+    return env
+
+
+def production(home: Path, jobs: int, tmp: Path) -> dict[str, Any]:
+    """Submission -> the final outputs replicated, for a `jobs`-job production on the grid at `home`."""
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.grid.launcher import root_client
+
+    env = _env(home, "production")
+    tag, name = f"GT-BENCH-{uuid.uuid4().hex[:4]}", f"bench-{uuid.uuid4().hex[:6]}"
+    subprocess.run([str(BIN / "juno-payload"), "make-conditions", "--tag", tag, "--runs", "1-999999",
+                    "--home", str(home)], check=True, capture_output=True, env=env)
+    steering = tmp / f"{name}.yaml"
+    steering.write_text(yaml.safe_dump({
+        "name": name, "campaign": "BENCH", "software": "J25.1.0",
+        "tags": {"particle": "e-", "energy_mev": 2.0, "position": "uniform"}, "events_per_job": 20, "jobs": jobs,
+        "workflow": ["detsim", "elecsim", "cal", "rec"], "conditions_tag": tag, "run": 1234,
+        "output_storage": "site-local", "destinations": ["CNAF_DISK"], "lifetime": "2 days"}))
+    started = time.monotonic()
+    subprocess.run([str(BIN / "juno-prod"), "submit", str(steering)], check=True, capture_output=True, env=env)
+    grid = GridHome(home)
+    client = root_client(grid, grid.load_state())
+    final = f"mc.BENCH.{name}.rec"
+    done_at: float | None = None
+    steps: dict[str, float] = {}
+    while time.monotonic() - started < 7200:
+        status = json.loads(subprocess.run([str(BIN / "juno-prod"), "status", name, "--json"], check=True,
+                                           capture_output=True, text=True, env=env).stdout)
+        for step in status["steps"]:
+            if step["closed"] and step["step"] not in steps:
+                steps[step["step"]] = round(time.monotonic() - started, 1)
+        rules = [r for r in client.list_did_rules("mc", final) if r["rse_expression"] == "CNAF_DISK"]
+        if status["state"] == "done" and rules and rules[0]["state"] == "OK" and rules[0]["locks_ok_cnt"] == jobs:
+            done_at = time.monotonic() - started
+            break
+        print(f"{time.monotonic() - started:6.0f} s  "
+              + "  ".join(f"{s['step']} {s['jobs_by_state'].get('finished', 0)}/{s['jobs_created']}"
+                          for s in status["steps"]), file=sys.stderr, flush=True)
+        time.sleep(10)
+    return {"production_s": None if done_at is None else round(done_at, 1), "jobs": jobs,
+            "steps_closed_at_s": steps, "state": status["state"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--pilots", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--production-jobs", type=int, default=200)
+    parser.add_argument("--home", type=Path, default=None, help="A running grid for the production (default: "
+                        "start one)")
     args = parser.parse_args()
     jobs = specs(args.jobs)
     submit: list[float] = []
@@ -94,10 +156,25 @@ def main() -> int:
                     pass
                 getjob.append(getjob_once(server.url, args.pilots, args.jobs))
                 print(f"run {run + 1}: submit {submit[-1]:.2f} s, getjob {getjob[-1]:.0f}/s", file=sys.stderr)
+    made: dict[str, Any] | None = None
+    if args.production_jobs:
+        tmp_root = Path(tempfile.mkdtemp(prefix="juno-bench-wms-"))
+        tmp_root.chmod(0o755)
+        home = args.home or tmp_root / "grid"
+        try:
+            if args.home is None:
+                subprocess.run([JUNO_DCS, "up", "--home", str(home), "--base-port", str(free_base_port())],
+                               check=True, capture_output=True)
+            made = production(home, args.production_jobs, tmp_root)
+        finally:
+            if args.home is None:
+                subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(home)], check=False, capture_output=True)
+            shutil.rmtree(tmp_root, ignore_errors=True)
     out: dict[str, Any] = {
         "submit_10k_s": round(statistics.median(submit), 3),
         "getjob_per_s": round(statistics.median(getjob), 1),
-        "production_200_s": None,
+        f"production_{args.production_jobs}_s": made["production_s"] if made else None,
+        "production": made,
         "runs": args.runs, "jobs": args.jobs, "pilots": args.pilots, "server_workers": args.workers,
         "cpus": os.cpu_count(),
         "submit_runs_s": [round(s, 3) for s in submit], "getjob_runs_per_s": [round(g, 1) for g in getjob],

@@ -197,7 +197,7 @@ def _prodsys_jobs(stack: Stack, name: str) -> list[str]:
 # --- tests
 
 def test_submit_then_each_registered_file_makes_its_next_step_job(grid: Grid, stack: Stack, tmp_path: Path) -> None:
-    path, data = steering(tmp_path)
+    path, data = steering(tmp_path, final_rules="at_start")  # the rules come with the empty final dataset
     name = data["name"]
     container = f"mc.ITprod.{name}"
     out = stack.prod("submit", str(path)).stdout
@@ -281,6 +281,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     name = data["name"]
     container = f"mc.ITprod.{name}"
     stack.prod("submit", str(path))
+    assert stack.status(name)["final_rules"] == []  # at_close, the default: not before the final step closes
     detsim_task = _steps(stack.status(name))["detsim"]["task_id"]
     # job 1 finishes (its file registered as a pilot would), job 2 fails for good
     upload(grid, tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
@@ -319,6 +320,10 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     report = stack.status(name)
     assert report["state"] == "done"
     assert all(s["closed"] for s in report["steps"])
+    assert len(report["final_rules"]) == 2  # put once the final dataset was complete
+    final = container + ".elecsim"
+    rules = rucio_py(grid, f"out = sorted(r['rse_expression'] for r in c.list_did_rules('mc', {final!r}))")
+    assert rules == ["CNAF_DISK", "IHEP_DISK"]
     assert rucio_py(grid, f"out = c.get_did('mc', {container + '.elecsim.log'!r})['open']") is False
     refused = stack.prod("extend", name, "--jobs", "1", check=False)
     assert refused.returncode == 1

@@ -130,8 +130,12 @@ def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, t
     final = f"mc.{campaign}.{name}.rec"
     rules = [r for r in client.list_did_rules("mc", final) if r["rse_expression"] == "CNAF_DISK"]
     assert len(rules) == 1
-    _wait("the final rule at CNAF_DISK OK",
-          lambda: client.get_replication_rule(rules[0]["id"])["state"] == "OK", 600, 5)
+
+    def rule_done() -> bool:  # OK with a lock per file: files attached late are evaluated into it after a while
+        rule = client.get_replication_rule(rules[0]["id"])
+        return bool(rule["state"] == "OK" and rule["locks_ok_cnt"] == jobs)
+
+    _wait("the final rule at CNAF_DISK OK for every file", rule_done, 900, 5)
     at_cnaf = {r["name"] for r in client.list_replicas([{"scope": "mc", "name": final}], rse_expression="CNAF_DISK")
                if r["rses"].get("CNAF_DISK")}
     assert len(at_cnaf) == jobs

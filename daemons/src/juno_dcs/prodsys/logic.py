@@ -80,7 +80,8 @@ class Manager:
         outputs = [planning.dataset(steering, s) for s in steering.workflow]
         logs = [planning.dataset(steering, s, log=True) for s in steering.workflow]
         self.catalog.ensure_collections(planning.container(steering), outputs + logs, attach=outputs)
-        self.apply_final_rules(pid)
+        if steering.final_rules == "at_start":
+            self.apply_final_rules(pid)
         self.store.set_state(pid, "running", only_from=["submitting"], detail="collections and rules made")
         if self.get(pid)["state"] == "running":
             self.create_detsim_jobs(pid)
@@ -140,7 +141,7 @@ class Manager:
         if row["state"] != "running":
             return 0
         steering = _steering(row)
-        if row["rule_ids"] is None:
+        if row["rule_ids"] is None and steering.final_rules == "at_start":
             self.apply_final_rules(pid)
         created = self.create_detsim_jobs(pid)
         steps = self.store.steps(pid)
@@ -236,6 +237,8 @@ class Manager:
             self.store.set_closed(pid, step)
             self.store.note(pid, "close", f"{step}: {created} jobs over")
             logger.info("%s: %s complete, datasets closed", steering.name, step)
+        if self.get(pid)["rule_ids"] is None:
+            self.apply_final_rules(pid)  # at_close; and an at_start production whose rules failed at its start
         self.store.set_state(pid, "done", only_from=["running"], detail="every step complete")
 
     def _all_final(self, task_id: int | None, created: int) -> bool:

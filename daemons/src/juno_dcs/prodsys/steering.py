@@ -107,6 +107,11 @@ class Steering(_Model):
     resources: dict[Step, Resources] = {}
     priority: int = 0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    # When the final dataset gets its rules: "at_close" (default) once every final file is attached, so Rucio
+    # evaluates the rule once over all of them; "at_start" at submission, so files move as they are made. Rucio's
+    # judge pauses a growing dataset for 1 to 10 minutes whenever its locks are contended (attachments while
+    # transfers finish), which made an at_start production wait ~9 minutes for its last files.
+    final_rules: Literal["at_close", "at_start"] = "at_close"
 
     @field_validator("name", "campaign")
     @classmethod

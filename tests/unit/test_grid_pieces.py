@@ -116,7 +116,8 @@ def test_rse_protocols_xrootd_and_posix(tmp_path: Path) -> None:
     davs, root = storage.protocols(home, GridSettings(), "CNAF_DISK", 25012)
     assert (davs["scheme"], davs["port"], davs["domains"]["wan"]["third_party_copy_write"]) == ("davs", 25012, 1)
     assert root["scheme"] == "root"
-    assert root["domains"]["wan"]["write"] is None  # None, not 0: Rucio's upload client would try a 0 first
+    assert (root["domains"]["wan"]["write"], davs["domains"]["wan"]["write"]) == (2, 1)  # davs first, root by name
+    assert root["domains"]["wan"]["third_party_copy_write"] is None  # None, not 0: Rucio would try a 0 first
     [posix] = storage.protocols(home, GridSettings(storage="posix"), "CNAF_DISK", None)
     assert posix["scheme"] == "file"
     assert posix["prefix"] == f"{home.rse_dir('CNAF_DISK')}/"

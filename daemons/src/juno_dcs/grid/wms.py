@@ -91,6 +91,8 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
         conditions_urls=conditions_urls(topo, cond),
         env={"X509_CERT_DIR": str(trust), "SSL_CERT_DIR": str(trust), "SSL_CERT_FILE": str(trust / "ca.pem")},
         stop_grace_s=30.0,
+        # root://: XRootD 5.5.3's HTTPS front end stops accepting under many short davs sessions (docs/transfers.md)
+        stage_scheme="root",
     )
     prodsys = ProdConfig(
         database_url=db, dispatcher_url=where.dispatcher_url,

@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kill-grace-s", type=_positive(float), default=5.0,
                      help="SIGTERM -> SIGKILL delay when a payload is ended for walltime, a kill or a stop")
     run.add_argument("--keep-workdir", action="store_true", help="leave each job's directory (debugging)")
+    run.add_argument("--stage-scheme", default=None,
+                     help="the protocol for stage-in and stage-out, e.g. root (default: the RSEs' order)")
     factory = sub.add_parser("factory", help="keep pilots running in line with the dispatcher's activated jobs")
     factory.add_argument("--config", type=Path, required=True, help="the factory's YAML configuration")
     factory.add_argument("--run-once", action="store_true", help="one cycle, then exit (pilots go on)")
@@ -113,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         pilot_id=args.pilot_id or f"{args.queue}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
         payload_program=args.payload_program or str(Path(sys.executable).parent / "juno-payload"),
         run_once=args.run_once, poll_s=args.monitor_interval, grace_s=args.kill_grace_s,
-        heartbeat_s=args.heartbeat_s, keep_workdir=args.keep_workdir)
+        heartbeat_s=args.heartbeat_s, keep_workdir=args.keep_workdir, stage_scheme=args.stage_scheme)
     stop = threading.Event()
     _stop_on_signals(stop)
     return Pilot(settings, WmsClient(args.dispatcher), stop).run()

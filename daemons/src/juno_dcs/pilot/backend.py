@@ -87,7 +87,8 @@ class LocalProcessBackend:
                 "--queue", slot.queue, "--cores", str(slot.cores), "--memory-mb", str(slot.memory_mb),
                 "--walltime-s", str(slot.walltime_s), "--lifetime-s", str(slot.lifetime_s),
                 "--workdir", str(workdir), "--rucio-configs", str(self.config.rucio_configs),
-                "--pilot-id", pilot_id]
+                "--pilot-id", pilot_id,
+                *(["--stage-scheme", self.config.stage_scheme] if self.config.stage_scheme else [])]
 
     def environment(self, slot: PilotSlot) -> dict[str, str]:
         env = {**self.base_env, **self.config.env}

@@ -58,6 +58,8 @@ class FactoryConfig(_Frozen):
                                                                    "X509_CERT_DIR for the storage's CA).")
     pilot_command: list[str] = Field(default_factory=list, description="The pilot program and leading arguments; "
                                      "empty: juno-pilot next to the factory's Python.")
+    stage_scheme: str | None = Field(default=None, description="The protocol every pilot stages data with "
+                                     "(--stage-scheme), e.g. root; None: the RSEs' own order.")
     stop_grace_s: float = Field(default=60.0, gt=0, description="When a pilot is killed: seconds between SIGTERM "
                                 "(it fails or finishes its job cleanly) and SIGKILL.")
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tarfile
 import threading
 import time
@@ -67,6 +68,7 @@ class PilotSettings:
     grace_s: float = 5.0
     heartbeat_s: float | None = None  # None: a third of the job's lease, at most 60 s
     keep_workdir: bool = False
+    stage_scheme: str | None = None  # the protocol stage-in and stage-out must use (None: Rucio's order)
 
     def memory_limit_mb(self, job: JobDescription) -> float:
         """The queue's memory for the job's cores: the slot's memory per core times the job's cores."""
@@ -102,6 +104,10 @@ def payload_command(job: JobDescription, program: str) -> list[str]:
 
 def _payload_env(job: JobDescription, settings: PilotSettings) -> dict[str, str]:
     env = dict(os.environ)
+    # the JUNO software the pilot runs with (juno-payload, for user scripts that call it by name) comes first,
+    # as a site's CVMFS release would be set up for the job
+    software = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([software, *(p for p in env.get("PATH", "").split(os.pathsep) if p != software)])
     env.update({"RUCIO_CONFIG": str(settings.owner_config(job.owner)), "RUCIO_ACCOUNT": job.owner,
                 "JUNO_JOB_ID": str(job.job_id), "JUNO_ATTEMPT": str(job.attempt), "JUNO_TASK_NAME": job.task_name,
                 "JUNO_SITE": job.site, "JUNO_PILOT_ID": settings.pilot_id,

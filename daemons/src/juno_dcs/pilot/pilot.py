@@ -18,7 +18,7 @@ def rucio_stager(settings: PilotSettings, owner: str) -> Stager:
     """The owner's Rucio stager: `<rucio_configs>/<owner>.cfg`."""
     from juno_dcs.pilot.stager import RucioStager
 
-    return RucioStager(settings.owner_config(owner))
+    return RucioStager(settings.owner_config(owner), scheme=settings.stage_scheme)
 
 
 class Pilot:

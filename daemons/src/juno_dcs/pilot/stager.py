@@ -64,7 +64,8 @@ def _rucio_logger(name: str) -> Any:
 class RucioStager:
     """Downloads a job's inputs and uploads its outputs with the owner's Rucio client."""
 
-    def __init__(self, config_file: Path, *, tape_rses: frozenset[str] | None = None) -> None:
+    def __init__(self, config_file: Path, *, tape_rses: frozenset[str] | None = None,
+                 scheme: str | None = None) -> None:
         if not config_file.is_file():
             raise StageError(f"no Rucio client configuration {config_file} for this job's owner")
         os.environ["RUCIO_CONFIG"] = str(config_file)  # before Rucio's imports: some read it at import
@@ -79,6 +80,7 @@ class RucioStager:
             raise StageError(f"cannot make a Rucio client from {config_file}: {' '.join(str(exc).split())}",
                              ) from exc
         self.config_file = config_file
+        self.scheme = scheme  # None: Rucio's protocol order (davs first in the grid); e.g. "root" to force it
         self.account = str(self.client.account)
         self._tapes = tape_rses
         self._distances: dict[tuple[str, str], int] = {}
@@ -125,7 +127,8 @@ class RucioStager:
         for rse in candidates:
             logger.info("stage-in %s from %s (distance %d to %s)", did, rse, self.distance(rse, near), near)
             try:
-                downloader.download_dids([{"did": did, "rse": rse, "base_dir": str(destination), "no_subdir": True}])
+                downloader.download_dids([{"did": did, "rse": rse, "base_dir": str(destination), "no_subdir": True,
+                                           "force_scheme": self.scheme}])
             except RucioException as exc:
                 problems.append(f"{rse}: {' '.join(str(exc).split())}")
                 logger.warning("stage-in %s from %s failed: %s", did, rse, problems[-1])
@@ -202,7 +205,8 @@ class RucioStager:
         logger.info("stage-out %s:%s (%d bytes, adler32 %s) to %s", scope, name, size, checksum, rse)
         uploader = UploadClient(_client=self.client, logger=_rucio_logger("upload"))
         uploader.upload([{"path": str(path), "rse": rse, "did_scope": scope, "did_name": name,
-                          "dataset_scope": ds_scope, "dataset_name": ds_name, "register_after_upload": True}])
+                          "dataset_scope": ds_scope, "dataset_name": ds_name, "register_after_upload": True,
+                          "force_scheme": self.scheme}])
         self.attach(dataset, scope, name)  # the upload attaches too, but says nothing when that fails
         logger.info("stage-out %s:%s done", scope, name)
         return OutputFile(scope=scope, name=name, bytes=size, adler32=checksum, rse=rse)

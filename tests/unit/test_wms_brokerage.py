@@ -98,3 +98,23 @@ def test_pinned_site(queues: dict[str, Queue]) -> None:
     nofit = broker(job(site="CNAF", memory_mb=600), queues, {}, {})
     assert isinstance(nofit, NoFit)
     assert nofit.permanent
+
+
+def test_an_owner_is_brokered_only_where_their_quota_lets_them_write(queues: dict[str, Queue]) -> None:
+    alice = Job(1, 1, 200, 3600, (), None, owner="alice", writes=True)
+    # alice's quotas (etc/topology.yaml): IHEP_DISK, CNAF_DISK, JINR_DISK; the tier-2s write to the closest
+    writable = {"alice": {"IHEP_DISK", "CNAF_DISK", "JINR_DISK"}}
+    choice = broker(alice, queues, {}, {"CNAF": 5, "IHEP": 5, "JINR": 5, "SYSU-CLUSTER": 5}, writable)
+    assert isinstance(choice, Choice)
+    assert choice.queue.rse in writable["alice"]
+    assert "IN2P3: alice has no quota at IN2P3_DISK" in choice.reason  # the least loaded, but excluded
+    # a job that writes nothing may run anywhere; an owner with no quota anywhere cannot be brokered, for good
+    reader = Job(1, 1, 200, 3600, (), None, owner="alice", writes=False)
+    anywhere = broker(reader, queues, {}, {"CNAF": 5, "IHEP": 5, "JINR": 5}, writable)
+    assert isinstance(anywhere, Choice)
+    assert anywhere.queue.name == "IN2P3"
+    dave = Job(1, 1, 200, 3600, (), None, owner="dave", writes=True)
+    refused = broker(dave, queues, {}, {}, {"dave": set()})
+    assert isinstance(refused, NoFit)
+    assert refused.permanent
+    assert "dave has no quota" in refused.reason

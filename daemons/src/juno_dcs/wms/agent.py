@@ -78,13 +78,15 @@ class Agent:
         if not rows:
             return False
         jobs = [Job(int(r["job_id"]), int(r["cores"]), int(r["memory_mb"]), int(r["walltime_s"]),
-                    tuple(r["spec"]["inputs"]), r["pinned_site"]) for r in rows]
+                    tuple(r["spec"]["inputs"]), r["pinned_site"], owner=str(r["owner"]),
+                    writes=bool(r["spec"].get("outputs") or r["spec"].get("log"))) for r in rows]
         replicas = self._replicas(sorted({d for j in jobs for d in j.inputs}))
+        writable = self._writable(sorted({j.owner for j in jobs if j.writes}))
         load = db.queue_load(conn)
         activated: list[tuple[int, str, str, str, str]] = []
         history: list[tuple[int, int, str, str]] = []
         for row, job in zip(rows, jobs, strict=True):
-            decision = broker(job, self.ctx.queues, replicas, load)
+            decision = broker(job, self.ctx.queues, replicas, load, writable)
             attempt = int(row["attempt"])
             if isinstance(decision, Choice):
                 q = decision.queue
@@ -105,6 +107,19 @@ class Agent:
         db.add_history(conn, history)
         cycle.brokered = len(activated)
         return len(rows) == self.bulk and cycle.waiting < len(rows)
+
+    def _writable(self, owners: list[str]) -> dict[str, set[str]] | None:
+        """Per owner, the RSEs their quotas let them write to; None without Rucio (nothing is filtered)."""
+        oracle = self.locator
+        if not owners or oracle is None or not hasattr(oracle, "writable"):
+            return None
+        out: dict[str, set[str]] = {}
+        for owner in owners:
+            try:
+                out[owner] = oracle.writable(owner)
+            except Exception as exc:  # like locality: a lookup that fails filters nothing
+                logger.warning("quota lookup of %s failed, brokering without it: %s", owner, exc)
+        return out
 
     def _replicas(self, dids: list[str]) -> dict[str, set[str]]:
         if not dids or self.locator is None:

@@ -72,6 +72,12 @@ class ReplicaLocator(Protocol):
     def locate(self, dids: Sequence[str]) -> dict[str, set[str]]: ...
 
 
+class QuotaOracle(Protocol):
+    """The RSEs an account may write to (a local quota above zero there)."""
+
+    def writable(self, account: str) -> set[str]: ...
+
+
 class RucioReplicaLocator:
     """Replicas from Rucio (rucio.client.Client().list_replicas), in chunks."""
 
@@ -94,6 +100,11 @@ class RucioReplicaLocator:
                 out[f"{rep['scope']}:{rep['name']}"] = rses
         return out
 
+    def writable(self, account: str) -> set[str]:
+        """The RSEs where `account` has a local quota above zero (Rucio refuses its uploads elsewhere)."""
+        limits = self.client.get_local_account_limits(account)
+        return {rse for rse, limit in limits.items() if limit is None or limit < 0 or limit > 0}
+
 
 @dataclass(frozen=True)
 class Job:
@@ -105,6 +116,8 @@ class Job:
     walltime_s: int
     inputs: tuple[str, ...]
     pinned_site: str | None
+    owner: str = ""
+    writes: bool = False  # it stages outputs or a log out, as its owner, to its queue's RSE
 
 
 @dataclass(frozen=True)
@@ -119,10 +132,14 @@ class NoFit:
     permanent: bool  # no queue fits even when every queue is online: the job can never run
 
 
-def misfit(job: Job, q: Queue, check_online: bool = True) -> str | None:
-    """Why the job does not fit the queue, or None."""
+def misfit(job: Job, q: Queue, check_online: bool = True,
+           writable: Mapping[str, set[str]] | None = None) -> str | None:
+    """Why the job does not fit the queue, or None. `writable`: per owner, the RSEs they may write to (None:
+    not known, not checked)."""
     if check_online and not q.online:
         return "offline"
+    if writable is not None and job.writes and job.owner in writable and q.rse not in writable[job.owner]:
+        return f"{job.owner} has no quota at {q.rse}"
     if job.cores > q.cores:
         return f"{job.cores} cores > {q.cores}"
     if job.memory_mb > job.cores * q.memory_mb_per_core:
@@ -133,17 +150,17 @@ def misfit(job: Job, q: Queue, check_online: bool = True) -> str | None:
 
 
 def broker(job: Job, queues: Mapping[str, Queue], replicas: Mapping[str, set[str]],
-           load: Mapping[str, int]) -> Choice | NoFit:
+           load: Mapping[str, int], writable: Mapping[str, set[str]] | None = None) -> Choice | NoFit:
     """The queue for `job`, with the reason in words; `load` counts the jobs queued or running per queue."""
     if job.pinned_site is not None and job.pinned_site not in queues:
         return NoFit(f"pinned to unknown site {job.pinned_site}", permanent=True)
     names: Iterable[str] = [job.pinned_site] if job.pinned_site is not None else queues
     candidates = [queues[n] for n in names]
-    excluded = {q.name: why for q in candidates if (why := misfit(job, q)) is not None}
+    excluded = {q.name: why for q in candidates if (why := misfit(job, q, writable=writable)) is not None}
     fitting = [q for q in candidates if q.name not in excluded]
     pinned = f" (pinned to {job.pinned_site})" if job.pinned_site else ""
     if not fitting:
-        never = all(misfit(job, q, check_online=False) for q in candidates)
+        never = all(misfit(job, q, check_online=False, writable=writable) for q in candidates)
         detail = "; ".join(f"{n}: {w}" for n, w in sorted(excluded.items()))
         return NoFit(f"no queue fits{pinned}: {detail}", permanent=never)
 

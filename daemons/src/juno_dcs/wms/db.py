@@ -269,8 +269,10 @@ def pilots_per_queue(conn: Conn, within_s: int) -> dict[str, int]:
 
 # --- agent
 def lock_defined(conn: Conn, limit: int) -> list[Row]:
-    return conn.execute("""SELECT * FROM wms.jobs WHERE state = 'defined' ORDER BY priority DESC, job_id
-                           LIMIT %s FOR UPDATE SKIP LOCKED""", (limit,)).fetchall()
+    """Defined jobs to broker (locked), each with its task's owner."""
+    return conn.execute("""SELECT j.*, t.owner FROM wms.jobs j JOIN wms.tasks t USING (task_id)
+                           WHERE j.state = 'defined' ORDER BY j.priority DESC, j.job_id
+                           LIMIT %s FOR UPDATE OF j SKIP LOCKED""", (limit,)).fetchall()
 
 
 def lock_expired(conn: Conn, limit: int) -> list[Row]:

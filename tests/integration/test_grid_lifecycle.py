@@ -22,7 +22,7 @@ PROGRAMS = {
     "zookeeper", "kafka", "ingest", "conditions", "squid-IHEP", "squid-CNAF", "squid-JINR", "squid-IN2P3", "squid-MSU",
     "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
     "rucio-conveyor-finisher",
-    "rucio-conveyor-receiver",
+    "rucio-conveyor-receiver", "wms-server", "wms-agent", "pilot-factory", "prodsys",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
                                   "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}
 

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,19 @@ def _manager(ctx: click.Context) -> Iterator[Any]:
         store.close()
 
 
+def _wait_for_rucio(config: ProdConfig, every_s: float = 5.0) -> None:
+    """The daemon waits for its Rucio account rather than exit: on a new grid `juno-dcs up` creates the account's
+    identity only after it has started the programs."""
+    while True:
+        try:
+            _rucio(config).whoami()
+            return
+        except Exception as exc:  # the server not up yet, or the account not yet made: both pass
+            logger.warning("Rucio not ready for %s (%s); trying again in %.0f s", config.rucio.account,
+                           " ".join(str(exc).split())[:200], every_s)
+            time.sleep(every_s)
+
+
 def _rucio(config: ProdConfig) -> Any:
     if config.rucio.config is not None:
         os.environ["RUCIO_CONFIG"] = str(config.rucio.config)
@@ -126,7 +140,10 @@ def run(ctx: click.Context, run_once: bool, sleep_time: float | None, json_logs:
 
     if json_logs:
         _json_logs()
-    sleep = sleep_time if sleep_time is not None else load_config(ctx.obj).sleep
+    config = load_config(ctx.obj)
+    sleep = sleep_time if sleep_time is not None else config.sleep
+    if not run_once:
+        _wait_for_rucio(config)
     with _manager(ctx) as manager:
         if run_once:
             daemon.run_once(manager)

@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
+from juno_dcs import logsetup
 from juno_dcs.cli import _settings, handle_errors, home_option
 
 
@@ -67,21 +67,7 @@ def _client(factory: Any, account: str, stop: threading.Event) -> Any:
 
 
 def _logging(json_logs: bool) -> None:
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return json.dumps({"time": self.formatTime(record), "level": record.levelname,
-                                   "logger": record.name, "message": record.getMessage()})
-        handler.setFormatter(_Json())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logsetup.configure(json_logs, quiet=("kafka",))
 
 
 @click.group()

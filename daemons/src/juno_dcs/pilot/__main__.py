@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import socket
@@ -19,28 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from juno_dcs import logsetup
 from juno_dcs.errors import JunoDcsError
 
 logger = logging.getLogger("juno_dcs.pilot")
 
 
 def _logging(json_logs: bool) -> None:
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return json.dumps({"time": self.formatTime(record), "level": record.levelname,
-                                   "logger": record.name, "message": record.getMessage()})
-        handler.setFormatter(_Json())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    for noisy in ("urllib3", "gfal2", "dogpile"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logsetup.configure(json_logs, quiet=("urllib3", "gfal2", "dogpile"))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import click
 
+from juno_dcs import logsetup
 from juno_dcs.errors import JunoDcsError
 from juno_dcs.prodsys.config import ProdConfig, load_config
 
@@ -234,15 +235,4 @@ def kill(ctx: click.Context, production: str) -> None:
 
 
 def _json_logs() -> None:
-    class _Json(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return json.dumps({"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                               "message": record.getMessage()})
-
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Json())
-    root.addHandler(handler)
+    logsetup.configure(json_logs=True)

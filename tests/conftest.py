@@ -113,7 +113,15 @@ def grid_tmp(grids_root: Path, request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def grid(grids_root: Path) -> Iterator[Grid]:
-    """One running grid for the whole session, removed at the end."""
+    """One running grid for the whole session, removed at the end. For development, JUNO_TEST_GRID_HOME names a
+    running grid to use instead (it is brought up to date with `up` and left running)."""
+    existing = os.environ.get("JUNO_TEST_GRID_HOME")
+    if existing:
+        home = Path(existing)
+        g = Grid(home=home, base_port=int(json.loads((home / "grid.json").read_text())["base_port"]))
+        g.up()
+        yield g
+        return
     g = start_grid(grids_root, "main")
     yield g
     g.juno_dcs("down", "--purge", check=False)

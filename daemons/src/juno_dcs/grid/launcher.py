@@ -9,16 +9,16 @@ import os
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
-from juno_dcs.grid import conditions, database, health, kafka, pki, storage, wms
+from juno_dcs.grid import conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.programs import ACTIVEMQ_HOME, grid_programs
+from juno_dcs.grid.programs import ACTIVEMQ_HOME, Program, grid_programs, rucio_environment
 from juno_dcs.grid.render import digest, render, write_if_changed
 from juno_dcs.grid.supervisor import Supervisor
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
@@ -34,6 +34,23 @@ class UpReport:
     actions: list[str] = field(default_factory=list)
     topology_changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+class OpsPart(Protocol):
+    """What the operations parts of the grid (grid/probes.py, grid/monitor.py, grid/webui.py) provide."""
+
+    __name__: str
+
+    def layout(self, home: GridHome, state: GridState) -> Any: ...
+    def render_configs(self, where: Any, home: GridHome, state: GridState, settings: GridSettings,
+                       topo: Topology) -> dict[Path, str]: ...
+    def programs(self, where: Any, home: GridHome, state: GridState, settings: GridSettings,
+                 files: Mapping[Path, str], rucio_env: Mapping[str, str]) -> list[Program]: ...
+    def services(self, where: Any) -> dict[str, str]: ...
+    def check(self, where: Any) -> health.Health | None: ...
+
+
+OPS_PARTS: tuple[OpsPart, ...] = (probes, monitor, webui)
 
 
 def load_valid_topology(settings: GridSettings) -> Topology:
@@ -136,6 +153,12 @@ def write_configs(
     digests["pilots"] = digest(wms_files[jobs.factory_config])
     digests["prodsys"] = digest(wms_files[jobs.prodsys_config])
     programs = grid_programs(home, state, settings, digests, rses, list(where.homes.values()), jobs)
+    rucio_env = rucio_environment(home, settings, digests)
+    for part in OPS_PARTS:  # probes, dashboard, WebUI: each renders its own files and names its programs
+        part_where = part.layout(home, state)
+        part_files = part.render_configs(part_where, home, state, settings, topo)
+        files.update(part_files)
+        programs += part.programs(part_where, home, state, settings, part_files, rucio_env)
     supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
     files[home.supervisord_conf] = supervisord
     # read by the xrootd and proxy (Squid) users; no secrets in them
@@ -260,12 +283,23 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)
     jobs = wms.layout(home, state)
     _wait_for("the dispatcher", lambda: wms.check(jobs), settings.start_timeout, sup)
+    for part in OPS_PARTS:
+        _wait_for_part(part, home, state, settings, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
     return report
+
+
+def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: GridSettings, sup: Supervisor) -> None:
+    where = part.layout(home, state)
+
+    def checked() -> health.Health:
+        return part.check(where) or health.Health(True, "nothing to check")
+
+    _wait_for(part.__name__.rsplit(".", 1)[-1], checked, settings.start_timeout, sup)
 
 
 def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
@@ -337,6 +371,15 @@ def status(settings: GridSettings) -> dict[str, Any]:
         checks["dispatcher"] = wms.check(jobs)
     if se_ports:
         checks["storage"] = health.check_ports(se_ports)
+    ops_services: dict[str, str] = {}
+    for part in OPS_PARTS:
+        name = part.__name__.rsplit(".", 1)[-1]
+        part_where = part.layout(home, state)
+        if running:
+            checked = part.check(part_where)
+            if checked is not None:
+                checks[name] = checked
+        ops_services.update(part.services(part_where))
     return {
         "home": str(home.root),
         "base_port": state.base_port,
@@ -351,6 +394,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
             "conditions": cond.service_url,
             **{f"squid-{site}": cond.squid_url(site) for site in cond.squids},
             "dispatcher": jobs.dispatcher_url,
+            **ops_services,
             "supervisor": state.ports.url("supervisor"),
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },

@@ -26,7 +26,10 @@ OFFSETS: dict[str, int] = {
     "conditions": 40,  # the conditions service (HTTP, read-only)
     # 41..49: one Squid per data centre in front of it (conditions/grid.py)
     "dispatcher": 50,  # the workload management's dispatcher (juno-wms serve); 51..59: free
-    # 60..69: web
+    "dashboard": 60,  # the operators' dashboard (juno-monitor serve)
+    "webui": 61,  # nginx with TLS: the Rucio WebUI, with /proxy and /auth to the Rucio REST API on one origin
+    "webui_app": 62,  # the WebUI's own Flask application behind nginx
+    # 63..69: free
 }
 
 

@@ -84,15 +84,10 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def grid_programs(
-    home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str],
-    squids: Sequence[conditions.SquidHome] = (), wms: WmsLayout | None = None,
-) -> list[Program]:
-    """Every program of the grid. `digests` fingerprints each program's configuration ("rucio", "activemq",
-    "zookeeper", "kafka", "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor
-    restarts exactly the programs whose configuration changed on `up`, and only them."""
+def rucio_environment(home: GridHome, settings: GridSettings, digests: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a program that uses Rucio (server, daemons, clients) and the grid's storage."""
     trust = pki.cert_dir(settings.pki_dir)
-    rucio_env = {
+    return {
         "RUCIO_CONFIG": str(home.rucio_cfg),
         "X509_CERT_DIR": str(trust),
         # the grid's daemons reach only the grid's storage: its CA alone spares OpenSSL re-reading the
@@ -101,6 +96,16 @@ def grid_programs(
         "SSL_CERT_FILE": str(trust / "ca.pem"),
         "JUNO_DCS_CONFIG_DIGEST": digests.get("rucio", ""),
     }
+
+
+def grid_programs(
+    home: GridHome, state: GridState, settings: GridSettings, digests: Mapping[str, str], rses: list[str],
+    squids: Sequence[conditions.SquidHome] = (), wms: WmsLayout | None = None,
+) -> list[Program]:
+    """Every program of the grid. `digests` fingerprints each program's configuration ("rucio", "activemq",
+    "zookeeper", "kafka", "xrootd-<RSE>"): a changed fingerprint changes the program's section, so the supervisor
+    restarts exactly the programs whose configuration changed on `up`, and only them."""
+    rucio_env = rucio_environment(home, settings, digests)
     programs = [
         Program(
             name="zookeeper",

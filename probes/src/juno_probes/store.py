@@ -99,7 +99,8 @@ def record_run(conn: psycopg.Connection[TupleRow], probe: str, result: Result, s
         (probe, int(result.status), result.message, json.dumps(result.perfdata), json.dumps(dict(details or {})),
          started_at, duration_s),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("INSERT ... RETURNING id returned no row")
     return int(row[0])
 
 
@@ -115,8 +116,6 @@ def record_tpc(conn: psycopg.Connection[TupleRow], run_id: int, attempts: Sequen
         )
 
 
-_RUN_COLUMNS = "id, probe, status, message, perfdata, details, started_at, duration_s"
-_TPC_COLUMNS = "source, destination, mode, ok, duration_s, throughput_mb_s, error, at"
 
 
 def _run(row: TupleRow) -> StoredRun:
@@ -133,7 +132,8 @@ def _attempt(row: TupleRow) -> TpcAttempt:
 def latest_runs(conn: psycopg.Connection[TupleRow]) -> list[StoredRun]:
     """The newest run of every probe, by probe name."""
     rows = conn.execute(
-        f"SELECT DISTINCT ON (probe) {_RUN_COLUMNS} FROM monitor.probe_run ORDER BY probe, started_at DESC, id DESC"
+        "SELECT DISTINCT ON (probe) id, probe, status, message, perfdata, details, started_at, duration_s"
+        " FROM monitor.probe_run ORDER BY probe, started_at DESC, id DESC"
     ).fetchall()
     return [_run(r) for r in rows]
 
@@ -141,7 +141,8 @@ def latest_runs(conn: psycopg.Connection[TupleRow]) -> list[StoredRun]:
 def runs(conn: psycopg.Connection[TupleRow], probe: str, since: datetime) -> list[StoredRun]:
     """The runs of one probe started at or after `since`, oldest first."""
     rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM monitor.probe_run WHERE probe = %s AND started_at >= %s"
+        "SELECT id, probe, status, message, perfdata, details, started_at, duration_s"
+        " FROM monitor.probe_run WHERE probe = %s AND started_at >= %s"
         " ORDER BY started_at, id", (probe, since),
     ).fetchall()
     return [_run(r) for r in rows]
@@ -150,7 +151,9 @@ def runs(conn: psycopg.Connection[TupleRow], probe: str, since: datetime) -> lis
 def tpc_matrix(conn: psycopg.Connection[TupleRow]) -> list[TpcAttempt]:
     """The newest attempt per source, destination and mode."""
     rows = conn.execute(
-        f"SELECT DISTINCT ON (source, destination, mode) {_TPC_COLUMNS} FROM monitor.tpc_attempt"
+        "SELECT DISTINCT ON (source, destination, mode)"
+        " source, destination, mode, ok, duration_s, throughput_mb_s, error, at"
+        " FROM monitor.tpc_attempt"
         " ORDER BY source, destination, mode, at DESC, id DESC"
     ).fetchall()
     return [_attempt(r) for r in rows]
@@ -159,6 +162,7 @@ def tpc_matrix(conn: psycopg.Connection[TupleRow]) -> list[TpcAttempt]:
 def tpc_history(conn: psycopg.Connection[TupleRow], since: datetime) -> list[TpcAttempt]:
     """Every attempt at or after `since`, oldest first."""
     rows = conn.execute(
-        f"SELECT {_TPC_COLUMNS} FROM monitor.tpc_attempt WHERE at >= %s ORDER BY at, id", (since,),
+        "SELECT source, destination, mode, ok, duration_s, throughput_mb_s, error, at"
+        " FROM monitor.tpc_attempt WHERE at >= %s ORDER BY at, id", (since,),
     ).fetchall()
     return [_attempt(r) for r in rows]

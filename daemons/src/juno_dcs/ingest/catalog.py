@@ -29,10 +29,11 @@ class Mismatch:
 
 
 class Catalog:
-    def __init__(self, client: Client, scope: str, rse: str) -> None:
+    def __init__(self, client: Client, scope: str, rse: str, file_metadata: bool = False) -> None:
         self.client = client
         self.scope = scope
         self.rse = rse
+        self.file_metadata = file_metadata
 
     def ensure_block(self, block: Block) -> bool:
         """Create the block's dataset unless it exists; True if created. Learns whether it is open."""
@@ -72,11 +73,16 @@ class Catalog:
     def _add(self, by_block: Mapping[str, Sequence[FileArrived]]) -> None:
         attachments = [{
             "scope": self.scope, "name": block, "rse": self.rse,
-            "dids": [{"scope": self.scope, "name": m.name, "bytes": m.size, "adler32": m.adler32,
-                      "meta": {"run_number": m.run, "stream_name": m.stream}} for m in files],
+            "dids": [self._did(m) for m in files],
         } for block, files in by_block.items() if files]
         if attachments:
             self.client.add_files_to_datasets(attachments, ignore_duplicate=True)
+
+    def _did(self, m: FileArrived) -> dict[str, Any]:
+        did: dict[str, Any] = {"scope": self.scope, "name": m.name, "bytes": m.size, "adler32": m.adler32}
+        if self.file_metadata:
+            did["meta"] = {"run_number": m.run, "stream_name": m.stream}
+        return did
 
     def closed_among(self, names: Sequence[str]) -> list[str]:
         return [name for name in names if not self.is_open(name)]

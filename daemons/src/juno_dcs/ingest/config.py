@@ -67,6 +67,9 @@ class IngestConfig(BaseModel):
     batch_size: int = Field(default=1000, ge=1, le=10000, description="Messages handled per Rucio call at most.")
     register_threads: int = Field(default=2, ge=1, le=16, description="Rucio calls in flight at once; a batch is "
                                   "split among them (the Rucio server's workers work in parallel).")
+    file_metadata: bool = Field(default=False, description="Also set run_number and stream_name on each file DID. "
+                                "Off by default: both are in the file's name (the policy's naming) and Rucio sets "
+                                "them one file at a time, which halves the registration rate.")
     poll_ms: int = Field(default=200, ge=1, description="Longest wait for new messages before handling a batch.")
     max_message_bytes: int = Field(default=16384, ge=512)
     verify_at_se: bool = Field(default=False, description="Stat each file at the SE (size, adler32) before "

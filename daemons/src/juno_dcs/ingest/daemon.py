@@ -51,8 +51,9 @@ class Ingestor:
         in the config)."""
         self.config = config
         client = new_client()
-        self.catalog = Catalog(client, config.rucio.scope, config.rucio.rse)
-        self._catalogs = [self.catalog] + [Catalog(new_client(), config.rucio.scope, config.rucio.rse)
+        self.catalog = Catalog(client, config.rucio.scope, config.rucio.rse, config.file_metadata)
+        self._catalogs = [self.catalog] + [Catalog(new_client(), config.rucio.scope, config.rucio.rse,
+                                                        config.file_metadata)
                                            for _ in range(config.register_threads - 1)]
         self._pool = ThreadPoolExecutor(max_workers=config.register_threads, thread_name_prefix="register")
         self.stop = stop or threading.Event()

@@ -1,0 +1,130 @@
+"""`juno-probe schedule --config FILE [--run-once]`: every enabled probe on its own interval, each run stored.
+
+Slots are claimed in the monitoring database (`monitor.schedule_slot`): a scheduler runs a probe only after
+`UPDATE ... SET next_run = now() + interval WHERE probe = %s AND next_run <= now() RETURNING`, one atomic
+statement, so two schedulers at once never run the same probe twice for one slot. A probe that raises is
+stored as UNKNOWN with the reason; SIGTERM stops the loop between probes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import FrameType
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from juno_probes import store
+from juno_probes.config import ConfigError, ProbeSchedule, ProbesConfig
+
+logger = logging.getLogger(__name__)
+
+
+def probe_args(name: str, schedule: ProbeSchedule) -> argparse.Namespace:
+    from juno_probes.cli import UsageError, build_parser
+
+    try:
+        return build_parser().parse_args([name, *schedule.args])
+    except UsageError as exc:
+        raise ConfigError(f"probes.{name}.args: {exc}") from exc
+
+
+def enabled(config: ProbesConfig) -> dict[str, ProbeSchedule]:
+    return {name: s for name, s in config.probes.items() if s.enabled}
+
+
+def ensure_slots(conn: psycopg.Connection[TupleRow], probes: Mapping[str, ProbeSchedule]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO monitor.schedule_slot (probe, next_run) VALUES (%s, now())"
+                        " ON CONFLICT (probe) DO NOTHING", [(name,) for name in probes])
+
+
+def claim(conn: psycopg.Connection[TupleRow], probe: str, interval_s: float, me: str) -> bool:
+    """Take this probe's due slot; False if it is not due or another scheduler took it. A slot further away
+    than one interval (the interval was shortened) counts as due."""
+    row = conn.execute(
+        "UPDATE monitor.schedule_slot SET next_run = now() + make_interval(secs => %(i)s),"
+        " claimed_by = %(me)s, claimed_at = now()"
+        " WHERE probe = %(p)s AND (next_run <= now() OR next_run > now() + make_interval(secs => %(i)s))"
+        " RETURNING probe",
+        {"i": interval_s, "me": me, "p": probe},
+    ).fetchone()
+    return row is not None
+
+
+def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str) -> int:
+    from juno_probes.cli import Outcome, execute, save
+    from juno_probes.nagios import Result, Status
+
+    started_at, started = datetime.now(UTC), time.monotonic()
+    try:
+        outcome = execute(probe_args(name, schedule), config)
+    except ConfigError as exc:
+        outcome = Outcome(Result(Status.UNKNOWN, str(exc)))
+    duration = time.monotonic() - started
+    run_id = save(dsn, name, outcome, started_at, duration)
+    logger.info("%s (run %d, %.1f s)", outcome.result.line(name), run_id, duration)
+    return run_id
+
+
+def run_due(conn: psycopg.Connection[TupleRow], config: ProbesConfig, dsn: str, me: str,
+            stop: threading.Event) -> list[int]:
+    """Every due probe once, in the configuration's order; the ids of the stored runs."""
+    done = []
+    for name, schedule in enabled(config).items():
+        if stop.is_set():
+            break
+        if claim(conn, name, schedule.interval_s, me):
+            done.append(run_one(name, schedule, config, dsn))
+    return done
+
+
+def loop(config: ProbesConfig, once: bool, stop: threading.Event) -> int:
+    if not config.monitor_dsn:
+        raise ConfigError("the scheduler needs monitor_dsn (where the runs are stored)")
+    probes = enabled(config)
+    for name, schedule in probes.items():
+        probe_args(name, schedule)  # bad arguments are refused before anything runs
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    with store.connect(config.monitor_dsn) as conn:
+        store.ensure_schema(conn)
+        ensure_slots(conn, probes)
+        logger.info("scheduler %s: %s", me, ", ".join(f"{n} every {s.interval_s:g} s" for n, s in probes.items()))
+        while not stop.is_set():
+            try:
+                run_due(conn, config, config.monitor_dsn, me, stop)
+            except psycopg.OperationalError as exc:
+                if once:
+                    raise
+                logger.warning("monitoring database: %s; retrying", exc)
+            if once:
+                break
+            stop.wait(config.tick_s)
+    return 0
+
+
+def main(args: argparse.Namespace, config: ProbesConfig) -> int:
+    from juno_dcs.logsetup import configure  # the daemons' shared logging set-up (juno-dcs is in the venv)
+
+    configure(args.log_json, quiet=("urllib3", "rucio", "dogpile"))
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping after the current probe", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        return loop(config, args.run_once, stop)
+    except ConfigError as exc:
+        print(f"juno-probe schedule: {exc}")
+        return 3

@@ -37,6 +37,8 @@ class ProbesConfig(BaseModel):
     squids: dict[str, str] = Field(default_factory=dict, description="Site -> Squid URL in front of it.")
     ingest_metrics_dir: Path | None = Field(default=None, description="The ingestor's metrics_dir.")
     tick_s: float = Field(default=5.0, gt=0, description="How often the scheduler looks for due probes.")
+    retry_unknown_s: float = Field(default=60.0, gt=0, description="A probe that ended UNKNOWN runs again after "
+                                                                   "at most this long.")
     probes: dict[str, ProbeSchedule] = Field(default_factory=dict, description="Probe name -> its schedule.")
 
     @field_validator("probes")

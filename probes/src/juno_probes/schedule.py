@@ -24,6 +24,7 @@ from psycopg.rows import TupleRow
 
 from juno_probes import store
 from juno_probes.config import ConfigError, ProbeSchedule, ProbesConfig
+from juno_probes.nagios import Result, Status
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,14 @@ def claim(conn: psycopg.Connection[TupleRow], probe: str, interval_s: float, me:
     return row is not None
 
 
-def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str) -> int:
+def retry_soon(conn: psycopg.Connection[TupleRow], probe: str, seconds: float) -> None:
+    """Bring the next slot forward (after an UNKNOWN run: a service that was not up yet, say)."""
+    conn.execute("UPDATE monitor.schedule_slot SET next_run = least(next_run, now() + make_interval(secs => %s))"
+                 " WHERE probe = %s", (seconds, probe))
+
+
+def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str) -> Status:
     from juno_probes.cli import Outcome, execute, save
-    from juno_probes.nagios import Result, Status
 
     started_at, started = datetime.now(UTC), time.monotonic()
     try:
@@ -72,18 +78,20 @@ def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str) 
     duration = time.monotonic() - started
     run_id = save(dsn, name, outcome, started_at, duration)
     logger.info("%s (run %d, %.1f s)", outcome.result.line(name), run_id, duration)
-    return run_id
+    return outcome.result.status
 
 
 def run_due(conn: psycopg.Connection[TupleRow], config: ProbesConfig, dsn: str, me: str,
-            stop: threading.Event) -> list[int]:
-    """Every due probe once, in the configuration's order; the ids of the stored runs."""
+            stop: threading.Event) -> list[str]:
+    """Every due probe once, in the configuration's order; the names of those that ran."""
     done = []
     for name, schedule in enabled(config).items():
         if stop.is_set():
             break
         if claim(conn, name, schedule.interval_s, me):
-            done.append(run_one(name, schedule, config, dsn))
+            if run_one(name, schedule, config, dsn) == Status.UNKNOWN:
+                retry_soon(conn, name, config.retry_unknown_s)
+            done.append(name)
     return done
 
 
@@ -114,7 +122,7 @@ def loop(config: ProbesConfig, once: bool, stop: threading.Event) -> int:
 def main(args: argparse.Namespace, config: ProbesConfig) -> int:
     from juno_dcs.logsetup import configure  # the daemons' shared logging set-up (juno-dcs is in the venv)
 
-    configure(args.log_json, quiet=("urllib3", "rucio", "dogpile"))
+    configure(args.log_json, quiet=("urllib3", "rucio", "dogpile", "gfal2"))
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -244,15 +244,15 @@ def tpc_success(attempts: Iterable[Any], bucket_s: int) -> list[Sample]:
 
 
 def stuck_rules(details: Mapping[str, Any]) -> list[StuckRule]:
-    """The rules of a `stuck-rules` probe run's details (`rules`: a list of objects, each with its id, DID,
-    expression, state and reason(s)); unknown fields are kept in `extra`."""
+    """The rules of a `stuck-rules` probe run's details (`rules`: a list of objects, each with rule_id, did,
+    rse_expression, state and `reasons` [{kind, text}] or one `reason`); the other fields are kept in `extra`."""
     out = []
     for r in details.get("rules") or []:
         if not isinstance(r, Mapping):
             continue
         reason = r.get("reason")
-        if reason is None and isinstance(r.get("reasons"), list):
-            reason = "; ".join(str(x) for x in r["reasons"])
+        if reason is None and isinstance(r.get("reasons"), list):  # juno-probe stuck-rules: [{kind, text}]
+            reason = "; ".join(str(x.get("text", x)) if isinstance(x, Mapping) else str(x) for x in r["reasons"])
         did = r.get("did") or (f"{r['scope']}:{r['name']}" if "scope" in r and "name" in r else "")
         known = {"id", "rule_id", "did", "scope", "name", "rse_expression", "state", "reason", "reasons"}
         out.append(StuckRule(rule_id=str(r.get("rule_id") or r.get("id") or ""), did=str(did),

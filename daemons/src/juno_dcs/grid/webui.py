@@ -111,15 +111,19 @@ def vendor_locations(node_modules: Path, vendor: Mapping[str, str] = VENDOR) -> 
     return "\n".join(blocks)
 
 
-def sub_filters(hosts: Iterable[str] = CDN_HOSTS) -> str:
-    """nginx `sub_filter` lines turning `"https://HOST/`, `"//HOST/` (and the same in single quotes) into
-    `"/vendor/HOST/`: scheme-relative and https URLs both become paths on the page's own origin."""
+def cdn_rewrites(hosts: Iterable[str] = CDN_HOSTS) -> list[tuple[str, str]]:
+    """What nginx replaces in the UI's HTML: `"https://HOST/` and `"//HOST/` (and the same after a single quote)
+    become `"/vendor/HOST/`, a path on the page's own origin. The quote keeps https:// and // apart."""
+    return [(f"{quote}{prefix}{host}/", f"{quote}/vendor/{host}/")
+            for host in hosts for quote in ('"', "'") for prefix in ("https://", "//")]
+
+
+def sub_filters(rewrites: Iterable[tuple[str, str]]) -> str:
+    """nginx `sub_filter` lines, each string in the quote that it does not contain."""
     lines = []
-    for host in hosts:
-        for quote, wrap in (('"', "'"), ("'", '"')):
-            for prefix in ("https://", "//"):
-                old, new = f"{wrap}{quote}{prefix}{host}/{wrap}", f"{wrap}{quote}/vendor/{host}/{wrap}"
-                lines.append(f"            sub_filter {old} {new};")
+    for old, new in rewrites:
+        wrap = "'" if '"' in old else '"'
+        lines.append(f"            sub_filter {wrap}{old}{wrap} {wrap}{new}{wrap};")
     return "\n".join(lines)
 
 
@@ -139,7 +143,7 @@ def render_configs(where: WebuiLayout, home: GridHome, state: GridState, setting
     conf = render(settings.templates / "nginx.conf", {
         "home": home.root, "run": where.run, "logs": where.logs, "port": where.port, "app_port": where.app_port,
         "rucio_port": where.rucio_port, "cert": where.cert, "key": where.key, "static": webui_static(),
-        "vendor_locations": vendor_locations(NODE_MODULES), "sub_filters": sub_filters(),
+        "vendor_locations": vendor_locations(NODE_MODULES), "sub_filters": sub_filters(cdn_rewrites()),
     })
     return {where.nginx_conf: conf, where.ca_file: ca}
 

@@ -36,6 +36,8 @@ class ProbesConfig(BaseModel):
     conditions_url: str | None = Field(default=None, description="The conditions service.")
     squids: dict[str, str] = Field(default_factory=dict, description="Site -> Squid URL in front of it.")
     ingest_metrics_dir: Path | None = Field(default=None, description="The ingestor's metrics_dir.")
+    schedule: str = Field(default="default", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                          description="Schedulers with the same schedule name share its slots: one run per slot.")
     tick_s: float = Field(default=5.0, gt=0, description="How often the scheduler looks for due probes.")
     retry_unknown_s: float = Field(default=60.0, gt=0, description="A probe that ended UNKNOWN runs again after "
                                                                    "at most this long.")

@@ -1,7 +1,7 @@
 """`juno-probe schedule --config FILE [--run-once]`: every enabled probe on its own interval, each run stored.
 
 Slots are claimed in the monitoring database (`monitor.schedule_slot`): a scheduler runs a probe only after
-`UPDATE ... SET next_run = now() + interval WHERE probe = %s AND next_run <= now() RETURNING`, one atomic
+`UPDATE ... SET next_run = now() + interval WHERE slot = %s AND next_run <= now() RETURNING`, one atomic
 statement, so two schedulers at once never run the same probe twice for one slot. A probe that raises is
 stored as UNKNOWN with the reason; SIGTERM stops the loop between probes.
 """
@@ -15,7 +15,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -42,32 +41,36 @@ def enabled(config: ProbesConfig) -> dict[str, ProbeSchedule]:
     return {name: s for name, s in config.probes.items() if s.enabled}
 
 
-def ensure_slots(conn: psycopg.Connection[TupleRow], probes: Mapping[str, ProbeSchedule]) -> None:
+def slot(config: ProbesConfig, probe: str) -> str:
+    return f"{config.schedule}/{probe}"
+
+
+def ensure_slots(conn: psycopg.Connection[TupleRow], config: ProbesConfig) -> None:
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO monitor.schedule_slot (probe, next_run) VALUES (%s, now())"
-                        " ON CONFLICT (probe) DO NOTHING", [(name,) for name in probes])
+        cur.executemany("INSERT INTO monitor.schedule_slot (slot, next_run) VALUES (%s, now())"
+                        " ON CONFLICT (slot) DO NOTHING", [(slot(config, name),) for name in enabled(config)])
 
 
-def claim(conn: psycopg.Connection[TupleRow], probe: str, interval_s: float, me: str) -> bool:
+def claim(conn: psycopg.Connection[TupleRow], key: str, interval_s: float, me: str) -> bool:
     """Take this probe's due slot; False if it is not due or another scheduler took it. A slot further away
     than one interval (the interval was shortened) counts as due."""
     row = conn.execute(
         "UPDATE monitor.schedule_slot SET next_run = now() + make_interval(secs => %(i)s),"
         " claimed_by = %(me)s, claimed_at = now()"
-        " WHERE probe = %(p)s AND (next_run <= now() OR next_run > now() + make_interval(secs => %(i)s))"
-        " RETURNING probe",
-        {"i": interval_s, "me": me, "p": probe},
+        " WHERE slot = %(s)s AND (next_run <= now() OR next_run > now() + make_interval(secs => %(i)s))"
+        " RETURNING slot",
+        {"i": interval_s, "me": me, "s": key},
     ).fetchone()
     return row is not None
 
 
-def retry_soon(conn: psycopg.Connection[TupleRow], probe: str, seconds: float) -> None:
+def retry_soon(conn: psycopg.Connection[TupleRow], key: str, seconds: float) -> None:
     """Bring the next slot forward (after an UNKNOWN run: a service that was not up yet, say)."""
     conn.execute("UPDATE monitor.schedule_slot SET next_run = least(next_run, now() + make_interval(secs => %s))"
-                 " WHERE probe = %s", (seconds, probe))
+                 " WHERE slot = %s", (seconds, key))
 
 
-def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str) -> Status:
+def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str, me: str) -> Status:
     from juno_probes.cli import Outcome, execute, save
 
     started_at, started = datetime.now(UTC), time.monotonic()
@@ -76,7 +79,9 @@ def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str) 
     except ConfigError as exc:
         outcome = Outcome(Result(Status.UNKNOWN, str(exc)))
     duration = time.monotonic() - started
-    run_id = save(dsn, name, outcome, started_at, duration)
+    scheduled = {"scheduled": {"schedule": config.schedule, "by": me}}
+    run_id = save(dsn, name, Outcome(outcome.result, {**outcome.details, **scheduled}, outcome.attempts),
+                  started_at, duration)
     logger.info("%s (run %d, %.1f s)", outcome.result.line(name), run_id, duration)
     return outcome.result.status
 
@@ -88,9 +93,9 @@ def run_due(conn: psycopg.Connection[TupleRow], config: ProbesConfig, dsn: str, 
     for name, schedule in enabled(config).items():
         if stop.is_set():
             break
-        if claim(conn, name, schedule.interval_s, me):
-            if run_one(name, schedule, config, dsn) == Status.UNKNOWN:
-                retry_soon(conn, name, config.retry_unknown_s)
+        if claim(conn, slot(config, name), schedule.interval_s, me):
+            if run_one(name, schedule, config, dsn, me) == Status.UNKNOWN:
+                retry_soon(conn, slot(config, name), config.retry_unknown_s)
             done.append(name)
     return done
 
@@ -104,7 +109,7 @@ def loop(config: ProbesConfig, once: bool, stop: threading.Event) -> int:
     me = f"{socket.gethostname()}:{os.getpid()}"
     with store.connect(config.monitor_dsn) as conn:
         store.ensure_schema(conn)
-        ensure_slots(conn, probes)
+        ensure_slots(conn, config)
         logger.info("scheduler %s: %s", me, ", ".join(f"{n} every {s.interval_s:g} s" for n, s in probes.items()))
         while not stop.is_set():
             try:

@@ -1,7 +1,8 @@
 """The monitoring database: schema `monitor` in the grid's PostgreSQL, written by the probes, read by the dashboard.
 
 Tables: `monitor.probe_run` (one row per probe run), `monitor.tpc_attempt` (one row per third-party copy of a
-`tpc` run) and `monitor.schedule_slot` (the scheduler's claims: one row per probe with its next due time).
+`tpc` run) and `monitor.schedule_slot` (the schedulers' claims: one row per schedule and probe, named
+`SCHEDULE/PROBE`, with its next due time).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS monitor.tpc_attempt (
 CREATE INDEX IF NOT EXISTS tpc_attempt_link ON monitor.tpc_attempt (source, destination, mode, at);
 CREATE INDEX IF NOT EXISTS tpc_attempt_at ON monitor.tpc_attempt (at);
 CREATE TABLE IF NOT EXISTS monitor.schedule_slot (
-    probe text PRIMARY KEY,
+    slot text PRIMARY KEY,
     next_run timestamptz NOT NULL,
     claimed_by text,
     claimed_at timestamptz

@@ -117,7 +117,7 @@ def reasons(facts: RuleFacts) -> list[Reason]:
         if not elsewhere and lock.replicas.get(lock.rse) != "AVAILABLE":
             unsourced += 1
         elif elsewhere and not readable:
-            blocked_sources.update(elsewhere)
+            blocked_sources.update(elsewhere.keys())
     if no_source or unsourced or "MissingSourceReplica" in error or "NO_SOURCES" in error:
         n = max(len(no_source), unsourced) or facts.locks_stuck
         found.append(Reason("no_source", f"no source replica for {_files(n)}" + (

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from juno_probes.nagios import Result, Status, threshold
 from juno_probes.store import TpcAttempt
@@ -184,8 +185,12 @@ def gfal_delete(url: str) -> None:
     if not url.endswith("/"):
         copier.remove_quietly(url)
         return
+    ctx = gfal2.creat_context()
+    ctx.set_opt_boolean("HTTP PLUGIN", "RETRIEVE_BEARER_TOKEN", False)
+    parts = urlsplit(url)
+    ctx.cred_set(f"{parts.scheme}://{parts.netloc}", ctx.cred_new("BEARER", "none"))  # as the copier does
     try:
-        gfal2.creat_context().rmdir(url)
+        ctx.rmdir(url)
     except gfal2.GError as exc:
         logger.debug("could not remove %s: %s", url, exc.message)
 

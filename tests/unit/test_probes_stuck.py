@@ -1,0 +1,175 @@
+"""`juno-probe stuck-rules`: the reasons in words from canned facts (what the Rucio client and the transfer
+service answered), and the gathering from a fake Rucio client."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from rucio.common.exception import RequestNotFound
+
+from juno_probes import stuck
+from juno_probes.nagios import Status
+from juno_probes.stuck import LockFacts, QuotaFacts, RseFacts, RuleFacts
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def lock(**kw: Any) -> LockFacts:
+    base: dict[str, Any] = {"scope": "raw", "name": "f1", "rse": "JINR_DISK", "state": "STUCK",
+                            "replicas": {"IHEP_DISK": "AVAILABLE", "JINR_DISK": "COPYING"}}
+    return LockFacts(**{**base, **kw})
+
+
+def rule(*locks: LockFacts, **kw: Any) -> RuleFacts:
+    base: dict[str, Any] = {
+        "rule_id": "r1", "account": "alice", "did": "raw:block", "rse_expression": "JINR_DISK", "state": "STUCK",
+        "error": None, "created_at": NOW - timedelta(hours=2), "locks_ok": 0, "locks_replicating": 0,
+        "locks_stuck": len(locks), "locks": locks,
+        "rses": {"IHEP_DISK": RseFacts("IHEP_DISK"), "JINR_DISK": RseFacts("JINR_DISK")},
+        "quotas": {"JINR_DISK": QuotaFacts("JINR_DISK", 1e12, 10)},
+    }
+    return RuleFacts(**{**base, **kw})
+
+
+def kinds_and_texts(facts: RuleFacts) -> list[tuple[str, str]]:
+    return [(r.kind, r.text) for r in stuck.reasons(facts)]
+
+
+def test_no_source_replica() -> None:
+    facts = rule(lock(replicas={"JINR_DISK": "COPYING"}, request_state="NO_SOURCES"),
+                 error="RequestErrMsg.NO_SOURCES:RequestState.NO_SOURCES")
+    assert kinds_and_texts(facts) == [
+        ("no_source", "no source replica for 1 file (the transfer request says NO_SOURCES)")]
+
+
+def test_source_rse_blocked_for_reading() -> None:
+    facts = rule(lock(request_state="NO_SOURCES"), error="RequestErrMsg.NO_SOURCES:RequestState.NO_SOURCES",
+                 rses={"IHEP_DISK": RseFacts("IHEP_DISK", read=False), "JINR_DISK": RseFacts("JINR_DISK")})
+    assert kinds_and_texts(facts) == [
+        ("no_source", "no source replica for 1 file (the transfer request says NO_SOURCES)"),
+        ("rse_unavailable", "source RSE IHEP_DISK is not available for reading (holds the only replica of 1 file)"),
+    ]
+
+
+def test_destination_blocked_for_writing() -> None:
+    facts = rule(lock(state="REPLICATING", request_state="QUEUED"),
+                 rses={"IHEP_DISK": RseFacts("IHEP_DISK"), "JINR_DISK": RseFacts("JINR_DISK", write=False)})
+    assert kinds_and_texts(facts) == [("rse_unavailable", "RSE JINR_DISK is not available for writing")]
+    only_error = rule(lock(state="REPLICATING"), error="RSEWriteBlocked: RSE excluded")
+    assert stuck.reasons(only_error)[0].kind == "rse_unavailable"
+
+
+def test_quota_exceeded() -> None:
+    facts = rule(lock(state="REPLICATING", request_state="SUBMITTED"),
+                 quotas={"JINR_DISK": QuotaFacts("JINR_DISK", 0, 1000)})
+    assert kinds_and_texts(facts) == [
+        ("quota", "quota exceeded at JINR_DISK: account alice uses 1000 bytes of its limit of 0")]
+    no_limit = rule(lock(), quotas={"JINR_DISK": QuotaFacts("JINR_DISK", None, 0)})
+    assert "has no limit set there" in stuck.reasons(no_limit)[0].text
+    from_rucio = rule(lock(), error="InsufficientAccountLimit: There is not enough quota left")
+    assert stuck.reasons(from_rucio)[0].text.startswith("quota exceeded (Rucio: InsufficientAccountLimit")
+
+
+def test_transfer_errors_with_the_last_message() -> None:
+    facts = rule(lock(name="f1", request_state="FAILED", retries=2, request_error="first"),
+                 lock(name="f2", request_state="SUBMITTED", job_state="FAILED", retries=1,
+                      job_reason="TRANSFER [2] source does not exist"),
+                 error="TRANSFER [2] source does not exist")
+    assert kinds_and_texts(facts) == [
+        ("transfer_errors", "transfer errors for 2 files (3 retries), last: TRANSFER [2] source does not exist")]
+
+
+def test_waiting_for_tape() -> None:
+    facts = rule(lock(state="REPLICATING", rse="IHEP_TAPE", job_state="ARCHIVING"),
+                 lock(state="REPLICATING", name="f2", request_source="CNAF_TAPE", job_state="STAGING"),
+                 state="REPLICATING")
+    assert kinds_and_texts(facts) == [("tape", "waiting for tape: 1 file staging from CNAF_TAPE"),
+                                      ("tape", "waiting for tape: 1 file archiving to IHEP_TAPE")]
+
+
+def test_queued_and_unknown() -> None:
+    facts = rule(lock(state="REPLICATING", request_state="QUEUED"), lock(state="REPLICATING", name="f2"),
+                 state="REPLICATING")
+    assert kinds_and_texts(facts) == [("queued", "transfers waiting: 1 QUEUED, 1 no request")]
+    odd = rule(error="Something else entirely")
+    assert kinds_and_texts(odd) == [("rucio_error", "Rucio says: Something else entirely")]
+    assert kinds_and_texts(rule()) == [("unknown", "no reason found")]
+
+
+def test_summary_and_evaluate() -> None:
+    facts = rule(lock(replicas={}, request_state="NO_SOURCES"))
+    summary = stuck.summary(facts, NOW)
+    assert summary["age_s"] == 7200
+    assert summary["reasons"] == [{"kind": "no_source", "text": "no source replica for 1 file (the transfer request "
+                                                                 "says NO_SOURCES)"}]
+    slow = {**stuck.summary(replace(facts, rule_id="r2", state="REPLICATING"), NOW), "did": "raw:other"}
+    result = stuck.evaluate([summary, slow], 3600, warning=1, critical=10)
+    assert result.status == Status.WARNING
+    assert result.message.startswith("1 STUCK, 1 REPLICATING for more than 3600 s: raw:block -> JINR_DISK (STUCK): "
+                                     "no source replica")
+    assert stuck.evaluate([], 3600, 1, 10).status == Status.OK
+    assert stuck.evaluate([summary] * 10, 3600, 1, 10).status == Status.CRITICAL
+    assert "and 5 more" in stuck.evaluate([summary] * 10, 3600, 1, 10).message
+
+
+class FakeRucio:
+    """Answers as Rucio 41's client does (requests: one dict or RequestNotFound)."""
+
+    def __init__(self) -> None:
+        created = datetime(2026, 12, 1, 9, tzinfo=UTC).replace(tzinfo=None)  # naive UTC, as the client gives it
+        self.rules: dict[str, list[dict[str, Any]]] = {
+            "S": [{"id": "r1", "account": "alice", "scope": "raw", "name": "b1", "rse_expression": "JINR_DISK",
+                   "state": "STUCK", "error": "RequestErrMsg.NO_SOURCES:RequestState.NO_SOURCES",
+                   "created_at": created, "locks_ok_cnt": 0, "locks_replicating_cnt": 0, "locks_stuck_cnt": 1}],
+            "R": [{"id": "r2", "account": "alice", "scope": "raw", "name": "b2", "rse_expression": "JINR_DISK",
+                   "state": "REPLICATING", "error": None, "created_at": created, "locks_ok_cnt": 0,
+                   "locks_replicating_cnt": 1, "locks_stuck_cnt": 0},
+                  {"id": "r3", "account": "bob", "scope": "raw", "name": "b3", "rse_expression": "JINR_DISK",
+                   "state": "REPLICATING", "error": None, "created_at": created + timedelta(hours=2, minutes=59),
+                   "locks_ok_cnt": 0, "locks_replicating_cnt": 1, "locks_stuck_cnt": 0}],
+        }
+
+    def list_replication_rules(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        return self.rules[filters["state"]]
+
+    def list_replica_locks(self, rule_id: str) -> list[dict[str, str]]:
+        state = "STUCK" if rule_id == "r1" else "REPLICATING"
+        return [{"scope": "raw", "name": f"f{rule_id}", "rse": "JINR_DISK", "state": state},
+                {"scope": "raw", "name": "done", "rse": "JINR_DISK", "state": "OK"}]
+
+    def list_request_by_did(self, name: str, rse: str, scope: str) -> dict[str, Any]:
+        if name == "fr1":
+            raise RequestNotFound("moved to the history")
+        return {"state": "RequestState.SUBMITTED", "external_id": "job-1", "retry_count": 0, "source_rse": "IHEP_DISK"}
+
+    def list_request_history_by_did(self, name: str, rse: str, scope: str) -> dict[str, Any]:
+        return {"state": "RequestState.NO_SOURCES", "err_msg": None, "external_id": None, "retry_count": 0}
+
+    def list_replicas(self, dids: list[dict[str, str]], all_states: bool) -> list[dict[str, Any]]:
+        return [{"states": {"IHEP_DISK": "AVAILABLE", "JINR_DISK": "COPYING"}}]
+
+    def get_rse(self, rse: str) -> dict[str, Any]:
+        return {"rse_type": "RSEType.DISK", "availability_read": rse != "IHEP_DISK", "availability_write": True}
+
+    def get_local_account_limits(self, account: str) -> dict[str, int]:
+        return {"JINR_DISK": 10**12}
+
+    def get_local_account_usage(self, account: str) -> list[dict[str, Any]]:
+        return [{"rse": "JINR_DISK", "bytes": 5}]
+
+
+def test_gather_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: ("FAILED", "TRANSFER [110] timeout")
+                        if job else (None, None))
+    rules, complete = stuck.gather(FakeRucio(), 3600, "http://fts", now=lambda: NOW)
+    assert complete
+    assert [r["rule_id"] for r in rules] == ["r1", "r2"]  # r3 is younger than the threshold
+    r1, r2 = rules
+    assert [x["kind"] for x in r1["reasons"]] == ["no_source", "rse_unavailable"]
+    assert "source RSE IHEP_DISK is not available for reading" in r1["reasons"][1]["text"]
+    assert r2["reasons"][-1] == {"kind": "transfer_errors",
+                                 "text": "transfer errors for 1 file (0 retries), last: TRANSFER [110] timeout"}
+    assert r1["created_at"] == "2026-12-01T09:00:00+00:00"

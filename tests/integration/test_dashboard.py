@@ -1,0 +1,146 @@
+"""The dashboard on the running grid: raw data through the ingestor (blocks, rules, transfers), a small
+production, one HTTP-TPC probe run and one stuck-rules run; then headless Chromium loads the page from
+`status --json`'s services.dashboard and every chart is drawn with data, the TPC matrix shows the probe's results,
+and a screenshot is saved (to $JUNO_TEST_ARTIFACTS if set, else under pytest's tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import BIN, Grid, run
+from tests.integration.browser import chromium
+
+pytestmark = [pytest.mark.slow, pytest.mark.grid]
+
+CHARTS = ("throughput", "jobs", "tpc", "blocks", "productions", "ingest")
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float, every: float = 3.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def _api(url: str, path: str) -> Any:
+    with requests.get(f"{url}api/{path}", timeout=30) as reply:
+        reply.raise_for_status()
+        return reply.json()
+
+
+def _some_point_above_zero(panel: dict[str, Any], prefix: str = "") -> bool:
+    return any(p["y"] > 0 for s in panel["series"] if s["key"].startswith(prefix) for p in s["points"])
+
+
+def _artifacts(tmp_path: Path) -> Path:
+    where = Path(os.environ["JUNO_TEST_ARTIFACTS"]) if os.environ.get("JUNO_TEST_ARTIFACTS") else tmp_path
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def _production(grid: Grid, tmp_path: Path) -> str:
+    tag = f"GT-DASH-{uuid.uuid4().hex[:6]}"
+    run([str(BIN / "juno-payload"), "make-conditions", "--tag", tag, "--runs", "1-999999", "--home", str(grid.home)])
+    name = f"e-dash-{uuid.uuid4().hex[:4]}"
+    steering = tmp_path / f"{name}.yaml"
+    steering.write_text(yaml.safe_dump({
+        "name": name, "campaign": "ITdash", "software": "J25.1.0",
+        "tags": {"particle": "e-", "energy_mev": 2.0, "position": "center"}, "events_per_job": 10, "jobs": 3,
+        "workflow": ["detsim", "elecsim"], "conditions_tag": tag, "run": 4321, "output_storage": "site-local",
+        "destinations": ["CNAF_DISK"], "lifetime": "2 days"}))
+    run([str(BIN / "juno-prod"), "submit", str(steering)], env=grid.env("production"))
+    return name
+
+
+def _probe(grid: Grid, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = run([str(BIN / "juno-probe"), *args, "--config", str(grid.home / "etc" / "probes.yaml")],
+               env=grid.env(), check=False, timeout=300)
+    assert proc.returncode in (0, 1, 2), f"juno-probe {args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_path: Path) -> None:
+    status = grid.status()
+    url = status["services"]["dashboard"]  # type: ignore[index]
+    assert url == f"http://127.0.0.1:{grid.base_port + 60}/"
+    assert status["health"]["monitor"]["ok"], status["health"]  # type: ignore[index]
+
+    # a second collector, sampling every 2 s, beside the dashboard's own (two at once must be safe)
+    config = yaml.safe_load((grid.home / "etc" / "monitor.yaml").read_text())
+    fast = tmp_path / "monitor-fast.yaml"
+    fast.write_text(yaml.safe_dump({**config, "sample_s": 2.0}))
+    fast.chmod(0o600)
+    log = (tmp_path / "collector.log").open("w")
+    collector = subprocess.Popen([str(BIN / "juno-monitor"), "collect", "--config", str(fast)],
+                                 env=grid.env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        stream = "dash" + uuid.uuid4().hex[:6]
+        grid.juno_dcs("spade-sim", "--files", "6", "--days", "3", "--size", "200KB", "--stream", stream,
+                      "--no-progress")
+        name = _production(grid, tmp_path)
+        _probe(grid, "tpc", "--rses", "IHEP_DISK,CNAF_DISK", "--size", "100000")
+
+        def production_done() -> bool:
+            prods = {p["name"]: p for p in _api(url, "productions")["productions"]}
+            steps = prods.get(name, {}).get("steps", [])
+            return len(steps) == 2 and steps[-1]["jobs_by_state"].get("finished", 0) == 3
+
+        _wait("the production's elecsim jobs finished", production_done, 420)
+
+        def our_blocks_replicated() -> bool:
+            ours = [b for b in _api(url, "blocks")["blocks"] if b["name"].endswith(f".{stream}")]
+            return len(ours) == 3 and all(
+                any(r["files"] > 0 for r in b["rses"] if r["site"] != "IHEP" and r["expected"]) for b in ours)
+
+        _wait("the raw blocks replicated beyond IHEP", our_blocks_replicated, 300)
+        _wait("throughput from IHEP", lambda: _some_point_above_zero(_api(url, "throughput"), "IHEP->"), 120)
+        _probe(grid, "stuck-rules")
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(timeout=60)
+        log.close()
+    assert collector.returncode == 0, (tmp_path / "collector.log").read_text()
+    assert _some_point_above_zero(_api(url, "jobs")), "no running job was ever sampled"
+
+    tpc = _api(url, "tpc")
+    assert tpc["modes"] == ["pull", "push", "streamed"]
+    assert all(tpc["matrix"][m]["IHEP_DISK"]["CNAF_DISK"]["ok"] for m in tpc["modes"]), tpc["failing"]
+    assert _api(url, "stuck-rules")["probe_status"] is not None
+    with requests.get(f"{url}openapi.json", timeout=30) as spec:
+        assert {"/api/throughput", "/api/blocks", "/api/stuck-rules"} <= set(spec.json()["paths"])
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(url)
+        page.wait_for_function("window.junoRefreshes >= 1", timeout=60_000)
+        drawn = page.evaluate("""Object.fromEntries(Object.entries(window.junoCharts).map(([k, c]) =>
+            [k, c.data.datasets.map(d => d.data.filter(p => (typeof p === 'number' ? p : p.y) > 0).length)]))""")
+        errors = page.evaluate("[...document.querySelectorAll('.err')].map(e => e.textContent).filter(t => t)")
+        ok_cells = page.locator("#tpc-matrix td.ok").count()
+        stuck_text = page.locator("#stuck-table").inner_text()
+        shot = _artifacts(tmp_path) / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+    assert errors == []
+    assert set(CHARTS) <= set(drawn)
+    empty = [c for c in CHARTS if c != "ingest" and not any(drawn[c])]
+    assert not empty, f"charts without data: {empty} ({json.dumps(drawn)})"
+    assert drawn["ingest"], "the ingest chart has no line"  # lag is 0 on a quiet grid: a line of zeros
+    assert ok_cells >= 3 * 2  # both directions of the pair in each mode
+    assert "has not run yet" not in stuck_text
+    assert shot.stat().st_size > 10_000

@@ -154,6 +154,9 @@ class FakeRucio:
     def get_rse(self, rse: str) -> dict[str, Any]:
         return {"rse_type": "RSEType.DISK", "availability_read": rse != "IHEP_DISK", "availability_write": True}
 
+    def list_account_attributes(self, account: str) -> list[list[dict[str, Any]]]:
+        return [[{"key": "admin", "value": account == "root"}]]
+
     def get_local_account_limits(self, account: str) -> dict[str, int]:
         return {"JINR_DISK": 10**12}
 

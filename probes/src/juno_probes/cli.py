@@ -58,10 +58,12 @@ def _rucio_client_settings(config: str | None) -> tuple[str, str, str]:
 def _rucio_client(path: str | None) -> Any:
     """A Rucio client for the config file `path` (else $RUCIO_CONFIG), which must exist."""
     _rucio_client_settings(path)  # a clear error when there is no usable file
-    if path:
-        os.environ["RUCIO_CONFIG"] = path
     from rucio.client import Client
+    from rucio.common.config import clean_cached_config
 
+    if path and os.environ.get("RUCIO_CONFIG") != path:
+        os.environ["RUCIO_CONFIG"] = path
+        clean_cached_config()  # Rucio reads its config once per process
     return Client()
 
 

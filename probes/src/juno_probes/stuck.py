@@ -252,6 +252,8 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
             rse_cache[rse] = RseFacts(rse, str(info["rse_type"]).rsplit(".", 1)[-1],
                                       bool(info["availability_read"]), bool(info["availability_write"]))
     account = str(rule["account"])
+    if account not in quota_cache and _is_admin(client, account):
+        quota_cache[account] = {}  # Rucio gives admin accounts unlimited quota
     if account not in quota_cache:
         limits = client.get_local_account_limits(account)
         usage = {u["rse"]: int(u["bytes"]) for u in client.get_local_account_usage(account)}
@@ -259,7 +261,7 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
             rse: QuotaFacts(rse, None if rse not in limits else float(limits[rse]), usage.get(rse, 0))
             for rse in rse_cache
         }
-    quotas = {rse: q for rse, q in quota_cache[account].items() if not _ignores_quota(rule)}
+    quotas = {} if _ignores_quota(rule) else dict(quota_cache[account])
     return RuleFacts(
         rule_id=str(rule["id"]), account=account, did=f"{rule['scope']}:{rule['name']}",
         rse_expression=str(rule["rse_expression"]), state=str(rule["state"]).rsplit(".", 1)[-1],
@@ -267,6 +269,11 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
         locks_ok=int(rule.get("locks_ok_cnt") or 0), locks_replicating=int(rule.get("locks_replicating_cnt") or 0),
         locks_stuck=int(rule.get("locks_stuck_cnt") or 0), locks=lock_list, rses=dict(rse_cache), quotas=quotas,
     )
+
+
+def _is_admin(client: Any, account: str) -> bool:
+    attributes = [a for group in client.list_account_attributes(account) for a in group]
+    return any(a.get("key") == "admin" and str(a.get("value")).lower() == "true" for a in attributes)
 
 
 def _ignores_quota(rule: Mapping[str, Any]) -> bool:

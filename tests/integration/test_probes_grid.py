@@ -1,0 +1,202 @@
+"""The probes against the running grid: all OK when it is healthy, `tpc` CRITICAL with the failing pairs named
+while one SE is stopped, `stuck-rules` naming why a rule cannot be done, and the scheduler's history."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from juno_dcs.grid.home import GridHome
+from juno_dcs.grid.supervisor import Supervisor
+from juno_probes import store
+from tests.conftest import BIN, Grid
+
+pytestmark = [pytest.mark.grid, pytest.mark.slow]
+
+SOURCE, TARGET, THIRD = "MSU_DISK", "JINR_DISK", "CNAF_DISK"
+
+
+def probe(grid: Grid, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "juno-probe"), *args, "--config", str(grid.home / "etc" / "probes.yaml")],
+                          env=grid.env("root"), capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def dsn(grid: Grid) -> str:
+    return str(yaml.safe_load((grid.home / "etc" / "probes.yaml").read_text())["monitor_dsn"])
+
+
+@pytest.fixture(scope="module")
+def client(grid: Grid) -> Any:
+    """A Rucio client as root, in this process."""
+    from rucio.client import Client
+    from rucio.common.config import clean_cached_config
+
+    os.environ["RUCIO_CONFIG"] = str(grid.home / "etc" / "clients" / "root.cfg")
+    clean_cached_config()
+    return Client()
+
+
+def test_every_probe_is_ok_on_a_healthy_grid(grid: Grid, client: Any) -> None:
+    for args in (["rucio"], ["conditions"], ["dispatcher"], ["ingest-lag"], ["transfer-queues", "--window", "120"]):
+        proc = probe(grid, *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.startswith(f"{args[0].upper()} OK - "), proc.stdout
+    proc = probe(grid, "conditions")
+    assert "6 of 6 answer" in proc.stdout  # the service and one Squid per data centre
+    started = time.monotonic()
+    proc = probe(grid, "tpc")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "5 RSEs x 3 modes: 60 copies ok" in proc.stdout
+    assert time.monotonic() - started < 120
+    # stuck-rules agrees with Rucio: OK exactly when Rucio has no STUCK rule
+    proc = probe(grid, "stuck-rules", "--json", "--older-than", "86400")
+    reported = json.loads(proc.stdout)
+    if not list(client.list_replication_rules({"state": "S"})):
+        assert proc.returncode == 0, proc.stdout
+        assert reported["status"] == "OK"
+        assert reported["rules"] == []
+    else:
+        assert all(r["reasons"] for r in reported["rules"])
+
+
+@pytest.fixture
+def stopped_se(grid: Grid) -> Iterator[str]:
+    home = GridHome(grid.home)
+    sup = Supervisor(home, home.load_state())
+    sup.stop_program(f"xrootd-{SOURCE}")
+    try:
+        yield SOURCE
+    finally:
+        sup.start_program(f"xrootd-{SOURCE}")
+
+
+def test_tpc_is_critical_with_the_failing_pairs_named_while_an_se_is_down(grid: Grid, stopped_se: str) -> None:
+    since = datetime.now(UTC)
+    proc = probe(grid, "tpc", "--rses", f"{stopped_se},{TARGET},{THIRD}", "--modes", "pull,push", "--timeout", "20",
+                 "--monitor-db", dsn(grid))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("TPC CRITICAL - 3 RSEs x 2 modes: 8 of 12 copies failed: "
+                                  f"{stopped_se}: all 8 copies from and to it failed"), proc.stdout
+    assert f"{TARGET}->{THIRD}" not in proc.stdout
+    assert "failed_fraction=0.667;0.01;0.1;0;1" in proc.stdout
+    with store.connect(dsn(grid)) as conn:
+        history = [a for a in store.tpc_history(conn, since) if {a.source, a.destination} <= {SOURCE, TARGET, THIRD}]
+        latest = next(r for r in store.latest_runs(conn) if r.probe == "tpc")
+    mine = [a for a in history if a.mode in ("pull", "push")]
+    assert len(mine) >= 12
+    broken = [a for a in mine if stopped_se in (a.source, a.destination)]
+    assert broken
+    assert not any(a.ok for a in broken)
+    assert all(a.error for a in broken)
+    assert any(a.ok and a.throughput_mb_s for a in mine if stopped_se not in (a.source, a.destination))
+    assert latest.status.name in ("CRITICAL", "OK")  # the grid's own scheduler may have run since
+
+
+def wait_state(client: Any, rule_id: str, state: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rule: dict[str, Any] = client.get_replication_rule(rule_id)
+        if str(rule["state"]).endswith(state) or time.monotonic() > deadline:
+            return rule
+        time.sleep(2)
+
+
+def test_stuck_rules_names_a_source_blocked_for_reading_and_an_exhausted_quota(grid: Grid, client: Any,
+                                                                             tmp_path: Path) -> None:
+    from rucio.common.exception import InsufficientAccountLimit
+
+    tag = uuid.uuid4().hex[:10]
+    account, name = f"probe{tag}", f"stuck.{tag}.dat"
+    scope = f"user.{account}"
+    client.add_account(account, "USER", "probes@example.org")
+    client.add_scope(account, scope)
+    client.set_local_account_limit(account, SOURCE, 10**9)
+    client.set_local_account_limit(account, TARGET, 10**9)
+    (tmp_path / name).write_bytes(os.urandom(2000))
+    grid.rucio("upload", "--rse", SOURCE, "--scope", scope, str(tmp_path / name))
+    did = [{"scope": scope, "name": name}]
+    rules: list[str] = []
+    # what Rucio does with a rule over quota: refused at creation, so it never becomes STUCK by itself
+    with pytest.raises(InsufficientAccountLimit):
+        client.add_replication_rule(did, 1, THIRD, account=account)
+    client.update_rse(SOURCE, {"availability_read": False})
+    try:
+        rules += client.add_replication_rule(did, 1, TARGET, account=account)
+        rule = wait_state(client, rules[0], "STUCK", 90)
+        assert str(rule["state"]).endswith("STUCK"), rule
+        client.set_local_account_limit(account, TARGET, 0)  # and now the account has no quota left there
+        proc = probe(grid, "stuck-rules", "--json", "--older-than", "86400")
+    finally:
+        client.update_rse(SOURCE, {"availability_read": True})
+        for rule_id in rules:
+            client.delete_replication_rule(rule_id, purge_replicas=True)
+        for upload_rule in client.list_replication_rules({"scope": scope, "name": name}):
+            client.delete_replication_rule(upload_rule["id"], purge_replicas=True)
+        client.delete_account(account)
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    answer = json.loads(proc.stdout)
+    found = next(r for r in answer["rules"] if r["rule_id"] == rules[0])
+    assert found["state"] == "STUCK"
+    assert found["did"] == f"{scope}:{name}"
+    texts = {r["kind"]: r["text"] for r in found["reasons"]}
+    assert texts["no_source"].startswith("no source replica for 1 file"), texts
+    assert texts["rse_unavailable"] == (f"source RSE {SOURCE} is not available for reading "
+                                        "(holds the only replica of 1 file)")
+    assert texts["quota"].startswith(f"quota exceeded at {TARGET}: account {account} uses "), texts
+    assert texts["quota"].endswith("of its limit of 0")
+
+
+def schedule_config(grid: Grid, tmp_path: Path, name: str, interval_s: float, **probes: list[str]) -> Path:
+    data = yaml.safe_load((grid.home / "etc" / "probes.yaml").read_text())
+    data.update(schedule=name, tick_s=0.5,
+                probes={p.replace("_", "-"): {"interval_s": interval_s, "args": a} for p, a in probes.items()})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def scheduled_runs(grid: Grid, name: str, probe_name: str, since: datetime) -> list[store.StoredRun]:
+    with store.connect(dsn(grid)) as conn:
+        return [r for r in store.runs(conn, probe_name, since)
+                if r.details.get("scheduled", {}).get("schedule") == name]
+
+
+def schedule(config: Path, grid: Grid) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(BIN / "juno-probe"), "schedule", "--config", str(config), "--run-once"],
+                            env=grid.env("root"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_the_scheduler_keeps_history_and_two_schedulers_do_not_double_run(grid: Grid, tmp_path: Path) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    config = schedule_config(grid, tmp_path, name, 1.0, dispatcher=[], ingest_lag=["--metrics-dir", "/nonexistent"])
+    for _ in range(2):
+        proc = schedule(config, grid)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+        time.sleep(1.2)
+    history = scheduled_runs(grid, name, "dispatcher", since)
+    assert [r.status.name for r in history] == ["OK", "OK"]
+    assert history[0].started_at < history[1].started_at
+    broken = scheduled_runs(grid, name, "ingest-lag", since)
+    assert len(broken) == 2
+    assert all(r.status.name == "UNKNOWN" and "no such metrics directory" in r.message for r in broken)
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    config = schedule_config(grid, tmp_path, name, 600.0, dispatcher=[], conditions=[], rucio=[])
+    both = [schedule(config, grid), schedule(config, grid)]
+    outs = [p.communicate(timeout=120)[0] for p in both]
+    assert [p.returncode for p in both] == [0, 0], outs
+    for probe_name in ("dispatcher", "conditions", "rucio"):
+        runs = scheduled_runs(grid, name, probe_name, since)
+        assert len(runs) == 1, (probe_name, runs)

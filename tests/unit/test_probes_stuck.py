@@ -176,3 +176,31 @@ def test_gather_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     assert r2["reasons"][-1] == {"kind": "transfer_errors",
                                  "text": "transfer errors for 1 file (0 retries), last: TRANSFER [110] timeout"}
     assert r1["created_at"] == "2026-12-01T09:00:00+00:00"
+
+
+class DeletedAccountRucio(FakeRucio):
+    """Rucio keeps a deleted account's rules (a deleted rule lingers until its expiry) while every account call
+    raises AccountNotFound."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        expires = datetime(2026, 12, 1, 13, 30, tzinfo=UTC).replace(tzinfo=None)  # naive UTC, as the client gives it
+        self.rules["S"][0].update(account="gone", expires_at=expires)
+        self.rules["R"] = []
+
+    def list_account_attributes(self, account: str) -> list[list[dict[str, Any]]]:
+        from rucio.common.exception import AccountNotFound
+
+        if account == "gone":
+            raise AccountNotFound(f"Account ID '{account}' does not exist")
+        return super().list_account_attributes(account)
+
+
+def test_a_rule_of_a_deleted_account_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: (None, None))
+    rules, complete = stuck.gather(DeletedAccountRucio(), 3600, "http://fts", now=lambda: NOW)
+    assert complete
+    (only,) = rules
+    assert only["reasons"][0] == {"kind": "account", "text": "the rule's account gone does not exist any more; "
+                                                             "the rule expires at 2026-12-01 13:30 UTC"}
+    assert [r["kind"] for r in only["reasons"]][1:] == ["no_source", "rse_unavailable"]

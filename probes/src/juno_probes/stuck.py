@@ -73,6 +73,8 @@ class RuleFacts:
     locks: tuple[LockFacts, ...] = ()
     rses: Mapping[str, RseFacts] = field(default_factory=dict)
     quotas: Mapping[str, QuotaFacts] = field(default_factory=dict)
+    account_exists: bool = True
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ def reasons(facts: RuleFacts) -> list[Reason]:
     found: list[Reason] = []
     targets = sorted({lock.rse for lock in facts.locks})
     error = facts.error or ""
+    if not facts.account_exists:
+        found.append(Reason("account", f"the rule's account {facts.account} does not exist any more"
+                            + (f"; the rule expires at {facts.expires_at:%Y-%m-%d %H:%M} UTC" if facts.expires_at
+                               else "")))
     # the target RSEs: blocked for writing, out of quota
     for rse in targets:
         info = facts.rses.get(rse)
@@ -243,7 +249,7 @@ def _naive_utc(value: Any) -> datetime:
 
 
 def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_locks: int,
-               rse_cache: dict[str, RseFacts], quota_cache: dict[str, dict[str, QuotaFacts]]) -> RuleFacts:
+               rse_cache: dict[str, RseFacts], quota_cache: dict[str, dict[str, QuotaFacts] | None]) -> RuleFacts:
     locks = [lk for lk in client.list_replica_locks(rule["id"]) if lk["state"] != "OK"][:max_locks]
     lock_list = tuple(lock_facts(client, lk, fts_url) for lk in locks)
     for rse in {lk.rse for lk in lock_list} | {r for lk in lock_list for r in lk.replicas}:
@@ -252,23 +258,35 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
             rse_cache[rse] = RseFacts(rse, str(info["rse_type"]).rsplit(".", 1)[-1],
                                       bool(info["availability_read"]), bool(info["availability_write"]))
     account = str(rule["account"])
-    if account not in quota_cache and _is_admin(client, account):
-        quota_cache[account] = {}  # Rucio gives admin accounts unlimited quota
     if account not in quota_cache:
-        limits = client.get_local_account_limits(account)
-        usage = {u["rse"]: int(u["bytes"]) for u in client.get_local_account_usage(account)}
-        quota_cache[account] = {
-            rse: QuotaFacts(rse, None if rse not in limits else float(limits[rse]), usage.get(rse, 0))
-            for rse in rse_cache
-        }
-    quotas = {} if _ignores_quota(rule) else dict(quota_cache[account])
+        quota_cache[account] = _quotas(client, account, rse_cache)
+    known = quota_cache[account]
+    quotas = {} if _ignores_quota(rule) or known is None else dict(known)
     return RuleFacts(
         rule_id=str(rule["id"]), account=account, did=f"{rule['scope']}:{rule['name']}",
         rse_expression=str(rule["rse_expression"]), state=str(rule["state"]).rsplit(".", 1)[-1],
         error=rule.get("error"), created_at=_naive_utc(rule["created_at"]),
         locks_ok=int(rule.get("locks_ok_cnt") or 0), locks_replicating=int(rule.get("locks_replicating_cnt") or 0),
         locks_stuck=int(rule.get("locks_stuck_cnt") or 0), locks=lock_list, rses=dict(rse_cache), quotas=quotas,
+        account_exists=known is not None,
+        expires_at=_naive_utc(rule["expires_at"]) if rule.get("expires_at") else None,
     )
+
+
+def _quotas(client: Any, account: str, rses: Iterable[str]) -> dict[str, QuotaFacts] | None:
+    """The account's limit and usage at each RSE; {} for an admin account (unlimited); None for an account that
+    no longer exists (Rucio keeps the rules of a deleted account until they are removed)."""
+    from rucio.common.exception import AccountNotFound
+
+    try:
+        if _is_admin(client, account):
+            return {}  # Rucio gives admin accounts unlimited quota
+        limits = client.get_local_account_limits(account)
+        usage = {u["rse"]: int(u["bytes"]) for u in client.get_local_account_usage(account)}
+    except AccountNotFound:
+        return None
+    return {rse: QuotaFacts(rse, None if rse not in limits else float(limits[rse]), usage.get(rse, 0))
+            for rse in rses}
 
 
 def _is_admin(client: Any, account: str) -> bool:
@@ -289,7 +307,7 @@ def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int
     candidates += [r for r in client.list_replication_rules({"state": "R"}) if _naive_utc(r["created_at"]) <= cutoff]
     candidates.sort(key=lambda r: _naive_utc(r["created_at"]))
     rse_cache: dict[str, RseFacts] = {}
-    quota_cache: dict[str, dict[str, QuotaFacts]] = {}
+    quota_cache: dict[str, dict[str, QuotaFacts] | None] = {}
     found = [summary(rule_facts(client, r, fts_url, max_locks, rse_cache, quota_cache), at)
              for r in candidates[:max_rules]]
     return found, len(candidates) <= max_rules

@@ -31,7 +31,7 @@ td,th{border:1px solid #ddd;padding:2px 5px;text-align:center}
 <section><h2>Running jobs per site</h2><div class="err" id="err-jobs"></div>
 <div class="chart"><canvas id="chart-jobs"></canvas></div></section>
 <section><h2>HTTP-TPC: successful attempts per mode (%)</h2><div class="err" id="err-tpc"></div>
-<div class="chart"><canvas id="chart-tpc"></canvas></div><div class="scroll" id="tpc-matrix"></div></section>
+<div class="chart"><canvas id="chart-tpc"></canvas></div><div id="tpc-matrix"></div></section>
 <section><h2>Raw blocks: files held against the share policy</h2><div class="err" id="err-blocks"></div>
 <div class="chart"><canvas id="chart-blocks"></canvas></div><div class="scroll" id="blocks-table"></div></section>
 <section><h2>Productions by step (jobs by state)</h2><div class="err" id="err-productions"></div>
@@ -68,8 +68,8 @@ function timeChart(id, unit) {
     type: "line", data: {datasets: []},
     options: {animation: false, maintainAspectRatio: false, parsing: false, normalized: true,
       elements: {point: {radius: 1.5}, line: {tension: 0, borderWidth: 1.5}},
-      scales: {x: {type: "linear", ticks: {callback: v => hhmm(v), maxTicksLimit: 8}, title: {display: true,
-               text: "UTC"}}, y: {beginAtZero: true, title: {display: true, text: unit}}},
+      scales: {x: {type: "linear", ticks: {callback: v => hhmm(v), maxTicksLimit: 9, includeBounds: false},
+                   title: {display: true, text: "UTC"}}, y: {beginAtZero: true, title: {display: true, text: unit}}},
       plugins: {legend: {position: "right", labels: {boxWidth: 10, font: {size: 10}}},
                 tooltip: {callbacks: {title: items => items.length ? hhmm(items[0].parsed.x) : ""}}}}});
 }
@@ -80,9 +80,21 @@ function barChart(id, stacked, unit) {
       scales: {x: {stacked: stacked}, y: {stacked: stacked, beginAtZero: true, title: {display: true, text: unit}}},
       plugins: {legend: {position: "right", labels: {boxWidth: 10, font: {size: 10}}}}}});
 }
+const MIN_SPAN_MS = 10 * 60 * 1000;
+const TICK_MINUTES = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
 function setSeries(chart, series) {
   chart.data.datasets = series.map((s, i) => ({label: s.key, data: s.points,
     borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length]}));
+  // The time axis runs from the first point to now, at least MIN_SPAN_MS wide (Chart.js would otherwise pad a
+  // single point by a fraction of its epoch milliseconds: years).
+  let first = Infinity, last = Date.now();
+  for (const s of series) for (const p of s.points) { first = Math.min(first, p.x); last = Math.max(last, p.x); }
+  const hi = last, lo = Math.min(first, hi - MIN_SPAN_MS);
+  chart.options.scales.x.min = lo;
+  chart.options.scales.x.max = hi;
+  // ticks on whole minutes (1, 2, 5, ... minutes apart), at most 8 of them
+  const step = TICK_MINUTES.map(m => m * 60000).find(ms => (hi - lo) / ms <= 8) || 1440 * 60000;
+  chart.options.scales.x.ticks.stepSize = step;
   chart.update("none");
 }
 

@@ -93,7 +93,8 @@ function setSeries(chart, series) {
   chart.options.scales.x.min = lo;
   chart.options.scales.x.max = hi;
   // ticks on whole minutes (1, 2, 5, ... minutes apart), at most 8 of them
-  const step = TICK_MINUTES.map(m => m * 60000).find(ms => (hi - lo) / ms <= 8) || 1440 * 60000;
+  const minutes = TICK_MINUTES.find(m => (hi - lo) / (m * 60000) <= 8) ?? TICK_MINUTES.at(-1);
+  const step = minutes * 60000;
   chart.options.scales.x.ticks.stepSize = step;
   chart.update("none");
 }

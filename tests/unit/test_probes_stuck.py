@@ -204,3 +204,25 @@ def test_a_rule_of_a_deleted_account_is_reported_not_fatal(monkeypatch: pytest.M
     assert only["reasons"][0] == {"kind": "account", "text": "the rule's account gone does not exist any more; "
                                                              "the rule expires at 2026-12-01 13:30 UTC"}
     assert [r["kind"] for r in only["reasons"]][1:] == ["no_source", "rse_unavailable"]
+
+
+class SecondTargetRucio(FakeRucio):
+    """alice's second rule targets CNAF_DISK, an RSE the first rule never touched, where she has no limit."""
+
+    def list_replica_locks(self, rule_id: str) -> list[dict[str, str]]:
+        locks = super().list_replica_locks(rule_id)
+        return [{**lk, "rse": "CNAF_DISK"} for lk in locks] if rule_id == "r2" else locks
+
+    def list_replicas(self, dids: list[dict[str, str]], all_states: bool) -> list[dict[str, Any]]:
+        if dids[0]["name"] == "fr2":
+            return [{"states": {"IHEP_DISK": "AVAILABLE", "CNAF_DISK": "COPYING"}}]
+        return super().list_replicas(dids, all_states)
+
+
+def test_the_quota_is_checked_at_every_rules_targets_not_only_the_first_rules(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: (None, None))
+    rules, _ = stuck.gather(SecondTargetRucio(), 3600, "http://fts", now=lambda: NOW)
+    r2 = next(r for r in rules if r["rule_id"] == "r2")
+    assert {"kind": "quota", "text": "quota exceeded at CNAF_DISK: account alice has no limit set there "
+                                     "(nothing may be written)"} in r2["reasons"]

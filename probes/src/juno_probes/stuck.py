@@ -249,7 +249,7 @@ def _naive_utc(value: Any) -> datetime:
 
 
 def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_locks: int,
-               rse_cache: dict[str, RseFacts], quota_cache: dict[str, dict[str, QuotaFacts] | None]) -> RuleFacts:
+               rse_cache: dict[str, RseFacts], quota_cache: dict[str, Quota | None]) -> RuleFacts:
     locks = [lk for lk in client.list_replica_locks(rule["id"]) if lk["state"] != "OK"][:max_locks]
     lock_list = tuple(lock_facts(client, lk, fts_url) for lk in locks)
     for rse in {lk.rse for lk in lock_list} | {r for lk in lock_list for r in lk.replicas}:
@@ -259,9 +259,11 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
                                       bool(info["availability_read"]), bool(info["availability_write"]))
     account = str(rule["account"])
     if account not in quota_cache:
-        quota_cache[account] = _quotas(client, account, rse_cache)
+        quota_cache[account] = _quota(client, account)
     known = quota_cache[account]
-    quotas = {} if _ignores_quota(rule) or known is None else dict(known)
+    quotas = {} if _ignores_quota(rule) or known is None or known.unlimited else {
+        rse: QuotaFacts(rse, None if rse not in known.limits else float(known.limits[rse]), known.usage.get(rse, 0))
+        for rse in rse_cache}
     return RuleFacts(
         rule_id=str(rule["id"]), account=account, did=f"{rule['scope']}:{rule['name']}",
         rse_expression=str(rule["rse_expression"]), state=str(rule["state"]).rsplit(".", 1)[-1],
@@ -273,20 +275,27 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
     )
 
 
-def _quotas(client: Any, account: str, rses: Iterable[str]) -> dict[str, QuotaFacts] | None:
-    """The account's limit and usage at each RSE; {} for an admin account (unlimited); None for an account that
-    no longer exists (Rucio keeps the rules of a deleted account until they are removed)."""
+@dataclass(frozen=True)
+class Quota:
+    """An account's local limits and usage by RSE (bytes), read once per probe run."""
+    limits: Mapping[str, float] = field(default_factory=dict)
+    usage: Mapping[str, int] = field(default_factory=dict)
+    unlimited: bool = False  # an admin account: Rucio does not limit it
+
+
+def _quota(client: Any, account: str) -> Quota | None:
+    """None for an account that no longer exists (Rucio keeps the rules of a deleted account until they are
+    removed)."""
     from rucio.common.exception import AccountNotFound
 
     try:
         if _is_admin(client, account):
-            return {}  # Rucio gives admin accounts unlimited quota
+            return Quota(unlimited=True)
         limits = client.get_local_account_limits(account)
         usage = {u["rse"]: int(u["bytes"]) for u in client.get_local_account_usage(account)}
     except AccountNotFound:
         return None
-    return {rse: QuotaFacts(rse, None if rse not in limits else float(limits[rse]), usage.get(rse, 0))
-            for rse in rses}
+    return Quota(limits=dict(limits), usage=usage)
 
 
 def _is_admin(client: Any, account: str) -> bool:
@@ -307,7 +316,7 @@ def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int
     candidates += [r for r in client.list_replication_rules({"state": "R"}) if _naive_utc(r["created_at"]) <= cutoff]
     candidates.sort(key=lambda r: _naive_utc(r["created_at"]))
     rse_cache: dict[str, RseFacts] = {}
-    quota_cache: dict[str, dict[str, QuotaFacts] | None] = {}
+    quota_cache: dict[str, Quota | None] = {}
     found = [summary(rule_facts(client, r, fts_url, max_locks, rse_cache, quota_cache), at)
              for r in candidates[:max_rules]]
     return found, len(candidates) <= max_rules

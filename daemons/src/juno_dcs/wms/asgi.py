@@ -11,4 +11,5 @@ from juno_dcs.wms.routes import create_app
 from juno_dcs.wms.service import context
 
 _config = load_config(Path(os.environ["JUNO_WMS_CONFIG"]))
-app = create_app(context(_config), db.open_pool(_config.database_url, size=_config.pool_size))
+app = create_app(context(_config), db.open_pool(_config.database_url, size=_config.pool_size),
+                 db.async_pool(_config.database_url, size=_config.pool_size))

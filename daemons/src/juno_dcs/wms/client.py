@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,14 @@ class WmsClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = session if session is not None else requests.Session()
+        if self.session.trust_env:
+            # read the environment's proxies and CA bundle once: requests would otherwise look for them, and
+            # for a ~/.netrc, on every call, which costs a pilot more CPU than the dispatcher's answer
+            self.session.proxies.update(requests.utils.get_environ_proxies(self.url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle and self.session.verify is True:
+                self.session.verify = bundle
+            self.session.trust_env = False
 
     # --- plumbing
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:

@@ -9,11 +9,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
 Pool = ConnectionPool[Conn]
+AsyncConn = psycopg.AsyncConnection[Row]
+AsyncPool = AsyncConnectionPool[AsyncConn]
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS wms;
@@ -229,12 +231,20 @@ SELECT sent.*, t.name AS task_name, t.owner FROM sent JOIN wms.tasks t USING (ta
 """
 
 
-def get_job_for_pilot(conn: Conn, pilot_id: str, site: str, queue: str, cores: int, memory_mb: int,
-                      walltime_s: int, lease_s: int) -> Row | None:
-    """Lease the best activated job that fits the slot to the pilot (activated -> sent), or None."""
-    return conn.execute(GETJOB, {"pilot_id": pilot_id, "site": site, "queue": queue, "cores": cores,
-                                 "memory_mb": memory_mb, "walltime_s": walltime_s,
-                                 "lease_s": lease_s}).fetchone()
+def async_pool(url: str, size: int) -> AsyncPool:
+    """A pool for the pilots' hot path, not yet open (open it in the event loop that uses it). Its connections
+    are in autocommit: each statement given to them must be whole on its own, as GETJOB is."""
+    return AsyncConnectionPool(url, min_size=1, max_size=size, open=False,
+                               kwargs={"row_factory": dict_row, "autocommit": True})
+
+
+async def get_job_for_pilot(conn: AsyncConn, pilot_id: str, site: str, queue: str, cores: int, memory_mb: int,
+                            walltime_s: int, lease_s: int) -> Row | None:
+    """Lease the best activated job that fits the slot to the pilot (activated -> sent), or None. One
+    statement: it is atomic without a transaction around it, so it costs one round trip."""
+    cur = await conn.execute(GETJOB, {"pilot_id": pilot_id, "site": site, "queue": queue, "cores": cores,
+                                      "memory_mb": memory_mb, "walltime_s": walltime_s, "lease_s": lease_s})
+    return await cur.fetchone()
 
 
 def touch_pilot(conn: Conn, pilot_id: str) -> None:

@@ -214,9 +214,9 @@ def retry_job(conn: db.Conn, job_id: int) -> dict[str, Any]:
 
 
 # --- pilots
-def get_job(conn: db.Conn, ctx: Context, req: GetJobRequest) -> dict[str, Any] | None:
-    row = db.get_job_for_pilot(conn, req.pilot_id, req.site, req.queue, req.cores, req.memory_mb, req.walltime_s,
-                               ctx.lease_s)
+async def get_job(conn: db.AsyncConn, ctx: Context, req: GetJobRequest) -> dict[str, Any] | None:
+    row = await db.get_job_for_pilot(conn, req.pilot_id, req.site, req.queue, req.cores, req.memory_mb,
+                                     req.walltime_s, ctx.lease_s)
     return None if row is None else description_json(row, ctx.lease_s)
 
 

@@ -3,8 +3,8 @@ map its errors to HTTP answers `{"detail": "..."}`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 import psycopg
@@ -29,9 +29,21 @@ def _detail(status: int, detail: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
-def create_app(ctx: logic.Context, pool: db.Pool) -> FastAPI:
+def create_app(ctx: logic.Context, pool: db.Pool, pilot_pool: db.AsyncPool) -> FastAPI:
+    """`pool` serves the routes that run in the thread pool; `pilot_pool` (opened and closed with the app) the
+    pilots' getjob, which runs in the event loop: hundreds of pilots ask at once, and a thread hop and three
+    round trips per ask were most of its cost."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pilot_pool.open()
+        try:
+            yield
+        finally:
+            await pilot_pool.close()
+
     app = FastAPI(title="JUNO DCS dispatcher (PanDA-like WMS)", version="1.0",
-                  description="Tasks, jobs and pilots; see docs/wms.md.")
+                  description="Tasks, jobs and pilots; see docs/wms.md.", lifespan=lifespan)
 
     @contextmanager
     def transaction() -> Iterator[db.Conn]:
@@ -121,9 +133,9 @@ def create_app(ctx: logic.Context, pool: db.Pool) -> FastAPI:
 
     # --- pilots
     @app.post("/v1/pilot/getjob", responses={204: {"description": "no job fits the slot"}})
-    def getjob(body: GetJobRequest) -> Response:
-        with transaction() as conn:
-            found = logic.get_job(conn, ctx, body)
+    async def getjob(body: GetJobRequest) -> Response:
+        async with pilot_pool.connection() as conn:
+            found = await logic.get_job(conn, ctx, body)
         return Response(status_code=204) if found is None else JSONResponse({"job": found})
 
     @app.post("/v1/pilot/jobs/{job_id}/heartbeat")

@@ -1,7 +1,7 @@
 """Benchmark: the dispatcher (`juno-wms serve`) on PostgreSQL, through its HTTP API.
 
 1. `submit_10k_s`: one task of 10,000 jobs posted to POST /v1/tasks (client-side JSON included), median of N runs.
-2. `getjob_per_s`: 50 concurrent pilots (threads, each with its own requests.Session) calling POST
+2. `getjob_per_s`: 50 concurrent pilots (threads, each with its own WmsClient) calling POST
    /v1/pilot/getjob against `juno-wms serve --workers 2` until 10,000 activated jobs are all handed out;
    jobs per second, median of N runs (aim: >= 1000). Each job is checked to be handed out exactly once.
 3. `production_200_s`: a production of 200 jobs (`--production-jobs`) detsim -> elecsim -> cal -> rec submitted
@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,7 +58,7 @@ def getjob_once(url: str, n_pilots: int, expected: int) -> float:
     barrier = threading.Barrier(n_pilots + 1)
 
     def pilot(i: int) -> None:
-        client = WmsClient(url, session=requests.Session())
+        client = WmsClient(url)
         client.health()  # connect before the clock starts
         barrier.wait()
         try:

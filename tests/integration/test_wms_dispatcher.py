@@ -115,7 +115,7 @@ def test_getjob_matches_the_slot_and_priority(client: WmsClient, agent: Agent) -
 
 def _grab(urls: list[str], n_threads: int, got: list[int], errors: list[str]) -> None:
     def pilot(i: int) -> None:
-        c = WmsClient(urls[i % len(urls)], session=requests.Session())
+        c = WmsClient(urls[i % len(urls)])
         try:
             while (job := c.get_job(f"pilot-{i}", "IHEP", "IHEP", 1, 400, 3600)) is not None:
                 got.append(job.job_id)

@@ -7,11 +7,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
+from urllib.request import getproxies, proxy_bypass
 
-import requests
+import urllib3
 
 from juno_dcs.errors import JunoDcsError
 from juno_dcs.wms.models import FinishReport, JobDescription, JobSpec
@@ -30,35 +33,51 @@ class WmsError(JunoDcsError):
         return self.status == 0 or self.status >= 500
 
 
+def _pool_manager(url: str) -> urllib3.PoolManager:
+    """Keep-alive connections (thread-safe) to the dispatcher, through the environment's proxy if it names one
+    for this URL and with its CA bundle ($REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE), both read once here."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    tls: dict[str, Any] = {"ca_certs": bundle} if bundle else {}
+    target = urllib3.util.parse_url(url)
+    proxies = getproxies()
+    if target.scheme in proxies and not proxy_bypass(target.host or ""):
+        return urllib3.ProxyManager(proxies[target.scheme], maxsize=64, **tls)
+    return urllib3.PoolManager(maxsize=64, **tls)
+
+
 class WmsClient:
-    def __init__(self, url: str, timeout: float = 30.0, session: requests.Session | None = None) -> None:
+    """Thread-safe: one client may serve many threads (each call takes a pooled connection)."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.session = session if session is not None else requests.Session()
-        if self.session.trust_env:
-            # read the environment's proxies and CA bundle once: requests would otherwise look for them, and
-            # for a ~/.netrc, on every call, which costs a pilot more CPU than the dispatcher's answer
-            self.session.proxies.update(requests.utils.get_environ_proxies(self.url))
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            if bundle and self.session.verify is True:
-                self.session.verify = bundle
-            self.session.trust_env = False
+        # urllib3 rather than requests: a pilot asks often, and requests' per-call work (environment, netrc,
+        # hooks) cost more CPU than the dispatcher's answer (benchmarks/wms.py)
+        self._http = _pool_manager(self.url)
 
     # --- plumbing
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        url = self.url + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         try:
-            resp = self.session.request(method, self.url + path, json=body, params=params, timeout=self.timeout)
-        except requests.RequestException as exc:
+            resp = self._http.urlopen(method, url, body=None if body is None else json.dumps(body).encode(),
+                                      headers={"Content-Type": "application/json"} if body is not None else None,
+                                      timeout=urllib3.Timeout(total=self.timeout),
+                                      retries=False)  # type: ignore[no-untyped-call]  # (untyped in types-urllib3 1.26)
+        except urllib3.exceptions.HTTPError as exc:
             raise WmsError(0, f"cannot reach the dispatcher at {self.url}: {exc}") from exc
-        if resp.status_code >= 400:
+        text = resp.data.decode("utf-8", "replace")
+        if resp.status >= 400:
             try:
-                detail = str(resp.json().get("detail", resp.text))
-            except ValueError:
-                detail = resp.text
-            raise WmsError(resp.status_code, detail)
-        if resp.status_code == 204 or not resp.content:
+                detail = str(json.loads(text).get("detail", text))
+            except (ValueError, AttributeError):
+                detail = text
+            raise WmsError(resp.status, detail)
+        if resp.status == 204 or not resp.data:
             return None
-        return resp.json()
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise WmsError(resp.status, f"the dispatcher's answer is not JSON: {text[:200]!r}") from exc
 
     @staticmethod
     def _jobs(jobs: Sequence[JobSpec]) -> list[dict[str, Any]]:

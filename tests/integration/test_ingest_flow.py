@@ -91,7 +91,9 @@ def test_files_of_an_open_block_replicate_while_it_grows(grid: Grid) -> None:
               "--stream", stream, "--run", "300001")
     assert view.wait_files(stream, 20, timeout=120) == 20
     block = f"block.{today:%Y%m%d}.{stream}"
-    deadline = time.monotonic() + 240
+    # 24 s on an idle grid; right after the 2,000-file test, on a slow machine, the grid's daemons are still
+    # busy with its backlog and 20 files took longer than 247 s once
+    deadline = time.monotonic() + 840
     at_cnaf = 0
     while time.monotonic() < deadline and at_cnaf < 20:
         time.sleep(3)
@@ -101,4 +103,4 @@ def test_files_of_an_open_block_replicate_while_it_grows(grid: Grid) -> None:
     took = time.monotonic() - first_seen
     assert at_cnaf == 20, f"only {at_cnaf} of 20 files at CNAF_DISK after {took:.0f} s"
     assert view.client.get_did("raw", block)["open"] is True
-    assert took < 300  # well inside Rucio's 30-minute wait on growing datasets
+    assert took < 900  # well inside Rucio's 30-minute wait on growing datasets

@@ -51,6 +51,7 @@ class WmsClient:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._timeout = urllib3.Timeout(total=timeout)  # made once: _call is the pilots' hot path
         # urllib3 rather than requests: a pilot asks often, and requests' per-call work (environment, netrc,
         # hooks) cost more CPU than the dispatcher's answer (benchmarks/wms.py)
         self._http = _pool_manager(self.url)
@@ -61,7 +62,7 @@ class WmsClient:
         try:
             resp = self._http.urlopen(method, url, body=None if body is None else json.dumps(body).encode(),
                                       headers={"Content-Type": "application/json"} if body is not None else None,
-                                      timeout=urllib3.Timeout(total=self.timeout),
+                                      timeout=self._timeout,
                                       retries=False)  # type: ignore[no-untyped-call]  # (untyped in types-urllib3 1.26)
         except urllib3.exceptions.HTTPError as exc:
             raise WmsError(0, f"cannot reach the dispatcher at {self.url}: {exc}") from exc

@@ -193,12 +193,12 @@ def _pilot_processes(pilot_id: str) -> list[psutil.Process]:
 
 
 def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
-    """The pilot running a job (and its payload, as a batch system kills a slot) gets SIGKILL: the lease ends,
-    the agent requeues the job as lost (1300) and another pilot finishes it."""
+    """The pilot running a job gets SIGKILL: its payload dies with it (no orphan left in the slot), the lease
+    ends, the agent requeues the job as lost (1300) and another pilot finishes it."""
     wms = _wms(grid)
     task_id, (job_id,) = wms.submit_task(
         f"sigkill-{uuid.uuid4().hex[:6]}", "user", "alice",
-        [JobSpec(key="sleeper", transformation="exec", args=["sleep", "12"], walltime_s=600, site="IHEP")])
+        [JobSpec(key="sleeper", transformation="exec", args=["sleep", "20"], walltime_s=600, site="IHEP")])
 
     def running_pilot() -> str | None:
         job = wms.job(job_id)
@@ -206,9 +206,14 @@ def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
 
     pilot_id = _wait("the job running", running_pilot, 300, 1)
     victims = _pilot_processes(pilot_id)
-    assert victims, f"no process of pilot {pilot_id}"
-    for proc in victims:
+    pilots = [p for p in victims if pilot_id in (p.info["cmdline"] or [])]
+    payloads = [p for p in victims if p not in pilots]
+    assert pilots, f"no pilot process of {pilot_id} among {victims}"
+    assert payloads, f"no payload process of pilot {pilot_id} among {victims}"
+    for proc in pilots:
         os.kill(proc.pid, signal.SIGKILL)
+    _, orphans = psutil.wait_procs(payloads, timeout=5)  # well before its sleep ends
+    assert not orphans, f"the payload outlived its SIGKILLed pilot: {orphans}"
     job = _wait("the job finished again", lambda: (j := wms.job(job_id))["state"] == "finished" and j, 300, 2)
     assert job["attempt"] == 2
     lost = [h for h in job["history"] if h["state"] == "failed"]

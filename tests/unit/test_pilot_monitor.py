@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from juno_dcs.pilot.monitor import Limits, run_payload
 
@@ -113,3 +116,36 @@ def test_leftover_processes_are_killed(tmp_path: Path) -> None:
         time.sleep(0.1)
     status = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}/status").exists() else ""
     assert not status or "State:\tZ" in status
+
+
+def test_a_relative_program_is_found_in_the_payload_directory(tmp_path: Path) -> None:
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\necho from the work dir\n")
+    script.chmod(0o755)
+    result = _run(tmp_path, ["./run.sh"])
+    assert (result.exit_code, result.reason) == (0, None)
+    assert (tmp_path / "out").read_text() == "from the work dir\n"
+
+
+def test_a_payload_dies_with_its_pilot(tmp_path: Path) -> None:
+    """A pilot killed with SIGKILL (no chance to clean up) takes its payload with it: the slot is not left
+    running a job the dispatcher will give to another pilot."""
+    pilot_code = (
+        "import sys, threading; from pathlib import Path; from juno_dcs.pilot.monitor import Limits, run_payload; "
+        "d = Path(sys.argv[1]); run_payload(['sleep', '120'], cwd=d, env={'PATH': '/usr/bin:/bin'}, "
+        "limits=Limits(memory_limit_mb=1000, walltime_s=600), stop=threading.Event(), kill=threading.Event(), "
+        "stdout=d / 'out', stderr=d / 'err')")
+    pilot = subprocess.Popen([PY, "-c", pilot_code, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 30
+        payload: list[psutil.Process] = []
+        while not payload and time.monotonic() < deadline:
+            payload = [c for c in psutil.Process(pilot.pid).children() if c.name() == "sleep"]
+            time.sleep(0.1)
+        assert payload, "the payload did not start"
+        pilot.kill()
+        pilot.wait(10)
+        _, alive = psutil.wait_procs(payload, timeout=10)
+        assert not alive, f"the payload outlived its pilot: {alive}"
+    finally:
+        pilot.kill()

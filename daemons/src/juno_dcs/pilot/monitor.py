@@ -6,6 +6,11 @@ The tree's resident memory (RSS summed over the payload and every descendant, po
 `memory_limit_mb`, its wall time under `walltime_s`; an Event (a kill command, a stopping pilot) ends it early.
 When a limit is hit the tree is killed and `PayloadResult.reason` says why. Peak RSS and CPU seconds are
 measured for the finish report.
+
+The payload is started through util-linux `setpriv --pdeathsig KILL`, so a pilot that dies without cleaning up
+(SIGKILL, OOM killer) takes its payload with it instead of leaving it running in a slot the dispatcher has
+already given back. The death signal reaches the payload's own process only; children it forks itself are
+killed by the pilot's normal paths (limits, kill, stop, `_leftovers`) but not when the pilot is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import logging
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import threading
@@ -29,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 StopReason = Literal["memory", "walltime", "killed", "stopped"]
 MB = 1024 * 1024
+SETPRIV = shutil.which("setpriv")
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,29 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _resolve(program: str, cwd: Path, env: Mapping[str, str]) -> str | None:
+    """The executable `program` names, looked up as exec would in the payload (PATH of `env`, relative to
+    `cwd`), or None: a missing program is reported by the pilot, not as setpriv's exit code 127."""
+    if "/" in program:
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    for directory in os.get_exec_path(dict(env)):
+        path = Path(directory) / program
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return None
+
+
+def _with_death_signal(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> list[str]:
+    """`command` under `setpriv --pdeathsig KILL` (setpriv execs it: same pid, same exit code, same signals)."""
+    if SETPRIV is None:
+        return list(command)
+    resolved = _resolve(command[0], cwd, env)
+    if resolved is None:
+        raise FileNotFoundError(f"no executable {command[0]!r} in the payload's PATH or directory")
+    return [SETPRIV, "--pdeathsig", "KILL", "--", resolved, *command[1:]]
+
+
 def run_payload(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], limits: Limits,
                 stop: threading.Event, kill: threading.Event, stdout: Path, stderr: Path) -> PayloadResult:
     """Run `command` to its end or until a limit or an Event ends it; see the module docstring."""
@@ -109,8 +139,8 @@ def run_payload(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], li
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with stdout.open("wb") as out, stderr.open("wb") as err:
         try:
-            proc = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(_with_death_signal(command, cwd, env), cwd=cwd, env=dict(env), stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:  # no such program, not executable
             err.write(f"cannot start {command[0]}: {exc}\n".encode())
             return PayloadResult(127, None, 0.0, 0.0, 0.0, f"cannot start {command[0]}: {exc}")

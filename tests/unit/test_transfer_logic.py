@@ -132,3 +132,24 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     path.write_text("database_url: postgresql://x\nlinks: {modes: {'a b': push}}\n")
     assert load_config(path).links.mode("a", "b") == "push"
     assert load_config(path).links.mode("b", "a") == "pull"
+
+
+def test_gfal2_log_level(tmp_path: Path) -> None:
+    """gfal2's log defaults to warnings only; a level gfal2 does not have is refused with the field's name."""
+    import logging
+
+    from juno_dcs.transfer import copier
+
+    path = tmp_path / "t.yaml"
+    path.write_text("database_url: postgresql://x\n")
+    assert load_config(path).worker.gfal2_log == "warning"
+    path.write_text("database_url: postgresql://x\nworker: {gfal2_log: loud}\n")
+    with pytest.raises(ConfigError, match=r"worker\.gfal2_log"):
+        load_config(path)
+    try:
+        copier.set_log_level("warning")
+        assert logging.getLogger("gfal2").level == logging.WARNING
+        copier.set_log_level("debug")
+        assert logging.getLogger("gfal2").level == logging.DEBUG
+    finally:
+        copier.set_log_level("warning")

@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         _serve(args)
         return 0
+    from juno_dcs.transfer import copier
     from juno_dcs.transfer.worker import Worker
+
+    copier.set_log_level(config.worker.gfal2_log)
 
     pool = db.open_pool(config.database_url, size=config.worker.threads + 2)
     if args.threads:

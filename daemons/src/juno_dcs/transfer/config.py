@@ -37,6 +37,11 @@ class WorkerConfig(_Frozen):
     heartbeat_interval: float = Field(default=5.0, gt=0)
     lease: float = Field(default=30.0, gt=0, description="An ACTIVE file without heartbeat this long was lost.")
     default_timeout: int = Field(default=600, gt=0, description="Copy timeout (s) when the job gives none.")
+    gfal2_log: Literal["warning", "normal", "verbose", "debug"] = Field(
+        default="warning",
+        description="gfal2's own log level. Above warning it logs every HTTP header of every copy (~100 lines "
+        "per file), which costs the worker and the supervisor's log capture more CPU than the copy's TLS.",
+    )
 
 
 class LinkConfig(_Frozen):

@@ -53,6 +53,15 @@ def _prefix(url: str) -> str:
 _local = threading.local()
 
 
+def set_log_level(level: str) -> None:
+    """gfal2's verbosity for this process ("warning", "normal", "verbose" or "debug"), and the same threshold
+    on the Python logger its binding forwards to."""
+    import gfal2
+
+    gfal2.set_verbose(getattr(gfal2.verbose_level, level))
+    logging.getLogger("gfal2").setLevel(logging.WARNING if level == "warning" else logging.DEBUG)
+
+
 def _context(request: CopyRequest) -> object:
     """This thread's gfal2 context, set up for `request`. A context per thread (not per copy) keeps
     davix's HTTPS sessions to the storage elements open between copies: no TLS handshake per request."""

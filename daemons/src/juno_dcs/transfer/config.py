@@ -39,8 +39,8 @@ class WorkerConfig(_Frozen):
     default_timeout: int = Field(default=600, gt=0, description="Copy timeout (s) when the job gives none.")
     gfal2_log: Literal["warning", "normal", "verbose", "debug"] = Field(
         default="warning",
-        description="gfal2's own log level. Above warning it logs every HTTP header of every copy (~100 lines "
-        "per file), which costs the worker and the supervisor's log capture more CPU than the copy's TLS.",
+        description="gfal2's own log level. Above warning it logs every HTTP header of every copy (~110 lines "
+        "per file): 22 s of the worker's CPU per 1,000 copies against 14 s at warning.",
     )
 
 

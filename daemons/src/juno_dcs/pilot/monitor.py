@@ -113,13 +113,8 @@ def _resolve(program: str, cwd: Path, env: Mapping[str, str]) -> str | None:
     """The executable `program` names, looked up as exec would in the payload (PATH of `env`, relative to
     `cwd`), or None: a missing program is reported by the pilot, not as setpriv's exit code 127."""
     if "/" in program:
-        path = Path(program) if Path(program).is_absolute() else cwd / program
-        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    for directory in os.get_exec_path(dict(env)):
-        path = Path(directory) / program
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    return None
+        return shutil.which(str(cwd / program))  # an absolute program stays itself under cwd / program
+    return shutil.which(program, path=os.pathsep.join(os.get_exec_path(dict(env))))
 
 
 def _with_death_signal(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> list[str]:

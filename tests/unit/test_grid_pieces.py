@@ -72,7 +72,7 @@ def test_program_sections(tmp_path: Path) -> None:
     programs = grid_programs(home, state, GridSettings(), {"rucio": "abc"}, ["IHEP_DISK", "CNAF_DISK"])
     names = {p.name for p in programs}
     assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK", "fts-server", "fts-worker",
-            "zookeeper", "kafka", "ingest", "conditions"} | {
+            "zookeeper", "kafka", "ingest", "conditions", "db-stats"} | {
         f"rucio-{d}" for d in (*RUCIO_DAEMONS, *CONVEYOR_DAEMONS)} == names
     xrootd = next(p for p in programs if p.name == "xrootd-IHEP_DISK")
     assert xrootd.command[:5] == ["/usr/bin/xrootd", "-R", "xrootd", "-I", "v4"]

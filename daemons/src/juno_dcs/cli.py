@@ -144,6 +144,45 @@ def env(home: Path | None, account: str) -> None:
     click.echo(env_exports(_settings(home), account), nl=False)
 
 
+@main.command("db-stats")
+@home_option
+@click.option("--run-once", is_flag=True, help="One pass over the tables, print what was done as JSON, exit.")
+@click.option("--interval", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
+              help="Seconds between passes.")
+@click.option("--mode", type=click.Choice(["auto", "always"]), default="auto", show_default=True,
+              help="auto: work only while the server's autovacuum is off; always: work regardless.")
+@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@handle_errors
+def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, json_logs: bool) -> None:
+    """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off."""
+    import signal
+    import threading
+
+    import psycopg
+
+    from juno_dcs import logsetup
+    from juno_dcs.errors import ServiceError
+    from juno_dcs.grid import dbstats
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.grid.wms import database_url
+
+    grid = GridHome(_settings(home).home)
+    if not grid.exists():
+        raise click.UsageError(f"no grid in {grid.root}: run `juno-dcs up` first")
+    logsetup.configure(json_logs)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        done = dbstats.keep(database_url(grid.load_state()), dbstats.Thresholds(), dbstats.Mode(mode), interval,
+                            stop, once=run_once)
+    except psycopg.Error as exc:
+        raise ServiceError(f"the grid's database: {' '.join(str(exc).split())}") from exc
+    if run_once:
+        click.echo(json.dumps([{"table": f"{d.schema}.{d.table}", "action": d.action.value,
+                                "seconds": round(d.seconds, 3), "reason": d.reason} for d in done], indent=2))
+
+
 @main.command("init-ca")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the CA lives (default var/pki in the checkout).")

@@ -157,6 +157,12 @@ def grid_programs(
             environment=rucio_env,
         ),
     ]
+    # the planner's statistics of the grid's database, where the server's autovacuum is off (grid/dbstats.py)
+    programs.append(Program(
+        name="db-stats",
+        command=[venv_bin("juno-dcs"), "db-stats", "--home", str(home.root)],
+        priority=120,
+    ))
     if settings.storage == "xrootd":
         for rse in rses:
             programs.append(Program(

@@ -52,6 +52,9 @@ def message(stream: str, index: int, day: dt.date, per_day: int) -> FileArrived:
                        stream=stream, received_at=received)
 
 
+TUNING: dict[str, int] = {}  # ingestor settings from the command line (--register-threads, --batch-size)
+
+
 def write_config(home: Path, path: Path, topic: str, group: str, journal: Path) -> None:
     state = GridHome(home).load_state()
     kafka = kafka_settings(state)
@@ -59,7 +62,7 @@ def write_config(home: Path, path: Path, topic: str, group: str, journal: Path) 
         "kafka": {"bootstrap_servers": kafka.bootstrap_servers, "api_version": list(kafka.api_version or ())},
         "topic": topic, "dead_letter_topic": f"{topic}.dead", "group_id": group,
         "rucio": {"config": str(home / "etc" / "clients" / "rawdata.cfg")},
-        "apply_rules": False, "close_grace": 0, "close_quiet": 3600, "journal": str(journal),
+        "apply_rules": False, "close_grace": 0, "close_quiet": 3600, "journal": str(journal), **TUNING,
     }))
 
 
@@ -150,7 +153,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--home", type=Path, default=None, help="A running grid (default: start one).")
+    parser.add_argument("--register-threads", type=int, default=None, help="The ingestor's register_threads.")
+    parser.add_argument("--batch-size", type=int, default=None, help="The ingestor's batch_size.")
     args = parser.parse_args()
+    TUNING.update({k: v for k, v in (("register_threads", args.register_threads), ("batch_size", args.batch_size))
+                   if v is not None})
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-ingest-"))
     tmp.chmod(0o755)
     home = args.home or tmp / "grid"
@@ -159,7 +166,7 @@ def main() -> None:
         if own:
             subprocess.run([JUNO_DCS, "up", "--home", str(home), "--base-port", str(free_base_port())],
                            check=True, capture_output=True)
-        result = {"benchmark": "ingest", "throughput": throughput(home, args.messages, tmp),
+        result = {"benchmark": "ingest", "tuning": TUNING, "throughput": throughput(home, args.messages, tmp),
                   "latency": latency(home, args.rate, args.seconds, tmp)}
         result["files_per_s"] = result["throughput"]["files_per_s"]
         result["latency_p50_s"] = result["latency"]["latency_p50_s"]

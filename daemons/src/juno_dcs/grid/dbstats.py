@@ -109,16 +109,14 @@ def run_pass(conn: Any, limits: Thresholds) -> list[Done]:
 
     done: list[Done] = []
     for stats in table_stats(conn):
-        need = due(stats, limits)
-        if need is None:
+        if due(stats, limits) is None:
             continue
-        action, reason = need
         got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, stats.oid & 0x7FFFFFFF)).fetchone()[0]
         if not got:
             continue  # another keeper is on it
         started = time.monotonic()
         try:
-            now = table_stats(conn, stats.oid)
+            now = table_stats(conn, stats.oid)  # look again under the lock
             need = due(now[0], limits) if now else None
             if need is None:
                 continue  # another keeper did it between our look and our lock

@@ -111,8 +111,8 @@ def run_pass(conn: Any, limits: Thresholds) -> list[Done]:
     for stats in table_stats(conn):
         if due(stats, limits) is None:
             continue
-        got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, stats.oid & 0x7FFFFFFF)).fetchone()[0]
-        if not got:
+        key = (LOCK_CLASS, stats.oid & 0x7FFFFFFF)  # advisory lock keys are signed 32-bit integers
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
             continue  # another keeper is on it
         started = time.monotonic()
         try:
@@ -128,7 +128,7 @@ def run_pass(conn: Any, limits: Thresholds) -> list[Done]:
             logger.info("%s.%s skipped: %s", stats.schema, stats.table, str(exc).strip())
             continue
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, stats.oid & 0x7FFFFFFF))
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
         done.append(Done(stats.schema, stats.table, action, time.monotonic() - started, reason))
         logger.info("%s %s.%s in %.2f s (%s)", action.value, stats.schema, stats.table, done[-1].seconds, reason)
     return done

@@ -106,10 +106,13 @@ class IngestorProcess:
             self.proc = subprocess.Popen([JUNO_DCS, "ingest", "run", "--config", str(self.config)], stdout=log,
                                          stderr=subprocess.STDOUT)
 
-    def kill(self) -> None:
+    def kill(self) -> bool:
+        """SIGKILL the running ingestor; False when there was none to kill."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
+            return True
+        return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -143,12 +146,14 @@ class RucioView:
         return sum(int(self.client.get_did("raw", b, dynamic_depth="FILE")["length"] or 0)
                    for b in self.blocks(stream))
 
-    def wait_files(self, stream: str, count: int, timeout: float, on_wait: Callable[[], None] | None = None) -> int:
+    def wait_files(self, stream: str, count: int, timeout: float, on_wait: Callable[[int], None] | None = None,
+                   poll: float = 2.0) -> int:
+        """Poll until the stream's blocks hold `count` files; `on_wait` sees the count found at each poll."""
         deadline = time.monotonic() + timeout
         found = self.lengths(stream)
         while found < count and time.monotonic() < deadline:
             if on_wait is not None:
-                on_wait()
-            time.sleep(2)
+                on_wait(found)
+            time.sleep(poll)
             found = self.lengths(stream)
         return found

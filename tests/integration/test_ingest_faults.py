@@ -103,24 +103,28 @@ def test_sigkilled_ingestors_register_every_file_exactly_once(grid: Grid, grids_
                                                                       for m in messages]))
     publisher.start()
     rng = random.Random(20261125)  # noqa: S311 - chaos, not cryptography
-    kills = 0
+    # The kills are placed by progress, not by time: one at a random point in each of five windows between 5 % and
+    # 80 % of the files, so they land mid-stream however fast this machine ingests.
+    points = [int(total * rng.uniform(0.05 + 0.15 * k, 0.20 + 0.15 * k)) for k in range(5)]
+    kills_at: list[int] = []
 
-    def chaos() -> None:
-        nonlocal kills
-        victim = rng.choice(ingestors)
-        if kills < 3 or (kills < 6 and rng.random() < 0.6):  # the first three at once: 10,000 take ~40 s
-            victim.kill()
-            kills += 1
+    def chaos(found: int) -> None:
+        if points and found >= points[0]:
+            points.pop(0)
+            victim = rng.choice(ingestors)
+            if victim.kill():
+                kills_at.append(found)
             time.sleep(rng.uniform(0, 2))
             victim.start()
 
     try:
-        found = view.wait_files(stream, total, timeout=900, on_wait=lambda: (time.sleep(rng.uniform(1, 5)), chaos()))
+        found = view.wait_files(stream, total, timeout=900, on_wait=chaos, poll=0.25)
     finally:
         publisher.join(120)
         for ingestor in ingestors:
             ingestor.stop()
-    assert kills >= 3
+    assert len(kills_at) >= 3, f"killed at {kills_at} files, planned {points} still ahead"
+    assert all(at < total for at in kills_at)
     assert found == total
     files = list(view.client.list_dids("raw", {"name": f"RUN.*.{stream}.*"}, did_type="file"))
     assert len(files) == len(set(files)) == total

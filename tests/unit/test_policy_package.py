@@ -96,6 +96,11 @@ print(json.dumps(out))
         ("dids", [{"scope": "mc", "name": "mc.J25.IBD.g4sim.000001.root", "type": "FILE"}]),
         ("scope", "Physics"),
         ("activity", "Coffee"),
+        ("attachments", [{"scope": "raw", "name": "block.20261125.physics", "rse": "IHEP_DISK",
+                          "dids": [{"scope": "raw", "name": RAW, "bytes": 1, "adler32": "0000abcd"},
+                                   {"scope": "raw", "name": "run1234.raw", "bytes": 1}]}]),
+        ("attachments", [{"scope": "raw", "name": "block.20261125.physics",
+                          "dids": [{"scope": "raw", "name": RAW}, {"scope": "user.alice", "name": "any.thing"}]}]),
     ]
     proc = subprocess.run([sys.executable, "-c", code], env=_rucio_cfg(tmp_path), input=json.dumps(cases),
                           capture_output=True, text=True, check=True)
@@ -108,6 +113,9 @@ print(json.dumps(out))
     assert "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>.<job:NNNNNN>.<root|log.tgz>" in got[8]
     assert "JUNO scope: raw, mc, rec, calib, user.<account> or group.<name>" in got[9]
     assert "'Coffee' is not one of" in got[10]
+    # a bulk attachment's files come without a type: each is held to its scope's names, files or collections
+    assert "'run1234.raw' does not match" in got[11] and "raw DID: RUN.<run:NNNNNN>" in got[11]
+    assert got[12] == "ok"
 
 
 @pytest.mark.parametrize(("scope_", "name", "kind", "data_type"), [

@@ -23,23 +23,32 @@ _COLLECTION_TYPES = ["DATASET", "CONTAINER"]
 
 
 def _name_rule(scope: str, types: list[str] | None) -> dict[str, Any]:
+    """The name rule for one scope's files, collections or (types None) any DID, as a schema on the DID."""
     kinds = [k for k in KINDS if k.scope == scope and (types is None or k.collection == (types is _COLLECTION_TYPES))]
     what = "file" if types is _FILE_TYPES else "collection" if types is _COLLECTION_TYPES else "DID"
-    condition: dict[str, Any] = {"properties": {"scope": {"const": scope}}, "required": ["scope"]}
-    if types is not None:
-        condition["properties"]["type"] = {"enum": types}
-        condition["required"] = ["scope", "type"]
     pattern = "|".join(f"({_NAMED_GROUP.sub('(', k.pattern)})" for k in kinds)  # one group name may repeat
     # no spaces inside a template: Rucio prints the schema wrapped at spaces, so each template stays whole
     description = f"{scope} {what}: " + " or ".join(k.template for k in kinds)
-    return {"if": condition, "then": {"properties": {"name": {"description": description, "pattern": pattern}}}}
+    rule: dict[str, Any] = {"properties": {"name": {"description": description, "pattern": pattern}}}
+    if types is None:
+        return rule
+    # "required" first: the test stops at the first keyword that fails, and most DIDs sent in bulk have no type
+    return {"if": {"required": ["type"], "properties": {"type": {"enum": types}}}, "then": rule}
 
 
 def _did_schema(base: dict[str, Any]) -> dict[str, Any]:
-    # typed rules first: when a file or collection fails, its own kinds are what the error names
-    rules = [_name_rule(scope, types) for scope in FIXED_SCOPES if any(k.scope == scope for k in KINDS)
-             for types in (_FILE_TYPES, _COLLECTION_TYPES, None)]
-    return {**base, "description": "Data Identifier (DID) with a JUNO name", "allOf": rules}
+    # The server validates every DID of a bulk call, so this is paid per file: one chain of conditions on the
+    # scope (if raw ... else if mc ...), then that scope's rules only. Typed rules first: when a file or
+    # collection fails, its own kinds are what the error names.
+    chain: dict[str, Any] = {}
+    for scope in reversed([s for s in FIXED_SCOPES if any(k.scope == s for k in KINDS)]):
+        link: dict[str, Any] = {
+            "if": {"required": ["scope"], "properties": {"scope": {"const": scope}}},
+            "then": {"allOf": [_name_rule(scope, types) for types in (_FILE_TYPES, _COLLECTION_TYPES, None)]}}
+        if chain:
+            link["else"] = chain
+        chain = link
+    return {**base, "description": "Data Identifier (DID) with a JUNO name", "allOf": [chain]}
 
 
 ACTIVITY = {"description": "Activity name", "type": "string",

@@ -114,7 +114,8 @@ print(json.dumps(out))
     assert "JUNO scope: raw, mc, rec, calib, user.<account> or group.<name>" in got[9]
     assert "'Coffee' is not one of" in got[10]
     # a bulk attachment's files come without a type: each is held to its scope's names, files or collections
-    assert "'run1234.raw' does not match" in got[11] and "raw DID: RUN.<run:NNNNNN>" in got[11]
+    assert "'run1234.raw' does not match" in got[11]
+    assert "raw DID: RUN.<run:NNNNNN>" in got[11]
     assert got[12] == "ok"
 
 

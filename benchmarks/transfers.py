@@ -33,6 +33,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import JUNO_DCS, free_base_port
 
+from juno_dcs.grid.home import GridHome
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 CA_DIR = CHECKOUT / "var" / "pki" / "certificates"
 GIB = 1024**3
@@ -76,10 +78,10 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
     src_port = st["storage"]["IHEP_DISK"].rsplit(":", 1)[1].strip("/")
     dst_port = st["storage"]["CNAF_DISK"].rsplit(":", 1)[1].strip("/")
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    source_file = home / "data" / "rses" / "IHEP_DISK" / "bench" / name
+    source_file = GridHome(home).rse_dir("IHEP_DISK") / "bench" / name
     write_owned(source_file, GIB, random=True)
     subprocess.run(["cat", str(source_file)], stdout=subprocess.DEVNULL, check=True)  # both read it from cache
-    landing = home / "data" / "rses" / "CNAF_DISK" / "bench"  # curl COPY makes no parent directories
+    landing = GridHome(home).rse_dir("CNAF_DISK") / "bench"  # curl COPY makes no parent directories
     landing.mkdir(exist_ok=True)
     shutil.chown(landing, "xrootd", "xrootd")
     fts = st["services"]["fts"]
@@ -106,7 +108,7 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
                     raise SystemExit(f"service copy failed: {job}")
             elapsed = time.perf_counter() - start
             samples[kind].append(GIB / elapsed / 1e6)
-            (home / "data" / "rses" / "CNAF_DISK" / dst_path.lstrip("/")).unlink()
+            (GridHome(home).rse_dir("CNAF_DISK") / dst_path.lstrip("/")).unlink()
             os.sync()  # write-back of this copy must not slow the next one down (outside the timed part)
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {

@@ -65,6 +65,12 @@ class Grid:
         proc = self.juno_dcs("status", "--json", check=False)
         return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
+    def rse_dir(self, rse: str) -> Path:
+        """Where the RSE's XRootD keeps its files (in the home, or in its service area)."""
+        from juno_dcs.grid.home import GridHome
+
+        return GridHome(self.home).rse_dir(rse)
+
     def state(self) -> dict[str, object]:
         return json.loads((self.home / "grid.json").read_text())  # type: ignore[no-any-return]
 
@@ -96,9 +102,10 @@ def start_grid(tmp_root: Path, name: str) -> Grid:
 
 @pytest.fixture(scope="session")
 def grids_root() -> Iterator[Path]:
-    """A directory for grid homes that the xrootd user can walk into (pytest's own tmp dirs are 0700)."""
+    """The directory of the suite's grid homes: private (mode 0700, as a clone in root's home or `mktemp -d` is),
+    so every grid of the suite runs with its service users' files in a service area (juno_dcs.grid.access)."""
     root = Path(tempfile.mkdtemp(prefix="juno-dcs-tests-"))
-    root.chmod(0o755)
+    root.chmod(0o700)
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

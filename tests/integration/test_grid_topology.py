@@ -109,7 +109,7 @@ def test_upload_and_download_as_rawdata(grid: Grid, tmp_path: Path) -> None:
     assert hashlib.sha256(fetched.read_bytes()).digest() == hashlib.sha256(payload.read_bytes()).digest()
     assert adler32(fetched) == adler32(payload)
     # the bytes really sit in IHEP_DISK's storage under the grid's home
-    stored = list((grid.home / "data" / "rses" / "IHEP_DISK").rglob(payload.name))
+    stored = list(grid.rse_dir("IHEP_DISK").rglob(payload.name))
     assert len(stored) == 1
     assert stored[0].read_bytes() == payload.read_bytes()
 
@@ -122,7 +122,7 @@ def test_users_cannot_write_the_raw_scope(grid: Grid, tmp_path: Path) -> None:
     assert "can not add file DIDs" in proc.stderr, proc.stderr
     missing = grid.rucio("did", "metadata", "list", f"raw:{payload.name}", account="root", check=False)
     assert "not found" in missing.stderr
-    assert not list((grid.home / "data" / "rses" / "IHEP_DISK").rglob(payload.name))
+    assert not list(grid.rse_dir("IHEP_DISK").rglob(payload.name))
 
 
 def test_users_write_their_own_scope_where_they_have_quota(grid: Grid, tmp_path: Path) -> None:

@@ -116,13 +116,13 @@ def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
               ("IHEP_DISK", "user.alice", user, "alice")]
     for rse, scope, name, account in placed:
         data = _upload(grid, tmp_path, rse, scope, name, account).read_bytes()
-        where = grid.home / "data" / "rses" / rse / path_for(scope, name)
+        where = grid.rse_dir(rse) / path_for(scope, name)
         assert where.read_bytes() == data
     assert path_for("raw", raw) == f"raw/2026/1125/004217/{raw}"
     assert path_for("mc", mc) == f"mc/J25/t{UNIQUE}/detsim/004/{mc}"
     # a copy made by the conveyor lands at the same path on the other SE
     rule_until_ok(grid, f"raw:{raw}", "CNAF_DISK")
-    assert (grid.home / "data" / "rses" / "CNAF_DISK" / path_for("raw", raw)).is_file()
+    assert (grid.rse_dir("CNAF_DISK") / path_for("raw", raw)).is_file()
     replicas = grid.rucio("replica", "list", "file", f"raw:{raw}", account="rawdata").stdout
     assert f"/raw/2026/1125/004217/{raw}" in replicas
 
@@ -135,7 +135,7 @@ def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> N
     bad.write_bytes(b"x" * 100)
     _refused(grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", str(bad), account="rawdata", check=False),
              "RUN.<run:NNNNNN>.<stream>.<seq:NNNNN>.<YYYYMMDD>.rtraw")
-    assert not list((grid.home / "data" / "rses" / "IHEP_DISK").rglob(bad.name))
+    assert not list(grid.rse_dir("IHEP_DISK").rglob(bad.name))
     _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production", check=False),
              "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>")
     _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",

@@ -107,7 +107,7 @@ def test_a_block_goes_to_t1_disks_then_tapes(grid: Grid, tmp_path: Path) -> None
     assert all(r["state"] == "OK" for r in rules), rules
     for rse in ("IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE", "IN2P3_DISK", "IN2P3_TAPE"):
         for name in names:
-            assert (grid.home / "data" / "rses" / rse / path_for("raw", name)).is_file(), (rse, name)
+            assert (grid.rse_dir(rse) / path_for("raw", name)).is_file(), (rse, name)
     again = json.loads(grid.juno_dcs("policy", "apply", block, "--json").stdout)
     assert {r["status"] for r in again["rules"]} == {"existing"}
 

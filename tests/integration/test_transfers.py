@@ -178,7 +178,7 @@ def test_destination_down_then_up_is_retried(grid: Grid) -> None:
 def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
     size = 3 * 1024**3  # sparse: written in no time, copied in seconds
     name = _name("big")
-    sparse = grid.home / "data" / "rses" / "IHEP_DISK" / "kill" / name
+    sparse = grid.rse_dir("IHEP_DISK") / "kill" / name
     sparse.parent.mkdir(exist_ok=True)
     with sparse.open("wb") as handle:
         handle.truncate(size)

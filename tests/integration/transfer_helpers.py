@@ -74,7 +74,7 @@ def se_log(grid: Grid, rse: str) -> str:
 
 
 def stored(grid: Grid, rse: str, name: str) -> list[Path]:
-    return list((grid.home / "data" / "rses" / rse).rglob(name))
+    return list(grid.rse_dir(rse).rglob(name))
 
 
 def supervisorctl(grid: Grid, *args: str) -> str:

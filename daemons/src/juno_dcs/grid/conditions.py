@@ -3,7 +3,8 @@ Squid per data centre (the topology's tier-0 and tier-1 sites, in its order) on 
 
     home/etc/conditions.yaml          the service: the read-only account's URL, cache lifetimes (0600)
     home/etc/conditions-admin.yaml    the writing account's URL, for `juno-dcs conditions` (0600)
-    home/squid/<SITE>/                squid.conf, cache/, logs/access.log and cache.log, squid.pid
+    SERVICE_ROOT/squid/<SITE>/        squid.conf, cache/, logs/access.log and cache.log, squid.pid
+                                      (the home itself, or its service area: juno_dcs.grid.access)
 
 The MariaDB database is `<db_name>_cond` with the accounts `<db_name>_r` (SELECT) and `<db_name>_w` (SELECT,
 INSERT, UPDATE), made idempotently through `mysql_admin_url` at every `up` and dropped by `down --purge`.
@@ -50,7 +51,7 @@ def layout(home: GridHome, state: GridState, topo: Topology) -> ConditionsLayout
     return ConditionsLayout(
         service_port=state.ports.port("conditions"),
         squids=squids,
-        homes={site: cond.SquidHome(home.root / "squid" / site) for site in squids},
+        homes={site: cond.SquidHome(home.squid_root / site) for site in squids},
         service_config=home.etc / "conditions.yaml",
         admin_config=home.etc / "conditions-admin.yaml",
     )
@@ -60,7 +61,7 @@ def running_layout(home: GridHome, state: GridState) -> ConditionsLayout:
     """The layout as the home's Squid configurations record it (for `status`, without the topology)."""
     squids: dict[str, int] = {}
     homes: dict[str, cond.SquidHome] = {}
-    root = home.root / "squid"
+    root = home.squid_root
     for conf in sorted(root.glob("*/squid.conf")) if root.is_dir() else []:
         for line in conf.read_text().splitlines():
             if line.startswith("http_port 127.0.0.1:"):

@@ -18,6 +18,10 @@ from juno_dcs.errors import ConfigError, GridStateError
 from juno_dcs.grid.ports import PortMap
 
 STATE_FILE = "grid.json"
+# Where the files of the service users (xrootd, proxy, www-data) go when they cannot enter the home
+# (juno_dcs.grid.access); HOME/service-area links to the directory chosen.
+SERVICE_AREA = Path("/var/lib/juno-dcs")
+SERVICE_LINK = "service-area"
 
 
 class GridState(BaseModel):
@@ -110,6 +114,40 @@ class GridHome:
         return self.root / "pki"
 
     @property
+    def service_link(self) -> Path:
+        return self.root / SERVICE_LINK
+
+    @property
+    def service_root(self) -> Path:
+        """Where the files of programs running under their own users live: the home itself, or the directory
+        that HOME/service-area links to when those users cannot enter the home (juno_dcs.grid.access)."""
+        link = self.service_link
+        return Path(os.readlink(link)) if link.is_symlink() else self.root
+
+    @property
+    def xrootd_etc(self) -> Path:
+        return self.service_root / "etc" / "xrootd"
+
+    @property
+    def xrootd_pki(self) -> Path:
+        """The host certificate and key as the xrootd user reads them."""
+        return self.service_root / "pki" / "xrootd"
+
+    @property
+    def trust_dir(self) -> Path:
+        """A copy of the grid CA's trust directory (X509_CERT_DIR) that every service user can read."""
+        return self.service_root / "pki" / "certificates"
+
+    @property
+    def squid_root(self) -> Path:
+        return self.service_root / "squid"
+
+    @property
+    def webui_files(self) -> Path:
+        """The WebUI's static and vendor files as nginx's workers read them."""
+        return self.service_root / "webui"
+
+    @property
     def rucio_cfg(self) -> Path:
         return self.etc / "rucio.cfg"
 
@@ -125,13 +163,13 @@ class GridHome:
         return self.etc / "clients" / f"{account}.cfg"
 
     def rse_dir(self, rse: str) -> Path:
-        return self.data / "rses" / rse
+        return self.service_root / "data" / "rses" / rse
 
     def token_dir(self, account: str) -> Path:
         return self.run / "tokens" / account
 
     def make_dirs(self) -> None:
-        for path in (self.etc / "clients", self.logs, self.logs / "trace", self.run, self.data / "rses", self.pki):
+        for path in (self.etc / "clients", self.logs, self.logs / "trace", self.run, self.data, self.pki):
             path.mkdir(parents=True, exist_ok=True)
 
     # --- identity

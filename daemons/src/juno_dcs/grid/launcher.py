@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
-from juno_dcs.grid import conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
+from juno_dcs.grid import access, conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import ACTIVEMQ_HOME, Program, grid_programs, rucio_environment
@@ -144,7 +144,7 @@ def write_configs(
         digests[f"squid-{site}"] = digest(cond_files[squid.conf])
     for rse, port in ports.items():  # none with posix storage
         text = storage.render_xrootd(home, settings, rse, port)
-        files[home.etc / "xrootd" / f"{rse}.cfg"] = text
+        files[home.xrootd_etc / f"{rse}.cfg"] = text
         digests[f"xrootd-{rse}"] = digest(text)
     jobs = wms.layout(home, state)
     wms_files = wms.render_configs(jobs, home, state, settings, topo, where)
@@ -162,7 +162,7 @@ def write_configs(
     supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
     files[home.supervisord_conf] = supervisord
     # read by the xrootd and proxy (Squid) users; no secrets in them
-    readable = {p for p in files if p.parent == home.etc / "xrootd"} | {s.conf for s in where.homes.values()}
+    readable = {p for p in files if p.parent == home.xrootd_etc} | {s.conf for s in where.homes.values()}
     return [str(p) for p, text in files.items() if write_if_changed(p, text, 0o644 if p in readable else 0o600)]
 
 
@@ -247,6 +247,9 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
                 "choose another --base-port"
             )
     report = UpReport(home=home.root, created=created)
+    moved = access.settle_service_root(home)  # before anything starts: where the service users' files go
+    if moved:
+        report.actions.append(moved)
     home.make_dirs()
     kafka.make_dirs(home)
     home.save_state(state)
@@ -257,6 +260,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     rses = list(topo.rses)
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
+    webui.publish_files(home)
     tape_rses = [r for r in rses if topo.rse_type(r) == "TAPE"]
     report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)]
     if database.ensure_database(state):
@@ -336,6 +340,9 @@ def _down_locked(home: GridHome, state: GridState, purge: bool, settings: GridSe
         database.drop_database(state)
         conditions.purge(settings, state)
         shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
+        area = access.remove_service_area(home)
+        if area is not None:
+            done.append(f"removed the service area {area}")
         shutil.rmtree(home.root)
         done.append(f"dropped databases {state.db_name} (PostgreSQL), {state.conditions_db} (MariaDB) and removed "
                     f"{home.root}")

@@ -105,6 +105,33 @@ def _ensure_hash_link(directory: Path) -> None:
         stale.unlink()
 
 
+def copy_trust(ca_dir: Path, target: Path) -> bool:
+    """Copy the CA's trust directory (its certificate and hash link) to `target`, world-readable: programs that
+    run under their own users read it there, wherever the checkout holding the CA is. True when it changed."""
+    source = cert_dir(ca_dir)
+    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    target.chmod(0o755)
+    changed = False
+    wanted = {entry.name for entry in source.iterdir()}
+    for entry in source.iterdir():
+        dest = target / entry.name
+        if entry.is_symlink():
+            if not dest.is_symlink() or os.readlink(dest) != os.readlink(entry):
+                dest.unlink(missing_ok=True)
+                dest.symlink_to(os.readlink(entry))
+                changed = True
+        elif not dest.exists() or dest.read_bytes() != entry.read_bytes():
+            dest.write_bytes(entry.read_bytes())
+            changed = True
+        if not dest.is_symlink():
+            dest.chmod(0o644)
+    for stale in target.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
+            changed = True
+    return changed
+
+
 def issue_host_cert(ca_dir: Path, cert_path: Path, key_path: Path, names: tuple[str, ...] = ("localhost",)) -> bool:
     """Sign a server certificate for `names` and 127.0.0.1 unless a valid one from this CA exists."""
     ca_cert = x509.load_pem_x509_certificate((ca_dir / CA_CERT).read_bytes())

@@ -2,8 +2,10 @@
 or, as an explicit option for unit tests, plain directories through Rucio's posix protocol.
 
 XRootD refuses to run as root: it runs as the `xrootd` user, so each RSE's directory and the TLS key are
-given to that user, and the grid's home must be reachable by it. XRootD 5.5 cannot choose the address it
-listens on: the LD_PRELOAD shim built by `make setup` (daemons/native/bind_loopback.c) keeps it on 127.0.0.1.
+given to that user; they live in the home's service root (the home, or a service area the user can reach:
+juno_dcs.grid.access), with its configuration and a copy of the CA's trust directory. XRootD 5.5 cannot
+choose the address it listens on: the LD_PRELOAD shim built by `make setup` (daemons/native/bind_loopback.c)
+keeps it on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,6 @@ def _xrootd_ids() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def check_reachable(path: Path) -> None:
-    """The xrootd user must be able to walk down to `path`: every parent needs o+x."""
-    for parent in [*reversed(path.parents)]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            raise ConfigError(
-                f"the grid's home {path} is not reachable by the {XROOTD_USER} user: {parent} has mode "
-                f"{stat.filemode(mode)}; put the home under a directory others may enter (e.g. /tmp or /srv)"
-            )
-
-
 def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> None:
     """Directories and key copies for every RSE's XRootD, owned by the xrootd user."""
     if not XROOTD_BIN.exists():
@@ -93,10 +83,9 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
     if not settings.bind_shim.exists():
         raise ConfigError(f"{settings.bind_shim} is missing: run `make setup`")
     uid, gid = _xrootd_ids()
-    check_reachable(home.root)
-    os.chmod(home.root, 0o711)  # noqa: S103 - the xrootd user must pass through to the RSE directories
-    xrd_pki = home.pki / "xrootd"
-    xrd_pki.mkdir(parents=True, exist_ok=True)
+    xrd_pki = home.xrootd_pki
+    xrd_pki.mkdir(mode=0o755, parents=True, exist_ok=True)
+    pki.copy_trust(settings.pki_dir, home.trust_dir)
     for name in ("hostcert.pem", "hostkey.pem"):
         target = xrd_pki / name
         if not target.exists() or target.read_bytes() != (home.pki / name).read_bytes():
@@ -113,12 +102,12 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
 
 
 def render_xrootd(home: GridHome, settings: GridSettings, rse: str, port: int) -> str:
-    xrd_pki = home.pki / "xrootd"
+    xrd_pki = home.xrootd_pki
     return render(settings.templates / "xrootd.cfg", {
         "rse": rse, "home": home.root, "admin_dir": admin_dir(home), "data_dir": home.rse_dir(rse), "port": port,
-        "cert": xrd_pki / "hostcert.pem", "key": xrd_pki / "hostkey.pem", "ca_dir": pki.cert_dir(settings.pki_dir),
+        "cert": xrd_pki / "hostcert.pem", "key": xrd_pki / "hostkey.pem", "ca_dir": home.trust_dir,
     })
 
 
 def xrootd_command(home: GridHome, rse: str) -> list[str]:
-    return [str(XROOTD_BIN), "-R", XROOTD_USER, "-I", "v4", "-n", rse, "-c", str(home.etc / "xrootd" / f"{rse}.cfg")]
+    return [str(XROOTD_BIN), "-R", XROOTD_USER, "-I", "v4", "-n", rse, "-c", str(home.xrootd_etc / f"{rse}.cfg")]

@@ -149,10 +149,36 @@ def render_configs(where: WebuiLayout, home: GridHome, state: GridState, setting
                        NODE_MODULES, ", ".join(missing))
     conf = render(settings.templates / "nginx.conf", {
         "home": home.root, "run": where.run, "logs": where.logs, "port": where.port, "app_port": where.app_port,
-        "rucio_port": where.rucio_port, "cert": where.cert, "key": where.key, "static": webui_static(),
-        "vendor_locations": vendor_locations(NODE_MODULES), "sub_filters": sub_filters(cdn_rewrites()),
+        "rucio_port": where.rucio_port, "cert": where.cert, "key": where.key, "static": home.webui_files / "static",
+        "vendor_locations": vendor_locations(home.webui_files / "vendor"), "sub_filters": sub_filters(cdn_rewrites()),
+        "temp": home.webui_files / "temp",
     })
     return {where.nginx_conf: conf, where.ca_file: ca}
+
+
+def publish_files(home: GridHome, node_modules: Path = NODE_MODULES) -> int:
+    """Copy the UI's static files and the npm files of VENDOR where nginx's workers (www-data) can read them: the
+    home's service root, not the checkout (which may sit in a private directory). Returns the files copied."""
+    target = home.webui_files
+    pairs = [(webui_static(), target / "static")]
+    pairs += [(node_modules / name, target / "vendor" / name) for name in sorted(set(VENDOR.values()))
+              if (node_modules / name).exists()]
+    copied = 0
+    for source, dest in pairs:
+        for path in [source] if source.is_file() else sorted(source.rglob("*")):
+            if path.is_dir():
+                continue
+            out = dest if source.is_file() else dest / path.relative_to(source)
+            if out.exists() and out.stat().st_size == path.stat().st_size and out.read_bytes() == path.read_bytes():
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
+            out.chmod(0o644)
+            copied += 1
+    (target / "temp").mkdir(exist_ok=True)  # nginx's master makes its workers' buffer directories in it
+    for directory in [target, target / "temp", *(p for p in target.glob("*/**") if p.is_dir())]:
+        directory.chmod(0o755)
+    return copied
 
 
 def programs(where: WebuiLayout, home: GridHome, state: GridState, settings: GridSettings,

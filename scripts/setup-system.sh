@@ -84,3 +84,21 @@ if ! mariadb -h "$MARIADB_HOST" -P "$MARIADB_PORT" -u root -e 'SELECT 1' >/dev/n
     GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" \
     || { echo "setup: MariaDB still does not answer" >&2; exit 1; }
 fi
+
+# PostgreSQL's connection slots: a grid holds about 40 connections (its Rucio server and daemons, the transfer
+# service, the dispatcher, probes, dashboard) and the test suite runs a second grid beside the first; the
+# default of 100 leaves no room for that. Raise it to 300 where this machine's cluster can be restarted.
+PG_MIN_CONNECTIONS=300
+current=$(psql "$PG_URL" -Atqc 'SHOW max_connections')
+if [ "$current" -lt "$PG_MIN_CONNECTIONS" ]; then
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [ "$(id -u)" -eq 0 ] && [ -n "$version" ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "setup: PostgreSQL allows $current connections; raising it to $PG_MIN_CONNECTIONS (restarts the server)"
+    psql "$PG_URL" -Atqc "ALTER SYSTEM SET max_connections = $PG_MIN_CONNECTIONS" >/dev/null
+    pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+    for _ in $(seq 1 30); do psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  else
+    echo "setup: PostgreSQL allows $current connections; a grid and the tests need $PG_MIN_CONNECTIONS:" >&2
+    echo "  ALTER SYSTEM SET max_connections = $PG_MIN_CONNECTIONS; then restart the server" >&2
+  fi
+fi

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DISTS := daemons/pyproject.toml policy/pyproject.toml probes/pyproject.toml constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv gfal2 shim ca node demo test test-unit lint typecheck clean
+.PHONY: setup system venv gfal2 shim ca node demo test test-all test-unit lint typecheck clean
 
 SHIM := var/lib/bind_loopback.so
 GFAL_PTH := $(VENV)/lib/python3.11/site-packages/debian-gfal2.pth
@@ -58,8 +58,19 @@ node: $(NODE_STAMP)
 demo: setup
 	$(BIN)/python -m juno_dcs.demo
 
+# `make test`: unit tests first (they fail fast, before any grid starts), then every component against real
+# services on one shared grid, the e2e stories included; volume and long waits (marker `slow`) are left to
+# `make test-all`. Each run lists its 25 slowest tests.
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration tests/e2e -m "not slow" $(PYTEST_ARGS)
+
+# `make test-all`: everything. The 2,000-file flow runs first on a grid of its own, which nothing else loads.
+QUIET_FIRST := tests/integration/test_ingest_flow.py::test_two_thousand_files_reach_every_site_of_the_share
+test-all: setup
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest $(QUIET_FIRST) $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration tests/e2e --deselect $(QUIET_FIRST) $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -132,3 +132,18 @@ def grid(grids_root: Path) -> Iterator[Grid]:
     g = start_grid(grids_root, "main")
     yield g
     g.juno_dcs("down", "--purge", check=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers that follow from what a test uses, so that `-m` selects by them: `grid` for every test that needs
+    the session's grid (directly or through another fixture), `e2e` (and `grid`) for tests/e2e, `services` for
+    the other integration tests, which start or reach real servers of their own. `slow` is set by each test."""
+    for item in items:
+        path = Path(str(item.path))
+        if "e2e" in path.parts:
+            item.add_marker(pytest.mark.e2e)
+        if "grid" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.grid)
+        elif "integration" in path.parts:
+            item.add_marker(pytest.mark.services)

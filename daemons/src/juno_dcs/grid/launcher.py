@@ -412,7 +412,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
 
 
 def _xrootd_port(home: GridHome, rse: str) -> int:
-    for line in (home.etc / "xrootd" / f"{rse}.cfg").read_text().splitlines():
+    for line in (home.xrootd_etc / f"{rse}.cfg").read_text().splitlines():
         if line.startswith("xrd.port "):
             return int(line.split()[1])
     raise GridStateError(f"{home.etc / 'xrootd' / (rse + '.cfg')}: no xrd.port line")

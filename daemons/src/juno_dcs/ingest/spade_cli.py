@@ -226,7 +226,7 @@ class _Grid:
             raise GridStateError(f"{exc}; or, without a grid, give --bootstrap and --location-prefix") from exc
 
     def ihep_disk(self) -> str:
-        cfg = self.home.etc / "xrootd" / "IHEP_DISK.cfg"
+        cfg = self.home.xrootd_etc / "IHEP_DISK.cfg"
         if not cfg.exists():
             raise click.UsageError(f"the grid in {self.home.root} has no XRootD IHEP_DISK ({cfg}): "
                                    "give --location-prefix")

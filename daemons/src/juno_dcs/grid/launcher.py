@@ -415,7 +415,7 @@ def _xrootd_port(home: GridHome, rse: str) -> int:
     for line in (home.xrootd_etc / f"{rse}.cfg").read_text().splitlines():
         if line.startswith("xrd.port "):
             return int(line.split()[1])
-    raise GridStateError(f"{home.etc / 'xrootd' / (rse + '.cfg')}: no xrd.port line")
+    raise GridStateError(f"{home.xrootd_etc / (rse + '.cfg')}: no xrd.port line")
 
 
 def env_exports(settings: GridSettings, account: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import stomp
 
@@ -211,3 +213,51 @@ def test_a_home_under_a_private_directory_runs(grid: Grid, tmp_path: Path) -> No
         time.sleep(2)
     else:
         raise AssertionError(f"{did} did not reach CNAF_DISK in {area}")
+
+
+def _processes_of(home: Path) -> list[int]:
+    """Processes whose command line names something under `home` (the grid's programs all do)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(home).encode() in argv and not _zombie(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_failed_up_leaves_nothing_running_and_down_finds_a_supervisor_without_grid_json(grid_tmp: Path) -> None:
+    home = grid_tmp / "half"
+    base = free_base_port()
+    # the services cannot be ready within 1 s: `up` fails after it started the supervisor
+    env = dict(os.environ, JUNO_DCS_START_TIMEOUT="1")
+    proc = run([JUNO_DCS, "up", "--home", str(home), "--base-port", str(base)], env=env, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not ready after 1 s" in proc.stderr
+    assert "`up` stopped every program it had started" in proc.stderr
+    assert _processes_of(home) == []
+    state = json.loads((home / "grid.json").read_text())
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        held = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+                            (state["db_user"],)).fetchone()
+    assert held == (0,)
+    # a supervisor left running for a home whose grid.json is gone: `down` still stops it and its programs
+    subprocess.run([str(Path(JUNO_DCS).parent / "supervisord"), "-c", str(home / "etc" / "supervisord.conf")],
+                   check=True)
+    deadline = time.monotonic() + 60
+    while len(_processes_of(home)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(_processes_of(home)) >= 5
+    saved = (home / "grid.json").read_text()
+    (home / "grid.json").unlink()
+    down = run([JUNO_DCS, "down", "--home", str(home)], check=False)
+    assert down.returncode == 0, down.stderr
+    assert "has no grid.json: stopped its supervisord" in down.stdout
+    assert _processes_of(home) == []
+    assert "no grid here" in run([JUNO_DCS, "down", "--home", str(home)], check=False).stderr
+    (home / "grid.json").write_text(saved)
+    run([JUNO_DCS, "down", "--home", str(home), "--purge"])

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
+from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
 from juno_dcs.grid import access, conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import ACTIVEMQ_HOME, Program, grid_programs, rucio_environment
 from juno_dcs.grid.render import digest, render, write_if_changed
-from juno_dcs.grid.supervisor import Supervisor
+from juno_dcs.grid.supervisor import Supervisor, supervisord_of, terminate
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
 from juno_dcs.topology import Topology, TopologyError, load_topology
 
@@ -239,6 +239,9 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     state, created = _resolve_state(home, settings, topo)
     sup = Supervisor(home, state)
     running = sup.running()
+    orphan = None if running else supervisord_of(home)
+    if orphan is not None:  # a supervisord of this home that does not answer with this grid.json's password
+        terminate(orphan)
     if not running:
         busy = state.ports.busy()
         if busy:
@@ -271,9 +274,31 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if running:
         report.actions += sup.update()
         sup.start_all()
-    else:
-        sup.start()
-        report.actions.append("started the supervisor and every program")
+        _wait_and_apply(settings, topo, home, state, sup, rses, where, quotas, report)
+        return report
+    sup.start()
+    report.actions.append("started the supervisor and every program")
+    try:
+        _wait_and_apply(settings, topo, home, state, sup, rses, where, quotas, report)
+    except BaseException as exc:  # all or nothing: a grid this `up` started does not stay half up
+        killed = sup.shutdown()
+        logger.error("up failed (%s): stopped every program it had started%s", exc,
+                     f", killed {killed}" if killed else "")
+        if isinstance(exc, JunoDcsError):
+            note = f"{exc}\n`up` stopped every program it had started; fix the cause and run it again"
+            try:
+                wrapped = type(exc)(note)
+            except TypeError:
+                raise exc from None
+            raise wrapped from exc
+        raise
+    return report
+
+
+def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, state: GridState, sup: Supervisor,
+                    rses: list[str], where: conditions.ConditionsLayout, quotas: dict[str, dict[str, int]],
+                    report: UpReport) -> None:
+    """Wait for every service of a started grid, then apply the topology through Rucio."""
     rucio_url = state.ports.url("rucio")
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
@@ -294,7 +319,6 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
-    return report
 
 
 def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: GridSettings, sup: Supervisor) -> None:
@@ -321,6 +345,13 @@ def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
 
 def down(settings: GridSettings, purge: bool = False) -> list[str]:
     home = GridHome(settings.home)
+    if not home.exists():  # a home whose `up` never got as far as grid.json, or whose grid.json was deleted
+        pid = supervisord_of(home)
+        if pid is None:
+            home.load_state()  # raises: no grid here
+        killed = terminate(pid)  # type: ignore[arg-type]
+        done = [f"{home.root} has no {home.state_file.name}: stopped its supervisord (pid {pid}) and its programs"]
+        return done + ([f"killed leftover processes {killed}"] if killed else [])
     state = home.load_state()
     with _exclusive(home):
         return _down_locked(home, state, purge, settings)

@@ -166,6 +166,63 @@ class Supervisor:
         return killed
 
 
+def supervisord_of(home: GridHome) -> int | None:
+    """The pid of a supervisord running for `home` (its command line names the home's supervisord.conf), found by
+    its pid file or, failing that, among all processes; None when there is none. Needs no grid.json: it finds
+    the supervisor of a half-started or half-deleted home."""
+    conf = str(home.supervisord_conf)
+    candidates: list[int] = []
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        candidates.append(int(home.supervisord_pid.read_text().strip()))
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            candidates.append(int(entry))
+    for pid in candidates:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if any(arg.endswith(b"supervisord") for arg in argv[:2]) and conf.encode() in argv and _alive(pid):
+            return pid
+    return None
+
+
+def terminate(pid: int, timeout: float = 90.0) -> list[int]:
+    """Stop a supervisord without its XML-RPC password (SIGTERM: it stops its programs, then itself); kill its
+    process group and its children if they outlive `timeout`. Returns the pids that had to be killed."""
+    children = _children(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    killed = []
+    for leftover in [pid, *children]:
+        if _alive(leftover):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(leftover, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover, signal.SIGKILL)
+            killed.append(leftover)
+    return killed
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -83,7 +83,7 @@ def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_pat
     status = grid.status()
     url = status["services"]["dashboard"]  # type: ignore[index]
     assert url == f"http://127.0.0.1:{grid.base_port + 60}/"
-    assert status["health"]["monitor"]["ok"], status["health"]  # type: ignore[index]
+    assert status["health"]["dashboard"]["ok"], status["health"]  # type: ignore[index]
 
     # a second collector, sampling every 2 s, beside the dashboard's own (two at once must be safe)
     config = yaml.safe_load((grid.home / "etc" / "monitor.yaml").read_text())

@@ -46,6 +46,9 @@ def test_status_names_every_process_and_service(grid: Grid) -> None:
     assert status["services"]["dashboard"] == f"http://127.0.0.1:{grid.base_port + 60}/"
     assert status["services"]["webui"] == f"https://localhost:{grid.base_port + 61}/"
     assert all(h["ok"] for h in status["health"].values()), status["health"]
+    assert status["down"] == {}
+    assert {f"squid-{site}" for site in ("IHEP", "CNAF", "JINR", "IN2P3", "MSU")} <= set(status["health"])
+    assert status["health"]["dashboard"]["ok"]
     assert status["health"]["storage"]["detail"] == "9 listening"
     assert set(status["storage"]) == {p.removeprefix("xrootd-") for p in PROGRAMS if p.startswith("xrootd-")}
 

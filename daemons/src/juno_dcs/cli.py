@@ -129,6 +129,8 @@ def status(home: Path | None, as_json: bool) -> None:
                        f"{check['detail']}")
         for name, proc in sorted(result["processes"].items()):
             click.echo(f"  {proc['state']:<9} {name:<34} {proc['description']}")
+        if result["down"]:
+            click.echo(f"not running: {', '.join(result['down'])}", err=True)
     sys.exit(0 if result["healthy"] else 1 if result["running"] else 3)
 
 

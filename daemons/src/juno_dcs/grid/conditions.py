@@ -109,6 +109,17 @@ def purge(settings: GridSettings, state: GridState) -> None:
                        state.conditions_writer)
 
 
+def check_squid(where: ConditionsLayout, site: str, timeout: float = 3.0) -> Health:
+    """The conditions service answers /health through the Squid of `site`."""
+    try:
+        answer = requests.get(f"{where.squid_url(site)}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        return Health(False, f"no answer: {exc.__class__.__name__}")
+    if answer.status_code != 200:
+        return Health(False, f"HTTP {answer.status_code}")
+    return Health(True, "the service answers through it")
+
+
 def check(where: ConditionsLayout, timeout: float = 3.0) -> Health:
     """The service answers /health (it reaches its database), directly and through every Squid."""
     targets = {"service": where.service_url, **{f"squid {s}": where.squid_url(s) for s in where.squids}}

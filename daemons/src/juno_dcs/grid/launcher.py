@@ -404,6 +404,8 @@ def status(settings: GridSettings) -> dict[str, Any]:
     cond = conditions.running_layout(home, state)
     if "conditions" in processes:
         checks["conditions"] = conditions.check(cond)
+        for site in cond.squids:  # each Squid on its own line of `status`
+            checks[f"squid-{site}"] = conditions.check_squid(cond, site)
     jobs = wms.layout(home, state)
     if "wms-server" in processes:
         checks["dispatcher"] = wms.check(jobs)
@@ -411,19 +413,24 @@ def status(settings: GridSettings) -> dict[str, Any]:
         checks["storage"] = health.check_ports(se_ports)
     ops_services: dict[str, str] = {}
     for part in OPS_PARTS:
-        name = part.__name__.rsplit(".", 1)[-1]
         part_where = part.layout(home, state)
+        services = part.services(part_where)
+        # the check is reported under the part's service name (the dashboard's is `monitor`'s)
+        name = next(iter(services)) if len(services) == 1 else part.__name__.rsplit(".", 1)[-1]
         if running:
             checked = part.check(part_where)
             if checked is not None:
                 checks[name] = checked
-        ops_services.update(part.services(part_where))
+        ops_services.update(services)
     return {
         "home": str(home.root),
         "base_port": state.base_port,
         "running": running,
         "healthy": running and all(h.ok for h in checks.values())
         and all(p["state"] == "RUNNING" for p in processes.values()),
+        # programs that should run and do not (FATAL, BACKOFF, EXITED, STOPPED, ...): the alarm of `status`
+        "down": {name: f"{p['state']}: {p['description']}" for name, p in sorted(processes.items())
+                 if p["state"] != "RUNNING"},
         "services": {
             "rucio": rucio_url,
             "activemq": state.ports.url("activemq_stomp", "stomp"),

@@ -26,7 +26,7 @@ PROGRAMS = {
     "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
     "rucio-conveyor-finisher",
     "rucio-conveyor-receiver", "wms-server", "wms-agent", "pilot-factory", "prodsys",
-    "probes", "dashboard", "webui", "nginx", "db-stats",
+    "probes", "dashboard", "webui", "nginx", "db-stats", "watchdog",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
                                   "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}
 
@@ -264,3 +264,33 @@ def test_a_failed_up_leaves_nothing_running_and_down_finds_a_supervisor_without_
     assert "no grid here" in run([JUNO_DCS, "down", "--home", str(home)], check=False).stderr
     (home / "grid.json").write_text(saved)
     run([JUNO_DCS, "down", "--home", str(home), "--purge"])
+
+
+def test_a_program_the_supervisor_gives_up_on_is_named_by_status_and_started_again(grid: Grid) -> None:
+    from juno_dcs.grid.home import GridHome, GridState
+    from juno_dcs.grid.supervisor import Supervisor
+
+    home = GridHome(grid.home)
+    sup = Supervisor(home, GridState.model_validate(grid.state()))
+    name = "db-stats"
+    killed: list[int] = []
+    deadline = time.monotonic() + 120
+    while sup.process(name).state != "FATAL":  # killed at every start: the supervisor gives up after 5 retries
+        assert time.monotonic() < deadline, f"{name} never went FATAL; killed {killed}"
+        info = sup.process(name)
+        if info.state in ("STARTING", "RUNNING") and info.pid and info.pid not in killed:
+            os.kill(info.pid, 9)
+            killed.append(info.pid)
+        time.sleep(0.05)
+    assert len(killed) >= 5
+    proc = grid.juno_dcs("status", "--json", check=False)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["down"][name].startswith("FATAL")
+    text = grid.juno_dcs("status", check=False)
+    assert f"not running: {name}" in text.stderr
+    # the watchdog starts it again (after 5 s the first time)
+    deadline = time.monotonic() + 120
+    while sup.process(name).state != "RUNNING":
+        assert time.monotonic() < deadline, f"{name} was not started again: {sup.process(name)}"
+        time.sleep(1)
+    assert f"{name} is FATAL" in (grid.home / "logs" / "watchdog.log").read_text()

@@ -18,7 +18,7 @@ from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceEr
 from juno_dcs.grid import access, conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.programs import ACTIVEMQ_HOME, Program, grid_programs, rucio_environment
+from juno_dcs.grid.programs import ACTIVEMQ_HOME, Program, grid_programs, rucio_environment, watchdog_section
 from juno_dcs.grid.render import digest, render, write_if_changed
 from juno_dcs.grid.supervisor import Supervisor, supervisord_of, terminate
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
@@ -159,7 +159,8 @@ def write_configs(
         part_files = part.render_configs(part_where, home, state, settings, topo)
         files.update(part_files)
         programs += part.programs(part_where, home, state, settings, part_files, rucio_env)
-    supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs)
+    supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs) \
+        + "\n" + watchdog_section(home, state)
     files[home.supervisord_conf] = supervisord
     # read by the xrootd and proxy (Squid) users; no secrets in them
     readable = {p for p in files if p.parent == home.xrootd_etc} | {s.conf for s in where.homes.values()}

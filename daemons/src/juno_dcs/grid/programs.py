@@ -88,6 +88,28 @@ class Program:
         return "\n".join(lines) + "\n"
 
 
+def watchdog_section(home: GridHome, state: GridState) -> str:
+    """The supervisor's event listener that starts FATAL programs again with a capped backoff
+    (juno_dcs.grid.watchdog). Its XML-RPC URL carries the supervisor's password: it goes in the environment of
+    the section (supervisord.conf is mode 600), not on the command line."""
+    url = f"http://juno:{state.supervisor_password}@127.0.0.1:{state.ports.supervisor}/RPC2"
+    return "\n".join([
+        "[eventlistener:watchdog]",
+        f"command = {shlex.join([sys.executable, '-m', 'juno_dcs.grid.watchdog'])}",
+        f"directory = {home.root}",
+        "events = PROCESS_STATE_RUNNING,PROCESS_STATE_FATAL",
+        "priority = 10",
+        "autostart = true",
+        "autorestart = true",
+        "startsecs = 1",
+        "startretries = 100",
+        f"stderr_logfile = {home.logs / 'watchdog.log'}",
+        "stderr_logfile_maxbytes = 5MB",
+        "stderr_logfile_backups = 1",
+        f'environment = JUNO_DCS_SUPERVISOR_URL="{url}"',
+    ]) + "\n"
+
+
 def venv_bin(name: str) -> str:
     """A console script of the environment this launcher runs in."""
     return str(Path(sys.executable).parent / name)

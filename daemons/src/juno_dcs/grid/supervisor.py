@@ -105,7 +105,8 @@ class Supervisor:
     def process(self, name: str) -> ProcessInfo:
         """One program's state, like `supervisorctl status NAME`."""
         try:
-            i = self._proxy().supervisor.getProcessInfo(name)
+            with self._proxy() as proxy:
+                i = proxy.supervisor.getProcessInfo(name)
         except xmlrpc.client.Fault as exc:
             raise ServiceError(f"supervisor: no program {name!r} ({exc.faultString})") from exc
         return ProcessInfo(name=i["name"], state=i["statename"], pid=int(i["pid"]), description=i["description"])
@@ -136,7 +137,8 @@ class Supervisor:
         self.start_program(name)
 
     def processes(self) -> list[ProcessInfo]:
-        infos = self._proxy().supervisor.getAllProcessInfo()
+        with self._proxy() as proxy:
+            infos = proxy.supervisor.getAllProcessInfo()
         return [
             ProcessInfo(name=i["name"], state=i["statename"], pid=int(i["pid"]), description=i["description"])
             for i in infos

@@ -12,7 +12,7 @@ import requests
 from juno_dcs.conditions.client import ConditionsClient, ConditionsUnavailable
 from tests.integration.conditions_stack import OPEN_MAX_AGE, Stack, build_tag, needs_stack, stack
 
-pytestmark = [pytest.mark.slow, needs_stack]
+pytestmark = [needs_stack]
 __all__ = ["stack"]  # the fixture
 
 

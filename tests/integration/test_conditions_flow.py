@@ -6,14 +6,13 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from juno_dcs.conditions.client import ConditionsClient
 from juno_dcs.conditions.models import EnergyScale, PmtGains, TimingOffsets, payload_hash
 from tests.integration.conditions_stack import OPEN_MAX_AGE, Stack, build_tag, energy_scale, needs_stack, stack
 
-pytestmark = [pytest.mark.slow, needs_stack]
+pytestmark = [needs_stack]
 __all__ = ["stack"]  # the fixture
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.integration.conditions_stack import Stack, build_tag, needs_stack, stack
 
-pytestmark = [pytest.mark.slow, needs_stack]
+pytestmark = [needs_stack]
 __all__ = ["stack"]  # the fixture
 
 INJECTIONS = [

@@ -15,14 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import yaml
 
 from tests.conftest import BIN, Grid, run
 from tests.integration.browser import chromium
-
-pytestmark = [pytest.mark.slow, pytest.mark.grid]
 
 CHARTS = ("throughput", "jobs", "tpc", "blocks", "productions", "ingest")
 

@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import requests
 
 from juno_dcs.conditions.client import ConditionsClient
 from tests.conftest import Grid
-
-pytestmark = [pytest.mark.grid]
 
 
 def test_status_names_the_conditions_service_and_a_squid_per_data_centre(grid: Grid) -> None:

@@ -26,8 +26,7 @@ with warnings.catch_warnings():  # kafka-python 3.0 builds its protocol classes 
     import kafka  # noqa: F401 - imported here once, under the filter
 
 # kafka-python 3.0.12 leaks the socket of a connection being set up when its client closes (see close_quietly)
-pytestmark = [pytest.mark.grid, pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")]
 
 
 def _grid(grid: Grid) -> tuple[GridHome, GridState]:

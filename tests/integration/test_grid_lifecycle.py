@@ -16,8 +16,6 @@ import stomp
 
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 PROGRAMS = {
     "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
     "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
@@ -119,6 +117,8 @@ def test_env_prints_exports_for_an_account(grid: Grid) -> None:
     assert "unknown account 'mallory'" in proc.stderr
 
 
+@pytest.mark.slow  # a second whole grid, up twice at once and down: about 4 minutes
+@pytest.mark.timeout(900)  # two `up` of a second grid race for 10 minutes at most
 def test_second_grid_runs_beside_the_first_and_down_leaves_nothing(grid: Grid, grid_tmp: Path) -> None:
     second = Grid(home=grid_tmp / "second", base_port=free_base_port())
     # two `up` at once on a new home: one builds the grid, the other waits and then finds nothing to do
@@ -233,6 +233,7 @@ def _processes_of(home: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # starts a second grid's programs twice: about 80 s
 def test_a_failed_up_leaves_nothing_running_and_down_finds_a_supervisor_without_grid_json(grid_tmp: Path) -> None:
     home = grid_tmp / "half"
     base = free_base_port()

@@ -14,8 +14,6 @@ from juno_dcs.topology import Topology, load_topology
 from tests.conftest import CHECKOUT, Grid
 from tests.integration import juno_names
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 
 @pytest.fixture(scope="module")
 def topo() -> Topology:

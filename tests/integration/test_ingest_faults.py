@@ -28,8 +28,6 @@ from tests.integration.ingest_helpers import (
 )
 from tests.integration.tansu import tansu_broker
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 
 def _bad(stream: str) -> dict[str, tuple[bytes, str | None, str]]:
     """case -> (message value, field at fault, words of the reason)."""
@@ -89,6 +87,8 @@ def test_good_messages_flow_past_the_bad_ones(bad_message_run: dict[str, Any]) -
     assert block == f"block.20260301.{stream}"
 
 
+@pytest.mark.slow  # 10,000 messages through SIGKILLed ingestors
+@pytest.mark.timeout(1200)  # waits up to 15 minutes for 10,000 files
 def test_sigkilled_ingestors_register_every_file_exactly_once(grid: Grid, grids_root: Path) -> None:
     """Two ingestors share the partitions; each is SIGKILLed at random moments and restarted."""
     total = 10_000
@@ -136,6 +136,7 @@ def test_sigkilled_ingestors_register_every_file_exactly_once(grid: Grid, grids_
     assert all(name.split(".")[4] == block.split(".")[1] for block, names in contents.items() for name in names)
 
 
+@pytest.mark.slow  # a broker restart and a Rucio outage: about a minute of waiting
 def test_broker_restart_and_rucio_outage_lose_nothing(grid: Grid, grids_root: Path) -> None:
     total = 3000
     kafka, topic, stream = grid_kafka(grid), new_topic(grid), unique_stream("out")

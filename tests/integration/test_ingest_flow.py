@@ -18,7 +18,7 @@ from juno_dcs.topology import load_topology
 from tests.conftest import CHECKOUT, Grid
 from tests.integration.ingest_helpers import RucioView, unique_stream
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
+pytestmark = pytest.mark.slow  # 2,000 files x 3 days; a growing block for up to 15 minutes
 
 FILES = 2000
 DAYS = 3
@@ -33,6 +33,7 @@ def spade_sim(grid: Grid, *args: str) -> dict[str, Any]:
     return json.loads(grid.juno_dcs("spade-sim", "--json", "--no-progress", *args).stdout)  # type: ignore[no-any-return]
 
 
+@pytest.mark.timeout(3600)  # its rules may take 40 minutes on a slow machine
 def test_two_thousand_files_reach_every_site_of_the_share(grid: Grid) -> None:
     stream = unique_stream("f")
     report = spade_sim(grid, "--files", str(FILES), "--days", str(DAYS), "--start-date", START.isoformat(),
@@ -80,6 +81,7 @@ def _done(blocks: list[dict[str, Any]], expected: dict[str, list[str]]) -> bool:
     return len(blocks) == len(expected)
 
 
+@pytest.mark.timeout(1200)  # waits up to 15 minutes for a growing block
 def test_files_of_an_open_block_replicate_while_it_grows(grid: Grid) -> None:
     """Today's block stays open all day; its files are copied as they arrive, not when it closes."""
     stream = unique_stream("o")

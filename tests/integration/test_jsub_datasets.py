@@ -8,12 +8,8 @@ import secrets
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Grid
 from tests.integration.test_jsub_dispatcher import BIN, grid_env
-
-pytestmark = [pytest.mark.slow, pytest.mark.grid]
 
 
 def jsub(grid: Grid, account: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,6 @@ from tests.integration.wms_helpers import Server, agent_for, throwaway_database,
 
 BIN = Path(sys.executable).parent
 
-pytestmark = [pytest.mark.slow, pytest.mark.grid]
 
 TASK = """
 taskName: ana

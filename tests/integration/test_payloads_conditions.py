@@ -25,8 +25,6 @@ from juno_dcs.payloads.detsim import DetsimConfig, Position
 from juno_dcs.payloads.detsim import run as detsim
 from tests.conftest import Grid
 
-pytestmark = [pytest.mark.grid]
-
 BIN = Path(sys.executable).parent
 PAYLOAD = str(BIN / "juno-payload")
 

@@ -10,8 +10,6 @@ from juno_dcs.pilot.stager import RucioStager, StageInError, StageOutError, adle
 from tests.conftest import Grid
 from tests.integration.pilot_helpers import CA_DIR, campaign, check_grid, clients, mc_dataset, mc_file
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 
 @pytest.fixture
 def stager(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> RucioStager:

@@ -35,7 +35,6 @@ from tests.integration.pilot_helpers import (
 )
 from tests.integration.wms_helpers import Server, throwaway_database, write_config
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
 LEASE_S = 8
 
 

@@ -9,14 +9,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pytest
-
 from juno_rucio_policy.paths import path_for
 from tests.conftest import Grid
 from tests.integration import juno_names
 from tests.integration.transfer_helpers import rule_until_ok
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
 UNIQUE = uuid.uuid4().hex[:10]  # names of this run only (other tests of the session use pids)
 
 

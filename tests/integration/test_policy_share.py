@@ -24,8 +24,6 @@ from juno_rucio_policy.paths import path_for
 from tests.conftest import CHECKOUT, Grid, run
 from tests.integration import juno_names
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 POLICIES = load_policies(CHECKOUT / "etc" / "policy")
 TOPOLOGY = load_topology(CHECKOUT / "etc" / "topology.yaml")
 FIRST_DAY = dt.date(2026, 10, 1)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import BIN, Grid
-
-pytestmark = [pytest.mark.grid]
 
 
 def _probe(grid: Grid, config: Path) -> subprocess.CompletedProcess[str]:

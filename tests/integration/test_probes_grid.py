@@ -21,8 +21,6 @@ from juno_dcs.grid.supervisor import Supervisor
 from juno_probes import store
 from tests.conftest import BIN, Grid
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 SOURCE, TARGET, THIRD = "MSU_DISK", "JINR_DISK", "CNAF_DISK"
 
 

@@ -166,7 +166,6 @@ def steering(tmp_path: Path, **changes: Any) -> tuple[Path, dict[str, Any]]:
 
 # --- fixtures
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ import pytest
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, run
 from tests.integration.tansu import close_quietly, tansu_broker
 
-pytestmark = [pytest.mark.slow]
-
 CA_DIR = CHECKOUT / "var" / "pki" / "certificates"
 
 
@@ -55,7 +53,6 @@ def _stat_and_adler32(ctx: Any, url: str) -> tuple[int, str] | None:
     return size, str(ctx.checksum(url, "adler32")).lower()
 
 
-@pytest.mark.grid
 def test_spade_sim_writes_to_ihep_disk_and_announces_every_file(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> None:
     from juno_dcs.grid.home import GridHome
     from juno_dcs.grid.kafka import ensure_topics, kafka_settings

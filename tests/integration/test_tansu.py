@@ -12,7 +12,7 @@ from juno_dcs.ingest.kafka_config import KafkaSettings
 from tests.integration.tansu import close_quietly, tansu_broker
 
 # kafka-python 3.0.12 leaks the socket of a connection being set up when its client closes (see close_quietly)
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")]
 
 
 def _poll(consumer: Any, expected: int, timeout: float = 60) -> list[Any]:

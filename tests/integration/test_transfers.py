@@ -31,8 +31,6 @@ from tests.integration.transfer_helpers import (
     wait_final,
 )
 
-pytestmark = [pytest.mark.grid, pytest.mark.slow]
-
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -175,6 +173,7 @@ def test_destination_down_then_up_is_retried(grid: Grid) -> None:
     assert adler32_of(dst) == adler32(data)
 
 
+@pytest.mark.slow  # a 3 GiB copy
 def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
     size = 3 * 1024**3  # sparse: written in no time, copied in seconds
     name = _name("big")
@@ -298,6 +297,7 @@ def test_snapshot_shows_links_and_optimizer_decisions(grid: Grid) -> None:
     assert all(d["reason"] for d in decisions)
 
 
+@pytest.mark.slow  # 40 copies by two workers: about 100 s
 def test_two_workers_never_take_the_same_transfer(grid: Grid, tmp_path: Path) -> None:
     log = tmp_path / "second-worker.log"
     with log.open("w") as out:

@@ -118,8 +118,6 @@ def rse_names(grid: Grid) -> set[str]:
     return {line.strip() for line in grid.rucio("rse", "list").stdout.splitlines() if line.strip()}
 
 
-@pytest.mark.slow
-@pytest.mark.grid
 def test_status_names_the_webui(status: dict[str, object], grid: Grid) -> None:
     services, health, processes = status["services"], status["health"], status["processes"]
     assert isinstance(services, dict)
@@ -131,8 +129,6 @@ def test_status_names_the_webui(status: dict[str, object], grid: Grid) -> None:
     assert processes["webui"]["state"] == "RUNNING"
 
 
-@pytest.mark.slow
-@pytest.mark.grid
 def test_tls_with_the_grids_host_certificate(webui: str, grid: Grid, http: requests.Session) -> None:
     page = http.get(f"{webui}/", verify=CA, timeout=10)
     assert page.status_code == 200
@@ -146,8 +142,6 @@ def test_tls_with_the_grids_host_certificate(webui: str, grid: Grid, http: reque
     assert served == ssl.PEM_cert_to_DER_cert((grid.home / "pki" / "hostcert.pem").read_text())
 
 
-@pytest.mark.slow
-@pytest.mark.grid
 def test_proxy_and_auth_reach_rucio(webui: str, grid: Grid, http: requests.Session) -> None:
     ping = http.get(f"{webui}/proxy/ping", verify=CA, timeout=10)
     assert ping.status_code == 200
@@ -163,8 +157,6 @@ def test_proxy_and_auth_reach_rucio(webui: str, grid: Grid, http: requests.Sessi
     assert {json.loads(line)["rse"] for line in listed.text.splitlines() if line} == rse_names(grid)
 
 
-@pytest.mark.slow
-@pytest.mark.grid
 def test_plain_http_is_sent_to_https(webui: str, http: requests.Session) -> None:
     plain = webui.replace("https://", "http://")
     reply = http.get(f"{plain}/rses?x=1", allow_redirects=False, timeout=10)
@@ -172,8 +164,6 @@ def test_plain_http_is_sent_to_https(webui: str, http: requests.Session) -> None
     assert reply.headers["Location"] == f"{webui}/rses?x=1"
 
 
-@pytest.mark.slow
-@pytest.mark.grid
 def test_bad_requests_get_clear_answers_and_write_nothing(webui: str, grid: Grid, http: requests.Session) -> None:
     before = rse_names(grid)
     cases: list[tuple[str, str, dict[str, str], set[int]]] = [
@@ -228,8 +218,6 @@ def login_and_list_rses(webui: str, account: str, password: str, shot: Path) -> 
     return names, current
 
 
-@pytest.mark.slow
-@pytest.mark.grid
 @pytest.mark.parametrize("account", ["root", "alice"])
 def test_browser_logs_in_with_userpass_and_lists_the_rses(webui: str, grid: Grid, tmp_path: Path,
                                                           account: str) -> None:

@@ -140,7 +140,6 @@ def test_getjob_never_gives_a_job_twice(client: WmsClient, agent: Agent, server:
     assert client.task(1)["jobs_by_state"] == {"sent": 600}
 
 
-@pytest.mark.slow
 def test_getjob_atomic_across_two_server_processes(client: WmsClient, agent: Agent, config: Path,
                                                    server: Server) -> None:
     _, job_ids = client.submit_task("race2", "production", "production", specs(1000, site="IHEP"))
@@ -237,7 +236,6 @@ def test_payload_failure_retries_at_the_same_queue(client: WmsClient, agent: Age
     assert after["error_code"] == 1150  # the last attempt's error stays visible
 
 
-@pytest.mark.slow
 def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
     client.submit_task("lost", "production", "production", specs(2, site="IHEP", max_attempts=2))
     job_id = _run_one(client, agent)

@@ -26,8 +26,6 @@ from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.models import JobSpec
 from tests.conftest import BIN, Grid, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.grid]
-
 RUN = 4321
 
 
@@ -78,6 +76,8 @@ def _job_states(history: list[dict[str, Any]]) -> list[tuple[int, str]]:
     return [(h["attempt"], h["state"]) for h in history]
 
 
+@pytest.mark.slow  # 20 jobs x 4 steps through a dispatcher restart: about 2 minutes (tests/e2e has a small one)
+@pytest.mark.timeout(900)  # 80 payloads on 2 cores
 def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, tag: str, tmp_path: Path) -> None:
     """20 jobs detsim -> elecsim -> cal -> rec at several sites; the dispatcher is restarted mid-production:
     nothing is lost, no job runs twice to completion, every output is registered, attached and replicated by
@@ -192,6 +192,7 @@ def _pilot_processes(pilot_id: str) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow  # waits out a job lease: about a minute
 def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
     """The pilot running a job gets SIGKILL: its payload dies with it (no orphan left in the slot), the lease
     ends, the agent requeues the job as lost (1300) and another pilot finishes it."""

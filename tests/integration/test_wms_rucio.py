@@ -25,7 +25,6 @@ def locator(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> RucioReplicaLocator:
     return RucioReplicaLocator(client_cfg)
 
 
-@pytest.mark.grid
 def test_rucio_locator_finds_a_replica(grid: Grid, locator: RucioReplicaLocator, tmp_path: Path) -> None:
     name = f"wmslocator.{uuid.uuid4().hex[:12]}.txt"
     (tmp_path / name).write_bytes(os.urandom(1000))

@@ -435,7 +435,6 @@ def max_rss_mb(*args: str) -> float:
     return int(kb) / 1024
 
 
-@pytest.mark.slow
 def test_muon_events_hold_their_memory(tmp_path: Path) -> None:
     base = ["detsim", "--energy-mev", "5000", "--seed", "3", "--muon-mb-per-event", "300"]
     electron = max_rss_mb(*base, "--particle", "e-", "--events", "3", "--output", str(tmp_path / "e.root"))

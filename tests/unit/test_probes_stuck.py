@@ -226,3 +226,21 @@ def test_the_quota_is_checked_at_every_rules_targets_not_only_the_first_rules(
     r2 = next(r for r in rules if r["rule_id"] == "r2")
     assert {"kind": "quota", "text": "quota exceeded at CNAF_DISK: account alice has no limit set there "
                                      "(nothing may be written)"} in r2["reasons"]
+
+
+def test_requests_left_unsubmitted_while_the_transfer_service_is_idle_blame_the_conveyor() -> None:
+    waiting = [lock(name=f"f{i}", state="REPLICATING", request_state="QUEUED", request_age_s=age)
+               for i, age in enumerate((400.0, 900.0))]
+    facts = rule(*waiting, state="REPLICATING", locks_stuck=0, locks_replicating=2, transfer_service_idle=True)
+    assert kinds_and_texts(facts) == [(
+        "not_submitted", "2 files wait in Rucio unsubmitted for up to 15 min while the transfer service has nothing "
+        "queued or active: Rucio's conveyor submits nothing (is rucio-conveyor-submitter running? `juno-dcs status`)")]
+
+
+@pytest.mark.parametrize(("idle", "age"), [(False, 900.0), (None, 900.0), (True, 60.0)])
+def test_queued_requests_are_only_waiting_when_the_service_is_busy_unknown_or_they_are_young(
+        idle: bool | None, age: float) -> None:
+    facts = rule(lock(state="REPLICATING", request_state="QUEUED", request_age_s=age), state="REPLICATING",
+                 locks_stuck=0, locks_replicating=1, transfer_service_idle=idle)
+    assert kinds_and_texts(facts) == [("queued", "transfers waiting: 1 QUEUED")]
+

@@ -24,6 +24,10 @@ from juno_probes.nagios import Result, Status, threshold
 logger = logging.getLogger(__name__)
 
 NO_SOURCE_STATES = {"NO_SOURCES", "ONLY_TAPE_SOURCES", "MISMATCH_SCHEME"}
+# Rucio's request states before the conveyor has handed a request to the transfer service
+UNSUBMITTED_STATES = {"QUEUED", "PREPARING", "WAITING"}
+# how long requests may wait unsubmitted, with the transfer service idle, before the conveyor is blamed
+UNSUBMITTED_AFTER_S = 300.0
 FAILED_STATES = {"FAILED", "LOST", "SUBMISSION_FAILED"}
 
 
@@ -41,6 +45,7 @@ class LockFacts:
     job_state: str | None = None  # the transfer service's file state of the request's job
     job_reason: str | None = None
     replicas: dict[str, str] = field(default_factory=dict)  # rse -> replica state (AVAILABLE, COPYING, ...)
+    request_age_s: float | None = None  # since the current request was made
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class RuleFacts:
     quotas: Mapping[str, QuotaFacts] = field(default_factory=dict)
     account_exists: bool = True
     expires_at: datetime | None = None
+    # the transfer service has nothing queued or active on any link (None: it could not be asked)
+    transfer_service_idle: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,14 @@ def reasons(facts: RuleFacts) -> list[Reason]:
         found.append(Reason("tape", f"waiting for tape: {_files(n)} staging from {rse}"))
     for rse, n in sorted(archiving.items()):
         found.append(Reason("tape", f"waiting for tape: {_files(n)} archiving to {rse}"))
+    unsubmitted = [lock for lock in facts.locks if lock.state == "REPLICATING" and not lock.job_id
+                   and lock.request_state in UNSUBMITTED_STATES
+                   and (lock.request_age_s or 0.0) >= UNSUBMITTED_AFTER_S]
+    if unsubmitted and facts.transfer_service_idle:
+        minutes = max(lock.request_age_s or 0.0 for lock in unsubmitted) / 60
+        found.append(Reason("not_submitted", f"{_files(len(unsubmitted))} wait in Rucio unsubmitted for up to "
+                            f"{minutes:.0f} min while the transfer service has nothing queued or active: Rucio's "
+                            "conveyor submits nothing (is rucio-conveyor-submitter running? `juno-dcs status`)"))
     if not found:
         queued = Counter(lock.job_state or lock.request_state or "no request" for lock in facts.locks
                          if lock.state == "REPLICATING")
@@ -224,7 +239,31 @@ def fts_file(fts_url: str | None, job_id: str | None, timeout: float = 10.0) -> 
     return last.get("file_state"), (last.get("reason") or None)
 
 
-def lock_facts(client: Any, lock: Mapping[str, Any], fts_url: str | None) -> LockFacts:
+def transfer_service_idle(fts_url: str | None, timeout: float = 10.0) -> bool | None:
+    """True when no link of the transfer service has a queued or active transfer; None if it cannot say."""
+    if not fts_url:
+        return None
+    try:
+        reply = requests.get(f"{fts_url}/snapshot", timeout=timeout)
+        links = reply.json()["links"] if reply.status_code == 200 else None
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(links, list):
+        return None
+    return all(int(link.get("active") or 0) == 0 and int(link.get("queued") or 0) == 0 for link in links)
+
+
+def _age_s(value: Any, now: datetime) -> float | None:
+    if not value:
+        return None
+    try:
+        return (now - _naive_utc(value)).total_seconds()
+    except ValueError:
+        return None
+
+
+def lock_facts(client: Any, lock: Mapping[str, Any], fts_url: str | None,
+               now: datetime | None = None) -> LockFacts:
     scope, name, rse = lock["scope"], lock["name"], lock["rse"]
     reqs = _requests_of(client, scope, name, rse)
     last = reqs[-1] if reqs else {}
@@ -239,6 +278,7 @@ def lock_facts(client: Any, lock: Mapping[str, Any], fts_url: str | None) -> Loc
         request_error=last.get("err_msg") or None, request_source=last.get("source_rse"),
         retries=int(last.get("retry_count") or 0), job_id=last.get("external_id"), job_state=job_state,
         job_reason=job_reason, replicas=replicas,
+        request_age_s=_age_s(last.get("created_at"), now or datetime.now(UTC)),
     )
 
 
@@ -249,7 +289,8 @@ def _naive_utc(value: Any) -> datetime:
 
 
 def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_locks: int,
-               rse_cache: dict[str, RseFacts], quota_cache: dict[str, Quota | None]) -> RuleFacts:
+               rse_cache: dict[str, RseFacts], quota_cache: dict[str, Quota | None],
+               idle: bool | None = None) -> RuleFacts:
     locks = [lk for lk in client.list_replica_locks(rule["id"]) if lk["state"] != "OK"][:max_locks]
     lock_list = tuple(lock_facts(client, lk, fts_url) for lk in locks)
     for rse in {lk.rse for lk in lock_list} | {r for lk in lock_list for r in lk.replicas}:
@@ -272,6 +313,7 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
         locks_stuck=int(rule.get("locks_stuck_cnt") or 0), locks=lock_list, rses=dict(rse_cache), quotas=quotas,
         account_exists=known is not None,
         expires_at=_naive_utc(rule["expires_at"]) if rule.get("expires_at") else None,
+        transfer_service_idle=idle,
     )
 
 
@@ -317,7 +359,8 @@ def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int
     candidates.sort(key=lambda r: _naive_utc(r["created_at"]))
     rse_cache: dict[str, RseFacts] = {}
     quota_cache: dict[str, Quota | None] = {}
-    found = [summary(rule_facts(client, r, fts_url, max_locks, rse_cache, quota_cache), at)
+    idle = transfer_service_idle(fts_url) if candidates else None
+    found = [summary(rule_facts(client, r, fts_url, max_locks, rse_cache, quota_cache, idle), at)
              for r in candidates[:max_rules]]
     return found, len(candidates) <= max_rules
 

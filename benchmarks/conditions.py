@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import stamp
 from tests.integration.conditions_stack import ADMIN_URL, Service, Squid, build_tag, make_db, mariadb_answers
 
 from juno_dcs.conditions import db, grid, logic
@@ -176,7 +177,7 @@ def main() -> int:
             "squid_speedup_over_service": round(modes["squid"]["reads_per_s"] / modes["service"]["reads_per_s"], 2),
             "squid_p50_speedup": round(modes["direct"]["p50_ms"] / modes["squid"]["p50_ms"], 2),
         }
-        print(json.dumps(result, indent=2))
+        print(json.dumps(stamp(result), indent=2))
     finally:
         squid.stop()
         service.stop()

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import stamp
 from tests.conftest import JUNO_DCS, free_base_port
 
 
@@ -83,7 +84,7 @@ def main() -> int:
         "samples": {k: [round(s[k], 2) for s in samples] for k in keys},
         "rss_by_program_mib_last_run": samples[-1]["rss_by_program_mib"],
     }
-    print(json.dumps(result, indent=2))
+    print(json.dumps(stamp(result), indent=2))
     return 0
 
 

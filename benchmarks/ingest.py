@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks.machine import stamp
 from tests.conftest import JUNO_DCS, free_base_port
 
 from juno_dcs.grid.home import GridHome
@@ -171,7 +171,7 @@ def main() -> None:
         result["files_per_s"] = result["throughput"]["files_per_s"]
         result["latency_p50_s"] = result["latency"]["latency_p50_s"]
         result["latency_p99_s"] = result["latency"]["latency_p99_s"]
-        print(json.dumps(result, indent=2))
+        print(json.dumps(stamp(result), indent=2))
     finally:
         if own:
             subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(home)], check=False, capture_output=True)

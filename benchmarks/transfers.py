@@ -31,6 +31,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import stamp
 from tests.conftest import JUNO_DCS, free_base_port
 
 from juno_dcs.grid.home import GridHome
@@ -187,7 +188,7 @@ def main() -> int:
             result |= tpc(home, st, args.runs)
         if args.only in (None, "rule"):
             result |= rule(home, st, args.files)
-        print(json.dumps(result, indent=2))
+        print(json.dumps(stamp(result), indent=2))
     finally:
         if own:
             subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(home)], check=False, capture_output=True)

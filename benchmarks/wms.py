@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import stamp
 from tests.conftest import BIN, JUNO_DCS, free_base_port
 from tests.integration.wms_helpers import Server, agent_for, throwaway_database, truncate, write_config
 
@@ -178,7 +179,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "submit_runs_s": [round(s, 3) for s in submit], "getjob_runs_per_s": [round(g, 1) for g in getjob],
     }
-    print(json.dumps(out, indent=2))
+    print(json.dumps(stamp(out), indent=2))
     return 0
 
 

@@ -1,0 +1,249 @@
+"""The benchmarks' last results as Markdown: one table per benchmark, figure | value | aim | date | machine.
+
+Reads every `benchmarks/results/*.json` (each is the JSON object one script of `benchmarks/` printed) and prints
+the tables; `--write` puts them into README.md between `<!-- figures:begin -->` and `<!-- figures:end -->`.
+
+An aim comes from the result's own `aims` object (figure key -> text) where it has one, else from `AIMS` below.
+`date` and `machine` are written by `machine.stamp`; for a result without them the date is that of the commit
+that last changed the file, marked "(committed)", and the machine shows the cores if the result has `cpus`.
+
+    .venv/bin/python benchmarks/report.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row. `label` may name fields of the result (`{jobs:,}`, `{production[jobs]}`); `paths` are dotted
+    paths to the values (several are shown as `a / b / c`); `samples` a dotted path to every run's value."""
+
+    label: str
+    paths: tuple[str, ...]
+    unit: str = ""
+    scale: float = 1.0
+    samples: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The name of the figure in `aims`: the last part of its first path."""
+        return self.paths[0].rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    title: str
+    note: str
+    figures: tuple[Figure, ...]
+
+
+def _grid(label: str, key: str, unit: str = "s", scale: float = 1.0) -> Figure:
+    return Figure(label, (f"median.{key}",), unit, scale, f"samples.{key}")
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "grid_up": Benchmark("A grid's life cycle", "median of {runs} runs on fresh homes", (
+        _grid("`up` of a new grid: database, Rucio schema, processes, topology (`up_cold_s`)", "up_cold_s"),
+        _grid("`up` again on a running grid, nothing to change (`up_warm_s`)", "up_warm_s"),
+        _grid("`status --json` (`status_s`)", "status_s"),
+        _grid("`down` (`down_s`)", "down_s"),
+        _grid("`up` of a stopped grid (`up_stopped_s`)", "up_stopped_s"),
+        _grid("`down --purge` (`down_purge_s`)", "down_purge_s"),
+        _grid("memory of a running grid, RSS of all its processes (`rss_total_mib`)", "rss_total_mib", "GiB",
+              1 / 1024),
+    )),
+    "transfers": Benchmark("Transfers", "1 GiB copies: median of {tpc_runs} alternating runs", (
+        Figure("1 GiB IHEP_DISK -> CNAF_DISK, service over bare `curl -X COPY` pull (`tpc_ratio`)",
+               ("tpc_ratio",)),
+        Figure("the same with adler32 verified on both sides (`tpc_ratio_with_checksum`)",
+               ("tpc_ratio_with_checksum",)),
+        Figure("1 GiB throughput: service / service with adler32 / bare",
+               ("tpc_mb_s_median.service", "tpc_mb_s_median.service_checksum", "tpc_mb_s_median.bare"), "MB/s"),
+        Figure("{rule_files:,} files of 1 MB, one rule IHEP_DISK -> CNAF_DISK (`rule_files_per_s`)",
+               ("rule_files_per_s",), "files/s"),
+        Figure("that rule's latency, creation to OK (`rule_latency_s`)", ("rule_latency_s",), "s"),
+    )),
+    "ingest": Benchmark("Ingest", "the ingestor alone: Kafka -> Rucio registration and attachment", (
+        Figure("{throughput[messages]:,} messages waiting in Kafka, registered and attached into daily blocks "
+               "(`files_per_s`)", ("files_per_s",), "files/s"),
+        Figure("steady {latency[rate_per_s]:g} messages/s for {latency[seconds]:g} s, publish -> registered, p50 "
+               "(`latency_p50_s`)", ("latency_p50_s",), "s"),
+        Figure("the same, p99 (`latency_p99_s`)", ("latency_p99_s",), "s"),
+        Figure("the same, slowest file (`latency_max_s`)", ("latency.latency_max_s",), "s"),
+    )),
+    "conditions": Benchmark("Conditions", "{clients} clients x {reads_per_client} reads of one run's conditions "
+                            "({folders} folders, {bytes_per_read:,} bytes); one run", (
+        Figure("reads/s: direct database / the service, no Squid / through Squid",
+               ("direct.reads_per_s", "service.reads_per_s", "squid.reads_per_s")),
+        Figure("p50 of one read, the same three", ("direct.p50_ms", "service.p50_ms", "squid.p50_ms"), "ms"),
+        Figure("p99 of one read, the same three", ("direct.p99_ms", "service.p99_ms", "squid.p99_ms"), "ms"),
+        Figure("MariaDB queries/s, the same three",
+               ("direct.db_queries_per_s", "service.db_queries_per_s", "squid.db_queries_per_s")),
+        Figure("reads/s through Squid over direct (`squid_speedup`)", ("squid_speedup",)),
+        Figure("reads/s through Squid over the service alone (`squid_speedup_over_service`)",
+               ("squid_speedup_over_service",)),
+    )),
+    "wms": Benchmark("Workload management", "median of {runs} runs; {server_workers} server workers", (
+        Figure("a task of {jobs:,} jobs through POST /v1/tasks (`submit_10k_s`)", ("submit_10k_s",), "s",
+               samples="submit_runs_s"),
+        Figure("getJob with {pilots} concurrent pilots (`getjob_per_s`)", ("getjob_per_s",), "jobs/s",
+               samples="getjob_runs_per_s"),
+        Figure("a {production[jobs]}-job production detsim -> elecsim -> cal -> rec, submission to the final rule "
+               "OK (`production_{production[jobs]}_s`)", ("production.production_s",), "s"),
+        Figure("its steps closed at: detsim / elecsim / cal / rec",
+               tuple(f"production.steps_closed_at_s.{step}" for step in ("detsim", "elecsim", "cal", "rec")), "s"),
+    )),
+}
+
+# The aims the project set, by benchmark and figure key; a result's own `aims` object takes precedence.
+AIMS: dict[str, dict[str, str]] = {
+    "transfers": {"tpc_ratio": ">= 0.8", "rule_files_per_s": ">= 50 files/s"},
+    "ingest": {"files_per_s": ">= 1,000 files/s", "latency_p99_s": "< 2 s"},
+    "conditions": {"squid_speedup": ">= 20 (the paper saw > 10)"},
+    "wms": {"submit_10k_s": "about 1 s", "getjob_per_s": ">= 1,000 jobs/s"},
+}
+
+
+def lookup(result: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path, or None where any part is missing."""
+    value: Any = result
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def number(value: float) -> str:
+    """A figure as the README writes it, halves rounded up: 1,030 / 18.0 / 0.75 / 0.096."""
+    exact = Decimal(repr(value))
+    with localcontext(rounding=ROUND_HALF_UP):
+        if isinstance(value, int) or abs(exact) >= 100:
+            return f"{exact:,.0f}"
+        if abs(exact) >= 10:
+            return f"{exact:.1f}"
+        return f"{exact:.2g}"
+
+
+def fill(template: str, result: Mapping[str, Any]) -> str:
+    """`template` with the result's fields put in; unchanged where a field is missing."""
+    try:
+        return template.format_map(result)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return template
+
+
+def value_text(figure: Figure, result: Mapping[str, Any]) -> str:
+    values = [lookup(result, path) for path in figure.paths]
+    if all(v is None for v in values):
+        return "not in the results"
+    text = " / ".join("?" if v is None else number(v * figure.scale) for v in values)
+    if figure.unit:
+        text += f" {figure.unit}"
+    runs = lookup(result, figure.samples) if figure.samples else None
+    if isinstance(runs, list) and len(runs) > 1:
+        text += " (runs: " + ", ".join(number(r * figure.scale) for r in runs) + ")"
+    return text
+
+
+def machine_text(result: Mapping[str, Any]) -> str:
+    found = result.get("machine")
+    if isinstance(found, Mapping):
+        loop = found.get("loop_20m_s")
+        return f"{found.get('cores', '?')} cores, loop {NOT_RECORDED if loop is None else f'{loop} s'}"
+    cores = result.get("cpus")
+    return NOT_RECORDED if cores is None else f"{cores} cores, loop {NOT_RECORDED}"
+
+
+def date_text(result: Mapping[str, Any], committed: str | None) -> str:
+    if isinstance(result.get("date"), str):
+        return str(result["date"])
+    return NOT_RECORDED if committed is None else f"{committed} (committed)"
+
+
+def rows(name: str, result: Mapping[str, Any], committed: str | None = None) -> list[tuple[str, str, str, str, str]]:
+    """One benchmark's table rows: (figure, value, aim, date, machine)."""
+    spec = BENCHMARKS.get(name)
+    figures = spec.figures if spec else tuple(
+        Figure(f"`{key}`", (key,)) for key, value in result.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and key != "cpus")
+    aims = {**AIMS.get(name, {}), **(result.get("aims") or {})}
+    date, machine = date_text(result, committed), machine_text(result)
+    if "error" in result:
+        return [("error", str(result["error"]), "", date, machine)]
+    return [(fill(f.label, result), value_text(f, result), aims.get(f.key, ""), date, machine) for f in figures]
+
+
+def table(name: str, result: Mapping[str, Any], committed: str | None = None) -> str:
+    """One benchmark's heading, note and table, in Markdown."""
+    spec = BENCHMARKS.get(name)
+    title = spec.title if spec else name
+    lines = [f"### {title}: `benchmarks/{name}.py`", ""]
+    if spec:
+        note = fill(spec.note, result)
+        lines += [note[:1].upper() + note[1:] + ".", ""]
+    lines += ["| figure | value | aim | date | machine |", "| --- | --- | --- | --- | --- |"]
+    for row in rows(name, result, committed):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(lines)
+
+
+def report(results: Mapping[str, tuple[Mapping[str, Any], str | None]]) -> str:
+    """Every benchmark's table: known ones in the README's order, then any others by name."""
+    order = [n for n in BENCHMARKS if n in results] + sorted(n for n in results if n not in BENCHMARKS)
+    return "\n\n".join(table(n, *results[n]) for n in order) + "\n"
+
+
+def replace_between(text: str, generated: str) -> str:
+    """`text` with everything between the two markers replaced by `generated`."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md needs {BEGIN} followed by {END}")
+    return text[: start + len(BEGIN)] + "\n" + generated + text[end:]
+
+
+def committed_date(path: Path) -> str | None:
+    """The date of the last commit that changed `path`, or None if it has none."""
+    proc = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%cs", "--", str(path)],
+                          capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
+def load(directory: Path = RESULTS) -> dict[str, tuple[dict[str, Any], str | None]]:
+    """Every results file by benchmark name (its `benchmark` field, else the file's name), with its commit date."""
+    found: dict[str, tuple[dict[str, Any], str | None]] = {}
+    for path in sorted(directory.glob("*.json")):
+        result = json.loads(path.read_text())
+        found[str(result.get("benchmark", path.stem))] = (result, committed_date(path))
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="replace the tables between the markers in README.md")
+    generated = report(load())
+    if parser.parse_args().write:
+        README.write_text(replace_between(README.read_text(), generated))
+    else:
+        sys.stdout.write(generated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

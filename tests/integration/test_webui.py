@@ -48,6 +48,8 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    assert webui_part.publish_files(home) > 0  # the static files and nginx's temp directory, as `up` makes them
+    assert (home.webui_files / "static" / "rucio.js").is_file()
     conf = files[where.nginx_conf]
     assert "listen 127.0.0.1:25061 ssl;" in conf
     assert "server 127.0.0.1:25000;" in conf

@@ -1,7 +1,7 @@
 """The e2e stories, each started once per session on the shared grid by the account whose story it is: SPADE's
 day (as `rawdata`), a production (as `production`), a user task (as `alice`). A story's test waits for it and
-checks what its user would check; the operations test waits for all three and checks that the probes and the
-dashboard see them. Every name is new (a stream, a production, a task), so other tests on the grid are no bother."""
+checks what its user would check. Every name is new (a stream, a production, a task), so other tests on
+the grid are no bother."""
 
 from __future__ import annotations
 

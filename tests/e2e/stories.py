@@ -1,6 +1,6 @@
 """The three stories the e2e tests tell, each started the way its user starts it and then waited for: a
 data-taking day (SPADE), a Monte Carlo production (the production manager) and a user's jsub task (alice).
-Each is started once per session (tests/e2e/conftest.py) so that the operations story can look at all three."""
+Each is started once per session (tests/e2e/conftest.py), so the three run side by side."""
 
 from __future__ import annotations
 

@@ -369,12 +369,14 @@ def _down_locked(home: GridHome, state: GridState, purge: bool, settings: GridSe
     else:
         done.append("the grid was not running")
     if purge:
-        database.drop_database(state)
-        conditions.purge(settings, state)
+        # the files outside the home first: if a database cannot be dropped, the home (with grid.json) stays
+        # for a second `down --purge`, and nothing is left behind that no home points to
         shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
         area = access.remove_service_area(home)
         if area is not None:
             done.append(f"removed the service area {area}")
+        database.drop_database(state)
+        conditions.purge(settings, state)
         shutil.rmtree(home.root)
         done.append(f"dropped databases {state.db_name} (PostgreSQL), {state.conditions_db} (MariaDB) and removed "
                     f"{home.root}")

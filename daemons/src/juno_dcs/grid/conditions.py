@@ -109,29 +109,27 @@ def purge(settings: GridSettings, state: GridState) -> None:
                        state.conditions_writer)
 
 
+def _problem(url: str, timeout: float) -> str | None:
+    """What is wrong with `url`/health (None: it answers 200)."""
+    try:
+        answer = requests.get(f"{url}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        return exc.__class__.__name__
+    return None if answer.status_code == 200 else f"HTTP {answer.status_code}"
+
+
 def check_squid(where: ConditionsLayout, site: str, timeout: float = 3.0) -> Health:
     """The conditions service answers /health through the Squid of `site`."""
-    try:
-        answer = requests.get(f"{where.squid_url(site)}/health", timeout=timeout)
-    except requests.RequestException as exc:
-        return Health(False, f"no answer: {exc.__class__.__name__}")
-    if answer.status_code != 200:
-        return Health(False, f"HTTP {answer.status_code}")
-    return Health(True, "the service answers through it")
+    problem = _problem(where.squid_url(site), timeout)
+    if problem is None:
+        return Health(True, "the service answers through it")
+    return Health(False, problem if problem.startswith("HTTP") else f"no answer: {problem}")
 
 
 def check(where: ConditionsLayout, timeout: float = 3.0) -> Health:
     """The service answers /health (it reaches its database), directly and through every Squid."""
     targets = {"service": where.service_url, **{f"squid {s}": where.squid_url(s) for s in where.squids}}
-    bad = []
-    for name, url in targets.items():
-        try:
-            answer = requests.get(f"{url}/health", timeout=timeout)
-        except requests.RequestException as exc:
-            bad.append(f"{name}: {exc.__class__.__name__}")
-            continue
-        if answer.status_code != 200:
-            bad.append(f"{name}: HTTP {answer.status_code}")
+    bad = [f"{name}: {problem}" for name, url in targets.items() if (problem := _problem(url, timeout))]
     if bad:
         return Health(False, "; ".join(bad))
     return Health(True, f"service and {len(where.squids)} Squids ({', '.join(where.squids)}) answer")

@@ -153,41 +153,28 @@ class Supervisor:
         children = [p.pid for p in self.processes() if p.pid] if self.running() else []
         with contextlib.suppress(OSError, xmlrpc.client.Error):
             self._proxy().supervisor.shutdown()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        killed = []
-        for leftover in [pid, *children]:
-            if _alive(leftover):
-                logger.warning("process %d still alive after shutdown, killing its group", leftover)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(leftover, signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(leftover, signal.SIGKILL)
-                killed.append(leftover)
-        return killed
+        return _reap(pid, children, timeout)
 
 
 def supervisord_of(home: GridHome) -> int | None:
     """The pid of a supervisord running for `home` (its command line names the home's supervisord.conf), found by
     its pid file or, failing that, among all processes; None when there is none. Needs no grid.json: it finds
     the supervisor of a half-started or half-deleted home."""
-    conf = str(home.supervisord_conf)
-    candidates: list[int] = []
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        candidates.append(int(home.supervisord_pid.read_text().strip()))
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            candidates.append(int(entry))
-    for pid in candidates:
+    conf = str(home.supervisord_conf).encode()
+
+    def runs_it(pid: int) -> bool:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 argv = handle.read().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if any(arg.endswith(b"supervisord") for arg in argv[:2]) and conf.encode() in argv and _alive(pid):
-            return pid
-    return None
+            return False
+        return any(arg.endswith(b"supervisord") for arg in argv[:2]) and conf in argv and _alive(pid)
+
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        recorded = int(home.supervisord_pid.read_text().strip())
+        if runs_it(recorded):
+            return recorded
+    return next((int(e) for e in os.listdir("/proc") if e.isdigit() and runs_it(int(e))), None)
 
 
 def terminate(pid: int, timeout: float = 90.0) -> list[int]:
@@ -196,12 +183,19 @@ def terminate(pid: int, timeout: float = 90.0) -> list[int]:
     children = _children(pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+    return _reap(pid, children, timeout)
+
+
+def _reap(pid: int, children: list[int], timeout: float) -> list[int]:
+    """Wait up to `timeout` for a stopping supervisord; then SIGKILL the process group of it and of each child
+    still alive. Returns the pids that had to be killed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.2)
     killed = []
     for leftover in [pid, *children]:
         if _alive(leftover):
+            logger.warning("process %d still alive after shutdown, killing its group", leftover)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(leftover, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):

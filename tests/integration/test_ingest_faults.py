@@ -5,6 +5,7 @@ server stopped for 30 s mid-stream; and the same happy path on a modern-protocol
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.supervisor import Supervisor
+from juno_rucio_policy.paths import path_for
 from tests.conftest import Grid
 from tests.integration.ingest_helpers import (
     IngestorProcess,
@@ -27,6 +29,7 @@ from tests.integration.ingest_helpers import (
     unique_stream,
 )
 from tests.integration.tansu import tansu_broker
+from tests.integration.transfer_helpers import adler32, put, se
 
 
 def _bad(stream: str) -> dict[str, tuple[bytes, str | None, str]]:
@@ -85,6 +88,66 @@ def test_good_messages_flow_past_the_bad_ones(bad_message_run: dict[str, Any]) -
     assert view.lengths(stream) == 200
     (block,) = view.blocks(stream)
     assert block == f"block.20260301.{stream}"
+
+
+SE_CASES = ("good", "also-good", "wrong-checksum", "wrong-size", "missing")
+
+
+@pytest.fixture(scope="module")
+def se_check_run(grid: Grid, grids_root: Path) -> dict[str, Any]:
+    """Five files announced on a fresh topic, through one ingestor run that checks each at IHEP_DISK's XRootD
+    (`verify_at_se`): two written as announced, one whose message has another adler32, one whose message has
+    another size, one never written."""
+    kafka, topic, stream = grid_kafka(grid), new_topic(grid), unique_stream("se")
+    davs = se(grid, "IHEP_DISK")
+    messages, truth = {}, {}
+    for i, case in enumerate(SE_CASES):
+        data = os.urandom(1000 + i)
+        name = good_message(stream, i).name
+        url = f"{davs}/{path_for('raw', name)}"
+        if case != "missing":
+            put(url, data)
+        size, checksum = len(data), adler32(data)
+        truth[case] = (name, size, checksum)
+        announced = {"size": size + 1 if case == "wrong-size" else size, "location": url,
+                     "adler32": f"{int(checksum, 16) ^ 0xFF:08x}" if case == "wrong-checksum" else checksum}
+        messages[case] = good_message(stream, i).model_copy(update=announced)
+    publish(kafka, topic, [(m.name.encode(), m.to_json()) for m in messages.values()])
+    ingestor = IngestorProcess.make(grid, grids_root / f"se-{topic}", kafka, topic, verify_at_se=True)
+    metrics = ingestor.run_once()
+    letters = {d["key"]: d for d in dead_letters(kafka, topic, 3)}
+    root = "root://" + davs.split("://", 1)[1] + "/"  # where the check looks: the RSE's root protocol
+    return {"stream": stream, "messages": messages, "truth": truth, "letters": letters, "metrics": metrics,
+            "view": RucioView(grid), "root": root}
+
+
+@pytest.mark.parametrize("case", ["wrong-checksum", "wrong-size", "missing"])
+def test_a_file_that_differs_at_the_se_is_quarantined_with_the_reason(se_check_run: dict[str, Any],
+                                                                     case: str) -> None:
+    name, size, checksum = se_check_run["truth"][case]
+    announced = se_check_run["messages"][case]
+    assert set(se_check_run["letters"]) == {se_check_run["truth"][c][0] for c in SE_CASES if "good" not in c}
+    letter = se_check_run["letters"][name]
+    assert (letter["kind"], letter["field"]) == ("quarantined", "file")
+    assert letter["reason"] == {
+        "wrong-checksum": f"adler32 at the SE is {checksum}, the message says {announced.adler32}",
+        "wrong-size": f"size at the SE is {size} bytes, the message says {size + 1}",
+        "missing": f"no such file at the SE: {se_check_run['root']}{path_for('raw', name)}",
+    }[case]
+    assert letter["original"] == announced.to_json().decode()
+    assert not list(se_check_run["view"].client.list_replicas([{"scope": "raw", "name": name}]))
+
+
+def test_a_file_that_matches_at_the_se_is_registered(se_check_run: dict[str, Any]) -> None:
+    metrics, view, stream = se_check_run["metrics"], se_check_run["view"], se_check_run["stream"]
+    assert metrics["dead_lettered"] == {"quarantined": 3}
+    good = {se_check_run["truth"][c] for c in ("good", "also-good")}
+    contents = {block: sorted(names) for block, names in view.contents(stream).items()}
+    assert contents == {f"block.20260301.{stream}": sorted(name for name, _, _ in good)}
+    for name, size, checksum in good:
+        [replica] = view.client.list_replicas([{"scope": "raw", "name": name}])
+        assert (replica["bytes"], replica["adler32"]) == (size, checksum)
+        assert list(replica["rses"]) == ["IHEP_DISK"]
 
 
 @pytest.mark.slow  # 10,000 messages through SIGKILLed ingestors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -33,10 +34,19 @@ def test_exit_code_and_output(tmp_path: Path) -> None:
     assert (tmp_path / "out").read_text() == "hello\n"
 
 
+def _interpreter_mb(tmp_path: Path) -> float:
+    """The resident memory of the same interpreter holding nothing (the payload's own measure, VmRSS)."""
+    out = subprocess.run([PY, "-c", "print([l.split()[1] for l in open('/proc/self/status') if "
+                          "l.startswith('VmRSS')][0])"], capture_output=True, text=True, check=True, cwd=tmp_path)
+    return int(out.stdout) / 1024
+
+
 def test_within_memory_limit(tmp_path: Path) -> None:
+    """60 MB touched: the tree's peak is those 60 MB plus the interpreter (its own VmRSS, measured apart), not the
+    limit, not the virtual size."""
     result = _run(tmp_path, [PY, "-c", ALLOC, "60", "1.0"], memory_mb=300)
     assert (result.exit_code, result.reason) == (0, None)
-    assert 50 < result.max_rss_mb < 300
+    assert 60 <= result.max_rss_mb <= 60 + _interpreter_mb(tmp_path) + 10, result.max_rss_mb
 
 
 def test_memory_limit_kills(tmp_path: Path) -> None:
@@ -44,18 +54,34 @@ def test_memory_limit_kills(tmp_path: Path) -> None:
     result = _run(tmp_path, [PY, "-c", ALLOC, "250", "30"], memory_mb=120)
     assert result.reason == "memory"
     assert result.exit_code == -9
-    assert result.max_rss_mb > 120
-    assert "more than the limit of 120 MB" in result.detail
+    # killed at the first sample over the limit: the peak it reports is the one it names, and no more than the
+    # payload can hold (250 MB and its interpreter)
+    assert 120 < result.max_rss_mb <= 250 + _interpreter_mb(tmp_path) + 10, result.max_rss_mb
+    named = re.fullmatch(r"the payload's processes used (\d+) MB of resident memory, more than the limit of 120 MB",
+                         result.detail)
+    assert named is not None, result.detail
+    assert abs(int(named[1]) - result.max_rss_mb) <= 0.55  # the same sample, rounded to MB and to 0.1 MB
     assert time.monotonic() - start < 10
 
 
 def test_memory_of_the_whole_tree(tmp_path: Path) -> None:
     """Three children of 60 MB each: none alone exceeds 150 MB, together they do; all of them are killed."""
     parent = ("import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', sys.argv[1], '60', '30']) "
-              "for _ in range(3)]; [p.wait() for p in ps]")
+              "for _ in range(3)]; print(*[p.pid for p in ps], flush=True); [p.wait() for p in ps]")
     result = _run(tmp_path, [PY, "-c", parent, ALLOC], memory_mb=150)
-    assert result.reason == "memory"
-    assert result.max_rss_mb > 150
+    assert result.reason == "memory"  # only the sum over the tree gets there
+    # the peak counts each process once: at most the parent and three children of 60 MB, each with its interpreter
+    assert 150 < result.max_rss_mb <= 3 * 60 + 4 * (_interpreter_mb(tmp_path) + 10), result.max_rss_mb
+    children = [int(pid) for pid in (tmp_path / "out").read_text().split()]
+    assert len(children) == 3
+    assert [pid for pid in children if _running(pid)] == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_walltime(tmp_path: Path) -> None:

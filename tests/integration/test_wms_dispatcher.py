@@ -59,11 +59,9 @@ def settle(agent: Agent) -> None:
 
 
 def test_bulk_submission_of_10000_jobs(client: WmsClient, agent: Agent) -> None:
-    start = time.monotonic()
+    # how fast: benchmarks/wms.py (submit_10k_s)
     task_id, job_ids = client.submit_task("bulk", "production", "production", specs(10000), priority=5)
-    took = time.monotonic() - start
     assert len(set(job_ids)) == 10000
-    assert took < 10, f"10,000 jobs took {took:.1f} s"
     task = client.task(task_id)
     assert task["jobs_by_state"] == {"defined": 10000}
     job = client.job(job_ids[1234])
@@ -240,11 +238,13 @@ def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
     client.submit_task("lost", "production", "production", specs(2, site="IHEP", max_attempts=2))
     job_id = _run_one(client, agent)
     other = _run_one(client, agent, pilot="p2")
-    time.sleep(2)
-    assert client.heartbeat(other, "p2", "running") == "continue"  # renews p2's lease only
-    time.sleep(1.5)
-    cycle = agent.run_once()
-    assert cycle.expired == 1
+    expired, deadline = 0, time.monotonic() + 120
+    while client.job(job_id)["attempt"] == 1:  # until the agent finds p1's lease (3 s) run out, however long
+        assert time.monotonic() < deadline, f"p1's lease never expired: {client.job(job_id)}"
+        assert client.heartbeat(other, "p2", "running") == "continue"  # renews p2's lease only, before each cycle
+        expired += agent.run_once().expired
+        time.sleep(0.2)
+    assert expired == 1  # p1's job, never p2's
     job = client.job(job_id)
     assert (job["state"], job["attempt"], job["error_code"], job["error_class"]) == ("activated", 2, 1300, "lost")
     with pytest.raises(WmsError) as err:
@@ -254,10 +254,13 @@ def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
     again = client.get_job("p3", "IHEP", "IHEP", 1, 400, 3600)
     assert again is not None
     assert (again.job_id, again.attempt) == (job_id, 2)
-    time.sleep(3.5)
-    agent.run_once()
+    deadline = time.monotonic() + 120
+    while client.job(job_id)["state"] != "failed":  # p3 is silent too: its lease runs out in turn
+        assert time.monotonic() < deadline, f"p3's lease never expired: {client.job(job_id)}"
+        agent.run_once()
+        time.sleep(0.2)
     final = client.job(job_id)
-    assert (final["state"], final["attempt"]) == ("failed", 2)  # max_attempts used up
+    assert (final["state"], final["attempt"], final["error_code"]) == ("failed", 2, 1300)  # max_attempts used up
 
 
 def test_two_agents_broker_each_job_once(client: WmsClient, config: Path) -> None:

@@ -5,23 +5,30 @@ and a screenshot is saved (to $JUNO_TEST_ARTIFACTS if set, else under pytest's t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 import yaml
+from rucio.common.exception import RuleNotFound
 
+from juno_dcs.grid.home import GridHome
+from juno_dcs.grid.launcher import root_client
+from juno_dcs.grid.supervisor import Supervisor
 from tests.conftest import BIN, Grid, run
 from tests.integration.browser import chromium
 
 CHARTS = ("throughput", "jobs", "tpc", "blocks", "productions", "ingest")
+SOURCE, TARGET = "MSU_DISK", "JINR_DISK"  # of the rule made stuck: neither is on the raw data's or TPC probe's way
+BLOCKED = f"source RSE {SOURCE} is not available for reading (holds the only replica of 1 file)"
 
 
 def _wait_all(conditions: dict[str, Callable[[], bool]], timeout: float, every: float = 3.0) -> None:
@@ -69,11 +76,60 @@ def _production(grid: Grid, tmp_path: Path) -> str:
     return name
 
 
-def _probe(grid: Grid, *args: str) -> subprocess.CompletedProcess[str]:
+def _probe(grid: Grid, *args: str, exit_code: int) -> subprocess.CompletedProcess[str]:
     proc = run([str(BIN / "juno-probe"), *args, "--config", str(grid.home / "etc" / "probes.yaml")],
                env=grid.env(), check=False, timeout=300)
-    assert proc.returncode in (0, 1, 2), f"juno-probe {args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == exit_code, f"juno-probe {args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+@contextlib.contextmanager
+def _stuck_rule(grid: Grid, tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
+    """A rule made STUCK on purpose: one file whose only replica is on SOURCE, replicated to TARGET while SOURCE
+    is not available for reading; (client, rule id, DID). Everything is undone at the end."""
+    home = GridHome(grid.home)
+    client = root_client(home, home.load_state())
+    tag = uuid.uuid4().hex[:10]
+    account, name = f"dash{tag}", f"stuck.{tag}.dat"
+    scope = f"user.{account}"
+    client.add_account(account, "USER", "dashboard@example.org")
+    client.add_scope(account, scope)
+    for rse in (SOURCE, TARGET):
+        client.set_local_account_limit(account, rse, 10**9)
+    (tmp_path / name).write_bytes(os.urandom(2000))
+    grid.rucio("upload", "--rse", SOURCE, "--scope", scope, str(tmp_path / name))
+    did = {"scope": scope, "name": name}
+    client.update_rse(SOURCE, {"availability_read": False})
+    rules: list[str] = []
+    try:
+        rules += client.add_replication_rule([did], 1, TARGET, account=account)
+        yield client, rules[0], f"{scope}:{name}"
+    finally:
+        client.update_rse(SOURCE, {"availability_read": True})
+        for rule in [*rules, *(r["id"] for r in client.list_replication_rules(did))]:
+            with contextlib.suppress(RuleNotFound):
+                client.delete_replication_rule(rule, purge_replicas=True)
+        client.delete_account(account)
+
+
+def _stop_collector(collector: subprocess.Popen[bytes], log: IO[str]) -> int:
+    if collector.poll() is None:
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(timeout=60)
+    log.close()
+    return collector.returncode
+
+
+@contextlib.contextmanager
+def _scheduler_stopped(grid: Grid) -> Iterator[None]:
+    """The grid's own probe scheduler (program `probes`) stopped: the newest stored probe runs are the test's."""
+    home = GridHome(grid.home)
+    sup = Supervisor(home, home.load_state())
+    sup.stop_program("probes")
+    try:
+        yield
+    finally:
+        sup.start_program("probes")
 
 
 def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_path: Path) -> None:
@@ -90,13 +146,16 @@ def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_pat
     log = (tmp_path / "collector.log").open("w")
     collector = subprocess.Popen([str(BIN / "juno-monitor"), "collect", "--config", str(fast)],
                                  env=grid.env(), stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with contextlib.ExitStack() as undo:
+        undo.callback(_stop_collector, collector, log)
+        undo.enter_context(_scheduler_stopped(grid))
+        client, rule_id, stuck_did = undo.enter_context(_stuck_rule(grid, tmp_path))
         started = time.time() - 60  # a slot or bucket that holds the start began up to a minute before
         stream = "dash" + uuid.uuid4().hex[:6]
         grid.juno_dcs("spade-sim", "--files", "6", "--days", "3", "--size", "200KB", "--stream", stream,
                       "--no-progress")
         name = _production(grid, tmp_path)
-        _probe(grid, "tpc", "--rses", "IHEP_DISK,CNAF_DISK", "--size", "100000")
+        _probe(grid, "tpc", "--rses", "IHEP_DISK,CNAF_DISK", "--size", "100000", exit_code=0)
 
         def production_done() -> bool:
             prods = {p["name"]: p for p in _api(url, "productions")["productions"]}
@@ -111,37 +170,42 @@ def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_pat
         _wait_all({"the production's elecsim jobs finished": production_done,
                    "the raw blocks replicated beyond IHEP": our_blocks_replicated,
                    "throughput from IHEP": lambda: _some_point_above_zero(_api(url, "throughput"), started, "IHEP->"),
-                   "a running job sampled": lambda: _some_point_above_zero(_api(url, "jobs"), started)}, 420)
-        _probe(grid, "stuck-rules")
-    finally:
-        collector.send_signal(signal.SIGTERM)
-        collector.wait(timeout=60)
-        log.close()
-    assert collector.returncode == 0, (tmp_path / "collector.log").read_text()
+                   "a running job sampled": lambda: _some_point_above_zero(_api(url, "jobs"), started),
+                   "the rule made stuck is STUCK": lambda: str(client.get_replication_rule(rule_id)["state"])
+                   .endswith("STUCK")}, 420)
+        # WARNING from one STUCK rule, CRITICAL only from a million: whatever else the shared grid holds
+        _probe(grid, "stuck-rules", "--critical", "1000000", exit_code=1)
+        assert _stop_collector(collector, log) == 0, (tmp_path / "collector.log").read_text()
 
-    tpc = _api(url, "tpc")
-    assert tpc["modes"] == ["pull", "push", "streamed"]
-    assert all(tpc["matrix"][m]["IHEP_DISK"]["CNAF_DISK"]["ok"] for m in tpc["modes"]), tpc["failing"]
-    assert _api(url, "stuck-rules")["probe_status"] is not None
-    with requests.get(f"{url}openapi.json", timeout=30) as spec:
-        assert {"/api/throughput", "/api/blocks", "/api/stuck-rules"} <= set(spec.json()["paths"])
+        tpc = _api(url, "tpc")
+        assert tpc["modes"] == ["pull", "push", "streamed"]
+        assert all(tpc["matrix"][m]["IHEP_DISK"]["CNAF_DISK"]["ok"] for m in tpc["modes"]), tpc["failing"]
+        panel = _api(url, "stuck-rules")
+        assert panel["probe_status"] == "WARNING", panel
+        [ours] = [r for r in panel["rules"] if r["rule_id"] == rule_id]
+        assert (ours["did"], ours["rse_expression"], ours["state"]) == (stuck_did, TARGET, "STUCK"), ours
+        assert BLOCKED in ours["reason"], ours
+        with requests.get(f"{url}openapi.json", timeout=30) as spec:
+            assert {"/api/throughput", "/api/blocks", "/api/stuck-rules"} <= set(spec.json()["paths"])
 
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(url)
-        page.wait_for_function("window.junoRefreshes >= 1", timeout=60_000)
-        drawn = page.evaluate("""Object.fromEntries(Object.entries(window.junoCharts).map(([k, c]) =>
-            [k, c.data.datasets.map(d => d.data.filter(p => (typeof p === 'number' ? p : p.y) > 0).length)]))""")
-        errors = page.evaluate("[...document.querySelectorAll('.err')].map(e => e.textContent).filter(t => t)")
-        ok_cells = page.locator("#tpc-matrix td.ok").count()
-        stuck_text = page.locator("#stuck-table").inner_text()
-        shot = _artifacts(tmp_path) / "dashboard.png"
-        page.screenshot(path=str(shot), full_page=True)
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(url)
+            page.wait_for_function("window.junoRefreshes >= 1", timeout=60_000)
+            drawn = page.evaluate("""Object.fromEntries(Object.entries(window.junoCharts).map(([k, c]) =>
+                [k, c.data.datasets.map(d => d.data.filter(p => (typeof p === 'number' ? p : p.y) > 0).length)]))""")
+            errors = page.evaluate("[...document.querySelectorAll('.err')].map(e => e.textContent).filter(t => t)")
+            ok_cells = page.locator("#tpc-matrix td.ok").count()
+            stuck_text = page.locator("#stuck-table").inner_text()
+            shot = _artifacts(tmp_path) / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
     assert errors == []
     assert set(CHARTS) <= set(drawn)
     empty = [c for c in CHARTS if c != "ingest" and not any(drawn[c])]
     assert not empty, f"charts without data: {empty} ({json.dumps(drawn)})"
     assert drawn["ingest"], "the ingest chart has no line"  # lag is 0 on a quiet grid: a line of zeros
     assert ok_cells >= 3 * 2  # both directions of the pair in each mode
-    assert "has not run yet" not in stuck_text
+    assert stuck_text.startswith("WARNING: "), stuck_text[:300]
+    assert rule_id in stuck_text
+    assert BLOCKED in stuck_text
     assert shot.stat().st_size > 10_000

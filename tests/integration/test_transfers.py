@@ -4,10 +4,12 @@ by HTTP third-party copy between the grid's XRootD storage elements."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +175,18 @@ def test_destination_down_then_up_is_retried(grid: Grid) -> None:
     assert adler32_of(dst) == adler32(data)
 
 
+def _wait_file(grid: Grid, job_id: str, event: Callable[[dict[str, Any]], bool], what: str,
+               timeout: float) -> dict[str, Any]:
+    """The job's only file once `event` holds for it, polled every 0.2 s; an AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [file] = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+        if event(file):
+            return file  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s: {file}"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow  # a 3 GiB copy
 def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
     size = 3 * 1024**3  # sparse: written in no time, copied in seconds
@@ -184,19 +198,22 @@ def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
     subprocess.run(["chown", "-R", "xrootd:xrootd", str(sparse.parent)], check=True)
     src = f"{se(grid, 'IHEP_DISK')}/kill/{name}"
     dst = f"{se(grid, 'CNAF_DISK')}/kill/{name}"
-    job_id = submit(grid, [{"sources": [src], "destinations": [dst]}], retry=2, copy_mode="streamed",
-                    verify_checksum="none")
-    deadline = time.monotonic() + 60
-    while job(grid, job_id)["job_state"] != "ACTIVE" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    status = grid.status()
-    pid = status["processes"]["fts-worker"]["pid"]  # type: ignore[index]
+    # retried 20 s after the loss: the lost copy's reason stays readable meanwhile (a success clears it)
+    job_id = submit(grid, [{"sources": [src], "destinations": [dst]}], retry=2, retry_delay=20,
+                    copy_mode="streamed", verify_checksum="none")
+    pid = grid.status()["processes"]["fts-worker"]["pid"]  # type: ignore[index]
+    _wait_file(grid, job_id, lambda f: f["file_state"] == "ACTIVE", "the copy started", 120)
     os.kill(pid, signal.SIGKILL)
-    final = wait_final(grid, job_id, timeout=240)
+    # the worker that ran the copy is dead: nothing can move the file on until its lease runs out
+    [at_kill] = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+    assert at_kill["file_state"] == "ACTIVE", "the copy ended before the kill: a larger file is needed"
+    lost = _wait_file(grid, job_id, lambda f: f["retry"] >= 1, "the lost copy requeued", 180)
+    assert (lost["file_state"], lost["retry"]) == ("SUBMITTED", 1), lost
+    assert re.fullmatch(r"transfer lost: worker \S+ stopped reporting during the copy; retried", lost["reason"]), lost
+    final = wait_final(grid, job_id, timeout=300)
     assert final["job_state"] == "FINISHED", final
-    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
-    assert files[0]["retry"] >= 1
-    assert "transfer lost" in (files[0]["reason"] or "") or files[0]["retry"] >= 1
+    [done] = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10).json()
+    assert (done["file_state"], done["retry"], done["transferred"]) == ("FINISHED", 1, size), done
     assert grid.status()["processes"]["fts-worker"]["state"] == "RUNNING"  # type: ignore[index]
     requests.delete(f"{fts_url(grid)}/jobs/{job_id}", timeout=10)
     sparse.unlink()

@@ -85,10 +85,11 @@ if ! mariadb -h "$MARIADB_HOST" -P "$MARIADB_PORT" -u root -e 'SELECT 1' >/dev/n
     || { echo "setup: MariaDB still does not answer" >&2; exit 1; }
 fi
 
-# PostgreSQL's connection slots: a grid holds about 40 connections (its Rucio server and daemons, the transfer
-# service, the dispatcher, probes, dashboard) and the test suite runs a second grid beside the first; the
-# default of 100 leaves no room for that. Raise it to 300 where this machine's cluster can be restarted.
-PG_MIN_CONNECTIONS=300
+# PostgreSQL's connection slots: a grid holds about 40 connections and may open up to 96 (its connection
+# budget, which `juno-dcs up` checks: docs/admin.md), and the test suite runs a second grid beside the first,
+# perhaps beside a developer's own; the default of 100 leaves no room for that. Raise it to 400 where this
+# machine's cluster can be restarted.
+PG_MIN_CONNECTIONS=400
 current=$(psql "$PG_URL" -Atqc 'SHOW max_connections')
 if [ "$current" -lt "$PG_MIN_CONNECTIONS" ]; then
   version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)

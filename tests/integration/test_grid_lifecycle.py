@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 import stomp
 
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run
@@ -194,6 +196,52 @@ def test_unreachable_postgresql_is_a_clear_error(grid_tmp: Path) -> None:
     assert not (tmp_path / "nopg" / "run" / "supervisord.pid").exists()
 
 
+def test_a_grid_that_would_not_fit_in_postgresqls_free_slots_is_refused_before_anything_starts(
+        grid_tmp: Path) -> None:
+    """Other clients take PostgreSQL's slots until one fewer is free than the grid's budget: `up` refuses with the
+    numbers, starts nothing and makes no database; with those clients gone it would fit."""
+    from juno_dcs.grid import budget
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.grid.launcher import load_valid_topology, write_configs
+    from juno_dcs.settings import GridSettings
+
+    home = grid_tmp / "crowded"
+    settings = GridSettings(home=home)
+    topo = load_valid_topology(settings)
+    scratch = GridHome(grid_tmp / "render")  # the same programs as `up` would start, rendered aside
+    scratch.make_dirs()
+    _, programs = write_configs(scratch, scratch.new_state(free_base_port(), settings.pg_admin_url)
+                                .with_accounts(list(topo.accounts)), settings, topo, list(topo.rses), [])
+    need = sum(budget.shares(programs).values())
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    free = budget.read_slots(admin, "nobody").free
+    assert free >= need, f"this machine's PostgreSQL cannot hold a grid at all ({free} free, {need} needed)"
+    # 20 fewer than the budget: other grids of this machine that stop meanwhile do not make it fit
+    crowd = [psycopg.connect(admin, autocommit=True) for _ in range(free - need + 20)]
+    try:
+        base = free_base_port()
+        proc = run([JUNO_DCS, "up", "--home", str(home), "--base-port", str(base)], check=False)
+        left = budget.read_slots(admin, "nobody").free
+    finally:
+        for conn in crowd:
+            conn.close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = re.search(r"has (\d+) free connection slots and this grid's programs may open (\d+): "
+                     r"max_connections (\d+) - (\d+) reserved for superusers - (\d+) in use = (\d+)\.", proc.stderr)
+    assert said is not None, proc.stderr
+    slots, asked, most, reserved, in_use, equals = map(int, said.groups())
+    assert asked == need
+    assert slots == equals == most - reserved - in_use
+    assert slots < need
+    assert left < need
+    assert "Nothing was started" in proc.stderr
+    assert _processes_of(home) == []
+    # nothing written either: no grid.json, no database, no service area
+    assert not (home / "grid.json").exists()
+    assert not (home / "service-area").exists()
+    assert sorted(p.name for p in home.iterdir()) == ["run"]  # the launcher's lock
+
+
 def test_a_home_under_a_private_directory_runs(grid: Grid, tmp_path: Path) -> None:
     """The suite's grid lives under a mode-0700 directory (as in a clone in root's home or in `mktemp -d`): the
     xrootd, proxy and www-data users get their files in a service area, and a file uploads and transfers."""
@@ -267,31 +315,70 @@ def test_a_failed_up_leaves_nothing_running_and_down_finds_a_supervisor_without_
     run([JUNO_DCS, "down", "--home", str(home), "--purge"])
 
 
-def test_a_program_the_supervisor_gives_up_on_is_named_by_status_and_started_again(grid: Grid) -> None:
+def test_a_program_the_supervisor_gives_up_on_raises_every_alarm_and_is_started_again(grid: Grid) -> None:
+    """Killed at every start, a program goes FATAL: `status` names it and exits 1, the `programs` probe goes
+    CRITICAL naming it, the dashboard's alarms panel shows that run; the watchdog then starts it again."""
     from juno_dcs.grid.home import GridHome, GridState
+    from juno_dcs.grid.programs import supervisor_url
     from juno_dcs.grid.supervisor import Supervisor
 
     home = GridHome(grid.home)
-    sup = Supervisor(home, GridState.model_validate(grid.state()))
+    state = GridState.model_validate(grid.state())
+    sup = Supervisor(home, state)
+    dashboard = json.loads(grid.juno_dcs("status", "--json", check=False).stdout)["services"]["dashboard"]
+    probe_env = dict(os.environ, RUCIO_CONFIG=str(home.client_cfg("root")),
+                     JUNO_DCS_SUPERVISOR_URL=supervisor_url(state))
+    probe_cmd = [str(Path(JUNO_DCS).parent / "juno-probe"), "programs", "--config", str(home.etc / "probes.yaml")]
     name = "db-stats"
-    killed: list[int] = []
-    deadline = time.monotonic() + 120
-    while sup.process(name).state != "FATAL":  # killed at every start: the supervisor gives up after 5 retries
-        assert time.monotonic() < deadline, f"{name} never went FATAL; killed {killed}"
-        info = sup.process(name)
-        if info.state in ("STARTING", "RUNNING") and info.pid and info.pid not in killed:
-            os.kill(info.pid, 9)
-            killed.append(info.pid)
-        time.sleep(0.05)
-    assert len(killed) >= 5
-    proc = grid.juno_dcs("status", "--json", check=False)
-    assert proc.returncode == 1
-    assert json.loads(proc.stdout)["down"][name].startswith("FATAL")
-    text = grid.juno_dcs("status", check=False)
-    assert f"not running: {name}" in text.stderr
-    # the watchdog starts it again (after 5 s the first time)
-    deadline = time.monotonic() + 120
-    while sup.process(name).state != "RUNNING":
-        assert time.monotonic() < deadline, f"{name} was not started again: {sup.process(name)}"
-        time.sleep(1)
-    assert f"{name} is FATAL" in (grid.home / "logs" / "watchdog.log").read_text()
+    # the grid's own scheduler would store a newer `programs` run over the one this test reads on the dashboard
+    sup.stop_program("probes")
+    try:
+        killed: list[int] = []
+        deadline = time.monotonic() + 120
+        while sup.process(name).state != "FATAL":  # killed at every start: the supervisor gives up after 5 retries
+            assert time.monotonic() < deadline, f"{name} never went FATAL; killed {killed}"
+            info = sup.process(name)
+            if info.state in ("STARTING", "RUNNING") and info.pid and info.pid not in killed:
+                os.kill(info.pid, 9)
+                killed.append(info.pid)
+            time.sleep(0.05)
+        assert len(killed) >= 5
+        # all three at once, within the 5 s before the watchdog's first restart
+        home_args = ["--home", str(grid.home)]
+        calls = {
+            "json": subprocess.Popen([JUNO_DCS, "status", "--json", *home_args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True),
+            "text": subprocess.Popen([JUNO_DCS, "status", *home_args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True),
+            "probe": subprocess.Popen(probe_cmd, env=probe_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True),
+        }
+        out = {key: (call.communicate(timeout=120), call.returncode) for key, call in calls.items()}
+        (json_out, _), json_rc = out["json"]
+        assert json_rc == 1
+        assert json.loads(json_out)["down"][name].startswith("FATAL")
+        (_, text_err), text_rc = out["text"]
+        assert text_rc == 1
+        assert f"not running: {name}" in text_err
+        (probe_out, probe_err), probe_rc = out["probe"]
+        assert probe_rc == 2, probe_out + probe_err
+        assert probe_out.startswith(f"PROGRAMS CRITICAL - {name} FATAL (Exited too quickly"), probe_out
+        # the run is stored: the dashboard's alarms panel shows it (its cache lasts at most cache_s, 10 s)
+        deadline = time.monotonic() + 60
+        while True:
+            panel = requests.get(f"{dashboard}/api/probes", timeout=10).json()["probes"]
+            row = next((p for p in panel if p["probe"] == "programs"), None)
+            if row is not None and row["status"] == "CRITICAL":
+                break
+            assert time.monotonic() < deadline, panel
+            time.sleep(1)
+        assert panel[0]["status"] == "CRITICAL"  # the worst first
+        assert f"{name} FATAL" in row["message"]
+        # the watchdog starts it again (after 5 s the first time)
+        deadline = time.monotonic() + 120
+        while sup.process(name).state != "RUNNING":
+            assert time.monotonic() < deadline, f"{name} was not started again: {sup.process(name)}"
+            time.sleep(1)
+        assert f"{name} is FATAL" in (grid.home / "logs" / "watchdog.log").read_text()
+    finally:
+        sup.start_program("probes")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from juno_probes import rucio_server, services, store, stuck, tpc
+from juno_probes import programs, rucio_server, services, store, stuck, tpc
 from juno_probes.config import ConfigError, ProbesConfig, load
 from juno_probes.nagios import Result, Status
 
@@ -165,6 +165,11 @@ def build_parser() -> _Parser:
     p.add_argument("--dispatcher-url", help="the dispatcher (default $JUNO_WMS_URL)")
     p.add_argument("--min-jobs", type=int, default=1, help="jobs in a queue without pilots for a warning")
 
+    p = probe("programs", "every program of the grid runs and every Rucio daemon's heartbeat is fresh")
+    p.add_argument("--rucio-config", help="Rucio client config of root (default $RUCIO_CONFIG)")
+    p.add_argument("--stale", type=_positive, default=programs.STALE_S,
+                   help="seconds since a daemon's newest heartbeat for CRITICAL")
+
     s = sub.add_parser("schedule", help="run every probe on its interval and store the results")
     s.add_argument("--config", type=Path, required=True, help="etc/probes.yaml")
     s.add_argument("--run-once", action="store_true", help="run the due probes once, then exit")
@@ -211,6 +216,11 @@ def run_probe(args: argparse.Namespace, config: ProbesConfig) -> Outcome:
     if name == "dispatcher":
         wms = args.dispatcher_url or config.dispatcher_url or os.environ.get("JUNO_WMS_URL")
         return Outcome(services.check_dispatcher(_need(wms, "dispatcher (--dispatcher-url)"), args.min_jobs))
+    if name == "programs":
+        url = _need(os.environ.get(programs.SUPERVISOR_URL_ENV),
+                    f"supervisor ({programs.SUPERVISOR_URL_ENV} in the environment, set by the grid)")
+        result, details = programs.check(url, _rucio_client(rucio_cfg), args.stale)
+        return Outcome(result, details)
     raise ValueError(f"unknown probe {name}")
 
 

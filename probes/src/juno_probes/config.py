@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-PROBES = ("rucio", "tpc", "stuck-rules", "ingest-lag", "transfer-queues", "conditions", "dispatcher")
+PROBES = ("rucio", "tpc", "stuck-rules", "ingest-lag", "transfer-queues", "conditions", "dispatcher", "programs")
 
 
 class ConfigError(ValueError):

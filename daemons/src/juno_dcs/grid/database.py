@@ -27,7 +27,7 @@ def pg_host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 5432
 
 
-def _admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+def admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -38,7 +38,7 @@ def _admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 def ensure_database(state: GridState) -> bool:
     """Create the grid's role and database unless they exist; True when the database was created."""
-    with _admin_connect(state.pg_admin_url) as conn:
+    with admin_connect(state.pg_admin_url) as conn:
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (state.db_user,)).fetchone()
         if role is None:
             conn.execute(
@@ -70,7 +70,7 @@ def schema_exists(state: GridState) -> bool:
 
 def drop_database(state: GridState) -> None:
     """Remove the grid's database and role (used by `down --purge`)."""
-    with _admin_connect(state.pg_admin_url) as conn:
+    with admin_connect(state.pg_admin_url) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(state.db_name)))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(state.db_user)))
 

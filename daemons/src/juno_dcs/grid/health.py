@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from juno_dcs.errors import ServiceError
 from juno_dcs.grid import database, kafka
 from juno_dcs.grid.home import GridState
 from juno_dcs.grid.ports import port_open
+from juno_probes.programs import STALE_S, beats_of, stale_daemons
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,23 @@ def check_postgresql(state: GridState) -> Health:
     except psycopg.Error as exc:
         return Health(False, f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0]}")
     return Health(True, f"database {state.db_name}, {row[0] if row else 0} RSEs")
+
+
+def stale_heartbeats(state: GridState, stale_s: float = STALE_S) -> dict[str, str]:
+    """`rucio-<daemon>` -> why, for each Rucio daemon whose newest heartbeat (Rucio's heartbeats table) is older
+    than `stale_s`: it runs, but is stuck in a cycle or cannot reach its database. Empty when the database does not
+    answer (check_postgresql says so)."""
+    try:
+        with psycopg.connect(database.grid_url(state), connect_timeout=3) as conn:
+            rows = conn.execute("SELECT readable, updated_at FROM rucio.heartbeats").fetchall()
+            now = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()
+    except psycopg.Error:
+        return {}
+    if now is None:
+        return {}
+    stale = stale_daemons(beats_of({"readable": r[0], "updated_at": r[1]} for r in rows),
+                          now[0].replace(tzinfo=dt.UTC), stale_s)
+    return {f"rucio-{daemon}": f"no heartbeat for {age:.0f} s" for daemon, age in stale.items()}
 
 
 def check_activemq(state: GridState, timeout: float = 3.0) -> Health:

@@ -149,7 +149,13 @@ class GridHome:
 
     @property
     def rucio_cfg(self) -> Path:
+        """The Rucio server's (and the WebUI's, and the schema tools') configuration."""
         return self.etc / "rucio.cfg"
+
+    @property
+    def rucio_daemons_cfg(self) -> Path:
+        """The Rucio daemons' configuration: the server's, with the smaller pool a one-thread daemon needs."""
+        return self.etc / "rucio-daemons.cfg"
 
     @property
     def supervisord_conf(self) -> Path:

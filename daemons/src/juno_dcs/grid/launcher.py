@@ -15,10 +15,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
-from juno_dcs.grid import access, conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
+from juno_dcs.grid import access, budget, conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.programs import ACTIVEMQ_HOME, Program, grid_programs, rucio_environment, watchdog_section
+from juno_dcs.grid.programs import (
+    ACTIVEMQ_HOME,
+    FTS_SERVER_POOL,
+    FTS_WORKER_POOL,
+    RUCIO_DAEMON_POOL,
+    RUCIO_SERVER_POOL,
+    Program,
+    grid_programs,
+    rucio_environment,
+    watchdog_section,
+)
 from juno_dcs.grid.render import digest, render, write_if_changed
 from juno_dcs.grid.supervisor import Supervisor, supervisord_of, terminate
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
@@ -83,8 +93,19 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
 
 def write_configs(
     home: GridHome, state: GridState, settings: GridSettings, topo: Topology, rses: list[str], tape_rses: list[str]
-) -> list[str]:
-    """Render every config file of the grid; returns the files that changed."""
+) -> tuple[list[str], list[Program]]:
+    """Render every config file of the grid and write it; returns the files that changed, and the programs they
+    describe."""
+    files, readable, programs = render_configs(home, state, settings, topo, rses, tape_rses)
+    written = [str(p) for p, text in files.items() if write_if_changed(p, text, 0o644 if p in readable else 0o600)]
+    return written, programs
+
+
+def render_configs(
+    home: GridHome, state: GridState, settings: GridSettings, topo: Topology, rses: list[str], tape_rses: list[str]
+) -> tuple[dict[Path, str], set[Path], list[Program]]:
+    """Every config file of the grid by path, those the service users must read, and the programs; writes
+    nothing."""
     host, port = database.pg_host_port(state.pg_admin_url)
     values: dict[str, object] = {
         "home": home.root,
@@ -106,9 +127,11 @@ def write_configs(
         "ca_dir": pki.cert_dir(settings.pki_dir),
     }
     tpl = settings.templates
-    rucio_cfg = render(tpl / "rucio.cfg", values)
+    rucio_cfg = render(tpl / "rucio.cfg", {**values, **RUCIO_SERVER_POOL.values("Rucio server and WebUI")})
+    daemons_cfg = render(tpl / "rucio.cfg", {**values, **RUCIO_DAEMON_POOL.values("Rucio daemons")})
     files: dict[Path, str] = {
         home.rucio_cfg: rucio_cfg,
+        home.rucio_daemons_cfg: daemons_cfg,
         home.etc / "alembic.ini": render(tpl / "alembic.ini", values),
         home.etc / "activemq" / "activemq.xml": render(tpl / "activemq.xml", values),
     }
@@ -119,10 +142,12 @@ def write_configs(
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
     tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
-    transfer_yaml = render(tpl / "transfer.yaml", {**values, "tape_endpoints": tapes.rstrip("\n")})
+    transfer_yaml = render(tpl / "transfer.yaml", {**values, "tape_endpoints": tapes.rstrip("\n"),
+                                                     "fts_worker_pool": FTS_WORKER_POOL,
+                                                     "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml
     activemq_xml = files[home.etc / "activemq" / "activemq.xml"]
-    digests = {"rucio": digest(rucio_cfg), "activemq": digest(activemq_xml), "fts": digest(transfer_yaml)}
+    digests = {"rucio": digest(rucio_cfg, daemons_cfg), "activemq": digest(activemq_xml), "fts": digest(transfer_yaml)}
     kafka_files = kafka.render_configs(home, state, settings)
     files.update(kafka_files)
     kafka_etc = kafka.config_dir(home)
@@ -164,7 +189,7 @@ def write_configs(
     files[home.supervisord_conf] = supervisord
     # read by the xrootd and proxy (Squid) users; no secrets in them
     readable = {p for p in files if p.parent == home.xrootd_etc} | {s.conf for s in where.homes.values()}
-    return [str(p) for p, text in files.items() if write_if_changed(p, text, 0o644 if p in readable else 0o600)]
+    return files, readable, programs
 
 
 def _rucio_migrate_repo() -> Path:
@@ -250,6 +275,12 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
                 f"ports {', '.join(map(str, busy))} of base port {state.base_port} are in use by something else; "
                 "choose another --base-port"
             )
+    rses = list(topo.rses)
+    tape_rses = [r for r in rses if topo.rse_type(r) == "TAPE"]
+    # before anything is written or started: would the grid fit in PostgreSQL's free connection slots?
+    programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
+    host, port = database.pg_host_port(state.pg_admin_url)
+    budget.check(budget.shares(programs), budget.read_slots(state.pg_admin_url, state.db_user), f"{host}:{port}")
     report = UpReport(home=home.root, created=created)
     moved = access.settle_service_root(home)  # before anything starts: where the service users' files go
     if moved:
@@ -261,12 +292,10 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         report.actions.append(f"created the grid CA in {settings.pki_dir}")
     if pki.issue_host_cert(settings.pki_dir, home.pki / "hostcert.pem", home.pki / "hostkey.pem"):
         report.actions.append("issued the host certificate")
-    rses = list(topo.rses)
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
     webui.publish_files(home)
-    tape_rses = [r for r in rses if topo.rse_type(r) == "TAPE"]
-    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)]
+    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)[0]]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
     where = conditions.layout(home, state, topo)
@@ -425,15 +454,19 @@ def status(settings: GridSettings) -> dict[str, Any]:
             if checked is not None:
                 checks[name] = checked
         ops_services.update(services)
+    # programs that should run and do not (FATAL, BACKOFF, EXITED, STOPPED, ...), and Rucio daemons that run but
+    # have stopped beating: the alarm of `status`
+    down = {name: f"{p['state']}: {p['description']}" for name, p in sorted(processes.items())
+            if p["state"] != "RUNNING"}
+    if running:
+        for name, why in health.stale_heartbeats(state).items():
+            down.setdefault(name, why)
     return {
         "home": str(home.root),
         "base_port": state.base_port,
         "running": running,
-        "healthy": running and all(h.ok for h in checks.values())
-        and all(p["state"] == "RUNNING" for p in processes.values()),
-        # programs that should run and do not (FATAL, BACKOFF, EXITED, STOPPED, ...): the alarm of `status`
-        "down": {name: f"{p['state']}: {p['description']}" for name, p in sorted(processes.items())
-                 if p["state"] != "RUNNING"},
+        "healthy": running and all(h.ok for h in checks.values()) and not down,
+        "down": down,
         "services": {
             "rucio": rucio_url,
             "activemq": state.ports.url("activemq_stomp", "stomp"),

@@ -18,11 +18,12 @@ import psycopg
 from juno_dcs.grid import conditions, wms
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.programs import Program, venv_bin
+from juno_dcs.grid.programs import Program, supervisor_url, venv_bin
 from juno_dcs.grid.render import digest
 from juno_dcs.settings import GridSettings
 from juno_dcs.topology.models import Topology
 from juno_probes.config import ProbeSchedule, ProbesConfig, dump
+from juno_probes.programs import SUPERVISOR_URL_ENV
 
 ACCOUNT = "root"  # reads every account's rules, limits and usage
 
@@ -36,6 +37,7 @@ SCHEDULE: dict[str, ProbeSchedule] = {
     "transfer-queues": ProbeSchedule(interval_s=60),
     "stuck-rules": ProbeSchedule(interval_s=60, args=["--older-than", "1800"]),
     "tpc": ProbeSchedule(interval_s=600, args=["--timeout", "60", "--parallel", "4"]),
+    "programs": ProbeSchedule(interval_s=30),
 }
 
 
@@ -71,8 +73,10 @@ def programs(where: ProbesLayout, home: GridHome, state: GridState, settings: Gr
              files: Mapping[Path, str], rucio_env: Mapping[str, str]) -> list[Program]:
     """`files` is what render_configs returned (for the programs' config digests)."""
     env = {**rucio_env, "RUCIO_CONFIG": str(home.client_cfg(ACCOUNT)),
-           "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, ""))}
-    return [Program(name="probes", priority=650, environment=env, stopwaitsecs=90,
+           "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, "")),
+           SUPERVISOR_URL_ENV: supervisor_url(state)}  # the `programs` probe asks the supervisor
+    # the scheduler's connection, and one of the probe it runs while that probe stores its result
+    return [Program(name="probes", priority=650, environment=env, stopwaitsecs=90, pg_connections=2,
                     command=[venv_bin("juno-probe"), "schedule", "--config", str(where.config)])]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from juno_dcs.conditions import grid as conditions
 from juno_dcs.grid import kafka, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.wms import WmsLayout
+from juno_dcs.grid.wms import WMS_SERVER_POOL, WmsLayout
 from juno_dcs.settings import GridSettings
 
 # The Rucio daemons that run continuously in every grid (the conveyor joins with the transfer service).
@@ -37,6 +37,34 @@ RUCIO_DAEMONS: tuple[str, ...] = (
 # a bulk registration, for at most 200 DIDs/s. 30 s still takes 33 new DIDs/s (JUNO makes under one raw file a
 # second); Rucio's own default is 60 s.
 DAEMON_SLEEP: dict[str, int] = {"abacus-collection-replica": 30, "transmogrifier": 30}
+
+
+@dataclass(frozen=True)
+class RucioPool:
+    """SQLAlchemy's connection pool of one Rucio process (rucio.cfg, [database] pool_size and max_overflow)."""
+
+    size: int
+    overflow: int
+
+    @property
+    def cap(self) -> int:
+        return self.size + self.overflow
+
+    def values(self, role: str) -> dict[str, object]:
+        """The placeholders of etc/templates/rucio.cfg that differ between the server's file and the daemons'."""
+        return {"pool_size": self.size, "max_overflow": self.overflow, "rucio_role": role}
+
+
+# Rucio's default pool (5 + 10 overflow per process) would let the grid's 17 Rucio processes open 255
+# connections. A gunicorn sync worker serves one request at a time and a daemon runs one thread (the
+# conveyor-receiver adds its STOMP listener); a session nested in another (a heartbeat, a token check) is the
+# most either holds at once, so three per process leave room and bound the grid (docs/admin.md).
+RUCIO_SERVER_POOL = RucioPool(size=2, overflow=1)
+RUCIO_DAEMON_POOL = RucioPool(size=1, overflow=2)
+# The JUNO services' own pools to the grid's database, per process (their configs, written by `up`).
+FTS_SERVER_POOL = 4  # per uvicorn worker of the transfer service's REST API
+FTS_WORKER_POOL = 8  # the transfer worker's copy threads share it; a copy holds no connection while it runs
+WMS_SERVER_WORKERS = 2
 # The conveyor: submits transfer requests to the transfer service (one file per job, as Rucio does by
 # default, so that each completion message carries a final job state), learns of their ends from the
 # service's completion messages (receiver) or, failing that, by polling (poller), registers the results.
@@ -62,6 +90,7 @@ class Program:
     startsecs: int = 3
     startretries: int = 5
     directory: Path | None = None  # default: the grid's home
+    pg_connections: int = 0  # the most connections to the grid's PostgreSQL it may hold at once (grid/budget.py)
 
     def section(self, home: GridHome) -> str:
         env = ",".join(f'{k}="{v}"' for k, v in sorted(self.environment.items()))
@@ -88,11 +117,17 @@ class Program:
         return "\n".join(lines) + "\n"
 
 
+def supervisor_url(state: GridState) -> str:
+    """The supervisor's XML-RPC URL with its credentials: for the environment of the programs that watch the
+    others (the watchdog, the `programs` probe), never for a command line or a log."""
+    return f"http://juno:{state.supervisor_password}@127.0.0.1:{state.ports.supervisor}/RPC2"
+
+
 def watchdog_section(home: GridHome, state: GridState) -> str:
     """The supervisor's event listener that starts FATAL programs again with a capped backoff
     (juno_dcs.grid.watchdog). Its XML-RPC URL carries the supervisor's password: it goes in the environment of
     the section (supervisord.conf is mode 600), not on the command line."""
-    url = f"http://juno:{state.supervisor_password}@127.0.0.1:{state.ports.supervisor}/RPC2"
+    url = supervisor_url(state)
     return "\n".join([
         "[eventlistener:watchdog]",
         f"command = {shlex.join([sys.executable, '-m', 'juno_dcs.grid.watchdog'])}",
@@ -181,13 +216,14 @@ def grid_programs(
             ],
             priority=200,
             environment=rucio_env,
+            pg_connections=settings.rucio_workers * RUCIO_SERVER_POOL.cap,
         ),
     ]
     # the planner's statistics of the grid's database, where the server's autovacuum is off (grid/dbstats.py)
     programs.append(Program(
         name="db-stats",
         command=[venv_bin("juno-dcs"), "db-stats", "--home", str(home.root)],
-        priority=120,
+        priority=120, pg_connections=1,
     ))
     if settings.storage == "xrootd":
         for rse in rses:
@@ -208,16 +244,18 @@ def grid_programs(
         name="fts-server",
         command=[venv_bin("juno-fts"), "serve", "--config", fts_config, "--port", str(state.ports.fts),
                  "--workers", "2"],
-        priority=250, environment=fts_env,
+        priority=250, environment=fts_env, pg_connections=2 * FTS_SERVER_POOL,
     ))
     programs.append(Program(
         name="fts-worker",
         command=[venv_bin("juno-fts"), "worker", "--config", fts_config],
         priority=250, environment=fts_env, stopwaitsecs=60,
+        pg_connections=FTS_WORKER_POOL + 1,  # and its LISTEN connection
     ))
+    daemon_env = {**rucio_env, "RUCIO_CONFIG": str(home.rucio_daemons_cfg)}
     for daemon, args in CONVEYOR_DAEMONS.items():
         programs.append(Program(name=f"rucio-{daemon}", command=[venv_bin(f"rucio-{daemon}"), *args], priority=300,
-                                environment=rucio_env))
+                                environment=daemon_env, pg_connections=RUCIO_DAEMON_POOL.cap))
     for daemon in RUCIO_DAEMONS:
         programs.append(
             Program(
@@ -225,7 +263,8 @@ def grid_programs(
                 command=[venv_bin(f"rucio-{daemon}"), "--sleep-time",
                          str(max(settings.daemon_sleep, DAEMON_SLEEP.get(daemon, 0)))],
                 priority=300,
-                environment=rucio_env,
+                environment=daemon_env,
+                pg_connections=RUCIO_DAEMON_POOL.cap,
             )
         )
     # condition data: the read-only service on MariaDB, then one Squid per data centre in front of it
@@ -265,12 +304,13 @@ def wms_programs(home: GridHome, state: GridState, digests: Mapping[str, str], w
     return [
         Program(name="wms-server", priority=400, environment=wms_env,
                 command=[venv_bin("juno-wms"), "serve", "--config", str(wms.wms_config),
-                         "--port", str(wms.dispatcher_port), "--workers", "2"]),
-        Program(name="wms-agent", priority=410, environment=wms_env,
+                         "--port", str(wms.dispatcher_port), "--workers", str(WMS_SERVER_WORKERS)],
+                pg_connections=WMS_SERVER_WORKERS * 2 * WMS_SERVER_POOL),
+        Program(name="wms-agent", priority=410, environment=wms_env, pg_connections=2,
                 command=[venv_bin("juno-wms"), "agent", "--config", str(wms.wms_config)]),
         Program(name="pilot-factory", priority=420, stopwaitsecs=60,
                 environment={**rucio_env, "JUNO_DCS_CONFIG_DIGEST": digests.get("pilots", "")},
                 command=[venv_bin("juno-pilot"), "factory", "--config", str(wms.factory_config)]),
-        Program(name="prodsys", priority=430, environment=prod_env,
+        Program(name="prodsys", priority=430, environment=prod_env, pg_connections=1,
                 command=[venv_bin("juno-prod"), "--config", str(wms.prodsys_config), "run"]),
     ]

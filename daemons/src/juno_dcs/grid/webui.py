@@ -28,7 +28,7 @@ import requests
 from juno_dcs.errors import ConfigError
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.programs import Program, venv_bin
+from juno_dcs.grid.programs import RUCIO_SERVER_POOL, Program, venv_bin
 from juno_dcs.grid.render import digest, render
 from juno_dcs.settings import CHECKOUT, GridSettings
 from juno_dcs.topology.models import Topology
@@ -188,7 +188,8 @@ def programs(where: WebuiLayout, home: GridHome, state: GridState, settings: Gri
     nginx_digest = digest(files[where.nginx_conf], where.cert.read_text() if where.cert.exists() else "")
     return [
         Program(
-            name="webui", priority=450, environment=dict(rucio_env),
+            # the UI calls Rucio's API layer in-process, with the server's rucio.cfg and pool
+            name="webui", priority=450, environment=dict(rucio_env), pg_connections=2 * RUCIO_SERVER_POOL.cap,
             command=[
                 venv_bin("gunicorn"), "--bind", f"127.0.0.1:{where.app_port}", "--workers", "2",
                 "--timeout", "120", "--access-logfile", str(where.logs / "webui-access.log"),

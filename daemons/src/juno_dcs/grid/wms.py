@@ -28,6 +28,9 @@ from juno_dcs.settings import GridSettings
 from juno_dcs.topology.models import Topology
 from juno_dcs.wms.config import WmsConfig
 
+# Connections per pool (one for sync, one for async routes) and uvicorn worker of the dispatcher (grid/budget.py)
+WMS_SERVER_POOL = 3
+
 
 @dataclass(frozen=True)
 class WmsLayout:
@@ -82,7 +85,7 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
     wms = WmsConfig(
         database_url=db, topology=topology, retry_rules=(settings.etc_dir / "wms-retry.yaml").resolve(),
         lease_s=settings.wms_lease, memory_scale=settings.wms_memory_scale, rucio=True,
-        rucio_config=home.client_cfg("root"), agent_sleep_s=2.0,
+        rucio_config=home.client_cfg("root"), agent_sleep_s=2.0, pool_size=WMS_SERVER_POOL,
     )
     factory = FactoryConfig(
         dispatcher_url=where.dispatcher_url, rucio_configs=home.etc / "clients", work_root=where.pilot_root,

@@ -42,6 +42,8 @@ class MonitorConfig(BaseModel):
     cache_s: float = Field(default=10.0, ge=0, description="Panels read live (blocks, productions, probes) are "
                            "cached this long, so many open pages cost no more than one.")
     collect: bool = Field(default=True, description="`serve` runs the collector in a background thread.")
+    db_connections: int = Field(default=3, ge=1, le=100, description="The page's requests open at most this many "
+                                "database connections at once (the collector holds one more).")
     http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each call to another service.")
     chartjs: Path = Field(default=CHARTJS, description="Chart.js 4 UMD build that the page loads from /static.")
 

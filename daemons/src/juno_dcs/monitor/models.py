@@ -125,6 +125,17 @@ class StuckRule(_Out):
     extra: dict[str, object] = Field(default_factory=dict, description="Whatever else the probe recorded.")
 
 
+class ProbeNow(_Out):
+    probe: str
+    status: str = Field(description="OK, WARNING, CRITICAL or UNKNOWN (the page shows CRITICAL in red).")
+    message: str
+    checked_at: str
+
+
+class ProbesPanel(_Out):
+    probes: list[ProbeNow] = Field(description="The newest run of every probe, worst status first.")
+
+
 class StuckRulesPanel(_Out):
     probe_status: str | None = Field(description="OK, WARNING, CRITICAL or UNKNOWN of the newest run; none: "
                                      "the probe has not run.")

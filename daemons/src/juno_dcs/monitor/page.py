@@ -26,6 +26,8 @@ td,th{border:1px solid #ddd;padding:2px 5px;text-align:center}
 <header><b>JUNO grid dashboard</b><span>refresh every @REFRESH@ s &middot; <span id="updated">loading</span></span>
 </header>
 <main>
+<section class="wide"><h2>Alarms: the newest run of every probe</h2><div class="err" id="err-probes"></div>
+<div id="probes-table"></div></section>
 <section><h2>Throughput per channel (MB/s)</h2><div class="err" id="err-throughput"></div>
 <div class="chart"><canvas id="chart-throughput"></canvas></div></section>
 <section><h2>Running jobs per site</h2><div class="err" id="err-jobs"></div>
@@ -182,6 +184,17 @@ function renderStuck(body) {
   el.innerHTML = out;
 }
 
+function renderProbes(body) {
+  const cls = {OK: "ok", WARNING: "part", CRITICAL: "bad", UNKNOWN: "none"};
+  const el = document.getElementById("probes-table");
+  if (!body.probes.length) { el.innerHTML = "<i>no probe has run yet</i>"; return; }
+  el.innerHTML = "<table><tr><th>probe</th><th>status</th><th>checked</th><th>message</th></tr>"
+    + body.probes.map(p => '<tr data-probe="' + esc(p.probe) + '" data-status="' + esc(p.status) + '" class="'
+      + (cls[p.status] || "none") + '"><td>' + esc(p.probe) + "</td><td>" + esc(p.status) + "</td><td>"
+      + esc(p.checked_at) + '</td><td style="text-align:left">' + esc(p.message) + "</td></tr>").join("")
+    + "</table>";
+}
+
 function renderIngest(body) {
   setSeries(charts.ingest, body.series);
   document.getElementById("ingest-now").innerHTML = body.instances.map(i => "<div>" + esc(i.instance) + ": "
@@ -197,6 +210,7 @@ async function refresh() {
     panel("blocks", renderBlocks),
     panel("productions", renderProductions),
     panel("stuck-rules", renderStuck),
+    panel("probes", renderProbes),
     panel("ingest", renderIngest)]);
   window.junoRefreshes += 1;
   document.getElementById("updated").textContent = "updated " + new Date().toISOString().substring(11, 19) + " UTC";

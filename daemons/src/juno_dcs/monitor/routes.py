@@ -22,6 +22,8 @@ from juno_dcs.monitor.models import (
     IngestPanel,
     JobsPanel,
     LinkNow,
+    ProbeNow,
+    ProbesPanel,
     Problem,
     ProductionsPanel,
     StuckRulesPanel,
@@ -50,16 +52,17 @@ def create_app(ctx: Context) -> FastAPI:
         return time.time() - 3600 * (hours if hours is not None else config.history_h)
 
     def samples(series: str, since: float, keys: list[str] | None = None) -> list[aggregate.Sample]:
-        try:
-            conn = db.connect(config.database_url)
-        except psycopg.Error as exc:
-            raise HTTPException(503, f"the dashboard's database: {exc}") from exc
-        try:
-            return db.read(conn, series, since, keys)
-        except psycopg.errors.UndefinedTable:
-            return []  # the collector has not run yet
-        finally:
-            conn.close()
+        with ctx.db_slots:  # at most config.db_connections at once, whatever the number of requests
+            try:
+                conn = db.connect(config.database_url)
+            except psycopg.Error as exc:
+                raise HTTPException(503, f"the dashboard's database: {exc}") from exc
+            try:
+                return db.read(conn, series, since, keys)
+            except psycopg.errors.UndefinedTable:
+                return []  # the collector has not run yet
+            finally:
+                conn.close()
 
     def live(key: str, compute: Callable[[], T]) -> T:
         try:
@@ -143,7 +146,7 @@ def create_app(ctx: Context) -> FastAPI:
             from juno_probes import store
 
             empty: tuple[list[TpcAttempt], list[TpcAttempt]] = ([], [])
-            return _probe_store(config.database_url, lambda c: (
+            return _probe_store(ctx, lambda c: (
                 list(store.tpc_matrix(c)), list(store.tpc_history(c, datetime.fromtimestamp(since, UTC)))), empty)
 
         latest, history = live(f"tpc:{int(since) // 60}", read)
@@ -178,7 +181,7 @@ def create_app(ctx: Context) -> FastAPI:
             from juno_probes import store
 
             none: list[StoredRun] = []
-            runs = {r.probe: r for r in _probe_store(config.database_url, store.latest_runs, none)}
+            runs = {r.probe: r for r in _probe_store(ctx, store.latest_runs, none)}
             run = runs.get("stuck-rules")
             if run is None:
                 return StuckRulesPanel(probe_status=None, message=None, checked_at=None, rules=[])
@@ -187,6 +190,22 @@ def create_app(ctx: Context) -> FastAPI:
                                    rules=aggregate.stuck_rules(run.details))
 
         return live("stuck-rules", read)
+
+    @app.get("/api/probes", responses=ERRORS)
+    def probes() -> ProbesPanel:
+        """The alarms: the newest run of every probe, CRITICAL first (a program the supervisor gave up on, a
+        silent Rucio daemon, a stuck rule ... each has its probe)."""
+        def read() -> ProbesPanel:
+            from juno_probes import store
+
+            none: list[StoredRun] = []
+            order = {"CRITICAL": 0, "WARNING": 1, "UNKNOWN": 2, "OK": 3}
+            runs = sorted(_probe_store(ctx, store.latest_runs, none), key=lambda r: (order[r.status.name], r.probe))
+            return ProbesPanel(probes=[
+                ProbeNow(probe=r.probe, status=r.status.name, message=r.message,
+                         checked_at=r.started_at.astimezone(UTC).isoformat(timespec="seconds")) for r in runs])
+
+        return live("probes", read)
 
     @app.get("/api/ingest", responses=ERRORS)
     def ingest(hours: Hours = None) -> IngestPanel:
@@ -215,17 +234,18 @@ def _links(ctx: Context) -> list[LinkNow]:
     return out
 
 
-def _probe_store(dsn: str, read: Callable[[psycopg.Connection[psycopg.rows.TupleRow]], T], empty: T) -> T:
+def _probe_store(ctx: Context, read: Callable[[psycopg.Connection[psycopg.rows.TupleRow]], T], empty: T) -> T:
     """What the probes recorded (juno_probes.store); `empty` while they have never run (no schema `monitor`)."""
     from juno_probes import store
 
-    try:
-        conn = store.connect(dsn)
-    except psycopg.Error as exc:
-        raise SourceError(f"the monitoring database: {exc}") from exc
-    try:
-        return read(conn)
-    except psycopg.errors.UndefinedTable:
-        return empty
-    finally:
-        conn.close()
+    with ctx.db_slots:
+        try:
+            conn = store.connect(ctx.config.database_url)
+        except psycopg.Error as exc:
+            raise SourceError(f"the monitoring database: {exc}") from exc
+        try:
+            return read(conn)
+        except psycopg.errors.UndefinedTable:
+            return empty
+        finally:
+            conn.close()

@@ -44,6 +44,7 @@ class Context:
     dispatcher: DispatcherApi
     cache: TtlCache = field(default_factory=lambda: TtlCache(10.0))
     collector: Collector | None = None  # the one running in this process, if any
+    db_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(3))
 
 
 def context(config: MonitorConfig) -> Context:
@@ -51,6 +52,7 @@ def context(config: MonitorConfig) -> Context:
     topology = load_topology(config.topology)
     policies = load_policies(config.policies_dir)
     return Context(config=config, topology=topology, policies=policies,
+                   db_slots=threading.BoundedSemaphore(config.db_connections),
                    rucio=RucioSource(config, topology, policies),
                    dispatcher=DispatcherApi(config.dispatcher_url, config.http_timeout_s),
                    cache=TtlCache(config.cache_s))

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     copier.set_log_level(config.worker.gfal2_log)
 
-    pool = db.open_pool(config.database_url, size=config.worker.threads + 2)
+    pool = db.open_pool(config.database_url, size=config.worker.db_connections)
     if args.threads:
         config = config.model_copy(update={"worker": config.worker.model_copy(update={"threads": args.threads})})
     worker = Worker(config, pool)

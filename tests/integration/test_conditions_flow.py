@@ -10,9 +10,8 @@ import requests
 
 from juno_dcs.conditions.client import ConditionsClient
 from juno_dcs.conditions.models import EnergyScale, PmtGains, TimingOffsets, payload_hash
-from tests.integration.conditions_stack import OPEN_MAX_AGE, Stack, build_tag, energy_scale, needs_stack, stack
+from tests.integration.conditions_stack import OPEN_MAX_AGE, Stack, build_tag, energy_scale, stack
 
-pytestmark = [needs_stack]
 __all__ = ["stack"]  # the fixture
 
 

@@ -15,9 +15,8 @@ import requests
 import schemathesis
 import sqlalchemy as sa
 
-from tests.integration.conditions_stack import Stack, build_tag, needs_stack, stack
+from tests.integration.conditions_stack import Stack, build_tag, stack
 
-pytestmark = [needs_stack]
 __all__ = ["stack"]  # the fixture
 
 INJECTIONS = [

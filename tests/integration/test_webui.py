@@ -25,16 +25,19 @@ from juno_dcs.topology import load_topology
 from tests.conftest import CHECKOUT, Grid
 from tests.integration.browser import chromium
 
-needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None and not webui_part.NGINX.exists(),
-                                 reason="nginx is not installed (make setup installs it)")
-
 CA = str(CHECKOUT / "var" / "pki" / "certificates" / "ca.pem")
 # the pages load jQuery and DataTables from these npm packages (package.json); without them the RSE list is empty
 VENDOR_PACKAGES = ("jquery", "jquery.cookie", "datatables.net", "datatables.net-dt", "foundation-sites",
                    "jquery-ui-dist", "normalize.css", "bootstrap")
 
 
-@needs_nginx
+@pytest.fixture
+def nginx_installed() -> None:
+    if shutil.which("nginx") is None and not webui_part.NGINX.exists():
+        pytest.fail("nginx is not installed: run `make setup` (scripts/setup-system.sh installs it)")
+
+
+@pytest.mark.usefixtures("nginx_installed")
 def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
     pki_dir = tmp_path / "pki"
     pki.ensure_ca(pki_dir)

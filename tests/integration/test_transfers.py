@@ -63,18 +63,28 @@ def test_fts3_client_copies_with_checksum_verified(grid: Grid) -> None:
 
 
 def test_fts3_client_cancel(grid: Grid) -> None:
-    # a tape source waits in STAGING first: time enough to cancel the job before any byte moves
+    # the worker is stopped while the job is submitted and cancelled: the cancel lands before any byte can move,
+    # however slowly the two client commands start (a tape source's 2 s of STAGING was a race with them)
     data = os.urandom(64 * 1024)
     src = f"{se(grid, 'IHEP_TAPE')}/cancel/{_name('src')}"
     dst = f"{se(grid, 'JINR_DISK')}/cancel/{_name('dst')}"
     put(src, data)
-    out = _fts_cli(grid, "fts-rest-transfer-submit", src, dst)
-    job_id = out.stdout.split("Job id: ")[1].split()[0] if "Job id: " in out.stdout else out.stdout.strip()
-    cancel = _fts_cli(grid, "fts-rest-transfer-cancel", job_id)
-    assert "CANCELED" in cancel.stdout, cancel.stdout + cancel.stderr
-    final = wait_final(grid, job_id)
-    assert final["job_state"] == "CANCELED"
-    time.sleep(3)  # past the staging delay: nothing may start
+    supervisorctl(grid, "stop", "fts-worker")
+    try:
+        out = _fts_cli(grid, "fts-rest-transfer-submit", src, dst)
+        job_id = out.stdout.split("Job id: ")[1].split()[0] if "Job id: " in out.stdout else out.stdout.strip()
+        assert job(grid, job_id)["job_state"] == "SUBMITTED"
+        cancel = _fts_cli(grid, "fts-rest-transfer-cancel", job_id)
+        assert "CANCELED" in cancel.stdout, cancel.stdout + cancel.stderr
+        assert job(grid, job_id)["job_state"] == "CANCELED"
+    finally:
+        supervisorctl(grid, "start", "fts-worker")
+    # the worker back: a later job from the same tape is staged and copied (the cancelled one had every chance to
+    # start meanwhile); the cancelled one stays so and wrote nothing
+    later = f"{se(grid, 'IHEP_TAPE')}/cancel/{_name('src')}"
+    put(later, data)
+    after = submit(grid, [{"sources": [later], "destinations": [f"{se(grid, 'JINR_DISK')}/cancel/{_name('dst')}"]}])
+    assert wait_final(grid, after)["job_state"] == "FINISHED"
     assert job(grid, job_id)["job_state"] == "CANCELED"
     assert adler32_of(dst) is None
 

@@ -52,11 +52,9 @@ def test_every_probe_is_ok_on_a_healthy_grid(grid: Grid, client: Any) -> None:
         assert proc.stdout.startswith(f"{args[0].upper()} OK - "), proc.stdout
     proc = probe(grid, "conditions")
     assert "6 of 6 answer" in proc.stdout  # the service and one Squid per data centre
-    started = time.monotonic()
-    proc = probe(grid, "tpc")
+    proc = probe(grid, "tpc")  # how long its 60 copies take is this machine's speed, not a test's business
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "5 RSEs x 3 modes: 60 copies ok" in proc.stdout
-    assert time.monotonic() - started < 120
     # stuck-rules agrees with Rucio: it reports exactly Rucio's STUCK rules (none on a fresh grid; another
     # module's leftovers on the suite's shared one), with the status their number gives at its default thresholds
     # (WARNING from 1, CRITICAL from 10). Why a rule is stuck: test_stuck_rules_names_... below, on purpose.

@@ -244,3 +244,40 @@ def test_queued_requests_are_only_waiting_when_the_service_is_busy_unknown_or_th
                  locks_stuck=0, locks_replicating=1, transfer_service_idle=idle)
     assert kinds_and_texts(facts) == [("queued", "transfers waiting: 1 QUEUED")]
 
+
+
+class ConveyorDownRucio(FakeRucio):
+    """No STUCK rule; r2 old, r5 ten minutes old with its request QUEUED for ten minutes (nobody submits it),
+    r6 one minute old with its request just queued."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__()
+        naive = at.replace(tzinfo=None)
+        self.rules["S"] = []
+        self.rules["R"] = [
+            *self.rules["R"][:1],
+            {**self.rules["R"][0], "id": "r5", "name": "b5", "created_at": naive - timedelta(minutes=10)},
+            {**self.rules["R"][0], "id": "r6", "name": "b6", "created_at": naive - timedelta(minutes=1)},
+        ]
+        self.queued_at = {"fr5": naive - timedelta(minutes=10), "fr6": naive - timedelta(minutes=1)}
+
+    def list_request_by_did(self, name: str, rse: str, scope: str) -> dict[str, Any]:
+        if name in self.queued_at:
+            return {"state": "RequestState.QUEUED", "external_id": None, "retry_count": 0, "source_rse": None,
+                    "created_at": self.queued_at[name]}
+        return super().list_request_by_did(name, rse, scope)
+
+
+@pytest.mark.parametrize("idle", [True, False])
+def test_a_young_rule_left_unsubmitted_is_reported_within_minutes_while_the_transfer_service_is_idle(
+        monkeypatch: pytest.MonkeyPatch, idle: bool) -> None:
+    now = datetime.now(UTC)
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: (None, None))
+    monkeypatch.setattr(stuck, "transfer_service_idle", lambda url, timeout=10.0: idle)
+    rules, complete = stuck.gather(ConveyorDownRucio(now), 3600, "http://fts", now=lambda: now)
+    assert complete
+    if idle:  # r5 waited 10 min > 300 s; r6 is one minute old; r2 is old enough to be examined anyway
+        assert [r["rule_id"] for r in rules] == ["r2", "r5"]
+        assert "not_submitted" in [x["kind"] for x in rules[1]["reasons"]]
+    else:  # a busy transfer service: young rules wait their turn
+        assert [r["rule_id"] for r in rules] == ["r2"]

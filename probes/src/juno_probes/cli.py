@@ -134,6 +134,9 @@ def build_parser() -> _Parser:
     p.add_argument("--warning", type=int, default=1, help="rules for WARNING")
     p.add_argument("--critical", type=int, default=10, help="rules for CRITICAL")
     p.add_argument("--max-rules", type=int, default=100, help="examine at most this many rules")
+    p.add_argument("--unsubmitted-after", type=_positive, default=stuck.UNSUBMITTED_AFTER_S,
+                   help="while the transfer service is idle, younger REPLICATING rules whose requests waited "
+                        "unsubmitted this long (s) are reported too (not_submitted)")
     p.add_argument("--json", action="store_true", help="print the rules with their reasons as JSON")
 
     p = probe("ingest-lag", "the ingestor's lag and latency, from its metrics files")
@@ -196,7 +199,7 @@ def run_probe(args: argparse.Namespace, config: ProbesConfig) -> Outcome:
         return Outcome(result, dict(tpc.details(attempts)), attempts)
     if name == "stuck-rules":
         result, rules = stuck.check(_rucio_client(rucio_cfg), args.fts_url or config.fts_url, args.older_than,
-                                    args.warning, args.critical, args.max_rules)
+                                    args.warning, args.critical, args.max_rules, args.unsubmitted_after)
         return Outcome(result, {"older_than_s": args.older_than, "rules": rules})
     if name == "ingest-lag":
         limits = services.IngestThresholds(args.lag_warning, args.lag_critical, args.latency_warning,

@@ -107,20 +107,29 @@ def loop(config: ProbesConfig, once: bool, stop: threading.Event) -> int:
     for name, schedule in probes.items():
         probe_args(name, schedule)  # bad arguments are refused before anything runs
     me = f"{socket.gethostname()}:{os.getpid()}"
-    with store.connect(config.monitor_dsn) as conn:
-        store.ensure_schema(conn)
-        ensure_slots(conn, config)
-        logger.info("scheduler %s: %s", me, ", ".join(f"{n} every {s.interval_s:g} s" for n, s in probes.items()))
+    logger.info("scheduler %s: %s", me, ", ".join(f"{n} every {s.interval_s:g} s" for n, s in probes.items()))
+    conn: psycopg.Connection[TupleRow] | None = None
+    try:
         while not stop.is_set():
             try:
+                if conn is None or conn.closed or conn.broken:  # at start, and after the database went away
+                    if conn is not None:
+                        conn.close()
+                    conn = store.connect(config.monitor_dsn)
+                    store.ensure_schema(conn)
+                    ensure_slots(conn, config)
                 run_due(conn, config, config.monitor_dsn, me, stop)
             except psycopg.OperationalError as exc:
                 if once:
                     raise
-                logger.warning("monitoring database: %s; retrying", exc)
+                logger.warning("monitoring database: %s; connecting again in %g s",
+                               " ".join(str(exc).split())[:200], config.tick_s)
             if once:
                 break
             stop.wait(config.tick_s)
+    finally:
+        if conn is not None:
+            conn.close()
     return 0
 
 

@@ -82,6 +82,7 @@ class RuleFacts:
     expires_at: datetime | None = None
     # the transfer service has nothing queued or active on any link (None: it could not be asked)
     transfer_service_idle: bool | None = None
+    unsubmitted_after_s: float = UNSUBMITTED_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def reasons(facts: RuleFacts) -> list[Reason]:
         found.append(Reason("tape", f"waiting for tape: {_files(n)} archiving to {rse}"))
     unsubmitted = [lock for lock in facts.locks if lock.state == "REPLICATING" and not lock.job_id
                    and lock.request_state in UNSUBMITTED_STATES
-                   and (lock.request_age_s or 0.0) >= UNSUBMITTED_AFTER_S]
+                   and (lock.request_age_s or 0.0) >= facts.unsubmitted_after_s]
     if unsubmitted and facts.transfer_service_idle:
         minutes = max(lock.request_age_s or 0.0 for lock in unsubmitted) / 60
         found.append(Reason("not_submitted", f"{_files(len(unsubmitted))} wait in Rucio unsubmitted for up to "
@@ -290,7 +291,7 @@ def _naive_utc(value: Any) -> datetime:
 
 def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_locks: int,
                rse_cache: dict[str, RseFacts], quota_cache: dict[str, Quota | None],
-               idle: bool | None = None) -> RuleFacts:
+               idle: bool | None = None, unsubmitted_after_s: float = UNSUBMITTED_AFTER_S) -> RuleFacts:
     locks = [lk for lk in client.list_replica_locks(rule["id"]) if lk["state"] != "OK"][:max_locks]
     lock_list = tuple(lock_facts(client, lk, fts_url) for lk in locks)
     for rse in {lk.rse for lk in lock_list} | {r for lk in lock_list for r in lk.replicas}:
@@ -313,7 +314,7 @@ def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_lo
         locks_stuck=int(rule.get("locks_stuck_cnt") or 0), locks=lock_list, rses=dict(rse_cache), quotas=quotas,
         account_exists=known is not None,
         expires_at=_naive_utc(rule["expires_at"]) if rule.get("expires_at") else None,
-        transfer_service_idle=idle,
+        transfer_service_idle=idle, unsubmitted_after_s=unsubmitted_after_s,
     )
 
 
@@ -350,24 +351,40 @@ def _ignores_quota(rule: Mapping[str, Any]) -> bool:
 
 
 def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int = 100, max_locks: int = 10,
-           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[list[dict[str, Any]], bool]:
-    """The rules to report, summarised with their reasons, and whether every candidate was examined."""
+           now: Callable[[], datetime] = lambda: datetime.now(UTC),
+           unsubmitted_after_s: float = UNSUBMITTED_AFTER_S) -> tuple[list[dict[str, Any]], bool]:
+    """The rules to report, summarised with their reasons, and whether every candidate was examined: every STUCK
+    rule, every REPLICATING rule older than `older_than_s`, and, while the transfer service is idle, younger
+    REPLICATING rules whose requests have waited unsubmitted for `unsubmitted_after_s` (a conveyor that submits
+    nothing is reported after minutes, not after `older_than_s`)."""
     at = now()
     cutoff = at - timedelta(seconds=older_than_s)
+    recent = at - timedelta(seconds=unsubmitted_after_s)
     candidates: list[Mapping[str, Any]] = list(client.list_replication_rules({"state": "S"}))
-    candidates += [r for r in client.list_replication_rules({"state": "R"}) if _naive_utc(r["created_at"]) <= cutoff]
+    replicating = list(client.list_replication_rules({"state": "R"}))
+    candidates += [r for r in replicating if _naive_utc(r["created_at"]) <= cutoff]
     candidates.sort(key=lambda r: _naive_utc(r["created_at"]))
+    young = sorted((r for r in replicating if cutoff < _naive_utc(r["created_at"]) <= recent),
+                   key=lambda r: _naive_utc(r["created_at"]))
     rse_cache: dict[str, RseFacts] = {}
     quota_cache: dict[str, Quota | None] = {}
-    idle = transfer_service_idle(fts_url) if candidates else None
-    found = [summary(rule_facts(client, r, fts_url, max_locks, rse_cache, quota_cache, idle), at)
-             for r in candidates[:max_rules]]
-    return found, len(candidates) <= max_rules
+    idle = transfer_service_idle(fts_url) if candidates or young else None
+
+    def examine(rule: Mapping[str, Any]) -> dict[str, Any]:
+        return summary(rule_facts(client, rule, fts_url, max_locks, rse_cache, quota_cache, idle,
+                                  unsubmitted_after_s), at)
+
+    found = [examine(r) for r in candidates[:max_rules]]
+    room = max_rules - len(found)
+    if idle and room > 0:
+        found += [s for s in map(examine, young[:room]) if any(r["kind"] == "not_submitted" for r in s["reasons"])]
+    return found, len(candidates) + (len(young) if idle else 0) <= max_rules
 
 
 def check(client: Any, fts_url: str | None, older_than_s: float = 3600.0, warning: int = 1, critical: int = 10,
-          max_rules: int = 100) -> tuple[Result, list[dict[str, Any]]]:
-    rules, complete = gather(client, older_than_s, fts_url, max_rules)
+          max_rules: int = 100,
+          unsubmitted_after_s: float = UNSUBMITTED_AFTER_S) -> tuple[Result, list[dict[str, Any]]]:
+    rules, complete = gather(client, older_than_s, fts_url, max_rules, unsubmitted_after_s=unsubmitted_after_s)
     return evaluate(rules, older_than_s, warning, critical, complete), rules
 
 

@@ -11,6 +11,8 @@ import logging
 import random
 import threading
 
+import psycopg
+
 from juno_dcs.prodsys.logic import ACTIVE, Manager
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,12 @@ def run(manager: Manager, stop: threading.Event, sleep: float) -> None:
         except Exception:  # the database or the dispatcher went away: try again after the sleep
             logger.exception("pass failed")
             must_sleep = True
+        if not stop.is_set():
+            try:
+                if manager.store.reconnect_if_lost():
+                    logger.warning("connected to the database again")
+            except psycopg.OperationalError as exc:  # still away: the next pass tries again
+                logger.warning("the database still refuses: %s", " ".join(str(exc).split())[:200])
         if must_sleep:
             stop.wait(sleep * random.uniform(0.8, 1.2))  # noqa: S311  # jitter, not cryptography
     logger.info("production manager stopped")

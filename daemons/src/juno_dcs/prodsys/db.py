@@ -62,15 +62,26 @@ CREATE TABLE IF NOT EXISTS prodsys.history (
 class Store:
     """The production manager's tables through one connection (autocommit outside `transaction()`)."""
 
-    def __init__(self, conn: psycopg.Connection[Row]) -> None:
+    def __init__(self, conn: psycopg.Connection[Row], url: str | None = None) -> None:
         self.conn = conn
+        self.url = url  # to connect again after the database went away (None: a borrowed connection)
 
     @classmethod
     def connect(cls, url: str) -> Store:
         conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
-        store = cls(conn)
+        store = cls(conn, url)
         store.create_schema()
         return store
+
+    def reconnect_if_lost(self) -> bool:
+        """A new connection when the current one is closed or broken (PostgreSQL restarted, the grid's role
+        refused for a while); True when it connected again. Raises psycopg.OperationalError while the database
+        still refuses. The advisory locks of the lost session are gone with it."""
+        if self.url is None or not (self.conn.closed or self.conn.broken):
+            return False
+        self.conn.close()
+        self.conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+        return True
 
     def close(self) -> None:
         self.conn.close()

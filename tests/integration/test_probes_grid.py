@@ -216,3 +216,41 @@ def test_the_scheduler_keeps_history_and_two_schedulers_do_not_double_run(grid: 
     for probe_name in ("dispatcher", "conditions", "rucio"):
         runs = scheduled_runs(grid, name, probe_name, since)
         assert len(runs) == 1, (probe_name, runs)
+
+
+def test_a_conveyor_that_submits_nothing_is_named_within_minutes_and_the_rule_completes_once_it_is_back(
+        grid: Grid, client: Any, tmp_path: Path) -> None:
+    """rucio-conveyor-submitter stopped: a new rule's request waits QUEUED while the transfer service is idle.
+    The stuck-rules probe names it (not_submitted) well before --older-than; with the submitter back it is OK."""
+    sup = Supervisor(GridHome(grid.home), GridHome(grid.home).load_state())
+    tag = uuid.uuid4().hex[:10]
+    name = f"unsubmitted.{tag}.dat"
+    (tmp_path / name).write_bytes(os.urandom(3000))
+    grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "user.alice", str(tmp_path / name), account="alice")
+    did = [{"scope": "user.alice", "name": name}]
+    sup.stop_program("rucio-conveyor-submitter")
+    rules: list[str] = []
+    try:
+        rules += client.add_replication_rule(did, 1, TARGET)
+        time.sleep(20)  # the request's age, which --unsubmitted-after 15 asks for
+        proc = probe(grid, "stuck-rules", "--json", "--older-than", "86400", "--unsubmitted-after", "15",
+                     "--critical", "1000000")
+    finally:
+        sup.start_program("rucio-conveyor-submitter")
+    try:
+        answer = json.loads(proc.stdout)
+        found = next((r for r in answer["rules"] if r["rule_id"] == rules[0]), None)
+        assert found is not None, answer
+        assert found["state"] == "REPLICATING"
+        texts = {r["kind"]: r["text"] for r in found["reasons"]}
+        assert texts["not_submitted"].startswith("1 file wait in Rucio unsubmitted for up to 0 min while the "
+                                                 "transfer service has nothing queued or active"), texts
+        assert "is rucio-conveyor-submitter running?" in texts["not_submitted"]
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        rule = wait_state(client, rules[0], "OK", 300)
+        assert str(rule["state"]).endswith("OK"), rule
+    finally:
+        for rule_id in rules:
+            client.delete_replication_rule(rule_id, purge_replicas=True)
+        for upload_rule in client.list_replication_rules({"scope": "user.alice", "name": name}):
+            client.delete_replication_rule(upload_rule["id"], purge_replicas=True)

@@ -322,8 +322,11 @@ def test_a_program_the_supervisor_gives_up_on_raises_every_alarm_and_is_started_
     state = GridState.model_validate(grid.state())
     sup = Supervisor(home, state)
     dashboard = json.loads(grid.juno_dcs("status", "--json", check=False).stdout)["services"]["dashboard"]
-    probe_env = dict(os.environ, RUCIO_CONFIG=str(home.client_cfg("root")),
-                     JUNO_DCS_SUPERVISOR_URL=supervisor_url(state))
+    # as an operator runs it: the supervisor's URL from the 0600 file that probes.yaml names
+    assert (home.etc / "supervisor.url").read_text().strip() == supervisor_url(state)
+    assert (home.etc / "supervisor.url").stat().st_mode & 0o777 == 0o600
+    probe_env = {k: v for k, v in os.environ.items() if k != "JUNO_DCS_SUPERVISOR_URL"}
+    probe_env["RUCIO_CONFIG"] = str(home.client_cfg("root"))
     probe_cmd = [str(Path(JUNO_DCS).parent / "juno-probe"), "programs", "--config", str(home.etc / "probes.yaml")]
     name = "db-stats"
     # the grid's own scheduler would store a newer `programs` run over the one this test reads on the dashboard

@@ -4,12 +4,13 @@ grid: tests/integration/test_grid_lifecycle.py)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from juno_probes.config import ConfigError, parse
 from juno_probes.nagios import Status
-from juno_probes.programs import Beat, beats_of, evaluate, evaluate_processes, stale_daemons
+from juno_probes.programs import Beat, beats_of, evaluate, evaluate_processes, read_url_file, stale_daemons
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -81,3 +82,16 @@ def test_the_probe_can_be_scheduled_and_an_unknown_probe_cannot() -> None:
     assert config.probes["programs"].interval_s == 30
     with pytest.raises(ConfigError, match="unknown probe program "):
         parse({"probes": {"program": {}}}, "probes.yaml")
+
+
+def test_the_supervisor_url_file_must_be_private(tmp_path: Path) -> None:
+    url = tmp_path / "supervisor.url"
+    url.write_text("http://juno:secret@127.0.0.1:23099/RPC2\n")
+    url.chmod(0o600)
+    assert read_url_file(url) == "http://juno:secret@127.0.0.1:23099/RPC2"
+    assert read_url_file(None) is None
+    url.chmod(0o640)
+    with pytest.raises(ValueError, match="others may read it"):
+        read_url_file(url)
+    with pytest.raises(ValueError, match="cannot read the supervisor's URL"):
+        read_url_file(tmp_path / "missing")

@@ -220,9 +220,10 @@ def run_probe(args: argparse.Namespace, config: ProbesConfig) -> Outcome:
         wms = args.dispatcher_url or config.dispatcher_url or os.environ.get("JUNO_WMS_URL")
         return Outcome(services.check_dispatcher(_need(wms, "dispatcher (--dispatcher-url)"), args.min_jobs))
     if name == "programs":
-        url = _need(os.environ.get(programs.SUPERVISOR_URL_ENV),
-                    f"supervisor ({programs.SUPERVISOR_URL_ENV} in the environment, set by the grid)")
-        result, details = programs.check(url, _rucio_client(rucio_cfg), args.stale)
+        found = os.environ.get(programs.SUPERVISOR_URL_ENV) or programs.read_url_file(config.supervisor_url_file)
+        supervisor = str(_need(found, f"supervisor (supervisor_url_file in --config, or "
+                                      f"${programs.SUPERVISOR_URL_ENV})"))
+        result, details = programs.check(supervisor, _rucio_client(rucio_cfg), args.stale)
         return Outcome(result, details)
     raise ValueError(f"unknown probe {name}")
 

@@ -36,6 +36,9 @@ class ProbesConfig(BaseModel):
     conditions_url: str | None = Field(default=None, description="The conditions service.")
     squids: dict[str, str] = Field(default_factory=dict, description="Site -> Squid URL in front of it.")
     ingest_metrics_dir: Path | None = Field(default=None, description="The ingestor's metrics_dir.")
+    supervisor_url_file: Path | None = Field(default=None, description="A file (mode 0600) holding the grid "
+                                             "supervisor's XML-RPC URL with its credentials, for the `programs` "
+                                             "probe; $JUNO_DCS_SUPERVISOR_URL wins.")
     schedule: str = Field(default="default", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
                           description="Schedulers with the same schedule name share its slots: one run per slot.")
     tick_s: float = Field(default=5.0, gt=0, description="How often the scheduler looks for due probes.")

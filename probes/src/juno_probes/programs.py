@@ -3,8 +3,9 @@
 Two sources: the supervisor's XML-RPC interface (the state of each program: FATAL, BACKOFF or EXITED is
 CRITICAL, a program STOPPED by hand is WARNING) and Rucio's heartbeats (`GET /heartbeats`, root only): a daemon
 that runs but has not beaten for `stale_s` is stuck in a cycle or blocked on its database, which the
-supervisor cannot see. The supervisor's URL, with its credentials, comes from the environment
-(JUNO_DCS_SUPERVISOR_URL, set by the grid), never from the command line.
+supervisor cannot see. The supervisor's URL, with its credentials, comes from a file only its owner can read
+(`supervisor_url_file` of the probes' config; the grid writes etc/supervisor.url) or from the environment
+(JUNO_DCS_SUPERVISOR_URL), never from the command line.
 
 `evaluate` is pure (unit-tested with canned answers); `check` fetches the answers and evaluates them. `juno-dcs
 status` uses `evaluate_heartbeats` too, so both name the same daemons.
@@ -17,6 +18,7 @@ import email.utils
 import xmlrpc.client
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from juno_probes.nagios import Result, Status, worst
@@ -94,6 +96,21 @@ def beats_of(rows: Iterable[Mapping[str, Any]]) -> list[Beat]:
         if name and isinstance(when, dt.datetime):
             found.append(Beat(str(name), when if when.tzinfo else when.replace(tzinfo=dt.UTC)))
     return found
+
+
+def read_url_file(path: Path | None) -> str | None:
+    """The supervisor's URL from its file (None: no file configured); a file that is missing or readable by
+    others is refused with the reason, since it holds the supervisor's password."""
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode & 0o077
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the supervisor's URL ({exc.strerror})") from exc
+    if mode:
+        raise ValueError(f"{path}: holds the supervisor's password but others may read it (chmod 600 it)")
+    return text or None
 
 
 def supervisor_processes(url: str, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ from juno_dcs.grid.render import digest
 from juno_dcs.settings import GridSettings
 from juno_dcs.topology.models import Topology
 from juno_probes.config import ProbeSchedule, ProbesConfig, dump
-from juno_probes.programs import SUPERVISOR_URL_ENV
 
 ACCOUNT = "root"  # reads every account's rules, limits and usage
 
@@ -46,10 +45,12 @@ class ProbesLayout:
     etc: Path
     config: Path
     dsn: str
+    supervisor_url_file: Path
 
 
 def layout(home: GridHome, state: GridState) -> ProbesLayout:
-    return ProbesLayout(etc=home.etc, config=home.etc / "probes.yaml", dsn=wms.database_url(state))
+    return ProbesLayout(etc=home.etc, config=home.etc / "probes.yaml", dsn=wms.database_url(state),
+                        supervisor_url_file=home.etc / "supervisor.url")
 
 
 def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: Topology) -> ProbesConfig:
@@ -58,7 +59,7 @@ def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: To
         monitor_dsn=where.dsn, rucio_config=home.client_cfg(ACCOUNT), fts_url=state.ports.url("fts"),
         dispatcher_url=state.ports.url("dispatcher"), conditions_url=cond.service_url,
         squids={site: cond.squid_url(site) for site in sorted(cond.squids)}, ingest_metrics_dir=home.run / "ingest",
-        tick_s=2.0, probes=SCHEDULE,
+        tick_s=2.0, probes=SCHEDULE, supervisor_url_file=where.supervisor_url_file,
     )
 
 
@@ -66,15 +67,15 @@ def render_configs(where: ProbesLayout, home: GridHome, state: GridState, settin
                    topo: Topology) -> dict[Path, str]:
     text = dump(config_model(where, home, state, topo),
                 "The probes. Written by `juno-dcs up`; edits are overwritten (docs/probes.md lists the keys).")
-    return {where.config: text}
+    # the `programs` probe asks the supervisor: its URL with the password, in a file of mode 0600
+    return {where.config: text, where.supervisor_url_file: supervisor_url(state) + "\n"}
 
 
 def programs(where: ProbesLayout, home: GridHome, state: GridState, settings: GridSettings,
              files: Mapping[Path, str], rucio_env: Mapping[str, str]) -> list[Program]:
     """`files` is what render_configs returned (for the programs' config digests)."""
     env = {**rucio_env, "RUCIO_CONFIG": str(home.client_cfg(ACCOUNT)),
-           "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, "")),
-           SUPERVISOR_URL_ENV: supervisor_url(state)}  # the `programs` probe asks the supervisor
+           "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, ""))}
     # the scheduler's connection, and one of the probe it runs while that probe stores its result
     return [Program(name="probes", priority=650, environment=env, stopwaitsecs=90, pg_connections=2,
                     command=[venv_bin("juno-probe"), "schedule", "--config", str(where.config)])]

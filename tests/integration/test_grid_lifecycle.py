@@ -238,6 +238,47 @@ def test_a_grid_that_would_not_fit_in_postgresqls_free_slots_is_refused_before_a
     assert sorted(p.name for p in home.iterdir()) == ["run"]  # the launcher's lock
 
 
+def test_a_home_deleted_by_hand_is_named_by_up_and_cleaned_by_down_purge(grid_tmp: Path) -> None:
+    """`rm -rf HOME` leaves the grid's PostgreSQL role and database (and its MariaDB and service area) behind,
+    with passwords nobody has any more: `up` at the same path says so and starts nothing; `down --purge` on the
+    path drops them, after which `up` would start afresh."""
+    from juno_dcs.grid.home import GridHome
+
+    home = grid_tmp / "again"
+    tag = GridHome(home).tag
+    name = f"juno_dcs_{tag}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:  # what the deleted home's grid made
+        conn.execute(f'CREATE ROLE "{name}" LOGIN PASSWORD \'gone\'')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+    area = Path("/var/lib/juno-dcs") / tag
+    area.mkdir(parents=True)
+    try:
+        proc = run([JUNO_DCS, "up", "--home", str(home), "--base-port", str(free_base_port())], check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert (f"PostgreSQL already has the database {name} and role {name} of an earlier grid at {home}, "
+                "whose grid.json (with their passwords) is gone. Nothing was started.") in proc.stderr, proc.stderr
+        assert f"`juno-dcs down --purge --home {home}`" in proc.stderr
+        assert not (home / "grid.json").exists()
+        assert _processes_of(home) == []
+        down = run([JUNO_DCS, "down", "--home", str(home), "--purge"], check=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert f"removed the service area {area}" in down.stdout
+        assert f"dropped databases {name} (PostgreSQL), {name}_cond (MariaDB)" in down.stdout
+        assert not area.exists()
+        with psycopg.connect(admin) as conn:
+            left = conn.execute("SELECT (SELECT count(*) FROM pg_database WHERE datname = %s), "
+                                "(SELECT count(*) FROM pg_roles WHERE rolname = %s)", (name, name)).fetchone()
+        assert left == (0, 0)
+        assert "no grid here" in run([JUNO_DCS, "down", "--home", str(home), "--purge"], check=False).stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        if area.exists():
+            area.rmdir()
+
+
 def test_a_home_under_a_private_directory_runs(grid: Grid, tmp_path: Path) -> None:
     """The suite's grid lives under a mode-0700 directory (as in a clone in root's home or in `mktemp -d`): the
     xrootd, proxy and www-data users get their files in a service area, and a file uploads and transfers."""

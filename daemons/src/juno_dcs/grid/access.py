@@ -144,9 +144,14 @@ def settle_service_root(home: GridHome, area: Path = SERVICE_AREA) -> str | None
 
 
 def remove_service_area(home: GridHome) -> Path | None:
-    """`down --purge`: remove the service area outside the home, if this home has one; returns it."""
+    """`down --purge`: remove the service area outside the home, if this home has one; returns it. A home deleted
+    by hand has lost its link, but its area is still found by the home's tag."""
     if not home.service_link.is_symlink():
-        return None
+        orphan = SERVICE_AREA / home.tag
+        if home.exists() or not orphan.is_dir():  # only a home without grid.json: no other grid uses the tag
+            return None
+        shutil.rmtree(orphan, ignore_errors=True)
+        return orphan
     target = home.service_root
     if target.parent == SERVICE_AREA or target.is_relative_to(SERVICE_AREA):
         shutil.rmtree(target, ignore_errors=True)

@@ -68,6 +68,19 @@ def schema_exists(state: GridState) -> bool:
     return row is not None
 
 
+def leftovers(state: GridState) -> list[str]:
+    """The grid's role and database where they already exist in PostgreSQL (with how many connections the role
+    holds): what an earlier grid at the same home path left behind."""
+    with admin_connect(state.pg_admin_url) as conn:
+        role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (state.db_user,)).fetchone()
+        db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (state.db_name,)).fetchone()
+        held = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (state.db_user,)).fetchone()
+    found = [f"database {state.db_name}"] if db else []
+    if role:
+        found.append(f"role {state.db_user}" + (f" (holding {held[0]} connections)" if held and held[0] else ""))
+    return found
+
+
 def drop_database(state: GridState) -> None:
     """Remove the grid's database and role (used by `down --purge`)."""
     with admin_connect(state.pg_admin_url) as conn:

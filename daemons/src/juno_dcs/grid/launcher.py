@@ -87,6 +87,14 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
     else:
         state = home.new_state(settings.base_port or DEFAULT_BASE_PORT, settings.pg_admin_url)
         created = True
+        found = database.leftovers(state)
+        if found:  # the passwords that opened them went with the old grid.json: Rucio would refuse root's login
+            raise GridStateError(
+                f"PostgreSQL already has the {' and '.join(found)} of an earlier grid at {home.root}, whose "
+                f"{home.state_file.name} (with their passwords) is gone. Nothing was started. Put the old "
+                f"{home.state_file.name} back, or drop them with `juno-dcs down --purge --home {home.root}` "
+                "(its Rucio catalogue and condition data go with them)."
+            )
     state.ports  # noqa: B018 - validates the base port before anything is written
     return state.with_accounts(list(topo.accounts)), created
 
@@ -377,11 +385,18 @@ def down(settings: GridSettings, purge: bool = False) -> list[str]:
     home = GridHome(settings.home)
     if not home.exists():  # a home whose `up` never got as far as grid.json, or whose grid.json was deleted
         pid = supervisord_of(home)
-        if pid is None:
+        orphan = home.new_state(DEFAULT_BASE_PORT, settings.pg_admin_url)  # its names follow from the path
+        found = database.leftovers(orphan) if purge else []
+        if pid is None and not found:
             home.load_state()  # raises: no grid here
-        killed = terminate(pid)  # type: ignore[arg-type]
-        done = [f"{home.root} has no {home.state_file.name}: stopped its supervisord (pid {pid}) and its programs"]
-        return done + ([f"killed leftover processes {killed}"] if killed else [])
+        done = []
+        if pid is not None:
+            killed = terminate(pid)
+            done.append(f"{home.root} has no {home.state_file.name}: stopped its supervisord (pid {pid}) and its "
+                        "programs" + (f"; killed leftover processes {killed}" if killed else ""))
+        if purge:
+            done += _purge(home, orphan, settings)
+        return done
     state = home.load_state()
     with _exclusive(home):
         return _down_locked(home, state, purge, settings)
@@ -398,17 +413,24 @@ def _down_locked(home: GridHome, state: GridState, purge: bool, settings: GridSe
     else:
         done.append("the grid was not running")
     if purge:
-        # the files outside the home first: if a database cannot be dropped, the home (with grid.json) stays
-        # for a second `down --purge`, and nothing is left behind that no home points to
-        shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
-        area = access.remove_service_area(home)
-        if area is not None:
-            done.append(f"removed the service area {area}")
-        database.drop_database(state)
-        conditions.purge(settings, state)
-        shutil.rmtree(home.root)
-        done.append(f"dropped databases {state.db_name} (PostgreSQL), {state.conditions_db} (MariaDB) and removed "
-                    f"{home.root}")
+        done += _purge(home, state, settings)
+    return done
+
+
+def _purge(home: GridHome, state: GridState, settings: GridSettings) -> list[str]:
+    """Drop what the grid keeps outside its home, then the home. The files outside the home first: if a database
+    cannot be dropped, the home (with grid.json) stays for a second `down --purge`, and nothing is left behind
+    that no home points to."""
+    done = []
+    shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
+    area = access.remove_service_area(home)
+    if area is not None:
+        done.append(f"removed the service area {area}")
+    database.drop_database(state)
+    conditions.purge(settings, state)
+    shutil.rmtree(home.root, ignore_errors=True)
+    done.append(f"dropped databases {state.db_name} (PostgreSQL), {state.conditions_db} (MariaDB) and removed "
+                f"{home.root}")
     return done
 
 

@@ -41,3 +41,11 @@ def test_up_refuses_a_bad_policy_before_touching_anything(tmp_path: Path) -> Non
     assert f"{raw}:" in proc.stderr, proc.stderr
     assert "CNAF_DISKK" in proc.stderr, proc.stderr
     assert not home.exists()  # nothing was written, started or applied
+
+
+def test_version_names_the_three_packages_and_rucio() -> None:
+    from importlib.metadata import version
+
+    proc = run([JUNO_DCS, "--version"])
+    assert proc.stdout.strip() == (f"juno-dcs {version('juno-dcs')}, juno-rucio-policy {version('juno-rucio-policy')}, "
+                                   f"juno-probes {version('juno-probes')}, rucio {version('rucio')}")

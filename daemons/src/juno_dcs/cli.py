@@ -62,8 +62,29 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _versions() -> str:
+    """The project's three packages and the Rucio they run on, as installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return ", ".join(f"{p} {of(p)}" for p in ("juno-dcs", "juno-rucio-policy", "juno-probes", "rucio"))
+
+
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        click.echo(_versions())
+        ctx.exit(0)
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
+              help="Print the versions of the project's packages and of Rucio, and exit.")
 def main(verbose: bool) -> None:
     """Run the JUNO distributed computing grid (Rucio and its services) on this machine."""
     logging.basicConfig(

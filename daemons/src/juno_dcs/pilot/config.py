@@ -1,6 +1,6 @@
 """The pilot factory's configuration (`juno-pilot factory --config FILE`): YAML validated into a frozen object.
 
-    dispatcher_url: http://127.0.0.1:27050      # the dispatcher (juno-wms serve)
+    dispatcher_url: http://127.0.0.1:23050      # the dispatcher (juno-wms serve)
     rucio_configs: /tmp/g/etc/clients           # <owner>.cfg per Rucio account, handed to every pilot
     work_root: /tmp/g/var/pilots                # pilots' work dirs, logs, the factory's locks and pilot records
     pilot_lifetime_s: 3600

@@ -1,7 +1,7 @@
 """The production manager's configuration: one YAML file validated into a frozen typed object.
 
     database_url: postgresql://user@127.0.0.1:5432/db   # schema prodsys is created in it (idempotently)
-    dispatcher_url: http://127.0.0.1:27050              # juno-wms serve
+    dispatcher_url: http://127.0.0.1:23050              # juno-wms serve
     rucio: {config: /home/etc/clients/production.cfg, account: production}
     policies_dir: etc/policy
     topology: etc/topology.yaml

@@ -1,6 +1,6 @@
 """`juno-wms serve|agent|...`: the dispatcher's HTTP API, its agent, and a small command-line client.
 
-    juno-wms serve --config etc/wms.yaml --port 27050 [--workers 2]   # HTTP API (uvicorn, 127.0.0.1)
+    juno-wms serve --config etc/wms.yaml --port 23050 [--workers 2]   # HTTP API (uvicorn, 127.0.0.1)
     juno-wms agent --config etc/wms.yaml [--run-once]                 # brokerage and leases; many may run
     juno-wms --url URL jobs [--task-id N] [--state S] | job ID | kill ID | retry ID | reassign ID [--site S]
 """
@@ -23,7 +23,7 @@ from juno_dcs.errors import JunoDcsError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="juno-wms", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default=os.environ.get("JUNO_WMS_URL", "http://127.0.0.1:27050"),
+    parser.add_argument("--url", default=os.environ.get("JUNO_WMS_URL", "http://127.0.0.1:23050"),
                         help="the dispatcher, for the client commands ($JUNO_WMS_URL)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP API")

@@ -46,7 +46,8 @@ def client(grid: Grid) -> Any:
 
 
 def test_every_probe_is_ok_on_a_healthy_grid(grid: Grid, client: Any) -> None:
-    for args in (["rucio"], ["conditions"], ["dispatcher"], ["ingest-lag"], ["transfer-queues", "--window", "120"]):
+    for args in (["rucio"], ["conditions"], ["dispatcher"], ["ingest-lag"], ["transfer-queues", "--window", "120"],
+                 ["programs"]):
         proc = probe(grid, *args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.startswith(f"{args[0].upper()} OK - "), proc.stdout

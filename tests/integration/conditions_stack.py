@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,9 +165,9 @@ class Service:
             self.process.stop()
 
     def requests_for(self, path: str) -> int:
-        """How many GETs of `path` reached the service (its access log)."""
+        """How many GETs of `path` reached the service (its access log, where uvicorn writes ',' as %2C)."""
         text = (self.root / "service.log").read_text(errors="replace")
-        return len(re.findall(rf'"GET {re.escape(path)} HTTP/1.1"', text))
+        return len(re.findall(rf'"GET {re.escape(urllib.parse.quote(path))} HTTP/1.1"', text))
 
 
 @dataclass

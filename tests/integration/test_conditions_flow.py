@@ -57,18 +57,23 @@ def test_second_read_is_a_squid_hit(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_locked_payload_is_never_refetched(stack: Stack, tmp_path: Path) -> None:
-    """Five jobs at IHEP and one client reading twice: the service sees each URL once."""
+    """Five jobs at IHEP, each reading twice: two requests per job (the run's lookup, then its three payloads in
+    one bundle), none for the second read; the service sees each URL once."""
     tag, payloads = build_tag(stack.db, tmp_path)
     for _ in range(5):
         client = ConditionsClient(stack.proxies("IHEP"), [stack.service.url])
         client.conditions(tag, 1500)
-        requests_before = sum(client.stats.requests.values())
+        assert sum(client.stats.requests.values()) == 2
         client.conditions(tag, 1500)
-        assert sum(client.stats.requests.values()) == requests_before  # the job's own cache
-    for data in payloads.values():
-        path = f"/v1/payloads/{payload_hash(data)}"
+        assert sum(client.stats.requests.values()) == 2  # the job's own cache
+    bundle = "/v1/bundles/" + ",".join(sorted(payload_hash(data) for data in payloads.values()))
+    for path in (f"/v1/tags/{tag}/runs/1500", bundle):
         assert stack.service.requests_for(path) == 1
         assert stack.squids["IHEP"].results_for(path)[1:] == ["TCP_MEM_HIT"] * 4
+    client = ConditionsClient(stack.proxies("IHEP"), [stack.service.url])
+    for data in payloads.values():  # one payload alone: its own URL
+        assert client.payload_bytes(payload_hash(data)) == data
+        assert stack.service.requests_for(f"/v1/payloads/{payload_hash(data)}") == 1
 
 
 def test_open_tag_change_reaches_jobs_within_the_bound(stack: Stack, tmp_path: Path) -> None:

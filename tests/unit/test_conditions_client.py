@@ -136,3 +136,57 @@ def test_missing_folder() -> None:
 def test_needs_an_endpoint() -> None:
     with pytest.raises(ConditionsInputError, match="at least one"):
         ConditionsClient()
+
+
+def _three_folders() -> tuple[dict[str, bytes], dict[str, Any]]:
+    data = {"energy_scale": DATA, "extra_a": b'"a"', "extra_b": b"[1, 2, 3]"}
+    refs = {name: {**REF, "folder": name, "payload_type": "energy_scale" if name == "energy_scale" else "json",
+                   "payload_hash": hashlib.sha256(d).hexdigest(), "payload_size": len(d)}
+            for name, d in data.items()}
+    return data, refs
+
+
+def bundle_service(corrupt: bool = False, bundles: bool = True) -> Any:
+    """A service with three folders that answers bundles (hashes in the path's order), or does not know them."""
+    data, refs = _three_folders()
+    by_hash = {hashlib.sha256(d).hexdigest(): d for d in data.values()}
+
+    def answer(url: str) -> requests.Response:
+        if "/v1/bundles/" in url:
+            if not bundles:
+                return _reply(404, b'{"detail": "Not Found"}')
+            body = b"".join(by_hash[h] for h in url.rsplit("/", 1)[1].split(","))
+            return _reply(200, body[:-1] + b"!" if corrupt else body)
+        if "/v1/payloads/" in url:
+            return _reply(200, by_hash[url.rsplit("/", 1)[1]])
+        body = {"tag": "T", "tag_state": "locked", "run": 5, "folders": refs}
+        return _reply(200, json.dumps(body).encode(), **{"Cache-Control": "public, max-age=100"})
+    return answer
+
+
+def test_a_cold_read_is_two_requests_the_payloads_in_one_sorted_bundle() -> None:
+    data, _ = _three_folders()
+    session = FakeSession({"http://squid1": bundle_service()})
+    client = ConditionsClient(["http://squid1"], [], session=session)
+    typed = client.conditions("T", 5)
+    assert typed["energy_scale"] == EnergyScale(pe_per_mev=1600)
+    assert typed["extra_b"] == [1, 2, 3]
+    digests = sorted(hashlib.sha256(d).hexdigest() for d in data.values())
+    assert session.calls == ["http://squid1/v1/tags/T/runs/5", "http://squid1/v1/bundles/" + ",".join(digests)]
+    assert client.conditions("T", 5) == typed
+    assert len(session.calls) == 2  # the job's own cache
+    uncached = ConditionsClient(["http://squid1"], [], session=session, cache=False)
+    assert uncached.conditions("T", 5) == typed
+    assert len(session.calls) == 4  # without the cache: the same two requests again
+
+
+def test_a_corrupt_bundle_moves_on_and_an_old_service_gets_single_payloads() -> None:
+    session = FakeSession({"http://squid1": bundle_service(corrupt=True), "http://server": bundle_service()})
+    client = ConditionsClient(["http://squid1"], ["http://server"], session=session)
+    typed = client.conditions("T", 5)
+    assert typed["extra_a"] == "a"
+    assert client.stats.failures == {"http://squid1": 1}
+    assert session.calls[-1].startswith("http://server/v1/bundles/")
+    old = FakeSession({"http://server": bundle_service(bundles=False)})
+    assert ConditionsClient([], ["http://server"], session=old).conditions("T", 5) == typed
+    assert [c.split("/")[4] for c in old.calls] == ["tags", "bundles", "payloads", "payloads", "payloads"]

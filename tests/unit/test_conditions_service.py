@@ -81,6 +81,29 @@ def test_payload_by_hash(client: TestClient) -> None:
     assert client.get(f"/v1/payloads/{payload_hash(b'none')}").status_code == 404
 
 
+def test_bundle_of_payloads(client: TestClient, engine: Engine) -> None:
+    """Several payloads in one answer, in the order of the path, immutable like one payload."""
+    b, c = b'{"pe_per_mev": 1}', b"\x00binary\xff"
+    with engine.begin() as conn:
+        for data in (b, c):
+            db.insert_payload(conn, payload_hash(data), data, dt.datetime.now(dt.UTC))
+    ordered = sorted([(payload_hash(d), d) for d in (A, b, c)])
+    path = "/v1/bundles/" + ",".join(h for h, _ in ordered)
+    reply = client.get(path)
+    assert (reply.status_code, reply.content) == (200, b"".join(d for _, d in ordered))
+    assert reply.headers["x-payload-sizes"] == ",".join(str(len(d)) for _, d in ordered)
+    assert reply.headers["cache-control"] == "public, max-age=99999, immutable"
+    assert client.get(path, headers={"If-None-Match": reply.headers["etag"]}).status_code == 304
+    backwards = client.get("/v1/bundles/" + ",".join(h for h, _ in reversed(ordered)))
+    assert backwards.content == b"".join(d for _, d in reversed(ordered))  # the path's order (the client sorts)
+    assert client.get(f"/v1/bundles/{ordered[0][0]},{ordered[0][0]}").content == ordered[0][1] * 2
+    unknown = payload_hash(b"none")
+    missing = client.get("/v1/bundles/" + ",".join(sorted([unknown, ordered[0][0]])))
+    assert (missing.status_code, missing.json()["detail"]) == (404, f"no payload with sha256 {unknown}")
+    assert client.get(f"/v1/bundles/{ordered[0][0]}").status_code == 400  # one alone: /v1/payloads/
+    assert client.get("/v1/bundles/" + ",".join([ordered[0][0]] * 13)).status_code == 400  # more than 12
+
+
 @pytest.mark.parametrize(("path", "status", "reason"), [
     ("/v1/tags/NOPE/runs/5", 404, "unknown global tag 'NOPE'"),
     ("/v1/tags/OPEN/folders/gains/runs/5", 404, "unknown folder 'gains'"),

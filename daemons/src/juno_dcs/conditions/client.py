@@ -4,6 +4,9 @@
     gains = client.payload("JUNO-2026-v1", "pmt_gains", run=1234)         # a PmtGains
     everything = client.conditions("JUNO-2026-v1", run=1234)             # {folder: typed payload}
 
+A job's cold read of a run (`conditions`) is two requests, whatever the number of folders up to MAX_BUNDLE: the
+run's lookup, then every payload it names in one bundle (GET /v1/bundles/{sha256},{sha256},..., hashes sorted:
+one URL per set, immutable, cached by Squid like a single payload); one payload alone is GET /v1/payloads/{sha256}.
 Each request tries the endpoints in order: the proxies (the local Squid first), then the servers directly.
 A connection failure, a timeout, a 5xx or a payload whose sha256 is not its name moves on to the next one,
 and sets the failed endpoint aside for `retry_after` seconds (all set aside: all are tried again). A 4xx
@@ -28,7 +31,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,8 @@ from juno_dcs.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)")
+MAX_BUNDLE = 12  # payloads in one GET /v1/bundles/... (the service's limit)
+_CORRUPT = "payload bytes do not match their sha256"
 
 
 class OpenTagRefused(ConditionsError):
@@ -109,11 +114,12 @@ class ConditionsClient:
         ready = [e for e in self.endpoints if self._set_aside.get(e, 0.0) <= now]
         return ready or list(self.endpoints)
 
-    def _get(self, path: str, digest: str | None = None) -> requests.Response:
+    def _get(self, path: str, verify: Callable[[bytes], str | None] | None = None) -> requests.Response:
+        """The first endpoint's good answer to GET `path`; `verify(body)` returns why a body is bad, or None."""
         attempts: list[tuple[str, str]] = []
         for endpoint in self._order():
             self.stats.requests[endpoint] = self.stats.requests.get(endpoint, 0) + 1
-            reason = self._try(endpoint, path, digest)
+            reason = self._try(endpoint, path, verify)
             if isinstance(reason, requests.Response):
                 self._set_aside.pop(endpoint, None)
                 self.last_endpoint = endpoint
@@ -125,7 +131,8 @@ class ConditionsClient:
         tried = "; ".join(f"{u}: {r}" for u, r in attempts)
         raise ConditionsUnavailable(f"no conditions endpoint answered {path} ({tried})", attempts)
 
-    def _try(self, endpoint: str, path: str, digest: str | None) -> requests.Response | str:
+    def _try(self, endpoint: str, path: str,
+             verify: Callable[[bytes], str | None] | None) -> requests.Response | str:
         try:
             reply = self.session.get(endpoint + path, timeout=self.timeout)
         except requests.Timeout:
@@ -140,9 +147,8 @@ class ConditionsClient:
             raise NotFound(self._detail(reply))
         if reply.status_code != 200:
             return f"HTTP {reply.status_code}"
-        if digest is not None and hashlib.sha256(reply.content).hexdigest() != digest:
-            return "payload bytes do not match their sha256"
-        return reply
+        problem = verify(reply.content) if verify is not None else None
+        return reply if problem is None else problem
 
     @staticmethod
     def _detail(reply: requests.Response) -> str:
@@ -198,16 +204,57 @@ class ConditionsClient:
         if self.cache and digest in self._payloads:
             self.stats.cache_hits += 1
             return self._payloads[digest]
-        data = self._get(f"/v1/payloads/{digest}", digest=digest).content
+        def verify(content: bytes) -> str | None:
+            return None if hashlib.sha256(content).hexdigest() == digest else _CORRUPT
+
+        data = self._get(f"/v1/payloads/{digest}", verify).content
         if self.cache:
             self._payloads[digest] = data
         return data
 
-    def decoded(self, ref: PayloadRef) -> Payload:
+    def fetch(self, refs: Iterable[PayloadRef]) -> dict[str, bytes]:
+        """The bytes of the payloads of `refs` by sha256 (checked), in as few requests as can be: none for those
+        held in-process, one GET /v1/payloads/{sha256} for one, one bundle per MAX_BUNDLE for more."""
+        sizes = {r.payload_hash: r.payload_size for r in refs}
+        found = {d: self._payloads[d] for d in sizes if self.cache and d in self._payloads}
+        self.stats.cache_hits += len(found)
+        missing = sorted(set(sizes) - set(found))
+        for start in range(0, len(missing), MAX_BUNDLE):
+            chunk = missing[start:start + MAX_BUNDLE]
+            found.update(self._bundle(chunk, [sizes[d] for d in chunk]) if len(chunk) > 1
+                         else {chunk[0]: self.payload_bytes(chunk[0])})
+        return found
+
+    def _bundle(self, digests: list[str], sizes: list[int]) -> dict[str, bytes]:
+        parts: dict[str, bytes] = {}
+
+        def verify(content: bytes) -> str | None:
+            if len(content) != sum(sizes):
+                return f"a bundle of {len(content)} bytes, expected {sum(sizes)}"
+            offset = 0
+            for digest, size in zip(digests, sizes, strict=True):
+                part = content[offset:offset + size]
+                offset += size
+                if hashlib.sha256(part).hexdigest() != digest:
+                    return _CORRUPT
+                parts[digest] = part
+            return None
+
+        try:
+            self._get("/v1/bundles/" + ",".join(digests), verify)
+        except NotFound:
+            # a service older than bundles has no such route; a payload that is really missing is named by its own 404
+            return {d: self.payload_bytes(d) for d in digests}
+        if self.cache:
+            self._payloads.update(parts)
+        return parts
+
+    def decoded(self, ref: PayloadRef, data: bytes | None = None) -> Payload:
+        """The typed payload of `ref` (its bytes fetched unless given)."""
         key = (ref.payload_hash, ref.payload_type)
         if self.cache and key in self._decoded:
             return self._decoded[key]
-        value = decode_payload(ref.payload_type, self.payload_bytes(ref.payload_hash),
+        value = decode_payload(ref.payload_type, self.payload_bytes(ref.payload_hash) if data is None else data,
                                where=f"payload {ref.payload_hash} of folder {ref.folder}")
         if self.cache:
             self._decoded[key] = value
@@ -218,14 +265,17 @@ class ConditionsClient:
         return self.decoded(self.ref(tag, folder, run))
 
     def conditions(self, tag: str, run: int, folders: Sequence[str] | None = None) -> dict[str, Payload]:
-        """The typed payloads of every folder (or of `folders`, each of which must exist) for `run`."""
+        """The typed payloads of every folder (or of `folders`, each of which must exist) for `run`: the lookup,
+        then the payloads not held yet in one bundle (two requests for a cold read)."""
         refs = self.refs(tag, run)
         if folders is not None:
             missing = [f for f in folders if f not in refs]
             if missing:
                 raise NotFound(f"global tag {tag!r} has no payload for run {run} in folder(s) {', '.join(missing)}")
             refs = {f: refs[f] for f in folders}
-        return {name: self.decoded(ref) for name, ref in refs.items()}
+        data = self.fetch(ref for ref in refs.values()
+                          if not (self.cache and (ref.payload_hash, ref.payload_type) in self._decoded))
+        return {name: self.decoded(ref, data.get(ref.payload_hash)) for name, ref in refs.items()}
 
     def close(self) -> None:
         self.session.close()

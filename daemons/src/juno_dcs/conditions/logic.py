@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -218,3 +219,12 @@ def get_payload(conn: Connection, digest: str) -> bytes:
     if data is None:
         raise NotFound(f"no payload with sha256 {digest}")
     return data
+
+
+def get_payloads(conn: Connection, digests: Sequence[str]) -> list[bytes]:
+    """The payloads' bytes in the order of `digests`, in one query; NotFound names the missing ones."""
+    found = db.payloads_of(conn, digests)
+    missing = [d for d in digests if d not in found]
+    if missing:
+        raise NotFound(f"no payload with sha256 {', '.join(missing)}")
+    return [found[d] for d in digests]

@@ -9,6 +9,8 @@ read-only transaction, set the caching headers (conditions.caching) and map erro
     GET /v1/tags/{tag}/runs/{run}                        every folder's payload reference for a run
     GET /v1/tags/{tag}/folders/{folder}/runs/{run}       one folder's payload reference for a run
     GET /v1/payloads/{sha256}                            the payload's bytes (immutable)
+    GET /v1/bundles/{sha256},{sha256}[,...]              2 to 12 payloads in one answer: their bytes one after
+                                                         the other, in the path's order (immutable)
     GET /health                                          200 when the database answers, else 503
     GET /openapi.json                                    this API's OpenAPI description
 """
@@ -41,6 +43,10 @@ TagName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="
 FolderName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="a folder")]
 RunNumber = Annotated[int, Path(ge=0, le=MAX_RUN, description="a run number")]
 Digest = Annotated[str, Path(pattern=HASH_PATTERN, min_length=64, max_length=64, description="sha256, hex")]
+MAX_BUNDLE = 12  # payloads in one bundle: its path stays under MAX_PATH
+_HEX = HASH_PATTERN.strip("^$")
+Digests = Annotated[str, Path(pattern=rf"^{_HEX}(,{_HEX}){{1,{MAX_BUNDLE - 1}}}$", max_length=65 * MAX_BUNDLE,
+                              description=f"2 to {MAX_BUNDLE} sha256 (hex), comma-separated")]
 _DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 MAX_PATH = 1024  # bytes of the request path; the longest valid one is about 220
 MAX_HEADERS = 16 * 1024  # bytes of all request headers (Squid's request_header_max_size)
@@ -217,6 +223,23 @@ def create_app(config: ServiceConfig, engine: Engine) -> FastAPI:
         with reading() as conn:
             data = logic.get_payload(conn, digest)
         return Response(data, media_type="application/octet-stream", headers=headers)
+
+    @app.get("/v1/bundles/{digests}", response_class=Response, responses={
+        200: {"content": {"application/octet-stream": {}},
+              "description": "the payloads' bytes one after the other, in the order of the path "
+                             "(X-Payload-Sizes lists their sizes)"}, **ERRORS})
+    def bundle(request: Request, digests: Digests) -> Response:
+        """Several payloads in one round trip (a job's cold read), in the order of the path. The client puts the
+        hashes in ascending order, so that every job that needs the same set asks the same URL (one cache entry)."""
+        hashes = digests.split(",")
+        etag = caching.etag_of(digests.encode())
+        headers = {"Cache-Control": caching.cache_control_for_payload(config), "ETag": etag}
+        if caching.etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)  # content-addressed, as a single payload
+        with reading() as conn:
+            data = logic.get_payloads(conn, hashes)
+        headers["X-Payload-Sizes"] = ",".join(str(len(d)) for d in data)
+        return Response(b"".join(data), media_type="application/octet-stream", headers=headers)
 
     default_openapi = app.openapi
 

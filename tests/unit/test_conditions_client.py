@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import pytest
@@ -190,3 +191,25 @@ def test_a_corrupt_bundle_moves_on_and_an_old_service_gets_single_payloads() -> 
     old = FakeSession({"http://server": bundle_service(bundles=False)})
     assert ConditionsClient([], ["http://server"], session=old).conditions("T", 5) == typed
     assert [c.split("/")[4] for c in old.calls] == ["tags", "bundles", "payloads", "payloads", "payloads"]
+
+
+def test_retry_for_rides_out_an_outage() -> None:
+    """Every endpoint down for the first two rounds: a client with retry_for waits and gets the answer."""
+    answer = service()
+    rounds: list[str] = []
+
+    def flaky(url: str) -> requests.Response:
+        rounds.append(url)
+        if len(rounds) <= 4:
+            raise requests.ConnectionError("link cut")
+        return answer(url)
+
+    session = FakeSession({"http://squid1": flaky, "http://server": flaky})
+    client = ConditionsClient(["http://squid1"], ["http://server"], session=session, retry_for=5, retry_pause=0.05)
+    assert client.refs("T", 5)["energy_scale"].payload_hash == DIGEST
+    assert len(rounds) == 5  # two rounds of both endpoints, then the Squid answers
+    impatient = ConditionsClient(["http://squid1"], [], session=FakeSession({}), retry_for=0.2, retry_pause=0.05)
+    began = time.monotonic()
+    with pytest.raises(ConditionsUnavailable):
+        impatient.refs("T", 5)
+    assert 0.2 <= time.monotonic() - began < 1

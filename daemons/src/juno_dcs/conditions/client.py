@@ -10,7 +10,10 @@ one URL per set, immutable, cached by Squid like a single payload); one payload 
 Each request tries the endpoints in order: the proxies (the local Squid first), then the servers directly.
 A connection failure, a timeout, a 5xx or a payload whose sha256 is not its name moves on to the next one,
 and sets the failed endpoint aside for `retry_after` seconds (all set aside: all are tried again). A 4xx
-is the service's answer and is raised at once. Answers are kept in-process for the job's lifetime:
+is the service's answer and is raised at once. When every endpoint has failed, a client made with `retry_for=S`
+waits (0.5 s, doubling up to 8 s) and tries them all again until S seconds have passed since the request began:
+a job rides out a cut link or a restarting service within its deadline instead of failing at once.
+Answers are kept in-process for the job's lifetime:
 payloads for good (immutable), lookups for their max-age (a locked tag's is long, an open tag's short).
 Only locked tags are read unless `allow_open=True` (production uses locked tags).
 
@@ -92,12 +95,15 @@ def _max_age(headers: Any) -> float:
 class ConditionsClient:
     def __init__(self, proxies: Sequence[str] = (), servers: Sequence[str] = (), *, connect_timeout: float = 2.0,
                  read_timeout: float = 10.0, retry_after: float = 60.0, allow_open: bool = False,
-                 cache: bool = True, session: requests.Session | None = None) -> None:
+                 cache: bool = True, session: requests.Session | None = None, retry_for: float = 0.0,
+                 retry_pause: float = 0.5) -> None:
         self.endpoints = [u.rstrip("/") for u in (*proxies, *servers)]
         if not self.endpoints:
             raise ConditionsInputError("the conditions client needs at least one proxy or server URL")
         self.timeout = (connect_timeout, read_timeout)
         self.retry_after = retry_after
+        self.retry_for = retry_for
+        self.retry_pause = retry_pause
         self.allow_open = allow_open
         self.cache = cache
         self.session = session or requests.Session()
@@ -115,7 +121,21 @@ class ConditionsClient:
         return ready or list(self.endpoints)
 
     def _get(self, path: str, verify: Callable[[bytes], str | None] | None = None) -> requests.Response:
-        """The first endpoint's good answer to GET `path`; `verify(body)` returns why a body is bad, or None."""
+        """The first endpoint's good answer to GET `path`; `verify(body)` returns why a body is bad, or None.
+        Every endpoint failed: again after a pause while `retry_for` allows, then ConditionsUnavailable."""
+        deadline, pause = time.monotonic() + self.retry_for, self.retry_pause
+        while True:
+            try:
+                return self._get_once(path, verify)
+            except ConditionsUnavailable:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                logger.warning("conditions: no endpoint answered %s; again in %.1f s", path, min(pause, left))
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, 8.0)
+
+    def _get_once(self, path: str, verify: Callable[[bytes], str | None] | None) -> requests.Response:
         attempts: list[tuple[str, str]] = []
         for endpoint in self._order():
             self.stats.requests[endpoint] = self.stats.requests.get(endpoint, 0) + 1

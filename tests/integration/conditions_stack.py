@@ -227,13 +227,14 @@ class Stack:
         return [self.squids[s].url for s in (sites or tuple(self.squids))]
 
 
-def make_db() -> CondDb:
+def make_db(admin_url: str = ADMIN_URL) -> CondDb:
+    """A conditions database with its two accounts, made through `admin_url` (default: the tests' MariaDB)."""
     suffix = secrets.token_hex(4)
     name, reader, writer = f"juno_cond_{suffix}", f"jc_{suffix}_r", f"jc_{suffix}_w"
     reader_pw, writer_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    grid.ensure_database(ADMIN_URL, name, reader, reader_pw, writer, writer_pw)
-    return CondDb(name, reader, writer, grid.database_url(ADMIN_URL, name, reader, reader_pw),
-                  grid.database_url(ADMIN_URL, name, writer, writer_pw))
+    grid.ensure_database(admin_url, name, reader, reader_pw, writer, writer_pw)
+    return CondDb(name, reader, writer, grid.database_url(admin_url, name, reader, reader_pw),
+                  grid.database_url(admin_url, name, writer, writer_pw))
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,11 @@ class Site:
     link: WanLink  # the site's side of the link: link.url() is the service across it
     squid: Squid  # the site's, its parent the service across the link
 
-    def job(self, tag: str, run: int, payloads: dict[str, bytes], **options: float) -> tuple[float, ConditionsClient]:
+    def job(self, tag: str, run: int, payloads: dict[str, bytes], retry_for: float = 0.0,
+            retry_pause: float = 0.5) -> tuple[float, ConditionsClient]:
         """One job's conditions load: seconds taken, and its client; every payload is the one put in."""
-        client = ConditionsClient([self.squid.url], [self.link.url()], connect_timeout=1, **options)
+        client = ConditionsClient([self.squid.url], [self.link.url()], connect_timeout=1, retry_for=retry_for,
+                                  retry_pause=retry_pause)
         began = time.perf_counter()
         client.conditions(tag, run)
         seconds = time.perf_counter() - began

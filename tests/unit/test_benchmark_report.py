@@ -63,8 +63,15 @@ def test_missing_figures_and_unfilled_labels() -> None:
 
 
 def test_part_of_a_row_missing() -> None:
-    result = {"direct": {"reads_per_s": 676.8}, "squid": {"reads_per_s": 288.5}}
-    assert report.rows("conditions", result)[0][1] == "677 / ? / 289"
+    result = {"points": [{}, {}, {"rtt_ms": 180, "direct": {"warm_p50_ms": 1100.2}, "squid": {"warm_p50_ms": 4.01}}]}
+    first = report.rows("conditions", result)[0]
+    assert first[:2] == ("a job's warm p50 at 180 ms: direct MariaDB / the service / the site's Squid",
+                         "1,100 / ? / 4.0 ms")
+
+
+def test_list_items_by_number() -> None:
+    assert report.lookup({"points": [{"a": 1}, {"a": 2}]}, "points.1.a") == 2
+    assert report.lookup({"points": [{"a": 1}]}, "points.3.a") is None
 
 
 def test_an_unknown_benchmark_lists_its_numbers() -> None:

@@ -233,8 +233,8 @@ def test_a_conveyor_that_submits_nothing_is_named_within_minutes_and_the_rule_co
     rules: list[str] = []
     try:
         rules += client.add_replication_rule(did, 1, TARGET)
-        time.sleep(20)  # the request's age, which --unsubmitted-after 15 asks for
-        proc = probe(grid, "stuck-rules", "--json", "--older-than", "86400", "--unsubmitted-after", "15",
+        time.sleep(8)  # the request's age, which --unsubmitted-after 5 asks for
+        proc = probe(grid, "stuck-rules", "--json", "--older-than", "86400", "--unsubmitted-after", "5",
                      "--critical", "1000000")
     finally:
         sup.start_program("rucio-conveyor-submitter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -73,6 +74,20 @@ class Grid:
 
     def state(self) -> dict[str, object]:
         return json.loads((self.home / "grid.json").read_text())  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def stopped(self, program: str) -> Iterator[None]:
+        """`program` stopped by the grid's supervisor for the block, started again after it."""
+        from juno_dcs.grid.home import GridHome
+        from juno_dcs.grid.supervisor import Supervisor
+
+        home = GridHome(self.home)
+        sup = Supervisor(home, home.load_state())
+        sup.stop_program(program)
+        try:
+            yield
+        finally:
+            sup.start_program(program)
 
     def env(self, account: str = "root") -> dict[str, str]:
         """The environment `eval "$(juno-dcs env --account A)"` gives a shell."""

@@ -22,7 +22,6 @@ from rucio.common.exception import RuleNotFound
 
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.launcher import root_client
-from juno_dcs.grid.supervisor import Supervisor
 from tests.conftest import BIN, Grid, run
 from tests.integration.browser import chromium
 
@@ -120,18 +119,6 @@ def _stop_collector(collector: subprocess.Popen[bytes], log: IO[str]) -> int:
     return collector.returncode
 
 
-@contextlib.contextmanager
-def _scheduler_stopped(grid: Grid) -> Iterator[None]:
-    """The grid's own probe scheduler (program `probes`) stopped: the newest stored probe runs are the test's."""
-    home = GridHome(grid.home)
-    sup = Supervisor(home, home.load_state())
-    sup.stop_program("probes")
-    try:
-        yield
-    finally:
-        sup.start_program("probes")
-
-
 def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_path: Path) -> None:
     status = grid.status()
     url = status["services"]["dashboard"]  # type: ignore[index]
@@ -148,7 +135,7 @@ def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_pat
                                  env=grid.env(), stdout=log, stderr=subprocess.STDOUT)
     with contextlib.ExitStack() as undo:
         undo.callback(_stop_collector, collector, log)
-        undo.enter_context(_scheduler_stopped(grid))
+        undo.enter_context(grid.stopped("probes"))  # the newest stored probe runs are the test's
         client, rule_id, stuck_did = undo.enter_context(_stuck_rule(grid, tmp_path))
         started = time.time() - 60  # a slot or bucket that holds the start began up to a minute before
         stream = "dash" + uuid.uuid4().hex[:6]

@@ -371,8 +371,7 @@ def test_a_program_the_supervisor_gives_up_on_raises_every_alarm_and_is_started_
     probe_cmd = [str(Path(JUNO_DCS).parent / "juno-probe"), "programs", "--config", str(home.etc / "probes.yaml")]
     name = "db-stats"
     # the grid's own scheduler would store a newer `programs` run over the one this test reads on the dashboard
-    sup.stop_program("probes")
-    try:
+    with grid.stopped("probes"):
         killed: list[int] = []
         deadline = time.monotonic() + 120
         while sup.process(name).state != "FATAL":  # killed at every start: the supervisor gives up after 5 retries
@@ -420,5 +419,3 @@ def test_a_program_the_supervisor_gives_up_on_raises_every_alarm_and_is_started_
             assert time.monotonic() < deadline, f"{name} was not started again: {sup.process(name)}"
             time.sleep(1)
         assert f"{name} is FATAL" in (grid.home / "logs" / "watchdog.log").read_text()
-    finally:
-        sup.start_program("probes")

@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 import yaml
 
-from juno_dcs.grid.home import GridHome
-from juno_dcs.grid.supervisor import Supervisor
 from juno_probes import store
 from juno_probes.nagios import threshold
 from tests.conftest import BIN, Grid
@@ -71,24 +69,14 @@ def test_every_probe_is_ok_on_a_healthy_grid(grid: Grid, client: Any) -> None:
 def no_scheduler(grid: Grid) -> Iterator[None]:
     """The grid's own probe scheduler (program `probes`) stopped for the test: every probe run stored meanwhile
     is the test's own."""
-    home = GridHome(grid.home)
-    sup = Supervisor(home, home.load_state())
-    sup.stop_program("probes")
-    try:
+    with grid.stopped("probes"):
         yield
-    finally:
-        sup.start_program("probes")
 
 
 @pytest.fixture
 def stopped_se(grid: Grid) -> Iterator[str]:
-    home = GridHome(grid.home)
-    sup = Supervisor(home, home.load_state())
-    sup.stop_program(f"xrootd-{SOURCE}")
-    try:
+    with grid.stopped(f"xrootd-{SOURCE}"):
         yield SOURCE
-    finally:
-        sup.start_program(f"xrootd-{SOURCE}")
 
 
 @pytest.mark.usefixtures("no_scheduler")
@@ -223,21 +211,17 @@ def test_a_conveyor_that_submits_nothing_is_named_within_minutes_and_the_rule_co
         grid: Grid, client: Any, tmp_path: Path) -> None:
     """rucio-conveyor-submitter stopped: a new rule's request waits QUEUED while the transfer service is idle.
     The stuck-rules probe names it (not_submitted) well before --older-than; with the submitter back it is OK."""
-    sup = Supervisor(GridHome(grid.home), GridHome(grid.home).load_state())
     tag = uuid.uuid4().hex[:10]
     name = f"unsubmitted.{tag}.dat"
     (tmp_path / name).write_bytes(os.urandom(3000))
     grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "user.alice", str(tmp_path / name), account="alice")
     did = [{"scope": "user.alice", "name": name}]
-    sup.stop_program("rucio-conveyor-submitter")
     rules: list[str] = []
-    try:
+    with grid.stopped("rucio-conveyor-submitter"):
         rules += client.add_replication_rule(did, 1, TARGET)
         time.sleep(8)  # the request's age, which --unsubmitted-after 5 asks for
         proc = probe(grid, "stuck-rules", "--json", "--older-than", "86400", "--unsubmitted-after", "5",
                      "--critical", "1000000")
-    finally:
-        sup.start_program("rucio-conveyor-submitter")
     try:
         answer = json.loads(proc.stdout)
         found = next((r for r in answer["rules"] if r["rule_id"] == rules[0]), None)

@@ -66,8 +66,9 @@ def programs(where: MonitorLayout, home: GridHome, state: GridState, settings: G
     """`files` is what render_configs returned (for the programs' config digests)."""
     env = {**rucio_env, "RUCIO_CONFIG": str(home.client_cfg(ACCOUNT)),
            "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, ""))}
-    # the page's requests share MonitorConfig.db_connections (default 3); the collector holds one more
-    return [Program(name="dashboard", priority=700, environment=env, pg_connections=3 + 1,
+    # the page's requests share db_connections; the collector holds one more
+    connections = config_model(home, state, settings).db_connections + 1
+    return [Program(name="dashboard", priority=700, environment=env, pg_connections=connections,
                     command=[venv_bin("juno-monitor"), "serve", "--config", str(where.config),
                              "--port", str(where.port)])]
 

@@ -62,7 +62,8 @@ class RucioPool:
 RUCIO_SERVER_POOL = RucioPool(size=2, overflow=1)
 RUCIO_DAEMON_POOL = RucioPool(size=1, overflow=2)
 # The JUNO services' own pools to the grid's database, per process (their configs, written by `up`).
-FTS_SERVER_POOL = 4  # per uvicorn worker of the transfer service's REST API
+FTS_SERVER_WORKERS = 2  # uvicorn workers of the transfer service's REST API
+FTS_SERVER_POOL = 4  # per worker
 FTS_WORKER_POOL = 8  # the transfer worker's copy threads share it; a copy holds no connection while it runs
 WMS_SERVER_WORKERS = 2
 # The conveyor: submits transfer requests to the transfer service (one file per job, as Rucio does by
@@ -118,8 +119,8 @@ class Program:
 
 
 def supervisor_url(state: GridState) -> str:
-    """The supervisor's XML-RPC URL with its credentials: for the environment of the programs that watch the
-    others (the watchdog, the `programs` probe), never for a command line or a log."""
+    """The supervisor's XML-RPC URL with its credentials: for the watchdog's environment and the `programs`
+    probe's 0600 file, never for a command line or a log."""
     return f"http://juno:{state.supervisor_password}@127.0.0.1:{state.ports.supervisor}/RPC2"
 
 
@@ -243,8 +244,8 @@ def grid_programs(
     programs.append(Program(
         name="fts-server",
         command=[venv_bin("juno-fts"), "serve", "--config", fts_config, "--port", str(state.ports.fts),
-                 "--workers", "2"],
-        priority=250, environment=fts_env, pg_connections=2 * FTS_SERVER_POOL,
+                 "--workers", str(FTS_SERVER_WORKERS)],
+        priority=250, environment=fts_env, pg_connections=FTS_SERVER_WORKERS * FTS_SERVER_POOL,
     ))
     programs.append(Program(
         name="fts-worker",

@@ -66,10 +66,13 @@ class Store:
         self.conn = conn
         self.url = url  # to connect again after the database went away (None: a borrowed connection)
 
+    @staticmethod
+    def _open(url: str) -> psycopg.Connection[Row]:
+        return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+
     @classmethod
     def connect(cls, url: str) -> Store:
-        conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
-        store = cls(conn, url)
+        store = cls(cls._open(url), url)
         store.create_schema()
         return store
 
@@ -80,7 +83,7 @@ class Store:
         if self.url is None or not (self.conn.closed or self.conn.broken):
             return False
         self.conn.close()
-        self.conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+        self.conn = self._open(self.url)
         return True
 
     def close(self) -> None:

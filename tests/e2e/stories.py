@@ -19,7 +19,7 @@ import yaml
 
 from tests.e2e.shell import Shell, all_ok, rules, wait_for
 
-# The share of raw data (etc/policy/raw.yaml) as the paper tells it: IHEP disk and tape, CNAF and JINR a full
+# The share of raw data (etc/placement/raw.yaml) as the paper tells it: IHEP disk and tape, CNAF and JINR a full
 # copy each on disk then tape, IN2P3 the days D with D.toordinal() % 3 == 0.
 EVERY_DAY = ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE")
 IN2P3_DAY = (*EVERY_DAY, "IN2P3_DISK", "IN2P3_TAPE")

@@ -95,7 +95,7 @@ class IngestorProcess:
             "apply_rules": False, "close_grace": 0, "close_quiet": 3600,
             "journal": str(directory / "journal.jsonl"), "metrics_dir": str(directory / "metrics"),
             "retry": {"initial": 0.5, "maximum": 3},
-            "policy_dir": str(CHECKOUT / "etc" / "policy"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
+            "policy_dir": str(CHECKOUT / "etc" / "placement"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
             **extra,
         }
         config.write_text(json.dumps(body))

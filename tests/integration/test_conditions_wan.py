@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from benchmarks.wan import WanLink
 
-from juno_dcs.conditions import grid
 from juno_dcs.conditions.client import ConditionsClient
 from juno_dcs.conditions.models import payload_hash
+from juno_dcs.grid import conditions as grid
 from tests.integration.conditions_stack import (
     ADMIN_URL,
     CondDb,

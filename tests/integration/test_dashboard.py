@@ -126,12 +126,12 @@ def test_the_dashboard_draws_every_panel_with_the_grids_data(grid: Grid, tmp_pat
     assert status["health"]["dashboard"]["ok"], status["health"]  # type: ignore[index]
 
     # a second collector, sampling every 2 s, beside the dashboard's own (two at once must be safe)
-    config = yaml.safe_load((grid.home / "etc" / "monitor.yaml").read_text())
+    config = yaml.safe_load((grid.home / "etc" / "dashboard.yaml").read_text())
     fast = tmp_path / "monitor-fast.yaml"
     fast.write_text(yaml.safe_dump({**config, "sample_s": 2.0}))
     fast.chmod(0o600)
     log = (tmp_path / "collector.log").open("w")
-    collector = subprocess.Popen([str(BIN / "juno-monitor"), "collect", "--config", str(fast)],
+    collector = subprocess.Popen([str(BIN / "juno-dashboard"), "collect", "--config", str(fast)],
                                  env=grid.env(), stdout=log, stderr=subprocess.STDOUT)
     with contextlib.ExitStack() as undo:
         undo.callback(_stop_collector, collector, log)

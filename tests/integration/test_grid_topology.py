@@ -75,7 +75,7 @@ def test_accounts_identities_scopes_and_quotas(client: Any, topo: Topology) -> N
     for account, limits in topo.resolved_quotas().items():
         have = client.get_local_account_limits(account)
         assert {rse: int(v) for rse, v in have.items() if v is not None} == limits
-    # a USER account without quotas in the topology gets etc/policy/user.yaml's default (1 TB at IHEP_DISK)
+    # a USER account without quotas in the topology gets etc/placement/user.yaml's default (1 TB at IHEP_DISK)
     dave = client.get_local_account_limits("dave")
     assert {rse: int(v) for rse, v in dave.items() if v is not None} == {"IHEP_DISK": 10**12}
 

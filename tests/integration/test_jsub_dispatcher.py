@@ -137,11 +137,11 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path:
         if jobid in (1, 4):
             wms.finish(job.job_id, "fake-pilot", FinishReport(state="finished", exit_code=0))
         else:
-            wms.finish(job.job_id, "fake-pilot", FinishReport(state="failed", exit_code=2, error_code=1150,
+            wms.finish(job.job_id, "fake-pilot", FinishReport(state="failed", exit_code=2, error_code=1305,
                                                               error_diag="payload exited 2"))
     assert by_state(grid, registry, url) == {"failed": 2, "finished": 2}
     lines = jsub(grid, registry, url, "status", "1", "--jobs").stdout
-    assert "1150 payload: payload exited 2" in lines
+    assert "1305 payload: payload exited 2" in lines
     out = jsub(grid, registry, url, "reschedule", "1")
     assert "2 failed sub-job(s) rescheduled: 2, 3" in out.stdout
     after = {j["job_id"]: j for j in wms.jobs(task_id=task_id)}

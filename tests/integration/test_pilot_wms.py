@@ -1,5 +1,5 @@
 """Pilots against a real dispatcher (`juno-wms serve` and `juno-wms agent` on a throwaway PostgreSQL database) and
-the test session's grid's Rucio: a detsim -> elecsim chain, a job over its memory (1137, retried with more memory), a
+the test session's grid's Rucio: a detsim -> elecsim chain, a job over its memory (1235, retried with more memory), a
 SIGKILLed pilot whose job comes back after its lease, and the factory starting pilots for activated jobs."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ HOG = ("import os, time; mb = int(os.environ['JUNO_MEMORY_LIMIT_MB']) + 100 if o
 
 
 def test_memory_exceeded_then_more_memory(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
-    """260 MB fits the 300 MB queues (CNAF first); the payload goes over, 1137, and the retry with 520 MB is
+    """260 MB fits the 300 MB queues (CNAF first); the payload goes over, 1235, and the retry with 520 MB is
     re-brokered to JINR (1600 MB), where it runs."""
     spec = JobSpec(key="hog", transformation="exec", memory_mb=260, walltime_s=600, args=[sys.executable, "-c", HOG])
     _, (job_id,) = wms.submit_task(f"{campaign()}-hog", "user", "alice", [spec])
@@ -116,7 +116,7 @@ def test_memory_exceeded_then_more_memory(wms: WmsClient, grid: Grid, tmp_path: 
     assert second["memory_mb"] == 520
     assert second["queue"] == "JINR"
     history = wms.job(job_id)["history"]
-    assert any("1137" in (h.get("reason") or "") for h in history), history
+    assert any("1235" in (h.get("reason") or "") for h in history), history
     assert "more than the limit" in log.read_text()
     assert run_pilot(wms, grid, "JINR", tmp_path / "w2", log, "--run-once") == 0
     assert wms.job(job_id)["state"] == "finished", log.read_text()[-3000:]
@@ -140,7 +140,7 @@ def test_sigkilled_pilot_job_comes_back(wms: WmsClient, grid: Grid, tmp_path: Pa
         os.killpg(group, signal.SIGKILL)
     back = wait_job(wms, job_id, lambda j: j["attempt"] == 2 and j["state"] == "activated", timeout=LEASE_S * 6,
                     what="requeued after its lease")
-    assert any("1300" in (h.get("reason") or "") for h in back["history"]), back["history"]
+    assert any("1201" in (h.get("reason") or "") for h in back["history"]), back["history"]
     assert run_pilot(wms, grid, "CNAF", tmp_path / "w2", log, "--run-once") == 0
     assert wms.job(job_id)["state"] == "finished", log.read_text()[-3000:]
 
@@ -156,7 +156,7 @@ def test_sigterm_fails_the_job_cleanly(wms: WmsClient, grid: Grid, tmp_path: Pat
     pilot.terminate()
     assert pilot.wait(timeout=60) == 0
     job = wms.job(job_id)
-    assert (job["state"], job["error_code"]) == ("failed", 1300), job
+    assert (job["state"], job["error_code"]) == ("failed", 1201), job
     assert "SIGTERM" in job["error_diag"]
 
 

@@ -133,7 +133,7 @@ def start_stack(grid: Grid, tmp_path: Path) -> Stack:
     config.write_text(yaml.safe_dump({
         "database_url": url, "dispatcher_url": dispatcher,
         "rucio": {"config": str(grid.home / "etc" / "clients" / "production.cfg"), "account": "production"},
-        "policies_dir": str(CHECKOUT / "etc" / "policy"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
+        "policies_dir": str(CHECKOUT / "etc" / "placement"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
         "sleep": 1,
     }))
     return Stack(database, dispatcher, config, wms_config, process)
@@ -291,7 +291,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     wms = WmsClient(stack.dispatcher_url)
     by_key = {j["key"]: j for j in wms.jobs(task_id=detsim_task)}
     for key, finish in (("detsim.000001", FinishReport(state="finished", exit_code=0)),
-                        ("detsim.000002", FinishReport(state="failed", exit_code=3, error_code=1150,
+                        ("detsim.000002", FinishReport(state="failed", exit_code=3, error_code=1305,
                                                        error_diag="detsim: geometry file missing"))):
         job = wms.job(by_key[key]["job_id"])
         assert job["state"] == "activated", job
@@ -307,7 +307,7 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     steps = _steps(report)
     assert steps["detsim"]["closed"] is True
     assert steps["detsim"]["failures"][0]["error_diag"] == "detsim: geometry file missing"
-    assert steps["detsim"]["failures"][0]["error_code"] == 1150
+    assert steps["detsim"]["failures"][0]["error_code"] == 1305
     assert rucio_py(grid, f"out = c.get_did('mc', {container + '.detsim'!r})['open']") is False
     assert steps["elecsim"]["closed"] is False
     assert "geometry file missing" in stack.prod("status", name).stdout

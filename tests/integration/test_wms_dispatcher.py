@@ -199,7 +199,7 @@ def test_memory_failure_rebrokers_to_jinr(client: WmsClient, agent: Agent) -> No
     assert first["site"] != "JINR" or first["memory_mb"] == 300
     pilot = client.get_job("p1", first["site"], first["queue"], 1, 300 if first["site"] != "JINR" else 1600, 3600)
     assert pilot is not None
-    after = client.finish(job_id, "p1", FinishReport(state="failed", error_code=1137, error_diag="RSS 350 MB"))
+    after = client.finish(job_id, "p1", FinishReport(state="failed", error_code=1235, error_diag="RSS 350 MB"))
     assert (after["state"], after["attempt"], after["memory_mb"]) == ("defined", 2, 600)
     settle(agent)
     second = client.job(job_id)
@@ -213,7 +213,7 @@ def test_memory_failure_rebrokers_to_jinr(client: WmsClient, agent: Agent) -> No
     settle(agent)
     assert client.job(job_id)["site"] == "JINR"
     assert client.get_job("p3", "JINR", "JINR", 1, 1600, 3600) is not None
-    last = client.finish(job_id, "p3", FinishReport(state="failed", error_code=1137))
+    last = client.finish(job_id, "p3", FinishReport(state="failed", error_code=1235))
     assert (last["state"], last["attempt"]) == ("failed", 3)
     assert "was the last" in last["history"][-1]["reason"]
 
@@ -229,9 +229,9 @@ def test_unbrokerable_job_fails_with_reason(client: WmsClient, agent: Agent) -> 
 def test_payload_failure_retries_at_the_same_queue(client: WmsClient, agent: Agent) -> None:
     client.submit_task("flaky", "production", "production", specs(1, site="IHEP"))
     job_id = _run_one(client, agent)
-    after = client.finish(job_id, "p1", FinishReport(state="failed", exit_code=3, error_code=1150))
+    after = client.finish(job_id, "p1", FinishReport(state="failed", exit_code=3, error_code=1305))
     assert (after["state"], after["attempt"], after["queue"]) == ("activated", 2, "IHEP")
-    assert after["error_code"] == 1150  # the last attempt's error stays visible
+    assert after["error_code"] == 1305  # the last attempt's error stays visible
 
 
 def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
@@ -246,7 +246,7 @@ def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
         time.sleep(0.2)
     assert expired == 1  # p1's job, never p2's
     job = client.job(job_id)
-    assert (job["state"], job["attempt"], job["error_code"], job["error_class"]) == ("activated", 2, 1300, "lost")
+    assert (job["state"], job["attempt"], job["error_code"], job["error_class"]) == ("activated", 2, 1201, "lost")
     with pytest.raises(WmsError) as err:
         client.heartbeat(job_id, "p1", "running")
     assert err.value.status == 409
@@ -260,7 +260,7 @@ def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
         agent.run_once()
         time.sleep(0.2)
     final = client.job(job_id)
-    assert (final["state"], final["attempt"], final["error_code"]) == ("failed", 2, 1300)  # max_attempts used up
+    assert (final["state"], final["attempt"], final["error_code"]) == ("failed", 2, 1201)  # max_attempts used up
 
 
 def test_two_agents_broker_each_job_once(client: WmsClient, config: Path) -> None:
@@ -292,7 +292,7 @@ def test_kill_job_and_task(client: WmsClient, agent: Agent) -> None:
     assert client.job(other)["state"] == "cancelled"
     assert client.job(running)["state"] == "running"
     assert client.heartbeat(running, "p1", "running") == "kill"
-    final = client.finish(running, "p1", FinishReport(state="failed", error_code=1400))
+    final = client.finish(running, "p1", FinishReport(state="failed", error_code=1144))
     assert final["state"] == "cancelled"
     with pytest.raises(WmsError) as err:
         client.kill_job(running)
@@ -320,7 +320,7 @@ def test_reassign_and_retry(client: WmsClient, agent: Agent) -> None:
     with pytest.raises(WmsError) as early:
         client.retry_job(busy)
     assert early.value.status == 409
-    client.finish(busy, "p1", FinishReport(state="failed", error_code=1400))
+    client.finish(busy, "p1", FinishReport(state="failed", error_code=1144))
     assert client.job(busy)["state"] == "failed"  # killed: no_retry
     again = client.retry_job(busy)
     assert (again["state"], again["attempt"], again["error_code"]) == ("defined", 2, None)

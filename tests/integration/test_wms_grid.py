@@ -153,7 +153,7 @@ def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, t
 
 def test_a_muon_job_at_a_low_memory_site_is_retried_at_jinr(grid: Grid, tmp_path: Path) -> None:
     """A muon-like detsim job asks for 250 MB, is brokered to a 3 GB/core site (300 MB here), exceeds it
-    (error 1137) and is retried by the rules with twice the memory, which only JINR (16 GB/core) gives."""
+    (error 1235) and is retried by the rules with twice the memory, which only JINR (16 GB/core) gives."""
     name = f"mu-grid-{uuid.uuid4().hex[:4]}"
     steering = _steering(
         tmp_path, name=name, campaign="ITwms", software="J25.1.0",
@@ -173,7 +173,7 @@ def test_a_muon_job_at_a_low_memory_site_is_retried_at_jinr(grid: Grid, tmp_path
     assert detail["attempt"] >= 2
     failed = [h for h in detail["history"] if h["state"] == "failed"]
     assert failed, detail["history"]
-    assert all("1137" in h["reason"] or "memory" in h["reason"] for h in failed), detail["history"]
+    assert all("1235" in h["reason"] or "memory" in h["reason"] for h in failed), detail["history"]
     assert detail["memory_mb"] >= 500
     first = next(h for h in detail["history"] if h["state"] == "assigned")
     assert not first["reason"].startswith("JINR"), first  # brokered first to a low-memory site
@@ -195,7 +195,7 @@ def _pilot_processes(pilot_id: str) -> list[psutil.Process]:
 @pytest.mark.slow  # waits out a job lease: about a minute
 def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
     """The pilot running a job gets SIGKILL: its payload dies with it (no orphan left in the slot), the lease
-    ends, the agent requeues the job as lost (1300) and another pilot finishes it."""
+    ends, the agent requeues the job as lost (1201) and another pilot finishes it."""
     wms = _wms(grid)
     task_id, (job_id,) = wms.submit_task(
         f"sigkill-{uuid.uuid4().hex[:6]}", "user", "alice",
@@ -219,7 +219,7 @@ def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
     assert job["attempt"] == 2
     lost = [h for h in job["history"] if h["state"] == "failed"]
     assert len(lost) == 1, job["history"]
-    assert "1300" in lost[0]["reason"] or "lost" in lost[0]["reason"], job["history"]
+    assert "1201" in lost[0]["reason"] or "lost" in lost[0]["reason"], job["history"]
     assert job["history"][-1]["state"] == "finished"
     assert wms.task(task_id)["jobs_by_state"] == {"finished": 1}
 

@@ -32,7 +32,7 @@ def test_bad_cli_arguments(args: list[str], message: str) -> None:
 def test_up_refuses_a_bad_policy_before_touching_anything(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     shutil.copytree(CHECKOUT / "etc", etc)
-    raw = etc / "policy" / "raw.yaml"
+    raw = etc / "placement" / "raw.yaml"
     raw.write_text(raw.read_text().replace("rse_expression: CNAF_DISK", "rse_expression: CNAF_DISKK", 1))
     home = tmp_path / "home"
     proc = run([JUNO_DCS, "up", "--home", str(home)], env={**os.environ, "JUNO_DCS_ETC_DIR": str(etc)}, check=False)

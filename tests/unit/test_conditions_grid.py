@@ -1,4 +1,4 @@
-"""What the launcher gets from conditions.grid: ports, command lines, configs, database URLs."""
+"""What the launcher gets from grid.conditions: ports, command lines, configs, database URLs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juno_dcs.conditions import grid
 from juno_dcs.conditions.config import ServiceConfig
 from juno_dcs.errors import ConfigError
+from juno_dcs.grid import conditions as grid
 
 
 def test_ports_follow_the_plan() -> None:

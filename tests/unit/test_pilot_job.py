@@ -113,13 +113,13 @@ def test_success_stages_in_runs_and_stages_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "code", "diag"), [
-    ([PY, "-c", "import sys; sys.stderr.write('bad input'); sys.exit(4)"], 1150, "exited with code 4: bad input"),
+    ([PY, "-c", "import sys; sys.stderr.write('bad input'); sys.exit(4)"], 1305, "exited with code 4: bad input"),
     ([PY, "-c", "import time; b = bytearray(250 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
-                "time.sleep(20)"], 1137, "more than the limit of 150 MB"),
-    (["sleep", "20"], 1152, "longer than its walltime of 1 s"),
+                "time.sleep(20)"], 1235, "more than the limit of 150 MB"),
+    (["sleep", "20"], 1213, "longer than its walltime of 1 s"),
 ])
 def test_payload_errors(tmp_path: Path, args: list[str], code: int, diag: str) -> None:
-    report, _, stager = go(tmp_path, job(args, walltime_s=1 if code == 1152 else 60), memory_mb=150)
+    report, _, stager = go(tmp_path, job(args, walltime_s=1 if code == 1213 else 60), memory_mb=150)
     assert report is not None
     assert (report.state, report.error_code) == ("failed", code)
     assert diag in report.error_diag
@@ -132,14 +132,14 @@ def test_memory_limit_is_the_slot_share_of_the_job(tmp_path: Path) -> None:
                      "time.sleep(20)"]
     report, _, _ = go(tmp_path, job(hog), cores=2, memory_mb=300)
     assert report is not None
-    assert report.error_code == 1137
+    assert report.error_code == 1235
     assert "limit of 150 MB" in report.error_diag
 
 
 def test_kill_command(tmp_path: Path) -> None:
     report, _, _ = go(tmp_path, job(["sleep", "20"]), dispatcher=FakeDispatcher(command="kill"))
     assert report is not None
-    assert (report.error_code, report.error_class) == (1400, "killed")
+    assert (report.error_code, report.error_class) == (1144, "killed")
 
 
 def test_stagein_error(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_missing_output_is_a_stageout_error(tmp_path: Path) -> None:
                                           "dataset": "mc:mc.c.t.rec"}])
     report, _, _ = go(tmp_path, description)
     assert report is not None
-    assert report.error_code == 1200
+    assert report.error_code == 1137
 
 
 def test_job_no_longer_ours_is_not_reported(tmp_path: Path) -> None:

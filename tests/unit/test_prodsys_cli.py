@@ -55,7 +55,7 @@ def test_a_bad_steering_file_is_refused_before_any_service(tmp_path: Path) -> No
 
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     config = _config(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none",
-                     dispatcher_url="http://127.0.0.1:1", policies_dir=str(Path("etc/policy").resolve()),
+                     dispatcher_url="http://127.0.0.1:1", policies_dir=str(Path("etc/placement").resolve()),
                      topology=str(Path("etc/topology.yaml").resolve()))
     result = CliRunner().invoke(main, ["--config", str(config), "status"])
     assert result.exit_code == 1

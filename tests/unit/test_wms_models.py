@@ -40,15 +40,15 @@ def test_task_refuses_duplicate_keys() -> None:
 
 
 def test_finish_report_fills_the_error_class_and_checks_it() -> None:
-    assert FinishReport(state="failed", error_code=1137).error_class == "memory"
-    assert FinishReport(state="failed", error_class="lost").error_code == 1300
+    assert FinishReport(state="failed", error_code=1235).error_class == "memory"
+    assert FinishReport(state="failed", error_class="lost").error_code == 1201
     with pytest.raises(ValidationError, match="not error_class"):
-        FinishReport(state="failed", error_code=1137, error_class="payload")
+        FinishReport(state="failed", error_code=1235, error_class="payload")
     with pytest.raises(ValidationError, match="needs error_code"):
         FinishReport(state="failed")
     with pytest.raises(ValidationError, match="no error_code"):
-        FinishReport(state="finished", error_code=1150)
-    assert set(ERROR_CODES) == {1099, 1137, 1150, 1152, 1200, 1300, 1400}
+        FinishReport(state="finished", error_code=1305)
+    assert set(ERROR_CODES) == {1099, 1235, 1305, 1213, 1137, 1201, 1144}
 
 
 def test_job_description_is_a_jobspec_with_placement() -> None:
@@ -60,12 +60,12 @@ def test_job_description_is_a_jobspec_with_placement() -> None:
 
 def test_default_retry_rules() -> None:
     rules = load_rules(CHECKOUT / "etc" / "wms-retry.yaml")
-    memory = decide(rules, 1137, "memory", 1, 3, 300)
+    memory = decide(rules, 1235, "memory", 1, 3, 300)
     assert (memory.action, memory.memory_mb) == ("retry_more_memory", 600)
-    for code in (1099, 1150, 1152, 1200, 1300):
+    for code in (1099, 1305, 1213, 1137, 1201):
         assert decide(rules, code, ERROR_CODES[code], 1, 3, 300).action == "retry"
-    assert decide(rules, 1400, "killed", 1, 3, 300).action == "no_retry"
-    last = decide(rules, 1150, "payload", 3, 3, 300)
+    assert decide(rules, 1144, "killed", 1, 3, 300).action == "no_retry"
+    last = decide(rules, 1305, "payload", 3, 3, 300)
     assert last.action == "no_retry"
     assert "was the last" in last.reason
 

@@ -4,7 +4,7 @@
     juno-dcs status  [--home DIR] [--json]          processes and service health
     juno-dcs env     [--home DIR] [--account NAME]  exports for the stock rucio CLI
     juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
-    juno-dcs policy  check | plan DID | apply DID     the data placement policy (etc/policy)
+    juno-dcs placement  check | plan DID | apply DID     the data placement policy (etc/placement)
     juno-dcs conditions create-tag | add | lock | list | show | export | import | get   condition data
 """
 
@@ -218,9 +218,9 @@ def init_ca(directory: Path | None) -> None:
     click.echo(f"{'created' if ensure_ca(target) else 'kept'} the grid CA in {target}")
 
 
-from juno_dcs.policy.cli import policy  # noqa: E402  (at the end: it looks up this module's helpers)
+from juno_dcs.placement.cli import placement  # noqa: E402  (at the end: it looks up this module's helpers)
 
-main.add_command(policy)
+main.add_command(placement)
 
 from juno_dcs.ingest.cli import ingest, raw  # noqa: E402
 

@@ -145,7 +145,7 @@ def main() -> int:
     juno_dcs(settings, "spade-sim", "--files", str(DAY_FILES), "--days", "1", "--start-date", day.isoformat(),
              "--size", str(FILE_SIZE), "--run", str(run), "--rate", "50", "--no-progress")
 
-    print("\n== the ingestor registers the files into the day's block, whose rules (etc/policy/raw.yaml) move "
+    print("\n== the ingestor registers the files into the day's block, whose rules (etc/placement/raw.yaml) move "
           "them;\n   the block closes 30 s after its last file, then the tier-1 tapes follow their disks:")
     started = time.monotonic()
     blocks: list[dict[str, Any]] = []
@@ -162,7 +162,7 @@ def main() -> int:
     juno_dcs(settings, "raw", "status", "--day", f"{day:%Y%m%d}", "--stream", "physics")
     print(
         "\nIHEP holds everything on disk and tape; CNAF and JINR a full copy each (disk for 90 days, tape for\n"
-        "ever); IN2P3 takes one day in three (docs/policy.md). The copies are HTTP third-party copies between the\n"
+        "ever); IN2P3 takes one day in three (docs/placement.md). The copies are HTTP third-party copies between the\n"
         "XRootD storage elements, driven by Rucio's conveyor through the transfer service.\n"
         f"Simulate more:         .venv/bin/juno-dcs spade-sim --home {settings.home} --files 1000 --days 3\n"
         f"Look around yourself:  eval \"$(.venv/bin/juno-dcs env --home {settings.home})\"; rucio rse list\n"

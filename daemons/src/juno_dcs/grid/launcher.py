@@ -15,7 +15,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
-from juno_dcs.grid import access, budget, conditions, database, health, kafka, monitor, pki, probes, storage, webui, wms
+from juno_dcs.grid import (
+    access,
+    budget,
+    conditions,
+    dashboard,
+    database,
+    health,
+    kafka,
+    pki,
+    probes,
+    storage,
+    webui,
+    wms,
+)
 from juno_dcs.grid.apply import apply_topology
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import (
@@ -47,7 +60,7 @@ class UpReport:
 
 
 class OpsPart(Protocol):
-    """What the operations parts of the grid (grid/probes.py, grid/monitor.py, grid/webui.py) provide."""
+    """What the operations parts of the grid (grid/probes.py, grid/dashboard.py, grid/webui.py) provide."""
 
     __name__: str
 
@@ -60,7 +73,7 @@ class OpsPart(Protocol):
     def check(self, where: Any) -> health.Health | None: ...
 
 
-OPS_PARTS: tuple[OpsPart, ...] = (probes, monitor, webui)
+OPS_PARTS: tuple[OpsPart, ...] = (probes, dashboard, webui)
 
 
 def load_valid_topology(settings: GridSettings) -> Topology:
@@ -255,11 +268,11 @@ def up(settings: GridSettings) -> UpReport:
 def grid_quotas(settings: GridSettings, topo: Topology) -> dict[str, dict[str, int]]:
     """Every account's quotas: the topology's, plus user.yaml's default for USER accounts where the topology
     sets none. The policy files are checked against the topology first: a bad policy stops `up`."""
-    from juno_dcs.policy.checks import check
-    from juno_dcs.policy.loader import PolicyError, load_policies
-    from juno_dcs.policy.quotas import default_user_quotas
+    from juno_dcs.placement.checks import check
+    from juno_dcs.placement.loader import PolicyError, load_policies
+    from juno_dcs.placement.quotas import default_user_quotas
 
-    policies = load_policies(settings.etc_dir / "policy")
+    policies = load_policies(settings.etc_dir / "placement")
     problems = check(policies, topo)
     if problems:
         raise PolicyError(problems)
@@ -469,7 +482,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
     for part in OPS_PARTS:
         part_where = part.layout(home, state)
         services = part.services(part_where)
-        # the check is reported under the part's service name (the dashboard's is `monitor`'s)
+        # the check is reported under the part's service name (the dashboard is `dashboard`)
         name = next(iter(services)) if len(services) == 1 else part.__name__.rsplit(".", 1)[-1]
         if running:
             checked = part.check(part_where)

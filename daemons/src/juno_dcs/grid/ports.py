@@ -24,9 +24,9 @@ OFFSETS: dict[str, int] = {
     "zookeeper": 32,  # its ZooKeeper
     # 33..39: free
     "conditions": 40,  # the conditions service (HTTP, read-only)
-    # 41..49: one Squid per data centre in front of it (conditions/grid.py)
+    # 41..49: one Squid per data centre in front of it (grid/conditions.py)
     "dispatcher": 50,  # the workload management's dispatcher (juno-wms serve); 51..59: free
-    "dashboard": 60,  # the operators' dashboard (juno-monitor serve)
+    "dashboard": 60,  # the operators' dashboard (juno-dashboard serve)
     "webui": 61,  # nginx with TLS: the Rucio WebUI, with /proxy and /auth to the Rucio REST API on one origin
     "webui_app": 62,  # the WebUI's own Flask application behind nginx
     # 63..69: free

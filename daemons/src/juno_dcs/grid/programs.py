@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from juno_dcs.conditions import grid as conditions
-from juno_dcs.grid import kafka, pki, storage
+from juno_dcs.grid import conditions, kafka, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.wms import WMS_SERVER_POOL, WmsLayout
 from juno_dcs.settings import GridSettings

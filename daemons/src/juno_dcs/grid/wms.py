@@ -100,7 +100,7 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
     prodsys = ProdConfig(
         database_url=db, dispatcher_url=where.dispatcher_url,
         rucio=RucioSettings(config=home.client_cfg("production"), account="production"),
-        policies_dir=(settings.etc_dir / "policy").resolve(), topology=topology, sleep=3.0,
+        policies_dir=(settings.etc_dir / "placement").resolve(), topology=topology, sleep=3.0,
     )
     return {
         where.wms_config: _dump(wms, "The dispatcher and its agent."),

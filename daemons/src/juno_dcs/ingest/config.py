@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from juno_dcs.errors import ConfigError
 from juno_dcs.ingest.kafka_config import KafkaSettings
-from juno_dcs.policy.durations import DurationError, parse_duration
+from juno_dcs.placement.durations import DurationError, parse_duration
 from juno_dcs.topology.loader import validate_located
 from juno_dcs.topology.yamlsrc import Problem, load_located, read_text
 
@@ -76,7 +76,7 @@ class IngestConfig(BaseModel):
                                "registering it; a mismatch is quarantined in the dead-letter topic.")
     verify_threads: int = Field(default=4, ge=1, le=64)
     apply_rules: bool = Field(default=True, description="Put the policy's rules on each block when it opens.")
-    policy_dir: Path | None = Field(default=None, description="etc/policy (needed when apply_rules).")
+    policy_dir: Path | None = Field(default=None, description="etc/placement (needed when apply_rules).")
     topology: Path | None = Field(default=None, description="etc/topology.yaml (needed when apply_rules).")
     close_grace: int = Field(default=6 * 3600, description="A block closes this long after its day ends (UTC).")
     close_quiet: int = Field(default=600, description="... and once nothing was attached to it for this long.")

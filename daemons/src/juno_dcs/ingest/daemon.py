@@ -344,8 +344,8 @@ def _one_line(exc: Exception) -> str:
 
 def _policy_rules(config: IngestConfig, client: Any) -> Callable[[str], bool]:
     from juno_dcs.errors import ConfigError
-    from juno_dcs.policy.applier import apply
-    from juno_dcs.policy.loader import load_policies
+    from juno_dcs.placement.applier import apply
+    from juno_dcs.placement.loader import load_policies
     from juno_dcs.topology import load_topology
 
     if config.policy_dir is None or config.topology is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from juno_dcs.policy.rse_expr import evaluate
+from juno_dcs.placement.rse_expr import evaluate
 from juno_dcs.topology import Topology
 
 Client = Any

@@ -2,9 +2,9 @@
 
     run_job(job, settings, client, stagers, stop) -> FinishReport | None
 
-Errors (docs/wms.md): 1099 stage-in, 1137 memory, 1150 payload exit code, 1152 walltime, 1200 stage-out (and the
-log), 1400 kill command. A pilot stopped by SIGTERM fails its job with 1300 `lost` (the job was lost through no
-fault of its own, so the retry rules run it again; 1400 is kept for a kill someone asked for). A job that the
+Errors (docs/wms.md): 1099 stage-in, 1235 memory, 1305 payload exit code, 1213 walltime, 1137 stage-out (and the
+log), 1144 kill command. A pilot stopped by SIGTERM fails its job with 1201 `lost` (the job was lost through no
+fault of its own, so the retry rules run it again; 1144 is kept for a kill someone asked for). A job that the
 dispatcher no longer gives this pilot (heartbeat 409) is stopped and not reported.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from juno_dcs.pilot.heartbeat import Heartbeat
-from juno_dcs.pilot.monitor import Limits, PayloadResult, run_payload
+from juno_dcs.pilot.watch import Limits, PayloadResult, run_payload
 from juno_dcs.wms.client import WmsClient, WmsError
 from juno_dcs.wms.models import (
     ERROR_KILLED,

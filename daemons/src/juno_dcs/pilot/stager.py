@@ -1,6 +1,6 @@
 """Stage-in and stage-out with Rucio, as the job's owner (like PanDA using the user's credentials).
 
-    StageError                   a file could not be moved or registered (the pilot maps it to 1099 or 1200)
+    StageError                   a file could not be moved or registered (the pilot maps it to 1099 or 1137)
     ├── StageInError
     └── StageOutError
 

@@ -11,8 +11,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from juno_dcs.policy.applier import ApplyReport, apply
-from juno_dcs.policy.loader import Policies
+from juno_dcs.placement.applier import ApplyReport, apply
+from juno_dcs.placement.loader import Policies
 from juno_dcs.topology import Topology
 
 SCOPE = "mc"

@@ -74,7 +74,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 def _manager(ctx: click.Context) -> Iterator[Any]:
     """The Manager on the configuration's database, dispatcher and Rucio; the database closed after."""
     config = load_config(ctx.obj)
-    from juno_dcs.policy.loader import load_policies
+    from juno_dcs.placement.loader import load_policies
     from juno_dcs.prodsys.catalog import RucioCatalog
     from juno_dcs.prodsys.db import Store
     from juno_dcs.prodsys.logic import Manager

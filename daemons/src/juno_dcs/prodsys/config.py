@@ -3,7 +3,7 @@
     database_url: postgresql://user@127.0.0.1:5432/db   # schema prodsys is created in it (idempotently)
     dispatcher_url: http://127.0.0.1:23050              # juno-wms serve
     rucio: {config: /home/etc/clients/production.cfg, account: production}
-    policies_dir: etc/policy
+    policies_dir: etc/placement
     topology: etc/topology.yaml
     sleep: 10                                           # seconds between the daemon's passes when idle
 
@@ -37,7 +37,7 @@ class ProdConfig(_Frozen):
     database_url: str = Field(description="PostgreSQL; the schema prodsys holds the productions.")
     dispatcher_url: str = Field(description="The dispatcher's HTTP API (juno-wms serve).")
     rucio: RucioSettings = RucioSettings()
-    policies_dir: Path = Field(default=Path("etc/policy"), description="raw/production/user.yaml.")
+    policies_dir: Path = Field(default=Path("etc/placement"), description="raw/production/user.yaml.")
     topology: Path = Field(default=Path("etc/topology.yaml"), description="The grid's topology.")
     sleep: float = Field(default=10.0, gt=0, description="Seconds the daemon sleeps after a pass with no work.")
     owner: str = Field(default="production", description="The dispatcher tasks' owner (a Rucio account).")

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.policy.durations import DurationError, parse_duration
+from juno_dcs.placement.durations import DurationError, parse_duration
 from juno_rucio_policy.naming import STEPS
 
 Step = Literal["detsim", "elecsim", "cal", "rec"]

@@ -270,7 +270,7 @@ def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | No
                   error_class: str | None) -> None:
     """Apply the kill command or the retry rules to a job whose attempt just failed (its row is locked)."""
     job_id, attempt = int(row["job_id"]), int(row["attempt"])
-    if row["command"] == "kill":  # the pilot obeyed (1400) or failed anyway: the job ends cancelled
+    if row["command"] == "kill":  # the pilot obeyed (1144) or failed anyway: the job ends cancelled
         db.update_job(conn, job_id, state=CANCELLED, command=None)
         db.add_history(conn, [(job_id, attempt, CANCELLED, "killed by command")])
         return

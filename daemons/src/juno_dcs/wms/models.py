@@ -29,19 +29,23 @@ TRANSFORMATIONS: tuple[str, ...] = ("detsim", "elecsim", "cal", "rec", "exec")
 Transformation = Literal["detsim", "elecsim", "cal", "rec", "exec"]
 TaskKind = Literal["production", "user"]
 
-# --- error codes (the pilot sets them; the retry rules match them)
+# --- error codes (the pilot sets them; the retry rules match them). Each is the PanDA pilot's code of the same
+# meaning (pilot3 pilot/common/errorcodes.py), so that operators who know PanDA read them right.
 ERROR_CODES: dict[int, str] = {
-    1099: "stagein",
-    1137: "memory",
-    1150: "payload",
-    1152: "walltime",
-    1200: "stageout",
-    1300: "lost",
-    1400: "killed",
+    1099: "stagein",  # STAGEINFAILED
+    1137: "stageout",  # STAGEOUTFAILED
+    1144: "killed",  # PANDAKILL: killed by a command to the dispatcher
+    1201: "lost",  # SIGTERM: the pilot was stopped (or went silent and its lease ended)
+    1213: "walltime",  # REACHEDMAXTIME
+    1235: "memory",  # PAYLOADEXCEEDMAXMEM
+    1305: "payload",  # PAYLOADEXECUTIONFAILURE: the payload exited non-zero
 }
 ERROR_CLASSES: dict[str, int] = {cls: code for code, cls in ERROR_CODES.items()}
-ERROR_STAGEIN, ERROR_MEMORY, ERROR_PAYLOAD, ERROR_WALLTIME = 1099, 1137, 1150, 1152
-ERROR_STAGEOUT, ERROR_LOST, ERROR_KILLED = 1200, 1300, 1400
+ERROR_STAGEIN, ERROR_MEMORY, ERROR_PAYLOAD, ERROR_WALLTIME = 1099, 1235, 1305, 1213
+ERROR_STAGEOUT, ERROR_LOST, ERROR_KILLED = 1137, 1201, 1144
+# the codes of releases before 0.2, which reused PanDA's numbers with other meanings (the dispatcher's migration
+# rewrites stored jobs with this map)
+OLD_ERROR_CODES: dict[int, int] = {1137: 1235, 1150: 1305, 1152: 1213, 1200: 1137, 1300: 1201, 1400: 1144}
 
 _DID = re.compile(r"[A-Za-z0-9_.-]{1,25}:[A-Za-z0-9_.+/-]{1,250}")
 Did = Annotated[str, StringConstraints(pattern=_DID.pattern)]  # "scope:name"

@@ -1,0 +1,112 @@
+"""The collector: every `sample_s` it samples what only exists as a current value (running jobs per site from
+the dispatcher's queues, the transfer links' snapshot, the ingestors' lag) and re-buckets the recently finished
+transfers into throughput per channel, into schema `dashboard`.
+
+Two collectors at once are safe: a sample's primary key is (series, key, slot), and a replayed write replaces
+the value of its slot (the slot is the sample time rounded down to `sample_s`; a throughput bucket's value is
+recomputed from the same finished transfers)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from juno_dcs.dashboard import aggregate, db
+from juno_dcs.dashboard.config import DashboardConfig
+from juno_dcs.dashboard.sources import DispatcherApi, RucioSource, SourceError, TransferApi
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Cycle:
+    written: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"written": self.written, "errors": self.errors}
+
+
+def read_metrics(directory: Path | None) -> list[dict[str, Any]]:
+    if directory is None:
+        return []
+    from juno_dcs.ingest.metrics import read_all
+
+    return read_all(directory, live_only=True)
+
+
+class Collector:
+    def __init__(self, config: DashboardConfig, rucio: RucioSource) -> None:
+        self.config = config
+        self.rucio = rucio
+        self.transfers = TransferApi(config.transfer_url, config.http_timeout_s)
+        self.dispatcher = DispatcherApi(config.dispatcher_url, config.http_timeout_s)
+        self.stop = threading.Event()
+        self.last: Cycle | None = None
+        self.last_at: float | None = None
+
+    def run_once(self, now: float | None = None) -> Cycle:
+        """One sample of every source; a source that fails is reported and does not stop the others."""
+        now = time.time() if now is None else now
+        slot = aggregate.slot_of(now, self.config.sample_s)
+        cycle = Cycle()
+        conn = db.connect(self.config.database_url)
+        try:
+            db.ensure_schema(conn)
+            for name, take in (("running", self._jobs), ("links", self._links), ("throughput", self._throughput),
+                               ("ingest_lag", self._ingest)):
+                try:
+                    cycle.written[name] = db.upsert(conn, take(slot, now))
+                except SourceError as exc:
+                    cycle.errors[name] = str(exc)
+                    logger.warning("collector: %s: %s", name, exc)
+            db.prune(conn, now - self.config.retention_h * 3600)
+        finally:
+            conn.close()
+        self.last, self.last_at = cycle, now
+        return cycle
+
+    def _jobs(self, slot: int, now: float) -> list[aggregate.Sample]:
+        return aggregate.job_samples(aggregate.running_per_site(self.dispatcher.queues()), slot)
+
+    def _links(self, slot: int, now: float) -> list[aggregate.Sample]:
+        sites = self.rucio.storage_elements()
+        out = []
+        for link in self.transfers.snapshot(self.config.sample_s * 3):
+            ch = aggregate.channel(str(link["source_se"]), str(link["dest_se"]), sites)
+            out += [aggregate.Sample("link_active", ch, slot, float(link.get("active") or 0)),
+                    aggregate.Sample("link_queued", ch, slot, float(link.get("queued") or 0))]
+        return _summed(out)
+
+    def _throughput(self, slot: int, now: float) -> list[aggregate.Sample]:
+        files = self.transfers.recent_files(self.config.lookback_s)
+        since = aggregate.slot_of(now - self.config.lookback_s, self.config.bucket_s) + self.config.bucket_s
+        return aggregate.throughput_samples(files, self.rucio.storage_elements(), self.config.bucket_s, since)
+
+    def _ingest(self, slot: int, now: float) -> list[aggregate.Sample]:
+        return aggregate.lag_samples(read_metrics(self.config.ingest_metrics_dir), slot)
+
+    def run(self, once: bool = False) -> Cycle:
+        """Cycle every `sample_s` until `stop` is set; once: one cycle, errors raised."""
+        while True:
+            started = time.monotonic()
+            if once:
+                return self.run_once()
+            try:
+                self.run_once()
+            except Exception:  # the database away for a moment: the next cycle tries again
+                logger.exception("collector cycle failed")
+            if self.stop.wait(max(0.0, self.config.sample_s - (time.monotonic() - started))):
+                return Cycle()
+
+
+def _summed(samples: list[aggregate.Sample]) -> list[aggregate.Sample]:
+    """Several links of one channel (disk and tape of a site): one sample, their sum."""
+    sums: dict[tuple[str, str, int], float] = {}
+    for s in samples:
+        sums[(s.series, s.key, s.slot)] = sums.get((s.series, s.key, s.slot), 0.0) + s.value
+    return [aggregate.Sample(series, key, slot, v) for (series, key, slot), v in sums.items()]

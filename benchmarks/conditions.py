@@ -12,7 +12,8 @@ the service across the link, and the jobs. The ways:
              the link)
 
 Per job (open loop): jobs arrive at `--rate` per second for `--seconds`, each loading the conditions of its run
-once: the run's lookup of 3 folders of a locked tag and their payloads (sha256 checked), 78 kB. A new run starts
+once: which payload each of 3 folders of a locked tag has for the run (direct: the service's lookup query; through
+HTTP: the tag's IOV map, one document for every run) and those payloads (sha256 checked), 78 kB. A new run starts
 every `--run-every` seconds; its first job is "cold" (at the site nothing of that run is cached: each run has its
 own energy_scale payload), the jobs that start after it finished are "warm". A job's time counts from its
 arrival, so waiting for the machine is in it. `squid_speedup` = direct warm p50 / Squid warm p50. MariaDB
@@ -22,11 +23,11 @@ At saturation (closed loop, as before): `--clients` threads in `--processes` pro
 as fast as they can, without the client's in-process cache (direct: pooled connections, at most 100).
 
 Also measured at each RTT: a cold read of a new tag at the site, the HTTP requests it makes and its time in round
-trips, the way the client does it now (the lookup, then one bundle) and the way it did before this benchmark
-was written (the lookup, then one request per payload). At the largest RTT: the site's Squid down (jobs fall
-over to the service across the link), then the link cut for `--outage-s` (jobs arriving meanwhile wait and retry
-within their deadline). One JSON object; with several RTTs a `points` list. `--plot` draws job load time
-against RTT for the three ways.
+trips, the way the client does it now (the tag's IOV map, then one bundle) and the way it did before this
+benchmark was written (the run's lookup, then one request per payload). At the largest RTT: the site's Squid
+down (jobs fall over to the service across the link), then the link cut for `--outage-s` (jobs arriving
+meanwhile wait and retry within their deadline). One JSON object; with several RTTs a `points` list. `--plot`
+draws job load time against RTT for the three ways.
 
     .venv/bin/python benchmarks/conditions.py [--rtt-ms 0 50 180] [--seconds 20] [--rate 20] [--outage-s 30]
         [--plot docs/images/conditions-rtt.png] > benchmarks/results/conditions.json
@@ -250,10 +251,10 @@ def cold_read(proxies: list[str], servers: list[str], database: CondDb, channels
               old_way: bool) -> dict[str, Any]:
     """A new tag's first read at the site: HTTP requests made, time, time in round trips."""
     tag, expected = build_tag(database, range(1000, 1001), channels, seed=secrets.randbelow(10**6))
-    client = ConditionsClient(proxies, servers, connect_timeout=5, read_timeout=60)
+    client = ConditionsClient(proxies, servers, connect_timeout=5, read_timeout=60, iov_map=not old_way)
     began = time.perf_counter()
     refs = client.refs(tag, 1000)
-    if old_way:  # the lookup, then one request per payload
+    if old_way:  # the run's lookup, then one request per payload
         data = {r.payload_hash: client.payload_bytes(r.payload_hash) for r in refs.values()}
     else:
         data = client.fetch(refs.values())
@@ -482,6 +483,7 @@ def main() -> int:
         mariadb.stop()
         shutil.rmtree(root, ignore_errors=True)
     settings = {"rate_per_s": args.rate, "seconds": args.seconds, "run_every_s": args.run_every,
+                "jobs_per_run": round(args.rate * args.run_every, 1),
                 "closed_loop": {"clients": args.clients, "reads_per_client": args.reads, "processes": args.processes},
                 "folders": 3, "channels": args.channels, "cpus": os.cpu_count()}
     aims = {"squid_speedup": ">= 20 at 180 ms (the paper saw > 10)",

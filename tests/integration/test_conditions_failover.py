@@ -39,6 +39,7 @@ def test_squid_stopped_next_proxy_then_server(stack: Stack, tmp_path: Path) -> N
 def test_server_stopped_cached_answers_still_served(stack: Stack, tmp_path: Path) -> None:
     locked, payloads = build_tag(stack.db, tmp_path)
     open_tag, _ = build_tag(stack.db, tmp_path, lock=False)
+    unseen, _ = build_tag(stack.db, tmp_path)  # never read through the Squid
     ihep = stack.squids["IHEP"]
     job = ConditionsClient([ihep.url], [stack.service.url], allow_open=True)
     warm = {t: job.conditions(t, 1500) for t in (locked, open_tag)}
@@ -49,11 +50,12 @@ def test_server_stopped_cached_answers_still_served(stack: Stack, tmp_path: Path
         fresh = ConditionsClient([ihep.url], [stack.service.url], allow_open=True, connect_timeout=1)
         assert fresh.conditions(locked, 1500) == warm[locked]  # Squid: fresh for a locked tag
         assert fresh.conditions(open_tag, 1500) == warm[open_tag]  # Squid: stale, revalidation failed
-        assert ihep.results_for(f"/v1/tags/{open_tag}/runs/1500")[-1] == "TCP_REFRESH_FAIL_OLD"
-        reply = requests.get(f"{ihep.url}/v1/tags/{open_tag}/runs/1500", timeout=5)
+        assert ihep.results_for(f"/v1/tags/{open_tag}/iovs")[-1] == "TCP_REFRESH_FAIL_OLD"
+        reply = requests.get(f"{ihep.url}/v1/tags/{open_tag}/iovs", timeout=5)
         assert "Revalidation failed" in reply.headers.get("Warning", "")
+        assert set(fresh.refs(locked, 1777)) == set(payloads)  # a new run: resolved from the map Squid holds
         with pytest.raises(ConditionsUnavailable) as caught:
-            fresh.refs(locked, 1777)  # never asked before: nobody has it
+            fresh.refs(unseen, 1500)  # never asked before: nobody has it
         assert [u for u, _ in caught.value.attempts] == [ihep.url, stack.service.url]
         assert fresh.payload_bytes(fresh.refs(locked, 1500)["pmt_gains"].payload_hash) == payloads["pmt_gains"]
     finally:
@@ -62,6 +64,7 @@ def test_server_stopped_cached_answers_still_served(stack: Stack, tmp_path: Path
 
 def test_database_down_503_and_squid_serves_stale(stack: Stack, tmp_path: Path) -> None:
     open_tag, _ = build_tag(stack.db, tmp_path, lock=False)
+    unseen, _ = build_tag(stack.db, tmp_path, lock=False)  # never read through the Squid
     ihep = stack.squids["IHEP"]
     job = ConditionsClient([ihep.url], [stack.service.url], allow_open=True)
     warm = job.refs(open_tag, 1500)
@@ -76,9 +79,9 @@ def test_database_down_503_and_squid_serves_stale(stack: Stack, tmp_path: Path) 
         time.sleep(OPEN_MAX_AGE + 0.5)
         fresh = ConditionsClient([ihep.url], [stack.service.url], allow_open=True)
         assert fresh.refs(open_tag, 1500) == warm  # stale from Squid while the service answers 503
-        assert ihep.results_for(f"/v1/tags/{open_tag}/runs/1500")[-1] == "TCP_REFRESH_FAIL_OLD"
+        assert ihep.results_for(f"/v1/tags/{open_tag}/iovs")[-1] == "TCP_REFRESH_FAIL_OLD"
         with pytest.raises(ConditionsUnavailable, match="HTTP 503"):
-            fresh.refs(open_tag, 1601)
+            fresh.refs(unseen, 1601)
     finally:
         stack.db.reconnect_reader()
     deadline = time.monotonic() + 15

@@ -57,8 +57,8 @@ def test_second_read_is_a_squid_hit(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_locked_payload_is_never_refetched(stack: Stack, tmp_path: Path) -> None:
-    """Five jobs at IHEP, each reading twice: two requests per job (the run's lookup, then its three payloads in
-    one bundle), none for the second read; the service sees each URL once."""
+    """Five jobs at IHEP, each reading twice: two requests per job (the tag's IOV map, then the run's three
+    payloads in one bundle), none for the second read; the service sees each URL once."""
     tag, payloads = build_tag(stack.db, tmp_path)
     for _ in range(5):
         client = ConditionsClient(stack.proxies("IHEP"), [stack.service.url])
@@ -67,7 +67,7 @@ def test_locked_payload_is_never_refetched(stack: Stack, tmp_path: Path) -> None
         client.conditions(tag, 1500)
         assert sum(client.stats.requests.values()) == 2  # the job's own cache
     bundle = "/v1/bundles/" + ",".join(sorted(payload_hash(data) for data in payloads.values()))
-    for path in (f"/v1/tags/{tag}/runs/1500", bundle):
+    for path in (f"/v1/tags/{tag}/iovs", bundle):
         assert stack.service.requests_for(path) == 1
         assert stack.squids["IHEP"].results_for(path)[1:] == ["TCP_MEM_HIT"] * 4
     client = ConditionsClient(stack.proxies("IHEP"), [stack.service.url])

@@ -164,7 +164,7 @@ def test_fuzz_against_own_openapi(stack: Stack) -> None:
     Squid: no 5xx, only documented status codes, answers that match their schemas."""
     api = schemathesis.openapi.from_url(f"{stack.service.url}/openapi.json")
     operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 8
     for operation in operations:
         @hypothesis.given(case=operation.as_strategy())
         @hypothesis.settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -178,6 +178,6 @@ def test_fuzz_against_own_openapi(stack: Stack) -> None:
 
 def test_openapi_lists_every_route(stack: Stack) -> None:
     paths = requests.get(f"{stack.service.url}/openapi.json", timeout=10).json()["paths"]
-    assert set(paths) == {"/health", "/v1/tags", "/v1/tags/{tag}", "/v1/tags/{tag}/runs/{run}",
+    assert set(paths) == {"/health", "/v1/tags", "/v1/tags/{tag}", "/v1/tags/{tag}/iovs", "/v1/tags/{tag}/runs/{run}",
                           "/v1/tags/{tag}/folders/{folder}/runs/{run}", "/v1/payloads/{digest}",
                           "/v1/bundles/{digests}"}

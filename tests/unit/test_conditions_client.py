@@ -47,11 +47,18 @@ class FakeSession(requests.Session):
         raise requests.ConnectionError(url)
 
 
-def service(state: str = "locked", max_age: int = 100, age: int = 0) -> Any:
+def service(state: str = "locked", max_age: int = 100, age: int = 0, maps: bool = True) -> Any:
+    """A conditions service with one folder; `maps=False` is a service older than IOV maps."""
     def answer(url: str) -> requests.Response:
         if "/v1/payloads/" in url:
             return _reply(200, DATA)
-        body = {"tag": "T", "tag_state": state, "run": 5, "payload": REF, "folders": {"energy_scale": REF}}
+        if url.endswith("/iovs") and not maps:
+            return _reply(404, b'{"detail": "Not Found"}')
+        iovs = [[REF["first_run"], REF["last_run"], REF["payload_hash"], REF["payload_size"]]]
+        body = ({"tag": "T", "tag_state": state, "folders": {"energy_scale": {"payload_type": "energy_scale",
+                                                                                "iovs": iovs}}}
+                if url.endswith("/iovs") else
+                {"tag": "T", "tag_state": state, "run": 5, "payload": REF, "folders": {"energy_scale": REF}})
         return _reply(200, json.dumps(body).encode(), **{"Cache-Control": f"public, max-age={max_age}",
                                                           "Age": str(age)})
     return answer
@@ -86,7 +93,8 @@ def test_4xx_is_the_answer() -> None:
     client = ConditionsClient(["http://squid1"], ["http://server"], session=session)
     with pytest.raises(NotFound, match="unknown global tag"):
         client.refs("T", 5)
-    assert session.calls == ["http://squid1/v1/tags/T/runs/5"]
+    # the map's 404 is not raised: the run's lookup names what is missing (a service without maps answers it)
+    assert session.calls == ["http://squid1/v1/tags/T/iovs", "http://squid1/v1/tags/T/runs/5"]
 
 
 def test_everything_down() -> None:
@@ -147,8 +155,9 @@ def _three_folders() -> tuple[dict[str, bytes], dict[str, Any]]:
     return data, refs
 
 
-def bundle_service(corrupt: bool = False, bundles: bool = True) -> Any:
-    """A service with three folders that answers bundles (hashes in the path's order), or does not know them."""
+def bundle_service(corrupt: bool = False, bundles: bool = True, maps: bool = True) -> Any:
+    """A service with three folders that answers bundles (hashes in the path's order) and IOV maps, or does not
+    know them."""
     data, refs = _three_folders()
     by_hash = {hashlib.sha256(d).hexdigest(): d for d in data.values()}
 
@@ -160,7 +169,15 @@ def bundle_service(corrupt: bool = False, bundles: bool = True) -> Any:
             return _reply(200, body[:-1] + b"!" if corrupt else body)
         if "/v1/payloads/" in url:
             return _reply(200, by_hash[url.rsplit("/", 1)[1]])
-        body = {"tag": "T", "tag_state": "locked", "run": 5, "folders": refs}
+        if url.endswith("/iovs"):
+            if not maps:
+                return _reply(404, b'{"detail": "Not Found"}')
+            folders = {name: {"payload_type": r["payload_type"],
+                              "iovs": [[r["first_run"], r["last_run"], r["payload_hash"], r["payload_size"]]]}
+                       for name, r in refs.items()}
+            body = {"tag": "T", "tag_state": "locked", "folders": folders}
+        else:
+            body = {"tag": "T", "tag_state": "locked", "run": 5, "folders": refs}
         return _reply(200, json.dumps(body).encode(), **{"Cache-Control": "public, max-age=100"})
     return answer
 
@@ -173,7 +190,7 @@ def test_a_cold_read_is_two_requests_the_payloads_in_one_sorted_bundle() -> None
     assert typed["energy_scale"] == EnergyScale(pe_per_mev=1600)
     assert typed["extra_b"] == [1, 2, 3]
     digests = sorted(hashlib.sha256(d).hexdigest() for d in data.values())
-    assert session.calls == ["http://squid1/v1/tags/T/runs/5", "http://squid1/v1/bundles/" + ",".join(digests)]
+    assert session.calls == ["http://squid1/v1/tags/T/iovs", "http://squid1/v1/bundles/" + ",".join(digests)]
     assert client.conditions("T", 5) == typed
     assert len(session.calls) == 2  # the job's own cache
     uncached = ConditionsClient(["http://squid1"], [], session=session, cache=False)
@@ -188,9 +205,52 @@ def test_a_corrupt_bundle_moves_on_and_an_old_service_gets_single_payloads() -> 
     assert typed["extra_a"] == "a"
     assert client.stats.failures == {"http://squid1": 1}
     assert session.calls[-1].startswith("http://server/v1/bundles/")
-    old = FakeSession({"http://server": bundle_service(bundles=False)})
+    old = FakeSession({"http://server": bundle_service(bundles=False, maps=False)})
     assert ConditionsClient([], ["http://server"], session=old).conditions("T", 5) == typed
-    assert [c.split("/")[4] for c in old.calls] == ["tags", "bundles", "payloads", "payloads", "payloads"]
+    assert [c.split("/", 4)[4] for c in old.calls[:2]] == ["tags/T/iovs", "tags/T/runs/5"]
+    assert [c.split("/")[4] for c in old.calls[2:]] == ["bundles", "payloads", "payloads", "payloads"]
+
+
+def map_service(iovs: list[list[Any]], status: int = 200) -> Any:
+    """A service whose one folder has the intervals `iovs` (oldest first), or whose map answers `status`."""
+    def answer(url: str) -> requests.Response:
+        if url.endswith("/iovs"):
+            if status != 200:
+                return _reply(status, b'{"detail": "global tag \'T\' has more than 3 intervals of validity"}')
+            body = {"tag": "T", "tag_state": "locked",
+                    "folders": {"energy_scale": {"payload_type": "energy_scale", "iovs": iovs}}}
+            return _reply(200, json.dumps(body).encode(), **{"Cache-Control": "public, max-age=100"})
+        run = int(url.rsplit("/", 1)[1])
+        found = [i for i in iovs if i[0] <= run <= i[1]]
+        refs = {} if not found else {"energy_scale": {**REF, "first_run": found[-1][0], "last_run": found[-1][1],
+                                                      "payload_hash": found[-1][2]}}
+        return _reply(200, json.dumps({"tag": "T", "tag_state": "locked", "run": run, "folders": refs}).encode())
+    return answer
+
+
+def test_the_iov_map_resolves_every_run_like_the_service_in_one_request() -> None:
+    """Overlapping intervals: the newest covering a run wins, as in the service's lookup; a run no interval
+    covers has no entry. Every run of the tag comes from the one map."""
+    iovs = [[0, 100, "a" * 64, 20], [50, 60, "b" * 64, 20], [55, 200, "c" * 64, 20], [300, 300, "d" * 64, 20]]
+    session = FakeSession({"http://server": map_service(iovs)})
+    client = ConditionsClient([], ["http://server"], session=session)
+    lookups = ConditionsClient([], ["http://server"], session=FakeSession({"http://server": map_service(iovs)}),
+                               iov_map=False)
+    for run in (0, 49, 50, 54, 55, 60, 61, 150, 200, 201, 299, 300, 301):
+        from_map = {f: r.payload_hash for f, r in client.refs("T", run).items()}
+        assert from_map == {f: r.payload_hash for f, r in lookups.refs("T", run).items()}, run
+    assert client.refs("T", 57)["energy_scale"].payload_hash == "c" * 64
+    assert client.refs("T", 250) == {}
+    assert session.calls == ["http://server/v1/tags/T/iovs"]
+
+
+def test_a_map_too_large_is_read_run_by_run() -> None:
+    session = FakeSession({"http://server": map_service([[0, 9, DIGEST, len(DATA)]], status=413)})
+    client = ConditionsClient([], ["http://server"], session=session)
+    assert client.refs("T", 5)["energy_scale"].payload_hash == DIGEST
+    assert client.refs("T", 6)["energy_scale"].payload_hash == DIGEST
+    assert [c.rsplit("/", 1)[1] for c in session.calls] == ["iovs", "5", "6"]  # the map is not asked again
+    assert client.stats.failures == {}  # a 413 is the service's answer, not a failed endpoint
 
 
 def test_retry_for_rides_out_an_outage() -> None:

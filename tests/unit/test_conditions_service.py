@@ -71,6 +71,30 @@ def test_open_tag_change_changes_the_etag(client: TestClient, engine: Engine) ->
     assert again.json()["folders"]["energy_scale"]["first_run"] == 5
 
 
+def test_the_iov_map_of_a_tag(client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every interval, oldest first, cached like the tag's other answers; 404 for an unknown tag; 413 (not
+    cacheable) beyond the limit, naming the per-run route."""
+    with engine.begin() as conn:
+        logic.add_payload(conn, "OPEN", FolderInfo(name="energy_scale", payload_type="energy_scale"),
+                          RunRange(first=5, last=5), b'{"pe_per_mev": 1}')
+    reply = client.get("/v1/tags/OPEN/iovs")
+    assert reply.status_code == 200
+    assert reply.headers["cache-control"] == "public, max-age=7, stale-if-error=86400"
+    assert reply.json() == {"tag": "OPEN", "tag_state": "open", "folders": {"energy_scale": {
+        "payload_type": "energy_scale",
+        "iovs": [[0, 100, payload_hash(A), len(A)], [5, 5, payload_hash(b'{"pe_per_mev": 1}'), 17]]}}}
+    locked = client.get("/v1/tags/LOCKED/iovs")
+    assert locked.headers["cache-control"].startswith("public, max-age=1000")
+    again = client.get("/v1/tags/LOCKED/iovs", headers={"If-None-Match": locked.headers["etag"]})
+    assert again.status_code == 304
+    assert client.get("/v1/tags/NOPE/iovs").status_code == 404
+    monkeypatch.setattr(logic, "MAX_MAP_IOVS", 1)
+    big = client.get("/v1/tags/OPEN/iovs")
+    assert big.status_code == 413
+    assert big.headers["cache-control"] == "no-store"
+    assert "more than 1 intervals" in big.json()["detail"] and "/runs/{run}" in big.json()["detail"]
+
+
 def test_payload_by_hash(client: TestClient) -> None:
     digest = payload_hash(A)
     reply = client.get(f"/v1/payloads/{digest}")

@@ -5,7 +5,9 @@
     everything = client.conditions("JUNO-2026-v1", run=1234)             # {folder: typed payload}
 
 A job's cold read of a run (`conditions`) is two requests, whatever the number of folders up to MAX_BUNDLE: the
-run's lookup, then every payload it names in one bundle (GET /v1/bundles/{sha256},{sha256},..., hashes sorted:
+tag's IOV map (GET /v1/tags/{tag}/iovs: every interval of every folder, one document per tag whatever the run, so
+a Squid answers every run of the tag from one cache entry and the database sees one map query per tag and max-age),
+then every payload the run needs in one bundle (GET /v1/bundles/{sha256},{sha256},..., hashes sorted:
 one URL per set, immutable, cached by Squid like a single payload); one payload alone is GET /v1/payloads/{sha256}.
 Each request tries the endpoints in order: the proxies (the local Squid first), then the servers directly.
 A connection failure, a timeout, a 5xx or a payload whose sha256 is not its name moves on to the next one,
@@ -15,12 +17,15 @@ waits (0.5 s, doubling up to 8 s) and tries them all again until S seconds have 
 a job rides out a cut link or a restarting service within its deadline instead of failing at once.
 Answers are kept in-process for the job's lifetime:
 payloads for good (immutable), lookups for their max-age (a locked tag's is long, an open tag's short).
-Only locked tags are read unless `allow_open=True` (production uses locked tags).
+Only locked tags are read unless `allow_open=True` (production uses locked tags). With `iov_map=False`, or from a
+service without maps, or for a tag with more intervals than a map carries (413), the run's lookup
+(GET /v1/tags/{tag}/runs/{run}) takes the map's place.
 
     JunoDcsError
     ├── ConditionsInputError     a malformed tag, folder or run (checked before sending), or a 400
     ├── ConditionsError
     │   ├── NotFound             404: unknown tag, folder or payload, or no interval covers the run
+    │   ├── MapTooLarge          413: the tag's IOV map is too large (the client then reads run by run)
     │   └── OpenTagRefused       the tag is open and allow_open is False
     └── ServiceError
         └── ConditionsUnavailable  every endpoint failed (transient); `attempts` lists (url, reason)
@@ -40,7 +45,7 @@ from typing import Any
 
 import requests
 
-from juno_dcs.conditions.errors import ConditionsError, ConditionsInputError, NotFound
+from juno_dcs.conditions.errors import ConditionsError, ConditionsInputError, MapTooLarge, NotFound
 from juno_dcs.conditions.models import MAX_RUN, Payload, check_hash, check_name, decode_payload
 from juno_dcs.errors import ServiceError
 
@@ -96,7 +101,7 @@ class ConditionsClient:
     def __init__(self, proxies: Sequence[str] = (), servers: Sequence[str] = (), *, connect_timeout: float = 2.0,
                  read_timeout: float = 10.0, retry_after: float = 60.0, allow_open: bool = False,
                  cache: bool = True, session: requests.Session | None = None, retry_for: float = 0.0,
-                 retry_pause: float = 0.5) -> None:
+                 retry_pause: float = 0.5, iov_map: bool = True) -> None:
         self.endpoints = [u.rstrip("/") for u in (*proxies, *servers)]
         if not self.endpoints:
             raise ConditionsInputError("the conditions client needs at least one proxy or server URL")
@@ -105,6 +110,9 @@ class ConditionsClient:
         self.retry_for = retry_for
         self.retry_pause = retry_pause
         self.allow_open = allow_open
+        self.iov_map = iov_map
+        self._no_map: set[str] = set()  # tags read run by run (no map route, or too large)
+        self._maps: dict[str, tuple[Any, dict[str, tuple[str, list[list[Any]]]]]] = {}  # tag -> (document, parsed)
         self.cache = cache
         self.session = session or requests.Session()
         self.stats = ClientStats()
@@ -165,6 +173,8 @@ class ConditionsClient:
             raise ConditionsInputError(self._detail(reply))
         if reply.status_code == 404:
             raise NotFound(self._detail(reply))
+        if reply.status_code == 413:
+            raise MapTooLarge(self._detail(reply))
         if reply.status_code != 200:
             return f"HTTP {reply.status_code}"
         problem = verify(reply.content) if verify is not None else None
@@ -201,11 +211,39 @@ class ConditionsClient:
         return run
 
     def refs(self, tag: str, run: int) -> dict[str, PayloadRef]:
-        """Every folder's payload reference for a run."""
+        """Every folder's payload reference for a run (folders with no interval covering it are absent): from the
+        tag's IOV map, or from the run's lookup where there is no map."""
         path = f"/v1/tags/{check_name(tag, 'global tag')}/runs/{self._run(run)}"
+        if self.iov_map and tag not in self._no_map:
+            try:
+                state, found = self._from_map(tag, run)
+            except (NotFound, MapTooLarge) as exc:  # an unknown tag is named again by the run's lookup
+                logger.info("conditions: no IOV map of %s (%s); reading it run by run", tag, exc)
+                self._no_map.add(tag)
+            else:
+                self._check_state(tag, state)
+                return found
         document = self._json(path)
         self._check_state(tag, document["tag_state"])
         return {name: self._ref(ref) for name, ref in document["folders"].items()}
+
+    def _from_map(self, tag: str, run: int) -> tuple[str, dict[str, PayloadRef]]:
+        """The tag's state and the run's references, resolved from its IOV map as the service resolves a lookup:
+        per folder, the newest interval that covers the run."""
+        document = self._json(f"/v1/tags/{tag}/iovs")
+        held = self._maps.get(tag)
+        if held is None or held[0] is not document:
+            held = (document, {name: (str(f["payload_type"]), f["iovs"]) for name, f in document["folders"].items()})
+            self._maps[tag] = held
+        found: dict[str, PayloadRef] = {}
+        for name in sorted(held[1]):
+            payload_type, iovs = held[1][name]
+            for first, last, digest, size in reversed(iovs):
+                if first <= run <= last:
+                    found[name] = PayloadRef(folder=name, payload_type=payload_type, first_run=int(first),
+                                             last_run=int(last), payload_hash=str(digest), payload_size=int(size))
+                    break
+        return str(document["tag_state"]), found
 
     def ref(self, tag: str, folder: str, run: int) -> PayloadRef:
         path = f"/v1/tags/{check_name(tag, 'global tag')}/folders/{check_name(folder, 'folder')}/runs/{self._run(run)}"

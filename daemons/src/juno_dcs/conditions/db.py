@@ -202,6 +202,14 @@ def tag_iovs(conn: Connection, tag_id: int) -> list[Row]:
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def iov_map(conn: Connection, tag_id: int, limit: int) -> list[Row]:
+    """At most `limit` intervals of a tag, oldest first (a later interval covering a run wins), without the
+    insertion times: what a client needs to resolve any run itself."""
+    query = (sa.select(*_iov_columns()).select_from(_iov_from())
+             .where(iovs.c.tag_id == tag_id).order_by(iovs.c.iov_id).limit(limit))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def payloads_of(conn: Connection, digests: Sequence[str]) -> dict[str, bytes]:
     if not digests:
         return {}

@@ -5,7 +5,8 @@
     │   └── ConditionsInputError   a bad name, run range, payload or import file: the message says what and where
     ├── ConditionsError            a request the data does not allow (permanent)
     │   ├── NotFound               unknown tag or folder, or no interval of validity covers the run
-    │   └── Conflict               the tag is locked, exists already with other content, a folder's type differs
+    │   ├── Conflict               the tag is locked, exists already with other content, a folder's type differs
+    │   └── MapTooLarge            the tag has more intervals than one IOV map may carry (413: read run by run)
     └── ServiceError
         └── DatabaseUnavailable    the database does not answer (transient: the service answers 503)
 """
@@ -29,6 +30,12 @@ class NotFound(ConditionsError):
 
 class Conflict(ConditionsError):
     """A write that would change something immutable (a locked tag, a folder's payload type)."""
+
+
+class MapTooLarge(ConditionsError):
+    """The tag's IOV map would be larger than the service sends in one answer."""
+
+    http_status = 413
 
 
 class DatabaseUnavailable(ServiceError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from juno_dcs.conditions import db
-from juno_dcs.conditions.errors import ConditionsInputError, Conflict, NotFound
+from juno_dcs.conditions.errors import ConditionsInputError, Conflict, MapTooLarge, NotFound
 from juno_dcs.conditions.models import (
     PAYLOAD_TYPES,
     ExportedIov,
@@ -212,6 +212,21 @@ def lookup_all(conn: Connection, tag: str, run: int) -> tuple[TagInfo, list[IovI
     """Every folder's payload for `run` in `tag` (folders without an interval covering the run are absent)."""
     row = _require_tag(conn, tag)
     return _tag_info(row), [_iov_info(r) for r in db.lookup_all(conn, int(row["tag_id"]), run)]
+
+
+MAX_MAP_IOVS = 50_000  # intervals in one IOV map (about 5 MB of JSON); a larger tag is read run by run
+
+
+def iov_map(conn: Connection, tag: str, limit: int | None = None) -> tuple[TagInfo, list[IovInfo]]:
+    """Every interval of `tag`, oldest first: the whole tag's answer to "which payload for run R" in one
+    document that does not depend on the run. MapTooLarge beyond `limit` (MAX_MAP_IOVS) intervals."""
+    limit = MAX_MAP_IOVS if limit is None else limit
+    row = _require_tag(conn, tag)
+    rows = db.iov_map(conn, int(row["tag_id"]), limit + 1)
+    if len(rows) > limit:
+        raise MapTooLarge(f"global tag {tag!r} has more than {limit} intervals of validity: read it run by run "
+                          f"(GET /v1/tags/{tag}/runs/{{run}})")
+    return _tag_info(row), [_iov_info(r) for r in rows]
 
 
 def get_payload(conn: Connection, digest: str) -> bytes:

@@ -2,10 +2,14 @@
 read-only transaction, set the caching headers (conditions.caching) and map errors to HTTP codes:
 
     400  malformed tag, folder, run or hash (the reason says which)     404  unknown tag, folder, payload, run
-    405  any method but GET                                              503  the database does not answer
+    405  any method but GET                                              413  an IOV map over MAX_MAP_IOVS
+    503  the database does not answer
 
     GET /v1/tags                                         the tags (short max-age)
     GET /v1/tags/{tag}                                   one tag with its folders
+    GET /v1/tags/{tag}/iovs                              the tag's IOV map: every interval of every folder, oldest
+                                                         first (the newest covering a run wins); one document per
+                                                         tag whatever the run, so caches answer every run from it
     GET /v1/tags/{tag}/runs/{run}                        every folder's payload reference for a run
     GET /v1/tags/{tag}/folders/{folder}/runs/{run}       one folder's payload reference for a run
     GET /v1/payloads/{sha256}                            the payload's bytes (immutable)
@@ -34,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from juno_dcs.conditions import caching, logic
 from juno_dcs.conditions.config import ServiceConfig
-from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable, NotFound
+from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable, MapTooLarge, NotFound
 from juno_dcs.conditions.models import HASH_PATTERN, MAX_RUN, NAME_PATTERN, IovInfo, TagInfo
 
 logger = logging.getLogger(__name__)
@@ -79,6 +83,17 @@ class RunAnswer(BaseModel):
     tag_state: str
     run: int
     folders: dict[str, PayloadRef]
+
+
+class FolderMap(BaseModel):
+    payload_type: str
+    iovs: list[tuple[int, int, str, int]]  # first_run, last_run, payload_hash, payload_size
+
+
+class MapAnswer(BaseModel):
+    tag: str
+    tag_state: str
+    folders: dict[str, FolderMap]
 
 
 class TagAnswer(BaseModel):
@@ -173,6 +188,10 @@ def create_app(config: ServiceConfig, engine: Engine) -> FastAPI:
     async def _bad_input(_: Request, exc: ConditionsInputError) -> JSONResponse:
         return _error(400, str(exc))
 
+    @app.exception_handler(MapTooLarge)
+    async def _too_large(_: Request, exc: MapTooLarge) -> JSONResponse:
+        return _error(413, str(exc))
+
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
         logger.warning("%s", exc)
@@ -198,6 +217,17 @@ def create_app(config: ServiceConfig, engine: Engine) -> FastAPI:
         folders = [{"name": f["name"], "payload_type": f["payload_type"], "iovs": int(f["iovs"]),
                     "first_run": f["first_run"], "last_run": f["last_run"]} for f in details.folders]
         return cached(request, _json_bytes({**_tag_json(details.tag), "folders": folders}), details.tag)
+
+    @app.get("/v1/tags/{tag}/iovs", response_model=MapAnswer, responses={
+        **ERRORS, 413: {"model": ErrorAnswer, "description": "more intervals than one map carries"}})
+    def tag_map(request: Request, tag: TagName) -> Response:
+        with reading() as conn:
+            info, found = logic.iov_map(conn, tag)
+        folders: dict[str, dict[str, Any]] = {}
+        for iov in found:
+            entry = folders.setdefault(iov.folder, {"payload_type": iov.payload_type, "iovs": []})
+            entry["iovs"].append([iov.first_run, iov.last_run, iov.payload_hash, iov.payload_size])
+        return cached(request, _json_bytes({"tag": info.name, "tag_state": info.state, "folders": folders}), info)
 
     @app.get("/v1/tags/{tag}/runs/{run}", response_model=RunAnswer, responses=ERRORS)
     def run_conditions(request: Request, tag: TagName, run: RunNumber) -> Response:

@@ -23,7 +23,8 @@ Only locked tags are read unless `allow_open=True` (production uses locked tags)
     │   ├── NotFound             404: unknown tag, folder or payload, or no interval covers the run
     │   └── OpenTagRefused       the tag is open and allow_open is False
     └── ServiceError
-        └── ConditionsUnavailable  every endpoint failed (transient); `attempts` lists (url, reason)
+        └── Unavailable
+            └── ConditionsUnavailable  every endpoint failed (transient, exit 3); `attempts` lists (url, reason)
 
 One client per thread (it holds a requests.Session).
 """
@@ -42,7 +43,7 @@ import requests
 
 from juno_dcs.conditions.errors import ConditionsError, ConditionsInputError, NotFound
 from juno_dcs.conditions.models import MAX_RUN, Payload, check_hash, check_name, decode_payload
-from juno_dcs.errors import ServiceError
+from juno_dcs.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)")
@@ -54,10 +55,8 @@ class OpenTagRefused(ConditionsError):
     """The tag is still open; production reads locked tags only."""
 
 
-class ConditionsUnavailable(ServiceError):
-    """No proxy and no server gave an answer."""
-
-    transient = True
+class ConditionsUnavailable(Unavailable):
+    """No proxy and no server gave an answer (transient: a payload exits 3, worth retrying)."""
 
     def __init__(self, message: str, attempts: list[tuple[str, str]]) -> None:
         super().__init__(message)

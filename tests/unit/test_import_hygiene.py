@@ -129,3 +129,16 @@ def test_pip_check_passes() -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=110,
                           check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_module_imports_the_juno_dcs_command_back() -> None:
+    """juno_dcs.cli imports its sub-commands at its top; none of them (nor anything else) imports it."""
+    importers = []
+    for module, path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+                     if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if module != "juno_dcs.cli" and "juno_dcs.cli" in names:
+                importers.append(f"{_where(path)}:{node.lineno}")
+    assert importers == []

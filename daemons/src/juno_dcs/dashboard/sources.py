@@ -96,11 +96,11 @@ class RucioSource:
     def client(self) -> Iterator[Any]:
         with self._lock:
             if self._client is None:
-                if self.config.rucio_config is not None:
-                    use_rucio_config(self.config.rucio_config)
-                from rucio.client import Client
-
                 try:
+                    if self.config.rucio_config is not None:
+                        use_rucio_config(self.config.rucio_config)  # a missing file: the source is not there
+                    from rucio.client import Client
+
                     self._client = Client(account=self.config.rucio_account) if self.config.rucio_account \
                         else Client()
                 except Exception as exc:  # Rucio raises many types for a server that is not there

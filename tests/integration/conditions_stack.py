@@ -26,8 +26,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from juno_dcs.conditions import db, grid, logic
+from juno_dcs.conditions import db, logic
 from juno_dcs.conditions.models import RunRange
+from juno_dcs.grid import conditions as grid
 
 BIN = Path(sys.executable).parent
 ADMIN_URL = os.environ.get("JUNO_CONDITIONS_TEST_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")

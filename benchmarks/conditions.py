@@ -69,9 +69,10 @@ from tests.integration.conditions_stack import (
     timing_offsets,
 )
 
-from juno_dcs.conditions import db, grid, logic
+from juno_dcs.conditions import db, logic
 from juno_dcs.conditions.client import ConditionsClient
 from juno_dcs.conditions.models import FolderInfo, RunRange, payload_hash
+from juno_dcs.grid import conditions as grid
 
 WAYS = ("direct", "service", "squid")
 RUNS_PER_POINT = 400  # runs with their own energy_scale payload in each point's tag

@@ -75,7 +75,7 @@ def test_topology_change_is_applied_and_bad_topology_applies_nothing(grid: Grid,
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("bob:\n    IHEP_DISK: 2 TB", "bob:\n    IHEP_DISK: 5 TB\n    NOWHERE_DISK: 1 TB"))
     proc = grid.juno_dcs("up", "--topology", str(bad), check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input
     assert "NOWHERE_DISK" in proc.stderr
     assert "nothing was applied" in proc.stderr
     env = grid.env("root")
@@ -115,7 +115,7 @@ def test_env_prints_exports_for_an_account(grid: Grid) -> None:
     assert "export RUCIO_ACCOUNT=alice" in out
     assert "clients/alice.cfg" in out
     proc = grid.juno_dcs("env", "--account", "mallory", check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input
     assert "unknown account 'mallory'" in proc.stderr
 
 

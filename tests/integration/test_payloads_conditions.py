@@ -99,11 +99,11 @@ def test_cal_errors_from_the_service(grid_conditions: GridConditions, tag: str, 
     env = {"JUNO_CONDITIONS_URLS": f"{grid_conditions.squid},{grid_conditions.server}"}
     code, _, stderr = invoke("cal", "--input", str(elec_file), "--output", out, "--tag", tag, "--run", "4000",
                              env=env)
-    assert code == 1
+    assert code == 2  # conditions the tag does not have: bad input, not worth retrying
     assert f"global tag {tag!r} has no payload for run 4000" in stderr
     code, _, stderr = invoke("cal", "--input", str(elec_file), "--output", out, "--tag", "JUNO-NO-SUCH-TAG",
                              "--run", "3500", env=env)
-    assert code == 1
+    assert code == 2
     assert "unknown global tag 'JUNO-NO-SUCH-TAG'" in stderr
     code, _, stderr = invoke("cal", "--input", str(elec_file), "--output", out, "--tag", tag, "--run", "3500",
                              env={"JUNO_CONDITIONS_URLS": "http://127.0.0.1:9,http://127.0.0.1:7"})

@@ -332,17 +332,17 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
 def test_bad_input_is_refused_with_its_reason(stack: Stack, tmp_path: Path) -> None:
     path, _ = steering(tmp_path, output_storage="IHEP_TAPE")
     proc = stack.prod("submit", str(path), check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input
     assert "output_storage: 'IHEP_TAPE' is a TAPE RSE" in proc.stderr
     path, data = steering(tmp_path, jobs="many")
     proc = stack.prod("submit", str(path), check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert f"{path}: jobs: " in proc.stderr
     path, data = steering(tmp_path)
     stack.prod("submit", str(path))
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump({**data, "events_per_job": 7}))
     proc = stack.prod("submit", str(changed), check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 1  # a conflict with the stored production
     assert "exists" in proc.stderr
     assert "no production 'nope'" in stack.prod("status", "nope", check=False).stderr

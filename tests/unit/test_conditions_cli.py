@@ -50,19 +50,20 @@ def test_build_lock_export_import(cli: tuple[CliRunner, list[str]], tmp_path: Pa
     assert "T2" in _run(cli, "show", "T2")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("add", "T1", "pmt_gains", "9-1", "{gains}", "--type", "pmt_gains"), "run range '9-1'"),
-    (("add", "T1", "newfolder", "0-1", "{gains}"), "folder 'newfolder' is new"),
-    (("add", "NOPE", "pmt_gains", "0-1", "{gains}", "--type", "pmt_gains"), "unknown global tag 'NOPE'"),
-    (("add", "T1", "energy_scale", "0-1", "{gains}", "--type", "energy_scale"), "not a valid energy_scale"),
-    (("create-tag", "bad tag"), "global tag 'bad tag'"),
-    (("lock", "T1"), "no payloads"),
+@pytest.mark.parametrize(("args", "message", "code"), [  # 2: bad input (and unknown names), 1: refused
+    (("add", "T1", "pmt_gains", "9-1", "{gains}", "--type", "pmt_gains"), "run range '9-1'", 2),
+    (("add", "T1", "newfolder", "0-1", "{gains}"), "folder 'newfolder' is new", 2),
+    (("add", "NOPE", "pmt_gains", "0-1", "{gains}", "--type", "pmt_gains"), "unknown global tag 'NOPE'", 2),
+    (("add", "T1", "energy_scale", "0-1", "{gains}", "--type", "energy_scale"), "not a valid energy_scale", 2),
+    (("create-tag", "bad tag"), "global tag 'bad tag'", 2),
+    (("lock", "T1"), "no payloads", 1),
 ])
 def test_errors_name_what_and_write_nothing(cli: tuple[CliRunner, list[str]], tmp_path: Path,
-                                            args: tuple[str, ...], message: str) -> None:
+                                            args: tuple[str, ...], message: str, code: int) -> None:
     _run(cli, "create-tag", "T1")
     before = _run(cli, "show", "T1", "--json")
-    output = _run(cli, *(a.replace("{gains}", str(_gains(tmp_path))) for a in args), code=1)
+    output = _run(cli, *(a.replace("{gains}", str(_gains(tmp_path))) for a in args), code=code)
+    assert output.startswith("juno-dcs: error: ")
     assert message in output
     assert _run(cli, "show", "T1", "--json").replace(" ", "") == before.replace(" ", "")
 
@@ -72,7 +73,7 @@ def test_bad_import_file_names_file_and_field(cli: tuple[CliRunner, list[str]], 
     bad.write_text(json.dumps({"format": "juno-conditions-tag/1", "name": "T3", "state": "open", "folders": [],
                                "iovs": [{"folder": "x", "first_run": 0, "last_run": 1, "payload": "0" * 64}],
                                "payloads": {}}))
-    output = _run(cli, "import", str(bad), code=1)
+    output = _run(cli, "import", str(bad), code=2)
     assert f"{bad}: " in output
     assert "iovs.0: folder 'x' is not in folders" in output
     assert json.loads(_run(cli, "list", "--json")) == []
@@ -81,5 +82,5 @@ def test_bad_import_file_names_file_and_field(cli: tuple[CliRunner, list[str]], 
 def test_no_database_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JUNO_CONDITIONS_DB_URL", raising=False)
     result = CliRunner().invoke(main, ["conditions", "--home", str(tmp_path), "list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "conditions-admin.yaml" in result.output

@@ -92,7 +92,8 @@ def test_the_iov_map_of_a_tag(client: TestClient, engine: Engine, monkeypatch: p
     big = client.get("/v1/tags/OPEN/iovs")
     assert big.status_code == 413
     assert big.headers["cache-control"] == "no-store"
-    assert "more than 1 intervals" in big.json()["detail"] and "/runs/{run}" in big.json()["detail"]
+    assert "more than 1 intervals" in big.json()["detail"]
+    assert "/runs/{run}" in big.json()["detail"]
 
 
 def test_payload_by_hash(client: TestClient) -> None:

@@ -132,7 +132,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text("taskName: t\nsplitter: {mode: splitByEvent}\nworkflow: {detsim: {}}\n")
     result = CliRunner().invoke(main, ["--registry", str(tmp_path), "create", str(tmp_path / "t.yaml"),
                                        "--account", "a"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad task file is bad input
     assert result.output.startswith(f"jsub: error: {tmp_path / 't.yaml'}: splitter.splitByEvent: splitByEvent needs")
 
 

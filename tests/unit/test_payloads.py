@@ -269,17 +269,17 @@ DETSIM = ["detsim", "--particle", "e-", "--energy-mev", "3", "--events", "2", "-
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
-    (["--energy-mev", "-1"], 1, "--energy-mev -1.0: expected 0 < E"),
-    (["--energy-mev", "nan"], 1, "--energy-mev nan"),
+    (["--energy-mev", "-1"], 2, "--energy-mev -1.0: expected 0 < E"),
+    (["--energy-mev", "nan"], 2, "--energy-mev nan"),
     (["--energy-mev", "three"], 2, "is not a valid float"),
-    (["--events", "0"], 1, "--events 0: expected 1 to"),
-    (["--seed", "-4"], 1, "--seed -4"),
+    (["--events", "0"], 2, "--events 0: expected 1 to"),
+    (["--seed", "-4"], 2, "--seed -4"),
     (["--particle", "pi0"], 2, "'pi0' is not one of"),
-    (["--position", "1,2"], 1, "expected center, uniform or x,y,z"),
-    (["--position", "a,b,c"], 1, "expected center, uniform or x,y,z"),
-    (["--position", "inf,0,0"], 1, "finite"),
-    (["--position", "0,0,18000"], 1, "outside the central detector"),
-    (["--muon-mb-per-event", "-5"], 1, "--muon-mb-per-event -5.0"),
+    (["--position", "1,2"], 2, "expected center, uniform or x,y,z"),
+    (["--position", "a,b,c"], 2, "expected center, uniform or x,y,z"),
+    (["--position", "inf,0,0"], 2, "finite"),
+    (["--position", "0,0,18000"], 2, "outside the central detector"),
+    (["--muon-mb-per-event", "-5"], 2, "--muon-mb-per-event -5.0"),
 ])
 def test_detsim_bad_arguments(tmp_path: Path, args: list[str], code: int, message: str) -> None:
     exit_code, stdout, stderr = invoke(*DETSIM, "--output", str(tmp_path / "s.root"), *args)
@@ -291,10 +291,10 @@ def test_detsim_bad_arguments(tmp_path: Path, args: list[str], code: int, messag
 
 def test_detsim_bad_outputs(tmp_path: Path) -> None:
     code, _, stderr = invoke(*DETSIM, "--output", str(tmp_path / "missing" / "s.root"))
-    assert code == 1
+    assert code == 2
     assert f"directory {tmp_path / 'missing'} does not exist" in stderr
     code, _, stderr = invoke(*DETSIM, "--output", str(tmp_path / "s.txt"))
-    assert code == 1
+    assert code == 2
     assert "must end with .root" in stderr
 
 
@@ -338,7 +338,7 @@ def test_steps_refuse_bad_input_files(bad_files: dict[str, Path], tmp_path: Path
     path = bad_files.get(name, tmp_path / "missing.root")
     seed = ["--seed", "1"] if step == "elecsim" else []
     code, stdout, stderr = invoke(step, "--input", str(path), "--output", str(tmp_path / "o.root"), *seed)
-    assert code == 1, stderr
+    assert code == 2, stderr
     assert message in stderr
     assert stderr.startswith(f"juno-payload {step}: error: input {path}")
     assert stdout == ""
@@ -347,17 +347,17 @@ def test_steps_refuse_bad_input_files(bad_files: dict[str, Path], tmp_path: Path
 
 def test_wrong_tree_and_wrong_detector(chain: Chain, bad_files: dict[str, Path], tmp_path: Path) -> None:
     code, _, stderr = invoke("rec", "--input", str(chain.elec), "--output", str(tmp_path / "o.root"))
-    assert code == 1
+    assert code == 2
     assert "no TTree 'calib' (trees: elec)" in stderr
     code, _, stderr = invoke("elecsim", "--input", str(bad_files["otherdet"]), "--output", str(tmp_path / "o.root"),
                              "--seed", "1")
-    assert code == 1
+    assert code == 2
     assert "made for detector model 'juno-full/9'" in stderr
     code, _, stderr = invoke("elecsim", "--input", str(bad_files["dir"]), "--output", str(tmp_path / "o.root"),
                              "--seed", "1")
     assert code == 2  # click: a directory where a file belongs
     code, _, stderr = invoke("elecsim", "--input", str(chain.sim), "--output", str(chain.sim), "--seed", "1")
-    assert code == 1
+    assert code == 2
     assert "is the input too" in stderr
 
 
@@ -365,33 +365,33 @@ def test_cal_bad_arguments(chain: Chain, tmp_path: Path) -> None:
     out = str(tmp_path / "c.root")
     code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--tag", TAG, "--run", "5", env={
         "JUNO_CONDITIONS_URLS": ""})
-    assert code == 1
+    assert code == 2
     assert "JUNO_CONDITIONS_URLS is not set" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--tag", TAG, "--run", "-5")
-    assert code == 1
+    assert code == 2
     assert "--run -5" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.sim), "--output", out, "--tag", TAG, "--run", "5")
-    assert code == 1
+    assert code == 2
     assert "no TTree 'elec' (trees: sim)" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--run", "5")
     assert code == 2
     assert "Missing option '--tag'" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--tag", "bad tag!", "--run", "5",
                              env={"JUNO_CONDITIONS_URLS": "http://127.0.0.1:9"})
-    assert code == 1
+    assert code == 2
     assert "global tag 'bad tag!'" in stderr
 
 
 def test_make_conditions_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JUNO_CONDITIONS_DB_URL", raising=False)
     code, _, stderr = invoke("make-conditions", "--tag", "T1", "--runs", "9-3", "--db", "sqlite://")
-    assert code == 1
+    assert code == 2
     assert "run range '9-3'" in stderr
     code, _, stderr = invoke("make-conditions", "--tag", "1bad", "--runs", "1-3", "--db", "sqlite://")
-    assert code == 1
+    assert code == 2
     assert "global tag '1bad'" in stderr
     code, _, stderr = invoke("make-conditions", "--tag", "T1", "--runs", "1-3", "--home", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert "no conditions database" in stderr
     code, _, stderr = invoke("make-conditions", "--tag", "T1", "--runs", "1-3", "--db", "sqlite://")
     assert code == 3  # a database error: SQLite says "no such table" as an OperationalError, like a lost server

@@ -232,8 +232,8 @@ def test_cli_check_reports_a_bad_topology_too(tmp_path: Path) -> None:
     assert "sites.IHEP.tier" in result.stderr
 
 
-def test_cli_plan_with_bad_policy_exits_1(tmp_path: Path) -> None:
+def test_cli_plan_with_bad_policy_exits_2(tmp_path: Path) -> None:
     directory = _write(tmp_path / "policy", {**SHIPPED, "user": "version: 1\n"})
     result = CliRunner().invoke(main, ["placement", "plan", "mc:mc.J25.IBD.rec", "--placement-dir", str(directory)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad policy file is bad input
     assert "missing required key 'lifetime'" in result.stderr

@@ -21,14 +21,14 @@ def _config(tmp_path: Path, **data: object) -> Path:
 def test_no_configuration_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_CONFIG, raising=False)
     result = CliRunner().invoke(main, ["status"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert "no configuration: give --config FILE or set JUNO_PROD_CONFIG" in result.output
 
 
 def test_a_bad_configuration_names_the_file_and_key(tmp_path: Path) -> None:
     path = _config(tmp_path, database_url="postgresql://x", sleep=0, colour="red")
     result = CliRunner().invoke(main, ["--config", str(path), "status"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     for phrase in (str(path), "dispatcher_url: Field required", "sleep: Input should be greater than 0",
                    "colour: Extra inputs are not permitted"):
         assert phrase in result.output, result.output
@@ -47,7 +47,7 @@ def test_a_bad_steering_file_is_refused_before_any_service(tmp_path: Path) -> No
     steering = tmp_path / "s.yaml"
     steering.write_text(yaml.safe_dump({"name": "x", "campaign": "c", "jobs": -1}))
     result = CliRunner().invoke(main, ["--config", str(config), "submit", str(steering)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert f"juno-prod: error: {steering}: " in result.output
     assert "jobs: Input should be greater than or equal to 1" in result.output
     assert "software: Field required" in result.output
@@ -58,5 +58,5 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
                      dispatcher_url="http://127.0.0.1:1", policies_dir=str(Path("etc/placement").resolve()),
                      topology=str(Path("etc/topology.yaml").resolve()))
     result = CliRunner().invoke(main, ["--config", str(config), "status"])
-    assert result.exit_code == 1
+    assert result.exit_code == 1  # a service failed
     assert "juno-prod: error: the database:" in result.output

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from juno_dcs.errors import ConfigError
 from juno_dcs.topology import Topology, TopologyError, load_topology, parse_size, parse_topology
 
 SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "topology.yaml"
@@ -306,7 +307,7 @@ def test_error_message_format() -> None:
     text = TEXT.replace("IHEP_DISK:  {site: IHEP,", "IHEP_DISK:  {site: IHPE,")
     with pytest.raises(TopologyError) as info:
         parse_topology(text, "etc/topology.yaml")
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ConfigError)  # in the project's tree: exit 2 at a command line, 400 in a route
     line = _line_of(TEXT, "IHEP_DISK:")
     assert str(info.value) == (
         f"etc/topology.yaml:{line}: rses.IHEP_DISK.site: unknown site 'IHPE' (known sites: {KNOWN_SITES})"

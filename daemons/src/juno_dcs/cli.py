@@ -10,56 +10,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
-from juno_dcs.errors import JunoDcsError
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, grid_settings, home_option, log_option
+from juno_dcs.conditions.cli import conditions
+from juno_dcs.ingest.cli import ingest, raw
+from juno_dcs.ingest.spade_cli import spade_sim
+from juno_dcs.placement.cli import placement
 from juno_dcs.settings import GridSettings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _settings(home: Path | None, base_port: int | None = None, topology: Path | None = None) -> GridSettings:
-    overrides: dict[str, Any] = {}
-    if home is not None:
-        overrides["home"] = home
-    if base_port is not None:
-        overrides["base_port"] = base_port
-    if topology is not None:
-        overrides["topology"] = topology
-    try:
-        return GridSettings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise click.UsageError(f"bad setting {where}: {first['msg']}") from exc
-
-
-def home_option(func: F) -> F:
-    return click.option(
-        "--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help="The grid's home directory (default $JUNO_DCS_HOME or ./var/grid).",
-    )(func)
-
-
-def handle_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except JunoDcsError as exc:
-            click.echo(f"juno-dcs: error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _versions() -> str:
@@ -81,7 +44,7 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
         ctx.exit(0)
 
 
-@click.group()
+@click.group(cls=KitGroup, name="juno-dcs", epilog=EXIT_CODES_EPILOG)
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
               help="Print the versions of the project's packages and of Rucio, and exit.")
@@ -98,12 +61,11 @@ def main(verbose: bool) -> None:
               help="First of the grid's 100 ports (remembered; default 23000).")
 @click.option("--topology", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Topology file (default etc/topology.yaml).")
-@handle_errors
 def up(home: Path | None, base_port: int | None, topology: Path | None) -> None:
     """Start the grid, or bring a running one in line with the topology."""
     from juno_dcs.grid.launcher import up as do_up
 
-    report = do_up(_settings(home, base_port, topology))
+    report = do_up(grid_settings(home, base_port, topology))
     click.echo(f"grid {'created' if report.created else 'updated'} in {report.home}")
     for line in report.actions:
         click.echo(f"  {line}")
@@ -117,24 +79,22 @@ def up(home: Path | None, base_port: int | None, topology: Path | None) -> None:
 @main.command()
 @home_option
 @click.option("--purge", is_flag=True, help="Also drop the grid's database and delete its home.")
-@handle_errors
 def down(home: Path | None, purge: bool) -> None:
     """Stop every process of the grid."""
     from juno_dcs.grid.launcher import down as do_down
 
-    for line in do_down(_settings(home), purge=purge):
+    for line in do_down(grid_settings(home), purge=purge):
         click.echo(line)
 
 
 @main.command()
 @home_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@handle_errors
 def status(home: Path | None, as_json: bool) -> None:
     """Show each process's state and each service's health (exit 0 healthy, 1 degraded, 3 stopped)."""
     from juno_dcs.grid.launcher import status as do_status
 
-    result = do_status(_settings(home))
+    result = do_status(grid_settings(home))
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -158,13 +118,12 @@ def status(home: Path | None, as_json: bool) -> None:
 @main.command()
 @home_option
 @click.option("--account", default="root", show_default=True, help="The Rucio account to act as.")
-@handle_errors
 def env(home: Path | None, account: str) -> None:
     """Print the exports that point the stock `rucio` CLI and client at the grid:
     eval "$(juno-dcs env --account alice)" """
     from juno_dcs.grid.launcher import env_exports
 
-    click.echo(env_exports(_settings(home), account), nl=False)
+    click.echo(env_exports(grid_settings(home), account), nl=False)
 
 
 @main.command("db-stats")
@@ -174,9 +133,8 @@ def env(home: Path | None, account: str) -> None:
               help="Seconds between passes.")
 @click.option("--mode", type=click.Choice(["auto", "always"]), default="auto", show_default=True,
               help="auto: work only while the server's autovacuum is off; always: work regardless.")
-@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
-@handle_errors
-def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, json_logs: bool) -> None:
+@log_option
+def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, log_json: bool) -> None:
     """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off."""
     import signal
     import threading
@@ -189,10 +147,10 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, json
     from juno_dcs.grid.home import GridHome
     from juno_dcs.grid.wms import database_url
 
-    grid = GridHome(_settings(home).home)
+    grid = GridHome(grid_settings(home).home)
     if not grid.exists():
         raise click.UsageError(f"no grid in {grid.root}: run `juno-dcs up` first")
-    logsetup.configure(json_logs)
+    logsetup.configure(log_json)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -209,7 +167,6 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, json
 @main.command("init-ca")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the CA lives (default var/pki in the checkout).")
-@handle_errors
 def init_ca(directory: Path | None) -> None:
     """Create the grid's local certificate authority unless it exists (run by `make setup`)."""
     from juno_dcs.grid.pki import ensure_ca
@@ -218,19 +175,8 @@ def init_ca(directory: Path | None) -> None:
     click.echo(f"{'created' if ensure_ca(target) else 'kept'} the grid CA in {target}")
 
 
-from juno_dcs.placement.cli import placement  # noqa: E402  (at the end: it looks up this module's helpers)
-
 main.add_command(placement)
-
-from juno_dcs.ingest.cli import ingest, raw  # noqa: E402
-
 main.add_command(ingest)
 main.add_command(raw)
-
-from juno_dcs.ingest.spade_cli import spade_sim  # noqa: E402
-
 main.add_command(spade_sim, "spade-sim")
-
-from juno_dcs.conditions.cli import conditions  # noqa: E402
-
 main.add_command(conditions)

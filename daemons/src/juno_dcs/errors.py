@@ -8,7 +8,15 @@
     │   └── Conflict             http 409   exit 1   the request clashes with what is stored
     ├── StillWaiting             http 202   exit 3   done what could be done; the rest is pending
     └── ServiceError             http 502   exit 1   a service did not answer or failed
-        └── ServiceTimeout       http 504   exit 1   it did not become ready in time (transient: retrying may help)
+        ├── ServiceTimeout       http 504   exit 1   it did not become ready in time (transient: retrying may help)
+        └── Unavailable          http 503   exit 3   it does not answer now (transient: retrying later may help)
+
+The project's other errors derive from these, e.g.
+TopologyError and PolicyError (ConfigError), juno_dcs.transfer.logic.NotFound (NotFound),
+juno_dcs.wms.logic.WmsLogicError, the conditions' NotFound and Conflict, DatabaseUnavailable (Unavailable).
+Errors raised inside pydantic validators (TopologyValueError, PolicyValueError, ...) also derive from ValueError,
+as pydantic requires; the policy package (juno_rucio_policy) is loaded by Rucio without juno_dcs and keeps its
+own ValueErrors.
 
 Each error carries its HTTP status (`http_status`) for the routes that return it and its exit code (`exit_code`)
 for the command lines: each service maps the tree to responses in one place, and juno_dcs.clikit maps it to exit
@@ -73,3 +81,11 @@ class ServiceTimeout(ServiceError):
 
     transient = True
     http_status = 504
+
+
+class Unavailable(ServiceError):
+    """A service (or its database) does not answer now; retrying later may help."""
+
+    transient = True
+    http_status = 503
+    exit_code = 3

@@ -9,10 +9,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from juno_dcs import errors
+
 PROBES = ("rucio", "tpc", "stuck-rules", "ingest-lag", "transfer-queues", "conditions", "dispatcher", "programs")
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.ConfigError, ValueError):  # ValueError: what juno_probes.cli catches
     """The configuration file is missing, not YAML, or not a valid ProbesConfig; the message says where."""
 
 

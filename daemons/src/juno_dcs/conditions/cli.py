@@ -17,38 +17,25 @@ or a bad file writes nothing, and the error names what is wrong and where.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, home_option, home_parameter
 from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable
 from juno_dcs.conditions.models import PAYLOAD_TYPES, PmtGains, RunRange, TimingOffsets, parse_export
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_FILE = Path("etc") / "conditions-admin.yaml"
-
-
-def _handle_errors(func: F) -> F:
-    """juno_dcs.cli.handle_errors, looked up when called (that module imports this one)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from juno_dcs.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def resolve_db_url(db_url: str | None, home: Path | None) -> str:
@@ -97,20 +84,18 @@ def _set_home(ctx: click.Context, _param: click.Parameter, value: Path | None) -
         ctx.ensure_object(dict)["home"] = value
 
 
-class _Group(click.Group):
+class _Group(KitGroup):
     """Every command also takes --home after its name, like the other juno-dcs commands."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        cmd.params.append(click.Option(["--home"], type=click.Path(file_okay=False, path_type=Path),
-                                       expose_value=False, callback=_set_home, is_eager=False,
-                                       help="The grid's home (as for the group)."))
+        cmd.params.append(home_parameter(expose_value=False, callback=_set_home, is_eager=False,
+                                         help="The grid's home (as for the group)."))
         super().add_command(cmd, name)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, epilog=EXIT_CODES_EPILOG)
 @click.option("--db", "db_url", default=None, metavar="URL", help="SQLAlchemy URL of the writer account.")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The grid's home (default $JUNO_DCS_HOME or ./var/grid), for its conditions database.")
+@home_option
 @click.pass_context
 def conditions(ctx: click.Context, db_url: str | None, home: Path | None) -> None:
     """Condition data: global tags, folders, intervals of validity, payloads."""
@@ -119,7 +104,6 @@ def conditions(ctx: click.Context, db_url: str | None, home: Path | None) -> Non
 
 @conditions.command()
 @click.pass_context
-@_handle_errors
 def init(ctx: click.Context) -> None:
     """Create the tables (idempotent; the grid does it with its admin account at `up`)."""
     from juno_dcs.conditions import db
@@ -133,7 +117,6 @@ def init(ctx: click.Context) -> None:
 @click.argument("tag")
 @click.option("--description", default="", help="What the tag is for.")
 @click.pass_context
-@_handle_errors
 def create_tag(ctx: click.Context, tag: str, description: str) -> None:
     """Create an open global tag."""
     from juno_dcs.conditions import logic
@@ -152,7 +135,6 @@ def create_tag(ctx: click.Context, tag: str, description: str) -> None:
               help="The folder's payload type (needed when the folder is new).")
 @click.option("--folder-description", default="", help="A new folder's description.")
 @click.pass_context
-@_handle_errors
 def add(ctx: click.Context, tag: str, folder: str, runs: str, file: Any, payload_type: str | None,
         folder_description: str) -> None:
     """Add FILE as FOLDER's payload for RUNS in the open TAG."""
@@ -170,7 +152,6 @@ def add(ctx: click.Context, tag: str, folder: str, runs: str, file: Any, payload
 @conditions.command()
 @click.argument("tag")
 @click.pass_context
-@_handle_errors
 def lock(ctx: click.Context, tag: str) -> None:
     """Lock TAG: it never changes again, and production may use it."""
     from juno_dcs.conditions import logic
@@ -183,7 +164,6 @@ def lock(ctx: click.Context, tag: str) -> None:
 @conditions.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-@_handle_errors
 def list_tags(ctx: click.Context, as_json: bool) -> None:
     """The global tags."""
     from juno_dcs.conditions import logic
@@ -201,7 +181,6 @@ def list_tags(ctx: click.Context, as_json: bool) -> None:
 @click.argument("tag")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-@_handle_errors
 def show(ctx: click.Context, tag: str, as_json: bool) -> None:
     """One global tag: its folders and intervals of validity."""
     from juno_dcs.conditions import logic
@@ -225,7 +204,6 @@ def show(ctx: click.Context, tag: str, as_json: bool) -> None:
 @click.argument("tag")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.pass_context
-@_handle_errors
 def export(ctx: click.Context, tag: str, file: Path) -> None:
     """Write TAG with its folders, intervals and payloads to FILE (JSON)."""
     from juno_dcs.conditions import logic
@@ -245,7 +223,6 @@ def export(ctx: click.Context, tag: str, file: Path) -> None:
 @conditions.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.pass_context
-@_handle_errors
 def import_tag(ctx: click.Context, file: Path) -> None:
     """Create the global tag of an export FILE (all or nothing)."""
     from juno_dcs.conditions import logic
@@ -266,7 +243,6 @@ def import_tag(ctx: click.Context, file: Path) -> None:
               help="A conditions server, tried after the proxies (repeatable).")
 @click.option("--allow-open", is_flag=True, help="Read an open tag too.")
 @click.option("-o", "--output", type=click.File("wb"), default=None, help="Write FOLDER's payload bytes here.")
-@_handle_errors
 def get(tag: str, run: int, folder: str | None, proxies: tuple[str, ...], servers: tuple[str, ...],
         allow_open: bool, output: Any) -> None:
     """Read the conditions of RUN in TAG through the proxies and servers (a job's view)."""

@@ -28,7 +28,8 @@ service without maps, or for a tag with more intervals than a map carries (413),
     │   ├── MapTooLarge          413: the tag's IOV map is too large (the client then reads run by run)
     │   └── OpenTagRefused       the tag is open and allow_open is False
     └── ServiceError
-        └── ConditionsUnavailable  every endpoint failed (transient); `attempts` lists (url, reason)
+        └── Unavailable
+            └── ConditionsUnavailable  every endpoint failed (transient, exit 3); `attempts` lists (url, reason)
 
 One client per thread (it holds a requests.Session).
 """
@@ -47,7 +48,7 @@ import requests
 
 from juno_dcs.conditions.errors import ConditionsError, ConditionsInputError, MapTooLarge, NotFound
 from juno_dcs.conditions.models import MAX_RUN, Payload, check_hash, check_name, decode_payload
-from juno_dcs.errors import ServiceError
+from juno_dcs.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)")
@@ -59,10 +60,8 @@ class OpenTagRefused(ConditionsError):
     """The tag is still open; production reads locked tags only."""
 
 
-class ConditionsUnavailable(ServiceError):
-    """No proxy and no server gave an answer."""
-
-    transient = True
+class ConditionsUnavailable(Unavailable):
+    """No proxy and no server gave an answer (transient: a payload exits 3, worth retrying)."""
 
     def __init__(self, message: str, attempts: list[tuple[str, str]]) -> None:
         super().__init__(message)

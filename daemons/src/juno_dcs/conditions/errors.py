@@ -4,16 +4,20 @@
     ├── ConfigError
     │   └── ConditionsInputError   a bad name, run range, payload or import file: the message says what and where
     ├── ConditionsError            a request the data does not allow (permanent)
-    │   ├── NotFound               unknown tag or folder, or no interval of validity covers the run
+    │   ├── NotFound               unknown tag or folder, or no interval of validity covers the run (404; also
+    │   │                          a juno_dcs.errors.NotFound)
     │   ├── Conflict               the tag is locked, exists already with other content, a folder's type differs
+    │   │                          (409; also a juno_dcs.errors.Conflict)
     │   └── MapTooLarge            the tag has more intervals than one IOV map may carry (413: read run by run)
     └── ServiceError
-        └── DatabaseUnavailable    the database does not answer (transient: the service answers 503)
+        └── Unavailable
+            └── DatabaseUnavailable    the database does not answer (transient: the service answers 503)
 """
 
 from __future__ import annotations
 
-from juno_dcs.errors import ConfigError, JunoDcsError, ServiceError
+from juno_dcs import errors
+from juno_dcs.errors import ConfigError, JunoDcsError, Unavailable
 
 
 class ConditionsInputError(ConfigError):
@@ -24,11 +28,11 @@ class ConditionsError(JunoDcsError):
     """A request the condition data does not allow."""
 
 
-class NotFound(ConditionsError):
+class NotFound(ConditionsError, errors.NotFound):
     """An unknown global tag, folder or payload, or a run no interval of validity covers."""
 
 
-class Conflict(ConditionsError):
+class Conflict(ConditionsError, errors.Conflict):
     """A write that would change something immutable (a locked tag, a folder's payload type)."""
 
 
@@ -38,7 +42,5 @@ class MapTooLarge(ConditionsError):
     http_status = 413
 
 
-class DatabaseUnavailable(ServiceError):
+class DatabaseUnavailable(Unavailable):
     """The conditions database did not answer; retrying later may help."""
-
-    transient = True

@@ -38,8 +38,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from juno_dcs.conditions import caching, logic
 from juno_dcs.conditions.config import ServiceConfig
-from juno_dcs.conditions.errors import ConditionsInputError, DatabaseUnavailable, MapTooLarge, NotFound
+from juno_dcs.conditions.errors import DatabaseUnavailable
 from juno_dcs.conditions.models import HASH_PATTERN, MAX_RUN, NAME_PATTERN, IovInfo, TagInfo
+from juno_dcs.errors import JunoDcsError
 
 logger = logging.getLogger(__name__)
 
@@ -180,22 +181,14 @@ def create_app(config: ServiceConfig, engine: Engine) -> FastAPI:
         headers = {"Allow": "GET"} if exc.status_code == 405 else {}
         return _error(exc.status_code, str(exc.detail), **headers)
 
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(ConditionsInputError)
-    async def _bad_input(_: Request, exc: ConditionsInputError) -> JSONResponse:
-        return _error(400, str(exc))
-
-    @app.exception_handler(MapTooLarge)
-    async def _too_large(_: Request, exc: MapTooLarge) -> JSONResponse:
-        return _error(413, str(exc))
-
-    @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    @app.exception_handler(JunoDcsError)
+    async def _tree(_: Request, exc: JunoDcsError) -> JSONResponse:
+        """The project's error tree: NotFound 404, ConditionsInputError 400, DatabaseUnavailable 503 (with
+        Retry-After: a transient error is worth asking again)."""
+        if not exc.transient:
+            return _error(exc.http_status, str(exc))
         logger.warning("%s", exc)
-        return _error(503, str(exc), **{"Retry-After": "5"})
+        return _error(exc.http_status, str(exc), **{"Retry-After": "5"})
 
     @app.get("/health", responses={503: ERRORS[503]})
     def health() -> JSONResponse:

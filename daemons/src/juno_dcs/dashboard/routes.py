@@ -1,7 +1,9 @@
 """The dashboard's HTTP API: the page, Chart.js, and one JSON endpoint per panel (docs/dashboard.md).
 
 Bad query parameters are refused with 400 or 422 and the reason; a service the panel reads that does not answer
-gives 503 with the reason (the page shows it in the panel and tries again at the next refresh)."""
+gives 503 with the reason (the page shows it in the panel and tries again at the next refresh). Errors of the
+project's tree (juno_dcs.errors: ConfigError 400, NotFound 404, SourceError 503, ...) become {"detail": ...} with
+their `http_status` in one handler, the body FastAPI gives its own HTTPExceptions."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import psycopg
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from juno_dcs.dashboard import aggregate, db, page
 from juno_dcs.dashboard.collector import read_metrics
@@ -32,6 +34,7 @@ from juno_dcs.dashboard.models import (
 )
 from juno_dcs.dashboard.service import Context
 from juno_dcs.dashboard.sources import SourceError, TransferApi
+from juno_dcs.errors import ConfigError, JunoDcsError, NotFound
 
 if TYPE_CHECKING:
     from juno_probes.store import StoredRun, TpcAttempt
@@ -48,6 +51,10 @@ def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="JUNO grid dashboard", version="1",
                   description="One page for the operators, and every panel's data as JSON. See docs/dashboard.md.")
 
+    @app.exception_handler(JunoDcsError)
+    async def _tree(_: Request, exc: JunoDcsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+
     def since_of(hours: float | None) -> float:
         return time.time() - 3600 * (hours if hours is not None else config.history_h)
 
@@ -56,7 +63,7 @@ def create_app(ctx: Context) -> FastAPI:
             try:
                 conn = db.connect(config.database_url)
             except psycopg.Error as exc:
-                raise HTTPException(503, f"the dashboard's database: {exc}") from exc
+                raise SourceError(f"the dashboard's database: {exc}") from exc
             try:
                 return db.read(conn, series, since, keys)
             except psycopg.errors.UndefinedTable:
@@ -65,10 +72,7 @@ def create_app(ctx: Context) -> FastAPI:
                 conn.close()
 
     def live(key: str, compute: Callable[[], T]) -> T:
-        try:
-            return ctx.cache.get(key, compute)
-        except SourceError as exc:
-            raise HTTPException(503, str(exc)) from exc
+        return ctx.cache.get(key, compute)  # a SourceError is answered with 503 by the handler
 
     def known(kind: str, value: str | None, allowed: list[str]) -> list[str] | None:
         if value is None:
@@ -76,7 +80,7 @@ def create_app(ctx: Context) -> FastAPI:
         wanted = [v.strip() for v in value.split(",") if v.strip()]
         unknown = [v for v in wanted if v not in allowed]
         if unknown or not wanted:
-            raise HTTPException(400, f"unknown {kind} {', '.join(unknown) or repr(value)}; known: {', '.join(allowed)}")
+            raise ConfigError(f"unknown {kind} {', '.join(unknown) or repr(value)}; known: {', '.join(allowed)}")
         return wanted
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -86,7 +90,7 @@ def create_app(ctx: Context) -> FastAPI:
     @app.get("/static/chart.umd.js", include_in_schema=False)
     def chartjs() -> FileResponse:
         if not config.chartjs.is_file():
-            raise HTTPException(404, f"Chart.js is not at {config.chartjs} (run `make setup`)")
+            raise NotFound(f"Chart.js is not at {config.chartjs} (run `make setup`)")
         return FileResponse(config.chartjs, media_type="text/javascript")
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -5,7 +5,6 @@ Every failure to reach one of them is a `SourceError` (transient: the next cycle
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -14,10 +13,11 @@ from typing import Any
 
 import requests
 
+from juno_dcs.clikit import use_rucio_config
 from juno_dcs.dashboard import aggregate
 from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.dashboard.models import BlockPanelRow
-from juno_dcs.errors import ServiceError
+from juno_dcs.errors import Unavailable
 from juno_dcs.placement.loader import Policies
 from juno_dcs.topology import Topology
 
@@ -27,10 +27,8 @@ FILE_FIELDS = "file_state,source_se,dest_se,finish_time,transferred"
 SE_MAP_TTL_S = 600.0
 
 
-class SourceError(ServiceError):
-    """A service the dashboard reads did not answer, or answered wrongly."""
-
-    transient = True
+class SourceError(Unavailable):
+    """A service the dashboard reads did not answer, or answered wrongly (the dashboard answers 503)."""
 
 
 def get_json(url: str, timeout: float, params: Mapping[str, Any] | None = None) -> Any:
@@ -98,11 +96,11 @@ class RucioSource:
     def client(self) -> Iterator[Any]:
         with self._lock:
             if self._client is None:
-                if self.config.rucio_config is not None:
-                    os.environ["RUCIO_CONFIG"] = str(self.config.rucio_config)
-                from rucio.client import Client
-
                 try:
+                    if self.config.rucio_config is not None:
+                        use_rucio_config(self.config.rucio_config)  # a missing file: the source is not there
+                    from rucio.client import Client
+
                     self._client = Client(account=self.config.rucio_account) if self.config.rucio_account \
                         else Client()
                 except Exception as exc:  # Rucio raises many types for a server that is not there

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
 import shlex
 import shutil
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
 from juno_dcs.grid import (
     access,
@@ -384,7 +384,7 @@ def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: Gr
 def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
     """A Rucio client for `account` of this grid. Rucio reads its configuration once per process,
     so one process talks to one grid."""
-    os.environ["RUCIO_CONFIG"] = str(home.client_cfg(account))
+    use_rucio_config(home.client_cfg(account))
     from rucio.client import Client
 
     url = state.ports.url("rucio")

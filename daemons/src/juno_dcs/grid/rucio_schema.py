@@ -3,7 +3,9 @@ with RUCIO_CONFIG set to the grid's rucio.cfg (Rucio reads its configuration onc
 
 from __future__ import annotations
 
-import sys
+import click
+
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitCommand
 
 
 def bootstrap() -> None:
@@ -22,14 +24,13 @@ def upgrade() -> None:
     command.upgrade(Config(config_get("alembic", "cfg")), "head")
 
 
-def main(argv: list[str]) -> int:
+@click.command("rucio_schema", cls=KitCommand, epilog=EXIT_CODES_EPILOG)
+@click.argument("action", type=click.Choice(["bootstrap", "upgrade"]))
+def main(action: str) -> None:
+    """Build (bootstrap) or upgrade Rucio's schema in the database of $RUCIO_CONFIG."""
     actions = {"bootstrap": bootstrap, "upgrade": upgrade}
-    if len(argv) != 1 or argv[0] not in actions:
-        print("usage: python -m juno_dcs.grid.rucio_schema bootstrap|upgrade", file=sys.stderr)
-        return 2
-    actions[argv[0]]()
-    return 0
+    actions[action]()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main(prog_name="python -m juno_dcs.grid.rucio_schema")

@@ -23,7 +23,11 @@ import xmlrpc.client
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import click
 from supervisor import childutils
+
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitCommand
+from juno_dcs.errors import ConfigError
 
 logger = logging.getLogger("juno_dcs.watchdog")
 
@@ -65,13 +69,14 @@ def _start_later(url: str, name: str, delay: float) -> None:
         logger.error("could not start %s again: %s", name, exc)
 
 
-def main() -> int:
+@click.command("watchdog", cls=KitCommand, epilog=EXIT_CODES_EPILOG)
+def main() -> None:
+    """The supervisor's event listener that starts FATAL programs again (events on stdin and stdout)."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = os.environ.get("JUNO_DCS_SUPERVISOR_URL")
     if not url:
-        print("watchdog: JUNO_DCS_SUPERVISOR_URL is not set", file=sys.stderr)
-        return 2
+        raise ConfigError("JUNO_DCS_SUPERVISOR_URL is not set")
     backoff = Backoff()
     while True:
         headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
@@ -91,4 +96,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m juno_dcs.grid.watchdog")

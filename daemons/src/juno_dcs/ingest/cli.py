@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -13,10 +12,10 @@ from typing import Any
 import click
 
 from juno_dcs import logsetup
-from juno_dcs.cli import _settings, handle_errors, home_option
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, grid_settings, home_option, log_option, use_rucio_config
 
 
-@click.group()
+@click.group(cls=KitGroup, epilog=EXIT_CODES_EPILOG)
 def ingest() -> None:
     """The raw-data ingestor: SPADE's messages from Kafka -> Rucio replicas in daily blocks."""
 
@@ -25,17 +24,16 @@ def ingest() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The ingestor's YAML configuration (the grid's: <home>/etc/ingest.yaml).")
 @click.option("--run-once", is_flag=True, help="Consume what is waiting, close the blocks that are due, exit.")
-@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
-@handle_errors
-def run(config_path: Path, run_once: bool, json_logs: bool) -> None:
+@log_option
+def run(config_path: Path, run_once: bool, log_json: bool) -> None:
     """Run one ingestor instance (several may run at once: they split the topic's partitions)."""
     from juno_dcs.ingest.config import load_config
     from juno_dcs.ingest.daemon import Ingestor
 
     config = load_config(config_path)
-    _logging(json_logs)
+    _logging(log_json)
     if config.rucio.config is not None:
-        os.environ["RUCIO_CONFIG"] = str(config.rucio.config)
+        use_rucio_config(config.rucio.config)
     from rucio.client import Client
 
     stop = threading.Event()
@@ -70,7 +68,7 @@ def _logging(json_logs: bool) -> None:
     logsetup.configure(json_logs, quiet=("kafka",))
 
 
-@click.group()
+@click.group(cls=KitGroup, epilog=EXIT_CODES_EPILOG)
 def raw() -> None:
     """Raw data: the daily blocks, their files and their copies per site."""
 
@@ -80,7 +78,6 @@ def raw() -> None:
 @click.option("--stream", default=None, help="Only the blocks of this stream.")
 @click.option("--day", default=None, help="Only the blocks of this day (YYYYMMDD).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of blocks.")
-@handle_errors
 def status(home: Path | None, stream: str | None, day: str | None, as_json: bool) -> None:
     """Per block: state, files, bytes, and per site the replicas and rule states (with why a rule is stuck)."""
     from juno_dcs.grid.home import GridHome
@@ -88,7 +85,7 @@ def status(home: Path | None, stream: str | None, day: str | None, as_json: bool
     from juno_dcs.ingest.metrics import read_all
     from juno_dcs.ingest.status import raw_status, summary
 
-    settings = _settings(home)
+    settings = grid_settings(home)
     grid_home = GridHome(settings.home)
     state = grid_home.load_state()
     topology = load_valid_topology(settings)

@@ -10,7 +10,6 @@ docs/ingest.md describes the options, the faults and the summary.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import os
 import signal
@@ -20,11 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from pydantic import ValidationError
 
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitCommand, grid_settings, home_option
+from juno_dcs.errors import GridStateError
 from juno_dcs.ingest.kafka_config import KafkaSettings
 from juno_dcs.ingest.spade_sim import (
     DEFAULT_MB_S,
@@ -41,7 +42,6 @@ from juno_dcs.ingest.spade_sim import (
     simulate,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_TOPIC = "spade.files"
 METADATA_WAIT_MS = 15000  # how long to wait for Kafka to know the topic
 INTERRUPTED = 130  # exit status after SIGINT/SIGTERM, as a shell reports an interrupted command
@@ -53,18 +53,6 @@ _OPTION_OF = {
     "malformed": "--malformed", "wrong_checksum": "--wrong-checksum", "missing_file": "--missing-file",
     "faults": "--malformed' / '--wrong-checksum' / '--missing-file",
 }
-
-
-def _handle_errors(func: F) -> F:
-    """juno_dcs.cli.handle_errors, looked up when called (that module imports this one)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from juno_dcs.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -95,9 +83,9 @@ def _plan_error(exc: ValidationError) -> click.BadParameter:
                               param_hint=f"'{options[-1]}'" if options else None)
 
 
-@click.command("spade-sim")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The grid's home directory (default $JUNO_DCS_HOME or ./var/grid).")
+@click.command("spade-sim", cls=KitCommand,
+               epilog=f"{EXIT_CODES_EPILOG} Interrupted (SIGINT, SIGTERM): {INTERRUPTED}, as a shell reports it.")
+@home_option
 @click.option("--files", type=click.IntRange(1, 10_000_000), default=100, show_default=True, help="Files to deliver.")
 @click.option("--days", type=click.IntRange(1, 3660), default=1, show_default=True,
               help="Spread the receiving times evenly over this many days.")
@@ -134,7 +122,6 @@ def _plan_error(exc: ValidationError) -> click.BadParameter:
               help="IHEP_DISK's URL prefix (default: the grid's IHEP_DISK, root://localhost:PORT/).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-@_handle_errors
 def spade_sim(home: Path | None, files: int, days: int, start_date: dt.datetime | None, size: int,
               rate: float | None, mbps: float | None, streams: tuple[str, ...], first_run: int, files_per_run: int,
               topic: str, seed: int, duplicate: float, malformed: float, wrong_checksum: float, missing_file: float,
@@ -215,11 +202,9 @@ class _Grid:
     """The grid this command talks to, read lazily from its home."""
 
     def __init__(self, home: Path | None) -> None:
-        from juno_dcs.cli import _settings
-        from juno_dcs.errors import GridStateError
         from juno_dcs.grid.home import GridHome
 
-        self.home = GridHome(_settings(home).home)
+        self.home = GridHome(grid_settings(home).home)
         try:
             self.state = self.home.load_state()
         except GridStateError as exc:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from juno_dcs.errors import ServiceError
+from juno_dcs.errors import ConfigError, ServiceError
 from juno_dcs.ingest.message import RAW_SCOPE, SCHEMA_VERSION, FileArrived
 from juno_rucio_policy import naming
 from juno_rucio_policy.paths import path_for
@@ -66,7 +66,7 @@ class SimError(ServiceError):
     """The simulation could not finish: a file could not be written or messages could not be published."""
 
 
-class PlanError(ValueError):
+class PlanError(ConfigError, ValueError):  # ValueError: raised in SimPlan's pydantic validators
     """A plan that does not hold together; `field` names the setting to change."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -14,19 +14,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from juno_dcs.errors import JunoDcsError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, use_rucio_config
 
 
 @dataclass(frozen=True)
@@ -36,22 +32,10 @@ class Context:
     rucio_config: Path | None
 
 
-def handle_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except JunoDcsError as exc:
-            click.echo(f"jsub: error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group()
+@click.group(cls=KitGroup, name="jsub", epilog=EXIT_CODES_EPILOG)
 @click.option("--registry", type=click.Path(file_okay=False, path_type=Path), envvar="JSUB_HOME", default=None,
               help="The local task registry (default $JSUB_HOME, else ~/.jsub).")
 @click.option("--dispatcher", envvar="JUNO_WMS_URL", default=None,
@@ -62,9 +46,9 @@ pass_ctx = click.make_pass_decorator(Context)
 def main(ctx: click.Context, registry: Path | None, dispatcher: str | None, rucio_config: Path | None) -> None:
     """JSUB-style user analysis tasks: thousands of jobs from one YAML task file."""
     from juno_dcs.jsub.registry import default_registry
-    from juno_dcs.jsub.rucio import use_config
 
-    use_config(rucio_config)
+    if rucio_config is not None and str(rucio_config) != os.environ.get("RUCIO_CONFIG"):
+        use_rucio_config(rucio_config)  # given on the command line: it must exist
     ctx.obj = Context(registry or default_registry(), dispatcher, rucio_config)
 
 
@@ -97,7 +81,6 @@ def _rucio() -> Any:
 @click.option("--account", default=None, help="Your Rucio account (default: the one of your Rucio config).")
 @click.option("--submit", "then_submit", is_flag=True, help="Submit it right away.")
 @pass_ctx
-@handle_errors
 def create(ctx: Context, task_file: Path, account: str | None, then_submit: bool) -> None:
     """Validate TASK_FILE, split it into sub-jobs and store the task (prints its id)."""
     from juno_dcs.jsub.errors import TaskFileError
@@ -150,7 +133,6 @@ def _counts(states: Any) -> str:
 @click.argument("task_id", type=int)
 @click.option("--detach", is_flag=True, help="Local backend: run the sub-jobs in the background.")
 @pass_ctx
-@handle_errors
 def submit(ctx: Context, task_id: int, detach: bool) -> None:
     """Send task TASK_ID to the dispatcher (idempotent), or run it locally."""
     _submit(ctx, _registry(ctx).load(task_id), detach)
@@ -161,7 +143,6 @@ def submit(ctx: Context, task_id: int, detach: bool) -> None:
 @click.option("--jobs", "show_jobs", is_flag=True, help="One line per sub-job.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @pass_ctx
-@handle_errors
 def status(ctx: Context, task_id: int, show_jobs: bool, as_json: bool) -> None:
     """Sub-jobs of TASK_ID by state."""
     from juno_dcs.jsub.tasks import status as do_status
@@ -186,7 +167,6 @@ def status(ctx: Context, task_id: int, show_jobs: bool, as_json: bool) -> None:
 @click.option("--subjob", "subjobs", type=int, multiple=True, help="Only this sub-job (repeatable).")
 @click.option("--detach", is_flag=True, help="Local backend: re-run in the background.")
 @pass_ctx
-@handle_errors
 def reschedule(ctx: Context, task_id: int, subjobs: tuple[int, ...], detach: bool) -> None:
     """Run the failed sub-jobs of TASK_ID again (only the failed ones)."""
     from juno_dcs.jsub.rucio import stage_in_from_config
@@ -206,7 +186,6 @@ def reschedule(ctx: Context, task_id: int, subjobs: tuple[int, ...], detach: boo
               help="Where to put the log (a directory <uid>.<subjob> is made in it).")
 @click.option("--print", "print_it", is_flag=True, help="Also print the log files.")
 @pass_ctx
-@handle_errors
 def getlog(ctx: Context, task_id: int, subjob: int, dest: Path, print_it: bool) -> None:
     """Fetch the log of sub-job SUBJOB of TASK_ID (from Rucio, or the local work directory)."""
     from juno_dcs.jsub.tasks import getlog as do_getlog
@@ -223,7 +202,6 @@ def getlog(ctx: Context, task_id: int, subjob: int, dest: Path, print_it: bool) 
 @click.argument("task_id", type=int)
 @click.option("--subjob", type=int, default=1, show_default=True)
 @pass_ctx
-@handle_errors
 def show(ctx: Context, task_id: int, subjob: int) -> None:
     """Show one sub-job of TASK_ID: its variables, script and job spec."""
     record = _registry(ctx).load(task_id)
@@ -238,7 +216,6 @@ def show(ctx: Context, task_id: int, subjob: int) -> None:
 
 @main.command("ls")
 @pass_ctx
-@handle_errors
 def ls_(ctx: Context) -> None:
     """The tasks of the registry."""
     for record in _registry(ctx).all():
@@ -251,7 +228,6 @@ def ls_(ctx: Context) -> None:
 @main.command()
 @click.argument("task_id", type=int)
 @pass_ctx
-@handle_errors
 def remove(ctx: Context, task_id: int) -> None:
     """Kill the jobs of TASK_ID and remove it from the registry (outputs in Rucio stay)."""
     from juno_dcs.jsub.tasks import remove as do_remove
@@ -269,7 +245,6 @@ def dataset() -> None:
 @dataset.command("query")
 @click.argument("did")
 @pass_ctx
-@handle_errors
 def ds_query(ctx: Context, did: str) -> None:
     """List the files of dataset DID (scope:name)."""
     from juno_dcs.jsub.rucio import list_files
@@ -285,7 +260,6 @@ def ds_query(ctx: Context, did: str) -> None:
 @click.option("--rse", default=None, help="Also keep one copy there (a replication rule).")
 @click.option("--lifetime", type=int, default=None, help="Seconds until Rucio erases it.")
 @pass_ctx
-@handle_errors
 def ds_create(ctx: Context, name: str, rse: str | None, lifetime: int | None) -> None:
     """Create dataset NAME (or user.<account>:NAME) in your scope."""
     from juno_dcs.jsub.errors import DataError
@@ -305,7 +279,6 @@ def ds_create(ctx: Context, name: str, rse: str | None, lifetime: int | None) ->
 @dataset.command("delete")
 @click.argument("did")
 @pass_ctx
-@handle_errors
 def ds_delete(ctx: Context, did: str) -> None:
     """Erase dataset DID: your rules on it go, and Rucio's undertaker erases it."""
     from juno_dcs.jsub.rucio import delete_dataset
@@ -318,7 +291,6 @@ def ds_delete(ctx: Context, did: str) -> None:
 @click.argument("dataset_did")
 @click.argument("files", nargs=-1, required=True)
 @pass_ctx
-@handle_errors
 def ds_register(ctx: Context, dataset_did: str, files: tuple[str, ...]) -> None:
     """Attach existing FILES (scope:name; name alone = the dataset's scope) to DATASET_DID."""
     from juno_dcs.jsub.rucio import attach, split_did

@@ -24,6 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
+
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitCommand
 from juno_dcs.jsub.registry import Registry, SubJobRecord, TaskRecord, now
 
 StageIn = Callable[[Sequence[str], Path], None]  # DIDs -> files named by their names in the directory
@@ -181,16 +184,18 @@ def spawn(registry: Path, task: TaskRecord, jobids: Sequence[int] | None = None)
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    registry = Registry(Path(args[0]))
-    task = registry.load(int(args[1]))
+@click.command("juno_dcs.jsub.local", cls=KitCommand, epilog=EXIT_CODES_EPILOG)
+@click.argument("registry", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("task_id", type=click.IntRange(min=0))
+@click.argument("jobids", type=click.IntRange(min=0), nargs=-1)
+def main(registry: Path, task_id: int, jobids: tuple[int, ...]) -> None:
+    """The detached runner of a local task (started by `spawn`): run TASK_ID's sub-jobs (JOBIDS, else all)."""
+    task = Registry(registry).load(task_id)
     (Path(task.work_dir or ".") / "runner.pid").write_text(str(os.getpid()))
     from juno_dcs.jsub.rucio import stage_in_from_config
 
-    run(task, [int(a) for a in args[2:]] or None, stage_in_from_config())
-    return 0
+    run(task, list(jobids) or None, stage_in_from_config())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m juno_dcs.jsub.local")

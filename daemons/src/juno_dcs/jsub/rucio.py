@@ -1,7 +1,7 @@
 """jsub's Rucio operations, through the user's own client configuration (RUCIO_CONFIG or --rucio-config).
 
-Rucio reads its configuration once per process, so `use_config` sets RUCIO_CONFIG before the first import of
-rucio.client; the functions below take the client as a parameter (tests pass their own).
+Rucio reads its configuration once per process, so `jsub` sets RUCIO_CONFIG (juno_dcs.clikit.use_rucio_config)
+before the first import of rucio.client; the functions below take the client as a parameter (tests pass their own).
 """
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ from juno_dcs.jsub.errors import DataError
 
 logger = logging.getLogger(__name__)
 Client = Any  # rucio.client.Client (untyped)
-
-
-def use_config(path: Path | None) -> None:
-    if path is not None:
-        os.environ["RUCIO_CONFIG"] = str(path)
 
 
 def config_account(path: Path | None = None) -> str | None:

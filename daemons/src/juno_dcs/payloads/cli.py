@@ -7,9 +7,14 @@
     juno-payload rec --input IN.root --output OUT.root
     juno-payload make-conditions --tag TAG --runs FIRST-LAST [--db URL | --home GRID_HOME] [--description TEXT]
 
-A step prints one JSON line on stdout ({"step", "events", "bytes", "output", "seconds", ...}) and exits 0; on
-bad input it prints `juno-payload <step>: error: <what and where>` on stderr and exits 1 (2 for a malformed
-command line, 3 when no conditions endpoint answered: worth retrying).
+A step prints one JSON line on stdout ({"step", "events", "bytes", "output", "seconds", ...}) and exits 0;
+otherwise it prints `juno-payload <step>: error: <what and where>` on stderr and exits with the kit's codes
+(juno_dcs.clikit, docs/admin.md "Exit codes"), which keep the payload's two kinds of failure apart:
+
+    2  bad input: an argument, a missing or unreadable input or output, a wrong tree, a malformed command line,
+       a tag without the run's conditions (retrying does not help; until 2026-12 a payload exited 1 for these)
+    3  transient: no conditions endpoint answered (worth retrying)
+    1  any other failure
 """
 
 from __future__ import annotations
@@ -23,34 +28,28 @@ from typing import Any, TypeVar
 
 import click
 
-from juno_dcs.errors import JunoDcsError
+from juno_dcs.clikit import KitGroup, home_option
 from juno_dcs.payloads.errors import PayloadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_INPUT = 1
-EXIT_TRANSIENT = 3
 PATH = click.Path(path_type=Path, dir_okay=False)
+EPILOG = "Exit codes: 0 done, 1 failed, 2 bad input (arguments, input files, conditions), 3 transient (retry)."
 
 
-def _errors(step: str) -> Callable[[F], F]:
-    def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return func(*args, **kwargs)
-            except JunoDcsError as exc:
-                click.echo(f"juno-payload {step}: error: {exc}", err=True)
-                sys.exit(EXIT_TRANSIENT if exc.transient else EXIT_INPUT)
-            except OSError as exc:
-                click.echo(f"juno-payload {step}: error: {exc}", err=True)
-                sys.exit(EXIT_INPUT)
+def _files(func: F) -> F:
+    """A file the step cannot read or write (OSError) is bad input, as the kit reports it."""
 
-        return wrapper  # type: ignore[return-value]
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OSError as exc:
+            raise PayloadInputError(str(exc)) from exc
 
-    return decorate
+    return wrapper  # type: ignore[return-value]
 
 
-@click.group()
+@click.group(cls=KitGroup, name="juno-payload", path_in_errors=True, epilog=EPILOG)
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done (stderr).")
 def main(verbose: bool) -> None:
     """The JUNO payloads: detsim, elecsim, cal, rec (toy detector, ROOT files via uproot)."""
@@ -68,7 +67,7 @@ def main(verbose: bool) -> None:
 @click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `sim`).")
 @click.option("--muon-mb-per-event", default=500.0, show_default=True, type=float,
               help="Memory a muon event holds while it is simulated (MB).")
-@_errors("detsim")
+@_files
 def detsim(particle: str, energy_mev: float, position: str, events: int, seed: int, output: Path,
            muon_mb_per_event: float) -> None:
     """Simulate events: particles -> photoelectron hits on the PMTs."""
@@ -83,7 +82,7 @@ def detsim(particle: str, energy_mev: float, position: str, events: int, seed: i
 @click.option("--input", "input_path", required=True, type=PATH, help="A detsim file.")
 @click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `elec`).")
 @click.option("--seed", required=True, type=int)
-@_errors("elecsim")
+@_files
 def elecsim(input_path: Path, output: Path, seed: int) -> None:
     """Electronics: hits -> per-PMT charges (ADC) and times, with gain spread, dark noise and jitter."""
     from juno_dcs.payloads import elecsim as step
@@ -96,7 +95,7 @@ def elecsim(input_path: Path, output: Path, seed: int) -> None:
 @click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `calib`).")
 @click.option("--tag", required=True, help="A locked global tag.")
 @click.option("--run", "run_number", required=True, type=int, help="The run whose conditions apply.")
-@_errors("cal")
+@_files
 def cal(input_path: Path, output: Path, tag: str, run_number: int) -> None:
     """Calibrate charges and times with the run's conditions (JUNO_CONDITIONS_URLS: proxies, then servers)."""
     from juno_dcs.payloads import cal as step
@@ -121,7 +120,7 @@ def cal(input_path: Path, output: Path, tag: str, run_number: int) -> None:
 @main.command()
 @click.option("--input", "input_path", required=True, type=PATH, help="A cal file.")
 @click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `rec`).")
-@_errors("rec")
+@_files
 def rec(input_path: Path, output: Path) -> None:
     """Reconstruct each event's energy and vertex."""
     from juno_dcs.payloads import rec as step
@@ -135,10 +134,9 @@ def rec(input_path: Path, output: Path) -> None:
 @click.option("--db", "db_url", default=None, metavar="URL",
               help="SQLAlchemy URL of the conditions writer account (default: $JUNO_CONDITIONS_DB_URL, "
                    "else the grid home's etc/conditions-admin.yaml).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The grid's home (default $JUNO_DCS_HOME or ./var/grid).")
+@home_option
 @click.option("--description", default="", help="The tag's description.")
-@_errors("make-conditions")
+@_files
 def make_conditions(tag: str, runs: str, db_url: str | None, home: Path | None, description: str) -> None:
     """Create and lock a global tag whose gains, timing offsets and energy scale match the toy detector."""
     from juno_dcs.conditions.cli import resolve_db_url

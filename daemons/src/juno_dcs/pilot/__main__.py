@@ -1,31 +1,40 @@
 """`juno-pilot run|factory`: the pilot and the pilot factory (docs/wms.md "Pilots and the pilot factory").
 
-    juno-pilot run --dispatcher URL --site S --queue Q --cores N --memory-mb M --walltime-s W --lifetime-s L \\
-                   --workdir DIR --rucio-configs DIR [--pilot-id ID] [--run-once]
-    juno-pilot factory --config FILE [--run-once]
+    juno-pilot [--log-json] run --dispatcher URL --site S --queue Q --cores N --memory-mb M --walltime-s W \\
+                   --lifetime-s L --workdir DIR --rucio-configs DIR [--pilot-id ID] [--run-once]
+    juno-pilot [--log-json] factory --config FILE [--run-once]
+
+Exit codes (the kit's, juno_dcs.clikit): 0 the pilot's life ended normally (lifetime, no work, SIGTERM); 1 it gave
+up on the dispatcher, or another failure; 2 it could not start (a bad argument, directory or configuration).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import socket
 import sys
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+import click
+
 from juno_dcs import logsetup
-from juno_dcs.errors import JunoDcsError
+from juno_dcs.clikit import KitGroup, log_option
+from juno_dcs.errors import ConfigError
 
 logger = logging.getLogger("juno_dcs.pilot")
+EPILOG = ("Exit codes: 0 the pilot's life ended normally, 1 it gave up on the dispatcher (or failed), "
+          "2 it could not start (bad input).")
+POSITIVE_INT = click.IntRange(min=0, min_open=True)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+DIRECTORY = click.Path(file_okay=False, path_type=Path)
 
 
-def _logging(json_logs: bool) -> None:
-    logsetup.configure(json_logs, quiet=("urllib3", "gfal2", "dogpile"))
+def _logging(log_json: bool) -> None:
+    logsetup.configure(log_json, quiet=("urllib3", "gfal2", "dogpile"))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -37,107 +46,87 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, _stop)
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-        return value
-    return parse
+@click.group(cls=KitGroup, name="juno-pilot", epilog=EPILOG)
+@log_option
+def main(log_json: bool) -> None:
+    """The pilot and the pilot factory."""
+    _logging(log_json)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="juno-pilot", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json-logs", action="store_true", help="log lines as JSON objects")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run jobs from the dispatcher in this slot")
-    run.add_argument("--dispatcher", required=True, help="the dispatcher's URL (juno-wms serve)")
-    run.add_argument("--site", required=True)
-    run.add_argument("--queue", required=True)
-    run.add_argument("--cores", type=_positive(int), required=True, help="cores of this slot")
-    run.add_argument("--memory-mb", type=_positive(int), required=True,
-                     help="memory of this slot (a job gets memory-mb x its cores / cores, enforced on its RSS)")
-    run.add_argument("--walltime-s", type=_positive(int), required=True, help="the slot's walltime per job")
-    run.add_argument("--lifetime-s", type=_positive(float), required=True,
-                     help="the pilot takes no job that would run past this many seconds after its start")
-    run.add_argument("--workdir", type=Path, required=True, help="one directory per job is made (and removed) here")
-    run.add_argument("--rucio-configs", type=Path, required=True, help="directory of <account>.cfg client files")
-    run.add_argument("--pilot-id", default=None, help="default: <queue>-<host>-<random>")
-    run.add_argument("--run-once", action="store_true", help="run at most one job, then exit")
-    run.add_argument("--payload-program", default=None, help="default: juno-payload next to this Python")
-    run.add_argument("--monitor-interval", type=_positive(float), default=0.5,
-                     help="seconds between two looks at the payload's memory (default 0.5)")
-    run.add_argument("--heartbeat-s", type=_positive(float), default=None,
-                     help="seconds between heartbeats (default: a third of the job's lease, at most 60)")
-    run.add_argument("--kill-grace-s", type=_positive(float), default=5.0,
-                     help="SIGTERM -> SIGKILL delay when a payload is ended for walltime, a kill or a stop")
-    run.add_argument("--keep-workdir", action="store_true", help="leave each job's directory (debugging)")
-    run.add_argument("--stage-scheme", default=None,
-                     help="the protocol for stage-in and stage-out, e.g. root (default: the RSEs' order)")
-    factory = sub.add_parser("factory", help="keep pilots running in line with the dispatcher's activated jobs")
-    factory.add_argument("--config", type=Path, required=True, help="the factory's YAML configuration")
-    factory.add_argument("--run-once", action="store_true", help="one cycle, then exit (pilots go on)")
-    return parser
-
-
-def _run(args: argparse.Namespace) -> int:
+@main.command(epilog=EPILOG)
+@click.option("--dispatcher", required=True, help="the dispatcher's URL (juno-wms serve)")
+@click.option("--site", required=True)
+@click.option("--queue", required=True)
+@click.option("--cores", type=POSITIVE_INT, required=True, help="cores of this slot")
+@click.option("--memory-mb", type=POSITIVE_INT, required=True,
+              help="memory of this slot (a job gets memory-mb x its cores / cores, enforced on its RSS)")
+@click.option("--walltime-s", type=POSITIVE_INT, required=True, help="the slot's walltime per job")
+@click.option("--lifetime-s", type=POSITIVE_FLOAT, required=True,
+              help="the pilot takes no job that would run past this many seconds after its start")
+@click.option("--workdir", type=DIRECTORY, required=True, help="one directory per job is made (and removed) here")
+@click.option("--rucio-configs", type=DIRECTORY, required=True, help="directory of <account>.cfg client files")
+@click.option("--pilot-id", default=None, help="default: <queue>-<host>-<random>")
+@click.option("--run-once", is_flag=True, help="run at most one job, then exit")
+@click.option("--payload-program", default=None, help="default: juno-payload next to this Python")
+@click.option("--monitor-interval", type=POSITIVE_FLOAT, default=0.5, show_default=True,
+              help="seconds between two looks at the payload's memory")
+@click.option("--heartbeat-s", type=POSITIVE_FLOAT, default=None,
+              help="seconds between heartbeats (default: a third of the job's lease, at most 60)")
+@click.option("--kill-grace-s", type=POSITIVE_FLOAT, default=5.0, show_default=True,
+              help="SIGTERM -> SIGKILL delay when a payload is ended for walltime, a kill or a stop")
+@click.option("--keep-workdir", is_flag=True, help="leave each job's directory (debugging)")
+@click.option("--stage-scheme", default=None,
+              help="the protocol for stage-in and stage-out, e.g. root (default: the RSEs' order)")
+def run(dispatcher: str, site: str, queue: str, cores: int, memory_mb: int, walltime_s: int, lifetime_s: float,
+        workdir: Path, rucio_configs: Path, pilot_id: str | None, run_once: bool, payload_program: str | None,
+        monitor_interval: float, heartbeat_s: float | None, kill_grace_s: float, keep_workdir: bool,
+        stage_scheme: str | None) -> None:
+    """Run jobs from the dispatcher in this slot."""
     from juno_dcs.pilot.job import PilotSettings
     from juno_dcs.pilot.pilot import Pilot
     from juno_dcs.wms.client import WmsClient
 
-    if not args.rucio_configs.is_dir():
-        print(f"juno-pilot: error: --rucio-configs {args.rucio_configs} is not a directory", file=sys.stderr)
-        return 2
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    if not rucio_configs.is_dir():
+        raise ConfigError(f"--rucio-configs {rucio_configs} is not a directory")
+    workdir.mkdir(parents=True, exist_ok=True)
     settings = PilotSettings(
-        dispatcher=args.dispatcher, site=args.site, queue=args.queue, cores=args.cores, memory_mb=args.memory_mb,
-        walltime_s=args.walltime_s, lifetime_s=args.lifetime_s, workdir=args.workdir.resolve(),
-        rucio_configs=args.rucio_configs.resolve(),
-        pilot_id=args.pilot_id or f"{args.queue}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
-        payload_program=args.payload_program or str(Path(sys.executable).parent / "juno-payload"),
-        run_once=args.run_once, poll_s=args.monitor_interval, grace_s=args.kill_grace_s,
-        heartbeat_s=args.heartbeat_s, keep_workdir=args.keep_workdir, stage_scheme=args.stage_scheme)
+        dispatcher=dispatcher, site=site, queue=queue, cores=cores, memory_mb=memory_mb,
+        walltime_s=walltime_s, lifetime_s=lifetime_s, workdir=workdir.resolve(),
+        rucio_configs=rucio_configs.resolve(),
+        pilot_id=pilot_id or f"{queue}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        payload_program=payload_program or str(Path(sys.executable).parent / "juno-payload"),
+        run_once=run_once, poll_s=monitor_interval, grace_s=kill_grace_s,
+        heartbeat_s=heartbeat_s, keep_workdir=keep_workdir, stage_scheme=stage_scheme)
     stop = threading.Event()
     _stop_on_signals(stop)
-    return Pilot(settings, WmsClient(args.dispatcher), stop).run()
+    sys.exit(Pilot(settings, WmsClient(dispatcher), stop).run())
 
 
-def _factory(args: argparse.Namespace) -> int:
+@main.command(epilog=EPILOG)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the factory's YAML configuration")
+@click.option("--run-once", is_flag=True, help="one cycle, then exit (pilots go on)")
+def factory(config_path: Path, run_once: bool) -> None:
+    """Keep pilots running in line with the dispatcher's activated jobs."""
     from juno_dcs.pilot.backend import LocalProcessBackend
     from juno_dcs.pilot.config import load_config
     from juno_dcs.pilot.factory import Factory, QueueLocks
     from juno_dcs.wms.client import WmsClient
 
-    config = load_config(args.config)
+    config = load_config(config_path)
     backend = LocalProcessBackend(config)
-    factory = Factory(config, WmsClient(config.dispatcher_url), backend,
-                      QueueLocks(config.work_root / "factory"))
-    if args.run_once:
-        started = factory.run_once()
+    pilots = Factory(config, WmsClient(config.dispatcher_url), backend, QueueLocks(config.work_root / "factory"))
+    if run_once:
+        started = pilots.run_once()
         logger.info("factory cycle: started %s", started or "nothing")
-        return 0
+        return
     stop = threading.Event()
     _stop_on_signals(stop)
     logger.info("factory: dispatcher %s, every %.0f s, pilots of %.0f s", config.dispatcher_url, config.sleep_s,
                 config.pilot_lifetime_s)
-    factory.run(stop)
+    pilots.run(stop)
     backend.close()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _logging(args.json_logs)
-    try:
-        return _run(args) if args.command == "run" else _factory(args)
-    except JunoDcsError as exc:
-        print(f"juno-pilot: error: {exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from juno_dcs.errors import JunoDcsError
 from juno_dcs.pilot.heartbeat import Heartbeat
 from juno_dcs.pilot.watch import Limits, PayloadResult, run_payload
 from juno_dcs.wms.client import WmsClient, WmsError
@@ -87,7 +88,9 @@ class Stager(Protocol):
 StagerFactory = Callable[[PilotSettings, str], Stager]  # (settings, owner) -> the owner's stager
 
 
-class JobFailure(Exception):
+class JobFailure(JunoDcsError):
+    """A job that failed in the pilot's hands: `code` is the dispatcher's error code (wms.models.ERROR_CODES)."""
+
     def __init__(self, code: int, diag: str) -> None:
         super().__init__(diag)
         self.code = code

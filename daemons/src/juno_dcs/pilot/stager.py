@@ -15,11 +15,11 @@ or a pilot that died after its upload), a dataset that exists is used, an attach
 from __future__ import annotations
 
 import logging
-import os
 import zlib
 from pathlib import Path
 from typing import Any
 
+from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import JunoDcsError
 from juno_dcs.wms.models import OutputFile
 
@@ -68,7 +68,7 @@ class RucioStager:
                  scheme: str | None = None) -> None:
         if not config_file.is_file():
             raise StageError(f"no Rucio client configuration {config_file} for this job's owner")
-        os.environ["RUCIO_CONFIG"] = str(config_file)  # before Rucio's imports: some read it at import
+        use_rucio_config(config_file)  # before Rucio's imports: some read it at import
         from rucio.common.config import clean_cached_config
 
         clean_cached_config()

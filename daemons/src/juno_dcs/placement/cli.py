@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -18,23 +17,11 @@ from typing import Any, TypeVar
 
 import click
 
+from juno_dcs.clikit import EXIT_CODES_EPILOG, EXIT_FAILED, EXIT_OK, EXIT_WAITING, KitGroup, grid_settings, home_option
 from juno_dcs.placement.durations import DurationError, format_duration, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
-STILL_WAITING = 3
 APPLY_INTERVAL = 5.0  # seconds between two applications with --wait
-
-
-def _handle_errors(func: F) -> F:
-    """juno_dcs.cli.handle_errors, looked up when called (that module imports this one)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from juno_dcs.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _common(func: F) -> F:
@@ -42,8 +29,7 @@ def _common(func: F) -> F:
                         help="Topology file (default etc/topology.yaml).")(func)
     func = click.option("--placement-dir", "policy_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Directory of raw.yaml, production.yaml and user.yaml (default etc/placement).")(func)
-    return click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="The grid's home directory (default $JUNO_DCS_HOME or ./var/grid).")(func)
+    return home_option(func)
 
 
 def _plan_options(func: F) -> F:
@@ -57,11 +43,10 @@ def _plan_options(func: F) -> F:
 
 
 def _inputs(home: Path | None, policy_dir: Path | None, topology: Path | None) -> tuple[Any, Any, Any]:
-    from juno_dcs.cli import _settings
     from juno_dcs.grid.launcher import load_valid_topology
     from juno_dcs.placement.loader import load_policies
 
-    settings = _settings(home, topology=topology)
+    settings = grid_settings(home, topology=topology)
     return settings, load_policies(policy_dir or settings.etc_dir / "placement"), load_valid_topology(settings)
 
 
@@ -72,23 +57,21 @@ def _lifetime(text: str | None) -> int | None:
         raise click.BadParameter(exc.reason, param_hint="'--lifetime'") from None
 
 
-@click.group()
+@click.group(cls=KitGroup, epilog=EXIT_CODES_EPILOG)
 def placement() -> None:
     """The data placement policy (etc/placement): check it, plan a DID's rules, apply them to the grid."""
 
 
 @placement.command()
 @_common
-@_handle_errors
 def check(home: Path | None, policy_dir: Path | None, topology: Path | None) -> None:
     """Validate the policy files against the topology (exit 0 when valid, 1 with the problems)."""
-    from juno_dcs.cli import _settings
     from juno_dcs.placement.checks import advice
     from juno_dcs.placement.checks import check as check_policies
     from juno_dcs.placement.loader import POLICY_FILES, PolicyError, load_policies
     from juno_dcs.topology import TopologyError, load_topology
 
-    settings = _settings(home, topology=topology)
+    settings = grid_settings(home, topology=topology)
     problems: list[Any] = []
     policies = topo = None
     try:
@@ -107,14 +90,13 @@ def check(home: Path | None, policy_dir: Path | None, topology: Path | None) -> 
         click.echo(str(problem), err=True)
     if problems or policies is None:
         click.echo(f"policy NOT valid: {len(problems)} problem(s)", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
     click.echo(f"policy OK: {len(POLICY_FILES)} files, {policies.template_count} rule templates")
 
 
 @placement.command()
 @_plan_options
 @_common
-@_handle_errors
 def plan(did: str, as_json: bool, destinations: tuple[str, ...], lifetime: str | None, rse_expression: str | None,
          home: Path | None, policy_dir: Path | None, topology: Path | None) -> None:
     """Show the rules the policy gives DID (no grid needed)."""
@@ -147,7 +129,6 @@ def plan(did: str, as_json: bool, destinations: tuple[str, ...], lifetime: str |
 @_common
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="Keep applying every few seconds until nothing waits or SECONDS have passed.")
-@_handle_errors
 def apply(did: str, as_json: bool, destinations: tuple[str, ...], lifetime: str | None, rse_expression: str | None,
           home: Path | None, policy_dir: Path | None, topology: Path | None, wait_seconds: float) -> None:
     """Create DID's missing rules in the running grid (exit 0 when all exist, 3 when some still wait)."""
@@ -183,7 +164,7 @@ def apply(did: str, as_json: bool, destinations: tuple[str, ...], lifetime: str 
             break
         time.sleep(min(APPLY_INTERVAL, remaining))
     _show_report(report, as_json)
-    sys.exit(0 if report.done else STILL_WAITING)
+    sys.exit(EXIT_OK if report.done else EXIT_WAITING)
 
 
 def _show_report(report: Any, as_json: bool) -> None:

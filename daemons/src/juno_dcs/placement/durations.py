@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from juno_dcs.errors import ConfigError
+
 SECONDS: dict[str, int] = {
     "s": 1, "sec": 1, "second": 1, "seconds": 1,
     "min": 60, "minute": 60, "minutes": 60,
@@ -19,7 +21,7 @@ _DURATION = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[A-Za-z]*)")
 _UNIT_LIST = "s, min, h, days, weeks"
 
 
-class DurationError(ValueError):
+class DurationError(ConfigError, ValueError):  # ValueError: also raised in pydantic validators
     """A value that is not a duration; `reason` says why without repeating the value."""
 
     def __init__(self, value: object, reason: str) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from juno_dcs.errors import ConfigError
 from juno_dcs.placement.activities import activity_problem
 from juno_dcs.placement.durations import DurationError, parse_duration
 from juno_dcs.placement.rse_expr import RSEExpressionError, parse
@@ -96,7 +97,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-class PolicyValueError(ValueError):
+class PolicyValueError(ConfigError, ValueError):  # ValueError: raised in a pydantic validator
     """Cross-reference problems found by a model's validator, each with the path of the value at fault."""
 
     def __init__(self, problems: list[PathProblem]) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+from juno_dcs.errors import ConfigError
 from juno_dcs.topology import Topology
 
 AttrValue = str | int | bool
@@ -37,7 +38,7 @@ _ATTRIBUTE = re.compile(r"(?P<key>[A-Za-z0-9._-]+)(?P<op>!=|[=<>])(?P<value>[A-Z
 _OPERATORS = {"&": "intersection", "|": "union", "\\": "difference"}
 
 
-class RSEExpressionError(ValueError):
+class RSEExpressionError(ConfigError, ValueError):  # ValueError: also raised in pydantic validators
     """An expression that is not valid Rucio syntax (`position` is 0-based) or names unknown RSEs/attributes."""
 
     def __init__(self, expression: str, reason: str, position: int | None = None) -> None:

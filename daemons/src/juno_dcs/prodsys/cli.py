@@ -1,7 +1,7 @@
 """`juno-prod`: the production manager.
 
     juno-prod [--config FILE] submit STEERING.yaml        store the production, make its DIDs and detsim jobs
-    juno-prod [--config FILE] run [--run-once] [--sleep-time S] [--json-logs]   the daemon (later steps, closing)
+    juno-prod [--config FILE] run [--run-once] [--sleep-time S] [--log-json]   the daemon (later steps, closing)
     juno-prod [--config FILE] status [ID|NAME] [--json]   per step: jobs by state, files, bytes, failures
     juno-prod [--config FILE] extend ID --jobs N          N more detsim jobs (and so more of every step)
     juno-prod [--config FILE] pause ID | resume ID        stop / restart creating jobs
@@ -12,53 +12,27 @@ The configuration is --config FILE or $JUNO_PROD_CONFIG (juno_dcs.prodsys.config
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from juno_dcs import logsetup
-from juno_dcs.errors import JunoDcsError
+from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, log_option, use_rucio_config
+from juno_dcs.errors import ServiceError
 from juno_dcs.prodsys.config import ProdConfig, load_config
 
-F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
 
 
-def _errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import psycopg
-        from rucio.common.exception import RucioException
-
-        from juno_dcs.topology import TopologyError
-
-        try:
-            return func(*args, **kwargs)
-        except (JunoDcsError, TopologyError) as exc:
-            click.echo(f"juno-prod: error: {exc}", err=True)
-            sys.exit(1)
-        except psycopg.OperationalError as exc:
-            click.echo(f"juno-prod: error: the database: {' '.join(str(exc).split())}", err=True)
-            sys.exit(1)
-        except RucioException as exc:
-            click.echo(f"juno-prod: error: Rucio: {' '.join(str(exc).split())}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@click.group()
+@click.group(cls=KitGroup, name="juno-prod", epilog=EXIT_CODES_EPILOG)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The production manager's YAML configuration (default $JUNO_PROD_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
@@ -72,7 +46,22 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 @contextmanager
 def _manager(ctx: click.Context) -> Iterator[Any]:
-    """The Manager on the configuration's database, dispatcher and Rucio; the database closed after."""
+    """The Manager on the configuration's database, dispatcher and Rucio; the database closed after. The
+    database's and Rucio's own errors become ServiceErrors ("the database: ...", "Rucio: ...")."""
+    import psycopg
+    from rucio.common.exception import RucioException
+
+    try:
+        with _connected_manager(ctx) as manager:
+            yield manager
+    except psycopg.OperationalError as exc:
+        raise ServiceError(f"the database: {' '.join(str(exc).split())}") from exc
+    except RucioException as exc:
+        raise ServiceError(f"Rucio: {' '.join(str(exc).split())}") from exc
+
+
+@contextmanager
+def _connected_manager(ctx: click.Context) -> Iterator[Any]:
     config = load_config(ctx.obj)
     from juno_dcs.placement.loader import load_policies
     from juno_dcs.prodsys.catalog import RucioCatalog
@@ -107,7 +96,7 @@ def _wait_for_rucio(config: ProdConfig, every_s: float = 5.0) -> None:
 
 def _rucio(config: ProdConfig) -> Any:
     if config.rucio.config is not None:
-        os.environ["RUCIO_CONFIG"] = str(config.rucio.config)
+        use_rucio_config(config.rucio.config)
     from rucio.client import Client
 
     return Client(account=config.rucio.account)
@@ -116,7 +105,6 @@ def _rucio(config: ProdConfig) -> Any:
 @main.command()
 @click.argument("steering_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
-@_errors
 def submit(ctx: click.Context, steering_file: Path) -> None:
     """Store the production of STEERING_FILE, make its container and datasets and its detsim jobs."""
     from juno_dcs.prodsys.steering import load_steering
@@ -132,14 +120,13 @@ def submit(ctx: click.Context, steering_file: Path) -> None:
 @main.command()
 @click.option("--run-once", is_flag=True, help="One pass over the active productions, then exit.")
 @click.option("--sleep-time", type=click.FloatRange(min=0.1), default=None, help="Override the config's sleep.")
-@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@log_option
 @click.pass_context
-@_errors
-def run(ctx: click.Context, run_once: bool, sleep_time: float | None, json_logs: bool) -> None:
+def run(ctx: click.Context, run_once: bool, sleep_time: float | None, log_json: bool) -> None:
     """The daemon: later steps' jobs as their inputs appear in Rucio, closing complete steps."""
     from juno_dcs.prodsys import daemon
 
-    if json_logs:
+    if log_json:
         _json_logs()
     config = load_config(ctx.obj)
     sleep = sleep_time if sleep_time is not None else config.sleep
@@ -164,7 +151,6 @@ def run(ctx: click.Context, run_once: bool, sleep_time: float | None, json_logs:
 @click.argument("production", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_errors
 def status(ctx: click.Context, production: str | None, as_json: bool) -> None:
     """Per step: the dispatcher's jobs by state, files and bytes in Rucio, failures with their reasons.
     Without PRODUCTION (id or name): every production."""
@@ -191,7 +177,6 @@ def status(ctx: click.Context, production: str | None, as_json: bool) -> None:
 @click.argument("production")
 @click.option("--jobs", "more", type=click.IntRange(min=1), required=True, help="How many jobs to add.")
 @click.pass_context
-@_errors
 def extend(ctx: click.Context, production: str, more: int) -> None:
     """Add jobs to PRODUCTION (id or name): more detsim jobs now, their later steps as they come."""
     with _manager(ctx) as manager:
@@ -202,7 +187,6 @@ def extend(ctx: click.Context, production: str, more: int) -> None:
 @main.command()
 @click.argument("production")
 @click.pass_context
-@_errors
 def pause(ctx: click.Context, production: str) -> None:
     """Create no more jobs for PRODUCTION until resume (jobs at the dispatcher go on)."""
     with _manager(ctx) as manager:
@@ -214,7 +198,6 @@ def pause(ctx: click.Context, production: str) -> None:
 @main.command()
 @click.argument("production")
 @click.pass_context
-@_errors
 def resume(ctx: click.Context, production: str) -> None:
     """Create jobs for a paused PRODUCTION again."""
     with _manager(ctx) as manager:
@@ -226,7 +209,6 @@ def resume(ctx: click.Context, production: str) -> None:
 @main.command()
 @click.argument("production")
 @click.pass_context
-@_errors
 def kill(ctx: click.Context, production: str) -> None:
     """Kill PRODUCTION: no more jobs, and its tasks' jobs killed at the dispatcher."""
     with _manager(ctx) as manager:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from juno_dcs.errors import ConfigError
+from juno_dcs.errors import ConfigError, Conflict, NotFound, ServiceError
 from juno_dcs.prodsys import planning
 from juno_dcs.prodsys.catalog import Catalog
 from juno_dcs.prodsys.db import Row, Store
@@ -37,7 +37,15 @@ ACTIVE = ("submitting", "running")
 
 
 class ProductionError(ConfigError):
-    """A command that does not fit the production (unknown, different steering, wrong state)."""
+    """A command with bad input for the production (a job count out of range)."""
+
+
+class UnknownProduction(ProductionError, NotFound):
+    """No production (or step) of that id or name."""
+
+
+class ProductionConflict(Conflict):
+    """A command the production's state does not allow (another steering under its name, a done production)."""
 
 
 class Wms(Protocol):
@@ -68,7 +76,7 @@ class Manager:
         if not new:
             row = self.get(pid)
             if row["steering"] != data:
-                raise ProductionError(f"production {steering.name!r} exists (id {pid}) with another steering; "
+                raise ProductionConflict(f"production {steering.name!r} exists (id {pid}) with another steering; "
                                       "give the new one another name, or extend the existing one")
         self.setup(pid)
         return pid, new
@@ -104,8 +112,8 @@ class Manager:
         pid = int(row["production_id"])
         steps = {s["step"]: s for s in self.store.steps(pid)}
         if row["state"] in ("done", "killed") or steps["detsim"]["closed"]:
-            raise ProductionError(f"production {row['name']} is {row['state']}: its datasets are closed, "
-                                  "submit a new production instead")
+            raise ProductionConflict(f"production {row['name']} is {row['state']}: its datasets are closed, "
+                                     "submit a new production instead")
         if row["jobs"] + more > MAX_JOBS:
             raise ProductionError(f"jobs: at most {MAX_JOBS} per production (job numbers have 6 digits)")
         total = self.store.add_planned_jobs(pid, more)
@@ -127,7 +135,7 @@ class Manager:
         row = self.get(key)
         pid = int(row["production_id"])
         if row["state"] == "done":
-            raise ProductionError(f"production {row['name']} is done: nothing to kill")
+            raise ProductionConflict(f"production {row['name']} is done: nothing to kill")
         self.store.set_state(pid, "killed", only_from=["submitting", "running", "paused", "killed"])
         return [self.wms.kill_task(int(s["task_id"])) for s in self.store.steps(pid) if s["task_id"] is not None]
 
@@ -203,13 +211,13 @@ class Manager:
         for task in self.wms.tasks():
             if task.get("name") == name:
                 return int(task["task_id"])
-        raise ProductionError(f"the dispatcher refused task {name!r} as existing but does not list it")
+        raise ServiceError(f"the dispatcher refused task {name!r} as existing but does not list it")
 
     def task_id(self, pid: int, step: str) -> int | None:
         for s in self.store.steps(pid):
             if s["step"] == step:
                 return None if s["task_id"] is None else int(s["task_id"])
-        raise ProductionError(f"production {pid} has no step {step}")
+        raise UnknownProduction(f"production {pid} has no step {step}")
 
     def close_complete_steps(self, pid: int, steering: Steering, row: Row) -> None:
         """Close the datasets of each step whose jobs are all over, in order; the production is done when the
@@ -290,7 +298,7 @@ class Manager:
             key = int(key)
         row = self.store.production(key)
         if row is None:
-            raise ProductionError(f"no production {key!r}")
+            raise UnknownProduction(f"no production {key!r}")
         return row
 
 

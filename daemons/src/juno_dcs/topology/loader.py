@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from juno_dcs.errors import ConfigError
 from juno_dcs.topology.models import Topology, TopologyValueError, cross_reference_problems
 from juno_dcs.topology.yamlsrc import DataPath, Located, Problem, dotted, load_located, read_text
 
@@ -27,7 +28,7 @@ _EXPECTED = {
 _BOUNDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
 
 
-class TopologyError(ValueError):
+class TopologyError(ConfigError):
     """The topology is not valid; `problems` lists each with file, line, field and reason."""
 
     def __init__(self, problems: list[Problem]) -> None:

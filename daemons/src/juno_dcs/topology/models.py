@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from juno_dcs.errors import ConfigError
 from juno_dcs.topology.sizes import SizeError, parse_size
 from juno_rucio_policy.naming import scope_problem
 
@@ -188,7 +189,7 @@ class Topology(_Model):
         return resolved
 
 
-class TopologyValueError(ValueError):
+class TopologyValueError(ConfigError, ValueError):  # ValueError: raised in a pydantic validator
     """Cross-reference problems found by Topology's validator, each with the path of the value at fault."""
 
     def __init__(self, problems: list[PathProblem]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from juno_dcs.errors import ConfigError
+
 DECIMAL_UNITS: dict[str, int] = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
 BINARY_UNITS: dict[str, int] = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 UNITS: dict[str, int] = {**DECIMAL_UNITS, **BINARY_UNITS}
@@ -13,7 +15,7 @@ _BY_UPPER = {unit.upper(): unit for unit in UNITS if unit != "KB"}  # the spelli
 _SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[A-Za-z]*)")
 
 
-class SizeError(ValueError):
+class SizeError(ConfigError, ValueError):  # ValueError: also raised in pydantic validators
     """A value that is not a size; `reason` says why without repeating the value."""
 
     def __init__(self, value: object, reason: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from juno_dcs import errors
 from juno_dcs.transfer import db
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.models import SubmitRequest, storage_element
@@ -20,12 +21,12 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 JOB_NAMESPACE = uuid.UUID("7c1b3a6e-1f55-4d8e-9d0b-6a2c4f1e9b21")
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(errors.NotFound):
+    """No such transfer job (404)."""
 
 
-class Duplicate(ValueError):
-    pass
+class Duplicate(errors.Conflict):
+    """A job id submitted before: a deterministic id's resubmission (409)."""
 
 
 def base_id(user_dn: str) -> str:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from juno_dcs.errors import ConfigError
+
 SUPPORTED_SCHEMES = ("davs", "https", "http", "root")
 CopyMode = Literal["pull", "push", "streamed"]
 ChecksumMode = Literal["both", "source", "target", "none"]
@@ -23,7 +25,7 @@ _CHECKSUM_WORDS: dict[str, ChecksumMode] = {
 }
 
 
-class SubmitError(ValueError):
+class SubmitError(ConfigError):
     """A submission FTS3 would refuse; the message says what and where."""
 
 

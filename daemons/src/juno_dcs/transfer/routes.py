@@ -1,5 +1,7 @@
 """The FTS3 REST API (the parts Rucio's fts3 transfertool and the `fts3` client use) plus job listing and
-a per-link snapshot. Routes check and map errors; logic does the work; one transaction per request."""
+a per-link snapshot. Routes check and call logic, which does the work; one transaction per request. Errors of
+the project's tree (juno_dcs.errors: SubmitError 400, logic.NotFound 404, logic.Duplicate 409, ...) become FTS3's
+error body {"status": "<code>", "message": ...} in one handler, as do FastAPI's own."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from juno_dcs.errors import ConfigError, JunoDcsError
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
-from juno_dcs.transfer.models import SubmitError, parse_submission
+from juno_dcs.transfer.models import parse_submission
 
 API_VERSION = {"major": 3, "minor": 12, "patch": 0}
 MAX_BODY = 64 * 1024 * 1024
@@ -57,6 +60,10 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(JunoDcsError)
+    async def _tree(_: Request, exc: JunoDcsError) -> JSONResponse:
+        return _error(exc.http_status, str(exc))
+
     @app.get("/")
     def root() -> dict[str, Any]:
         return {"api": API_VERSION, "schema": API_VERSION, "delegation": API_VERSION,
@@ -78,17 +85,11 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f"the body is not valid JSON: {exc}")
-        try:
-            parsed = parse_submission(body)
-        except SubmitError as exc:
-            return _error(400, str(exc))
+            raise ConfigError(f"the body is not valid JSON: {exc}") from exc
+        parsed = parse_submission(body)
         dn, _ = identity(request)
-        try:
-            with transaction() as conn:
-                job_id = logic.submit(conn, parsed, dn, config)
-        except logic.Duplicate as exc:
-            return _error(409, str(exc))
+        with transaction() as conn:
+            job_id = logic.submit(conn, parsed, dn, config)
         return JSONResponse({"job_id": job_id})
 
     @app.get("/jobs")
@@ -133,7 +134,7 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         """Data-management operations (deletions, staging-only jobs) of a job: this service runs none."""
         with transaction() as conn:
             if not db.get_jobs(conn, [job_id]):
-                return _error(404, f"No job with the id {job_id} has been found")
+                raise logic.NotFound(f"No job with the id {job_id} has been found")
         return JSONResponse([])
 
     @app.delete("/jobs/{job_ids}")
@@ -161,13 +162,13 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         try:
             body = json.loads(await request.body())
             priority = body["params"]["priority"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            return _error(400, 'expected {"params": {"priority": N}}')
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError('expected {"params": {"priority": N}}') from exc
         if not isinstance(priority, int) or not 1 <= priority <= 5:
-            return _error(400, f"params.priority: {priority!r} is not an integer from 1 to 5")
+            raise ConfigError(f"params.priority: {priority!r} is not an integer from 1 to 5")
         with transaction() as conn:
             if not db.set_priority(conn, job_id, priority):
-                return _error(404, f"No job with the id {job_id} has been found")
+                raise logic.NotFound(f"No job with the id {job_id} has been found")
             return JSONResponse(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
 
     @app.get("/snapshot")

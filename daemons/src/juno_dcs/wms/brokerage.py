@@ -9,12 +9,13 @@ inputs (replicas at the site's RSEs) wins, then the least loaded (jobs queued or
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from juno_dcs.clikit import use_rucio_config
+from juno_dcs.errors import ConfigError
 from juno_dcs.topology import Topology
 
 
@@ -50,7 +51,7 @@ def output_rse(topology: Topology, site: str) -> str:
     if own:
         return own[0]
     if not disks:
-        raise ValueError("the topology has no DISK RSE for outputs")
+        raise ConfigError("the topology has no DISK RSE for outputs")
     return min(disks, key=lambda n: (site_distance(topology, site, topology.rses[n].site), n))
 
 
@@ -83,7 +84,7 @@ class RucioReplicaLocator:
 
     def __init__(self, rucio_config: Path | None = None, chunk: int = 200) -> None:
         if rucio_config is not None:
-            os.environ["RUCIO_CONFIG"] = str(rucio_config)  # Rucio finds its configuration this way only
+            use_rucio_config(rucio_config)
         from rucio.client import Client
 
         self.client = Client()

@@ -1,9 +1,13 @@
 """The dispatcher's logic: plain functions on a connection inside the caller's transaction (no web framework).
 
-    WmsLogicError          an answer to the caller
-    ├── NotFound           no such task or job (404)
-    ├── Conflict           the state does not allow it: a task name taken, a job not this pilot's (409)
-    └── Invalid            a request that can never be right (400)
+    JunoDcsError (juno_dcs.errors)
+    └── WmsLogicError          an answer to the caller (400)
+        ├── NotFound           no such task or job (404; also a juno_dcs.errors.NotFound)
+        ├── Conflict           the state does not allow it: a task name taken, a job not this pilot's (409;
+        │                      also a juno_dcs.errors.Conflict)
+        └── Invalid            a request that can never be right (400; also a juno_dcs.errors.ConfigError)
+
+`http_status` is the status the dispatcher answers with (juno_dcs.wms.routes maps the tree in one handler).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from juno_dcs import errors
 from juno_dcs.wms import db
 from juno_dcs.wms.brokerage import Queue
 from juno_dcs.wms.models import (
@@ -33,20 +38,28 @@ from juno_dcs.wms.retry import RetryRules, decide
 SPEC_FIELDS = ("transformation", "args", "env", "inputs", "outputs", "log")
 
 
-class WmsLogicError(Exception):
-    status = 400
+class WmsLogicError(errors.JunoDcsError):
+    """A request the dispatcher answers with an error."""
+
+    http_status = 400
 
 
-class NotFound(WmsLogicError):
-    status = 404
+class NotFound(WmsLogicError, errors.NotFound):
+    """No such task or job."""
+
+    http_status = 404
 
 
-class Conflict(WmsLogicError):
-    status = 409
+class Conflict(WmsLogicError, errors.Conflict):
+    """The task's or job's state does not allow the request."""
+
+    http_status = 409
 
 
-class Invalid(WmsLogicError):
-    status = 400
+class Invalid(WmsLogicError, errors.ConfigError):
+    """A request that can never be right."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from juno_dcs.errors import JunoDcsError
 from juno_dcs.wms import db, logic
 from juno_dcs.wms.models import (
     AddJobs,
@@ -67,9 +68,10 @@ def create_app(ctx: logic.Context, pool: db.Pool, pilot_pool: db.AsyncPool) -> F
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _detail(exc.status_code, str(exc.detail))
 
-    @app.exception_handler(logic.WmsLogicError)
-    async def _logic(_: Request, exc: logic.WmsLogicError) -> JSONResponse:
-        return _detail(exc.status, str(exc))
+    @app.exception_handler(JunoDcsError)
+    async def _tree(_: Request, exc: JunoDcsError) -> JSONResponse:
+        """The project's error tree (logic.NotFound 404, logic.Conflict 409, logic.Invalid 400, ...)."""
+        return _detail(exc.http_status, str(exc))
 
     @app.exception_handler(psycopg.OperationalError)
     async def _db_down(_: Request, exc: psycopg.OperationalError) -> JSONResponse:

@@ -13,7 +13,7 @@ from juno_dcs.wms.retry import load_rules
 def context(config: WmsConfig) -> Context:
     try:
         topology = load_topology(config.topology)
-    except (TopologyError, OSError) as exc:
+    except TopologyError as exc:  # a file it cannot read is a TopologyError too
         raise ConfigError(f"topology {config.topology}: {exc}") from exc
     return Context(queues=queues_from_topology(topology, config.memory_scale), rules=load_rules(config.retry_rules),
                    lease_s=config.lease_s)

@@ -38,7 +38,8 @@ def test_work_left_goes_again_at_once_and_nothing_done_sleeps() -> None:
     daemon.run_daemon("t", run, stop=stop, sleep_time=0.3)
     assert run.calls == 4
     gaps = [b - a for a, b in zip(run.times, run.times[1:], strict=False)]
-    assert gaps[0] < 0.1 and gaps[1] < 0.1  # work left: at once
+    assert gaps[0] < 0.1
+    assert gaps[1] < 0.1
     assert gaps[2] >= 0.25  # nothing done: a sleep
 
 
@@ -57,7 +58,8 @@ def test_a_failing_pass_is_logged_and_the_loop_goes_on(caplog: pytest.LogCapture
     assert run.calls == 2
     assert run.times[1] - run.times[0] >= 0.35  # the back-off (0.5 s +- 20 %)
     failed = [r for r in caplog.records if "pass failed" in r.getMessage()]
-    assert failed and failed[0].exc_info is not None  # with its traceback
+    assert failed
+    assert failed[0].exc_info is not None
 
 
 def test_backoff_doubles_to_its_cap_and_resets() -> None:
@@ -109,7 +111,8 @@ def test_a_custom_idle_is_used_for_the_sleep() -> None:
     slept: list[float] = []
     run = Recorder(stop, [True, True])
     daemon.run_daemon("t", run, stop=stop, sleep_time=7.0, idle=slept.append)
-    assert len(slept) == 1 and 6.5 < slept[0] <= 7.0
+    assert len(slept) == 1
+    assert 6.5 < slept[0] <= 7.0
 
 
 def test_sigterm_sets_the_stop_event() -> None:
@@ -132,4 +135,5 @@ def test_shares_split_keys_stably_and_completely() -> None:
         assert sum(s.takes(key) for s in shares) == 1
     assert stable_hash("IHEP") == stable_hash("IHEP")
     assert Share(1, 2).sql("job_id") == "mod(job_id, 2) = 1"
-    assert ALL.sql("job_id") == "TRUE" and ALL.takes("anything")
+    assert ALL.sql("job_id") == "TRUE"
+    assert ALL.takes("anything")

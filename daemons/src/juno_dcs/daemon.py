@@ -70,7 +70,7 @@ class Backoff:
 
     def failed(self) -> float:
         self.failures += 1
-        return min(self.base * 2 ** min(self.failures - 1, 16), self.maximum) * self.jitter()
+        return float(min(self.base * 2 ** min(self.failures - 1, 16), self.maximum) * self.jitter())
 
     def succeeded(self) -> None:
         self.failures = 0

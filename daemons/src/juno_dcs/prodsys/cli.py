@@ -1,7 +1,7 @@
 """`juno-prod`: the production manager.
 
     juno-prod [--config FILE] submit STEERING.yaml        store the production, make its DIDs and detsim jobs
-    juno-prod [--config FILE] run [--run-once] [--sleep-time S] [--json-logs]   the daemon (later steps, closing)
+    juno-prod [--config FILE] run [--run-once] [--sleep-time S] [--log-json]   the daemon (later steps, closing)
     juno-prod [--config FILE] status [ID|NAME] [--json]   per step: jobs by state, files, bytes, failures
     juno-prod [--config FILE] extend ID --jobs N          N more detsim jobs (and so more of every step)
     juno-prod [--config FILE] pause ID | resume ID        stop / restart creating jobs
@@ -16,9 +16,7 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,32 +130,25 @@ def submit(ctx: click.Context, steering_file: Path) -> None:
 @main.command()
 @click.option("--run-once", is_flag=True, help="One pass over the active productions, then exit.")
 @click.option("--sleep-time", type=click.FloatRange(min=0.1), default=None, help="Override the config's sleep.")
-@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@click.option("--log-json", "log_json", is_flag=True, help="Log one JSON object per line.")
+@click.option("--json-logs", "json_logs", is_flag=True, hidden=True, help="The old spelling of --log-json.")
 @click.pass_context
 @_errors
-def run(ctx: click.Context, run_once: bool, sleep_time: float | None, json_logs: bool) -> None:
-    """The daemon: later steps' jobs as their inputs appear in Rucio, closing complete steps."""
+def run(ctx: click.Context, run_once: bool, sleep_time: float | None, log_json: bool, json_logs: bool) -> None:
+    """The daemon: later steps' jobs as their inputs appear in Rucio, closing complete steps (instances share the
+    productions by heartbeats)."""
+    from juno_dcs import daemon as runner
     from juno_dcs.prodsys import daemon
 
-    if json_logs:
+    if log_json or json_logs:
         _json_logs()
     config = load_config(ctx.obj)
     sleep = sleep_time if sleep_time is not None else config.sleep
     if not run_once:
-        _wait_for_rucio(config)
+        _wait_for_rucio(config)  # before the handlers: until then SIGTERM ends the program at once
+    stop = runner.stop_on_signals()
     with _manager(ctx) as manager:
-        if run_once:
-            daemon.run_once(manager)
-            return
-        stop = threading.Event()
-
-        def _stop(signum: int, _frame: Any) -> None:
-            logger.info("signal %d: stopping after the current production", signum)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        daemon.run(manager, stop, sleep)
+        daemon.run(manager, stop, sleep, once=run_once, beats=daemon.heartbeats(manager.store, sleep))
 
 
 @main.command()

@@ -32,8 +32,8 @@ def instance(thread: str, executable: str = "test-daemon") -> Instance:
 
 def test_two_instances_share_the_work_exactly_once(database: str) -> None:
     connect = per_beat_connections(database)
-    one = Heartbeats("split", connect, timeout=30, instance=instance("one", "split"))
-    two = Heartbeats("split", connect, timeout=30, instance=instance("two", "split"))
+    one = Heartbeats("split", connect, timeout=30, every=0, instance=instance("one", "split"))
+    two = Heartbeats("split", connect, timeout=30, every=0, instance=instance("two", "split"))
     one.beat()
     two.beat()
     shares = [one.beat(), two.beat()]
@@ -47,8 +47,8 @@ def test_two_instances_share_the_work_exactly_once(database: str) -> None:
 
 def test_an_instance_that_stops_beating_is_dropped(database: str) -> None:
     connect = per_beat_connections(database)
-    survivor = Heartbeats("drop", connect, timeout=1.5, instance=instance("a", "drop"))
-    silent = Heartbeats("drop", connect, timeout=1.5, instance=instance("b", "drop"))
+    survivor = Heartbeats("drop", connect, timeout=1.5, every=0, instance=instance("a", "drop"))
+    silent = Heartbeats("drop", connect, timeout=1.5, every=0, instance=instance("b", "drop"))
     survivor.beat()
     assert silent.beat() == Share(1, 2)
     assert survivor.beat() == Share(0, 2)
@@ -62,9 +62,9 @@ def test_an_instance_that_stops_beating_is_dropped(database: str) -> None:
 
 def test_a_stopped_instance_leaves_at_once_and_other_daemons_do_not_count(database: str) -> None:
     connect = per_beat_connections(database)
-    a = Heartbeats("leave", connect, timeout=60, instance=instance("a", "leave"))
-    b = Heartbeats("leave", connect, timeout=60, instance=instance("b", "leave"))
-    other = Heartbeats("another", connect, timeout=60, instance=instance("a", "another"))
+    a = Heartbeats("leave", connect, timeout=60, every=0, instance=instance("a", "leave"))
+    b = Heartbeats("leave", connect, timeout=60, every=0, instance=instance("b", "leave"))
+    other = Heartbeats("another", connect, timeout=60, every=0, instance=instance("a", "another"))
     a.beat()
     b.beat()
     assert other.beat() == Share(0, 1)
@@ -121,7 +121,9 @@ def test_two_agent_processes_share_the_jobs(wms: tuple[Path, WmsClient], databas
     agents = [agent_process(config, log) for log in logs]
     try:
         wait_for("two agents beat", lambda: live_agents(database) == 2, 30)
-        time.sleep(1.5)  # both have seen each other at a beat
+        # each learns its share at a beat (every 10 s: a sixth of the 60 s timeout)
+        wait_for("both agents know there are two", lambda: all(
+            "instance 0 of 2" in log.read_text() or "instance 1 of 2" in log.read_text() for log in logs), 30)
         specs = [JobSpec.model_validate({"key": f"j{i}", "transformation": "detsim", "memory_mb": 200})
                  for i in range(400)]
         task_id, _ = client.submit_task("shared", "production", "production", specs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,28 +24,29 @@ def ingest() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The ingestor's YAML configuration (the grid's: <home>/etc/ingest.yaml).")
 @click.option("--run-once", is_flag=True, help="Consume what is waiting, close the blocks that are due, exit.")
-@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@click.option("--sleep-time", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Seconds between passes that found nothing (each poll already waits poll_ms for messages).")
+@click.option("--log-json", "log_json", is_flag=True, help="Log one JSON object per line.")
+@click.option("--json-logs", "json_logs", is_flag=True, hidden=True, help="The old spelling of --log-json.")
 @handle_errors
-def run(config_path: Path, run_once: bool, json_logs: bool) -> None:
+def run(config_path: Path, run_once: bool, sleep_time: float, log_json: bool, json_logs: bool) -> None:
     """Run one ingestor instance (several may run at once: they split the topic's partitions)."""
+    from juno_dcs.daemon import stop_on_signals
+    from juno_dcs.heartbeat import Heartbeats, per_beat_connections, timeout_for
     from juno_dcs.ingest.config import load_config
     from juno_dcs.ingest.daemon import Ingestor
 
     config = load_config(config_path)
-    _logging(json_logs)
+    _logging(log_json or json_logs)
     if config.rucio.config is not None:
         os.environ["RUCIO_CONFIG"] = str(config.rucio.config)
     from rucio.client import Client
 
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: Any) -> None:
-        logging.getLogger(__name__).info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    metrics = Ingestor(config, lambda: _client(Client, config.rucio.account, stop), stop).run(once=run_once)
+    stop = stop_on_signals()
+    beats = (Heartbeats("juno-dcs ingest run", per_beat_connections(config.heartbeat_db), timeout_for(sleep_time))
+             if config.heartbeat_db else None)
+    ingestor = Ingestor(config, lambda: _client(Client, config.rucio.account, stop), stop)
+    metrics = ingestor.run(once=run_once, beats=beats, sleep_time=sleep_time)
     if run_once:
         click.echo(json.dumps(metrics.snapshot(), indent=2))
 

@@ -174,16 +174,15 @@ def env(home: Path | None, account: str) -> None:
               help="Seconds between passes.")
 @click.option("--mode", type=click.Choice(["auto", "always"]), default="auto", show_default=True,
               help="auto: work only while the server's autovacuum is off; always: work regardless.")
-@click.option("--json-logs", is_flag=True, help="Log one JSON object per line.")
+@click.option("--log-json", "log_json", is_flag=True, help="Log one JSON object per line.")
+@click.option("--json-logs", "json_logs", is_flag=True, hidden=True, help="The old spelling of --log-json.")
 @handle_errors
-def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, json_logs: bool) -> None:
-    """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off."""
-    import signal
-    import threading
-
+def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, log_json: bool, json_logs: bool) -> None:
+    """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off; keepers
+    share the tables by heartbeats."""
     import psycopg
 
-    from juno_dcs import logsetup
+    from juno_dcs import daemon
     from juno_dcs.errors import ServiceError
     from juno_dcs.grid import dbstats
     from juno_dcs.grid.home import GridHome
@@ -192,10 +191,8 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, json
     grid = GridHome(_settings(home).home)
     if not grid.exists():
         raise click.UsageError(f"no grid in {grid.root}: run `juno-dcs up` first")
-    logsetup.configure(json_logs)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    daemon.configure_logging(log_json or json_logs)
+    stop = daemon.stop_on_signals()
     try:
         done = dbstats.keep(database_url(grid.load_state()), dbstats.Thresholds(), dbstats.Mode(mode), interval,
                             stop, once=run_once)

@@ -25,7 +25,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 from juno_dcs import logsetup
@@ -52,6 +53,20 @@ def stop_on_signals(stop: threading.Event | None = None, on_stop: Callable[[int]
     for sig in signals:
         signal.signal(sig, handler)
     return event
+
+
+@contextmanager
+def signals_set(stop: threading.Event, on_stop: Callable[[int], None] | None = None) -> Iterator[threading.Event]:
+    """`stop_on_signals` for a while (a command that runs inside a longer-lived process, as spade-sim in a test):
+    the previous handlers come back at the end."""
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    stop_on_signals(stop, on_stop, signals)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def configure_logging(log_json: bool, quiet: Iterable[str] = ()) -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import socket
 import sys
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from juno_dcs import logsetup
 from juno_dcs.errors import JunoDcsError
@@ -29,12 +27,13 @@ def _logging(json_logs: bool) -> None:
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        logger.warning("signal %d: stopping (the current job is finished or failed cleanly)", signum)
-        stop.set()
+    """SIGTERM/SIGINT set `stop` (juno_dcs.daemon's helper): the running job is failed as `lost` by the pilot."""
+    from juno_dcs.daemon import stop_on_signals
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    def _say(signum: int) -> None:
+        logger.warning("signal %d: stopping (the current job is finished or failed cleanly)", signum)
+
+    stop_on_signals(stop, on_stop=_say)
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:

@@ -7,7 +7,9 @@ nothing to do (the runner sleeps `sleep_time`), False when work is left (the nex
     run_daemon("juno-wms agent", agent.run_once, stop=stop, once=False, sleep_time=5.0,
                heartbeats=Heartbeats("juno-wms agent", pool.connection))
 
-- once-mode (`--run-once`): one pass; its exceptions propagate (to the command's exit code).
+- once-mode (`--run-once`): one pass over all the work (not a share; no heartbeat: an operator's "do it now",
+  safe beside running instances because every daemon claims its items with row locks, try-locks or atomic
+  updates); its exceptions propagate (to the command's exit code).
 - loop: an exception in a pass is logged with its traceback and the loop goes on after a back-off that doubles
   with each failure in a row (from `sleep_time`, at most `max_backoff`, with jitter); a good pass resets it.
 - heartbeats (juno_dcs.heartbeat): beaten before each pass, giving the pass its `Share`; removed at the end.
@@ -96,12 +98,8 @@ def run_daemon(executable: str, run_once: RunOnce, *, stop: threading.Event, onc
                max_backoff: float = 300.0) -> None:
     """Run `run_once` until `stop` is set (or once). See the module docstring for the rules."""
     wait: Idle = idle if idle is not None else stop.wait
-    if once:
-        try:
-            run_once(heartbeats.beat() if heartbeats is not None else ALL)
-        finally:
-            if heartbeats is not None:
-                heartbeats.die()
+    if once:  # all the work, without a beat: the daemons' row locks and claims make that safe beside others
+        run_once(ALL)
         return
     backoff = Backoff(sleep_time, max_backoff)
     logger.info("%s running (sleep %.1f s)", executable, sleep_time)

@@ -189,6 +189,4 @@ def test_rucio_config_is_set_in_one_place() -> None:
                for path in (root / base).rglob("*.py")
                for n, line in enumerate(path.read_text().splitlines(), 1)
                if 'environ["RUCIO_CONFIG"] =' in line]
-    # probes/src/juno_probes/cli.py is converted with the daemons' mains (branch runner), which may still set it
-    assert [s.rpartition(":")[0] for s in setters if not s.startswith("probes/src/juno_probes/cli.py:")] == [
-        "daemons/src/juno_dcs/clikit.py"]
+    assert [s.rpartition(":")[0] for s in setters] == ["daemons/src/juno_dcs/clikit.py"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from juno_dcs.dashboard.__main__ import main
@@ -159,12 +160,16 @@ def test_bad_config_is_refused_with_file_field_and_reason(tmp_path: Path, change
     assert all(w in str(err.value) for w in [str(path), *words]), err.value
 
 
-def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["collect", "--config", str(tmp_path / "missing.yaml"), "--run-once"]) == 2
-    assert "missing.yaml" in capsys.readouterr().err
+def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(main, ["collect", "--config", str(tmp_path / "missing.yaml"), "--run-once"])
+    assert missing.exit_code == 2
+    assert "missing.yaml" in missing.output
     good = _write(tmp_path, BASE)
-    assert main(["collect", "--config", str(good), "--run-once", "--sleep-time", "0.1"]) == 2
-    assert "--sleep-time must be at least 1 second" in capsys.readouterr().err
+    short = runner.invoke(main, ["--json-logs", "collect", "--config", str(good), "--run-once", "--sleep-time", "0.1"])
+    assert short.exit_code == 2  # the old spelling of --log-json is still taken
+    assert "--sleep-time must be at least 1 second" in short.output
     bad_topology = _write(tmp_path, {**BASE, "topology": str(tmp_path / "none.yaml")})
-    assert main(["collect", "--config", str(bad_topology), "--run-once"]) == 2
-    assert "none.yaml" in capsys.readouterr().err
+    topology = runner.invoke(main, ["collect", "--config", str(bad_topology), "--run-once", "--log-json"])
+    assert topology.exit_code == 2
+    assert "none.yaml" in topology.output

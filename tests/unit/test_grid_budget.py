@@ -63,6 +63,7 @@ def test_the_rendered_configs_carry_the_pools_the_budget_counts(tmp_path: Path) 
     assert "api_db_connections: 4" in transfer
     assert shares["fts-worker"] == 9
     assert shares["fts-server"] == 8
-    assert "ingest" not in shares
+    assert shares["ingest"] == 1  # its heartbeats (juno_dcs.heartbeat)
+    assert f"heartbeat_db: postgresql://{state.db_user}:" in (home.etc / "ingest.yaml").read_text()
     assert "conditions" not in shares
     assert 60 <= sum(shares.values()) <= 110, shares

@@ -46,7 +46,8 @@ def test_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_bad_probe_arguments_in_the_schedule_are_refused() -> None:
-    with pytest.raises(ConfigError, match=r"probes\.tpc\.args: juno-probe tpc: argument --modes: unknown mode x"):
+    with pytest.raises(ConfigError,
+                       match=r"probes\.tpc\.args: juno-probe tpc: Invalid value for '--modes': unknown mode x"):
         schedule.probe_args("tpc", config.ProbeSchedule(args=["--modes", "x"]))
 
 
@@ -56,15 +57,15 @@ def test_the_scheduler_needs_a_database() -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    ([], "the following arguments are required: probe"),
-    (["nagios"], "invalid choice: 'nagios'"),
+    ([], "Missing command"),
+    (["nagios"], "No such command 'nagios'"),
     (["tpc", "--modes", "pull,sideways"], "unknown mode sideways"),
     (["tpc", "--warning", "2"], "2 is not a fraction between 0 and 1"),
-    (["tpc", "--timeout", "soon"], "invalid int value: 'soon'"),
+    (["tpc", "--timeout", "soon"], "'soon' is not a valid integer"),
     (["conditions", "--squid", "IHEP"], "expected SITE=http://host:port"),
     (["ingest-lag", "--stale", "0"], "0 is not a positive number"),
-    (["dispatcher", "--surprise"], "unrecognized arguments: --surprise"),
-    (["schedule"], "the following arguments are required: --config"),
+    (["dispatcher", "--surprise"], "No such option '--surprise'"),
+    (["schedule"], "Missing option '--config'"),
 ])
 def test_bad_arguments_exit_3(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     assert cli.main(argv) == 3

@@ -135,13 +135,11 @@ def env(home: Path | None, account: str) -> None:
               help="auto: work only while the server's autovacuum is off; always: work regardless.")
 @log_option
 def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, log_json: bool) -> None:
-    """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off."""
-    import signal
-    import threading
-
+    """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off; keepers
+    share the tables by heartbeats."""
     import psycopg
 
-    from juno_dcs import logsetup
+    from juno_dcs import daemon
     from juno_dcs.errors import ServiceError
     from juno_dcs.grid import dbstats
     from juno_dcs.grid.home import GridHome
@@ -150,10 +148,8 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, log_
     grid = GridHome(grid_settings(home).home)
     if not grid.exists():
         raise click.UsageError(f"no grid in {grid.root}: run `juno-dcs up` first")
-    logsetup.configure(log_json)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    daemon.configure_logging(log_json)
+    stop = daemon.stop_on_signals()
     try:
         done = dbstats.keep(database_url(grid.load_state()), dbstats.Thresholds(), dbstats.Mode(mode), interval,
                             stop, once=run_once)

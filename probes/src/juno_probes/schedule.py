@@ -1,38 +1,45 @@
 """`juno-probe schedule --config FILE [--run-once]`: every enabled probe on its own interval, each run stored.
 
-Slots are claimed in the monitoring database (`monitor.schedule_slot`): a scheduler runs a probe only after
+The daemon runner (juno_dcs.daemon) calls `Scheduler.run_once(share)` every `tick_s`. Schedulers of one schedule
+share the probes by heartbeats (`daemons.heartbeat` in the monitoring database, beaten through the scheduler's own
+connection): each runs the probes whose name hashes to its index. Slots are still claimed in the monitoring
+database (`monitor.schedule_slot`): a scheduler runs a probe only after
 `UPDATE ... SET next_run = now() + interval WHERE slot = %s AND next_run <= now() RETURNING`, one atomic
-statement, so two schedulers at once never run the same probe twice for one slot. A probe that raises is
-stored as UNKNOWN with the reason; SIGTERM stops the loop between probes.
+statement, so two schedulers that disagree on their count (for one beat) never run the same probe twice for one
+slot. A probe that raises is stored as UNKNOWN with the reason; SIGTERM stops the loop between probes.
+
+This module parses the probes' arguments with juno_probes.options and runs them with juno_probes.probe; the
+command line (juno_probes.cli) imports it, never the other way round.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from types import FrameType
 
 import psycopg
 from psycopg.rows import TupleRow
 
+from juno_dcs.daemon import configure_logging, run_daemon, stop_on_signals
+from juno_dcs.heartbeat import ALL, Heartbeats, Share, timeout_for
 from juno_probes import store
 from juno_probes.config import ConfigError, ProbeSchedule, ProbesConfig
 from juno_probes.nagios import Result, Status
+from juno_probes.options import ProbeArgs, UsageError, parse
+from juno_probes.probe import Outcome, execute, save
 
 logger = logging.getLogger(__name__)
 
 
-def probe_args(name: str, schedule: ProbeSchedule) -> argparse.Namespace:
-    from juno_probes.cli import UsageError, build_parser
-
+def probe_args(name: str, schedule: ProbeSchedule) -> ProbeArgs:
     try:
-        return build_parser().parse_args([name, *schedule.args])
+        return parse(name, schedule.args)
     except UsageError as exc:
         raise ConfigError(f"probes.{name}.args: {exc}") from exc
 
@@ -71,8 +78,6 @@ def retry_soon(conn: psycopg.Connection[TupleRow], key: str, seconds: float) -> 
 
 
 def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str, me: str) -> Status:
-    from juno_probes.cli import Outcome, execute, save
-
     started_at, started = datetime.now(UTC), time.monotonic()
     try:
         outcome = execute(probe_args(name, schedule), config)
@@ -87,66 +92,80 @@ def run_one(name: str, schedule: ProbeSchedule, config: ProbesConfig, dsn: str, 
 
 
 def run_due(conn: psycopg.Connection[TupleRow], config: ProbesConfig, dsn: str, me: str,
-            stop: threading.Event) -> list[str]:
-    """Every due probe once, in the configuration's order; the names of those that ran."""
+            stop: threading.Event, share: Share = ALL) -> list[str]:
+    """Every due probe of this share once, in the configuration's order; the names of those that ran."""
     done = []
     for name, schedule in enabled(config).items():
         if stop.is_set():
             break
-        if claim(conn, slot(config, name), schedule.interval_s, me):
+        if share.takes(name) and claim(conn, slot(config, name), schedule.interval_s, me):
             if run_one(name, schedule, config, dsn, me) == Status.UNKNOWN:
                 retry_soon(conn, slot(config, name), config.retry_unknown_s)
             done.append(name)
     return done
 
 
-def loop(config: ProbesConfig, once: bool, stop: threading.Event) -> int:
+class Scheduler:
+    """One scheduler: its connection to the monitoring database (made again after a failure) and its passes."""
+
+    def __init__(self, config: ProbesConfig, dsn: str, stop: threading.Event) -> None:
+        self.config, self.dsn, self.stop = config, dsn, stop
+        self.me = f"{socket.gethostname()}:{os.getpid()}"
+        self.conn: psycopg.Connection[TupleRow] | None = None
+
+    @property
+    def executable(self) -> str:
+        """The schedulers that share the probes: those of the same schedule (slots are per schedule)."""
+        return f"juno-probe schedule/{self.config.schedule}"
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """The scheduler's connection, for its claims and its heartbeats (at start, and after the database went
+        away, it is made again and the schema and slots ensured)."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.close()
+            self.conn = store.connect(self.dsn)
+            store.ensure_schema(self.conn)
+            ensure_slots(self.conn, self.config)
+        yield self.conn
+
+    def run_once(self, share: Share = ALL) -> bool:
+        """The due probes of this share; a failure drops the connection and is raised (the runner backs off)."""
+        try:
+            with self.connection() as conn:
+                run_due(conn, self.config, self.dsn, self.me, self.stop, share)
+        except psycopg.OperationalError:
+            self.close()
+            raise
+        return True
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+
+def loop(config: ProbesConfig, once: bool, stop: threading.Event, beats: bool = True) -> int:
+    """Run the schedule until `stop` (or its due probes once). Holds one connection (and one more while a run is
+    stored)."""
     if not config.monitor_dsn:
         raise ConfigError("the scheduler needs monitor_dsn (where the runs are stored)")
     probes = enabled(config)
     for name, schedule in probes.items():
         probe_args(name, schedule)  # bad arguments are refused before anything runs
-    me = f"{socket.gethostname()}:{os.getpid()}"
-    logger.info("scheduler %s: %s", me, ", ".join(f"{n} every {s.interval_s:g} s" for n, s in probes.items()))
-    conn: psycopg.Connection[TupleRow] | None = None
+    scheduler = Scheduler(config, config.monitor_dsn, stop)
+    logger.info("scheduler %s: %s", scheduler.me,
+                ", ".join(f"{n} every {s.interval_s:g} s" for n, s in probes.items()))
+    heartbeats = (Heartbeats(scheduler.executable, scheduler.connection, timeout_for(config.tick_s))
+                  if beats else None)
     try:
-        while not stop.is_set():
-            try:
-                if conn is None or conn.closed or conn.broken:  # at start, and after the database went away
-                    if conn is not None:
-                        conn.close()
-                    conn = store.connect(config.monitor_dsn)
-                    store.ensure_schema(conn)
-                    ensure_slots(conn, config)
-                run_due(conn, config, config.monitor_dsn, me, stop)
-            except psycopg.OperationalError as exc:
-                if once:
-                    raise
-                logger.warning("monitoring database: %s; connecting again in %g s",
-                               " ".join(str(exc).split())[:200], config.tick_s)
-            if once:
-                break
-            stop.wait(config.tick_s)
+        run_daemon(scheduler.executable, scheduler.run_once, stop=stop, once=once, sleep_time=config.tick_s,
+                   heartbeats=heartbeats)
     finally:
-        if conn is not None:
-            conn.close()
+        scheduler.close()
     return 0
 
 
-def main(args: argparse.Namespace, config: ProbesConfig) -> int:
-    from juno_dcs.logsetup import configure  # the daemons' shared logging set-up (juno-dcs is in the venv)
-
-    configure(args.log_json, quiet=("urllib3", "rucio", "dogpile", "gfal2"))
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after the current probe", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        return loop(config, args.run_once, stop)
-    except ConfigError as exc:
-        print(f"juno-probe schedule: {exc}")
-        return 3
+def main(config: ProbesConfig, once: bool, log_json: bool) -> int:
+    configure_logging(log_json, quiet=("urllib3", "rucio", "dogpile", "gfal2"))
+    return loop(config, once, stop_on_signals())

@@ -1,52 +1,39 @@
 """`juno-dashboard serve|collect`: the grid's dashboard and its collector.
 
     juno-dashboard serve --config etc/dashboard.yaml --port 27060 [--no-collect]   # page + JSON API (+ collector)
-    juno-dashboard collect --config etc/dashboard.yaml [--run-once] [--sleep-time S]
+    juno-dashboard collect --config etc/dashboard.yaml [--run-once] [--sleep-time S] [--log-json]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
-from juno_dcs.errors import ConfigError, JunoDcsError
+import click
+
+from juno_dcs.clikit import KitGroup, log_option
+from juno_dcs.errors import ConfigError
 
 if TYPE_CHECKING:
     from juno_dcs.dashboard.service import Context
 
-logger = logging.getLogger("juno_dcs.dashboard")
+CONFIG = click.Path(dir_okay=False, path_type=Path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="juno-dashboard", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json-logs", action="store_true", help="log as JSON lines")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve the page and the JSON API")
-    serve.add_argument("--config", type=Path, required=True)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, required=True)
-    serve.add_argument("--no-collect", action="store_true", help="do not run the collector in this process")
-    collect = sub.add_parser("collect", help="sample the time series into schema `dashboard`")
-    collect.add_argument("--config", type=Path, required=True)
-    collect.add_argument("--run-once", action="store_true", help="one cycle, print what it wrote, exit")
-    collect.add_argument("--sleep-time", type=float, default=None, help="override sample_s")
-    args = parser.parse_args(argv)
-    from juno_dcs import logsetup
+def _logging(log_json: bool) -> None:
+    from juno_dcs.daemon import configure_logging
 
-    logsetup.configure(args.json_logs, quiet=("urllib3", "uvicorn.access"))
-    try:
-        return _serve(args) if args.command == "serve" else _collect(args)
-    except JunoDcsError as exc:
-        print(f"juno-dashboard: error: {exc}", file=sys.stderr)
-        return 2
+    configure_logging(log_json, quiet=("urllib3", "uvicorn.access"))
+
+
+@click.group(cls=KitGroup, help=__doc__)
+@log_option
+@click.pass_context
+def main(ctx: click.Context, log_json: bool) -> None:
+    ctx.obj = log_json
 
 
 def _setup(path: Path, sleep_s: float | None = None) -> Context:
@@ -65,43 +52,54 @@ def _setup(path: Path, sleep_s: float | None = None) -> Context:
         raise ConfigError(f"{config.topology}: {exc}") from exc
 
 
-def _serve(args: argparse.Namespace) -> int:
+@main.command()
+@click.option("--config", type=CONFIG, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, required=True)
+@click.option("--no-collect", is_flag=True, help="Do not run the collector in this process.")
+@log_option
+@click.pass_obj
+def serve(log_json_group: bool, config: Path, host: str, port: int, no_collect: bool, log_json: bool) -> None:
+    """Serve the page and the JSON API (and run the collector in a thread)."""
     import uvicorn
 
     from juno_dcs.dashboard.collector import Collector
     from juno_dcs.dashboard.routes import create_app
 
-    ctx = _setup(args.config)
+    _logging(log_json or log_json_group)
+    ctx = _setup(config)
     collector = None
-    if ctx.config.collect and not args.no_collect:
+    if ctx.config.collect and not no_collect:
         collector = ctx.collector = Collector(ctx.config, ctx.rucio)
         threading.Thread(target=collector.run, name="collector", daemon=True).start()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=args.host, port=args.port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port, log_level="warning"))
     try:
-        server.run()  # stops on SIGTERM and SIGINT
+        server.run()  # stops on SIGTERM and SIGINT (uvicorn's handlers)
     finally:
         if collector is not None:
             collector.stop.set()
-    return 0
 
 
-def _collect(args: argparse.Namespace) -> int:
+@main.command()
+@click.option("--config", type=CONFIG, required=True)
+@click.option("--run-once", is_flag=True, help="One cycle, print what it wrote, exit.")
+@click.option("--sleep-time", type=float, default=None, help="Override sample_s.")
+@log_option
+@click.pass_obj
+def collect(log_json_group: bool, config: Path, run_once: bool, sleep_time: float | None, log_json: bool) -> None:
+    """Sample the time series into schema `dashboard` (collectors of one period share the sources)."""
+    from juno_dcs.daemon import stop_on_signals
     from juno_dcs.dashboard.collector import Collector
 
-    ctx = _setup(args.config, args.sleep_time)
+    _logging(log_json or log_json_group)
+    ctx = _setup(config, sleep_time)
     collector = Collector(ctx.config, ctx.rucio)
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after this cycle", signum)
-        collector.stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    cycle = collector.run(once=args.run_once)
-    if args.run_once:
-        print(json.dumps(cycle.as_json()))
-        return 1 if cycle.errors else 0
-    return 0
+    stop_on_signals(collector.stop)
+    cycle = collector.run(once=run_once)
+    if run_once:
+        click.echo(json.dumps(cycle.as_json()))
+        if cycle.errors:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ transfers into throughput per channel, into schema `dashboard`.
 
 Two collectors at once are safe: a sample's primary key is (series, key, slot), and a replayed write replaces
 the value of its slot (the slot is the sample time rounded down to `sample_s`; a throughput bucket's value is
-recomputed from the same finished transfers)."""
+recomputed from the same finished transfers). Collectors of the same `sample_s` share the work by heartbeats
+(`heartbeat_name`): each samples the sources whose name hashes to its index (`Share.takes`); collectors of other
+periods write other slots and are a group of their own. The runner (juno_dcs.daemon) calls `run_once` every
+`sample_s`."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any
 from juno_dcs.dashboard import aggregate, db
 from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.dashboard.sources import DispatcherApi, RucioSource, SourceError, TransferApi
+from juno_dcs.heartbeat import ALL, Share
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +53,14 @@ class Collector:
         self.last: Cycle | None = None
         self.last_at: float | None = None
 
-    def run_once(self, now: float | None = None) -> Cycle:
-        """One sample of every source; a source that fails is reported and does not stop the others."""
+    @property
+    def heartbeat_name(self) -> str:
+        """The collectors that share the work: those of the same sampling period."""
+        return f"juno-dashboard collect/{self.config.sample_s:g}s"
+
+    def run_once(self, now: float | None = None, share: Share = ALL) -> Cycle:
+        """One sample of every source of this collector's share; a source that fails is reported and does not stop
+        the others."""
         now = time.time() if now is None else now
         slot = aggregate.slot_of(now, self.config.sample_s)
         cycle = Cycle()
@@ -59,6 +69,8 @@ class Collector:
             db.ensure_schema(conn)
             for name, take in (("running", self._jobs), ("links", self._links), ("throughput", self._throughput),
                                ("ingest_lag", self._ingest)):
+                if not share.takes(name):
+                    continue
                 try:
                     cycle.written[name] = db.upsert(conn, take(slot, now))
                 except SourceError as exc:
@@ -91,17 +103,21 @@ class Collector:
         return aggregate.lag_samples(read_metrics(self.config.ingest_metrics_dir), slot)
 
     def run(self, once: bool = False) -> Cycle:
-        """Cycle every `sample_s` until `stop` is set; once: one cycle, errors raised."""
-        while True:
-            started = time.monotonic()
-            if once:
-                return self.run_once()
-            try:
-                self.run_once()
-            except Exception:  # the database away for a moment: the next cycle tries again
-                logger.exception("collector cycle failed")
-            if self.stop.wait(max(0.0, self.config.sample_s - (time.monotonic() - started))):
-                return Cycle()
+        """Cycle every `sample_s` until `stop` is set (juno_dcs.daemon, with heartbeats); once: one cycle, errors
+        raised. Installs no signal handler: the caller sets `stop`."""
+        from juno_dcs.daemon import run_daemon
+        from juno_dcs.heartbeat import Heartbeats, Instance, per_beat_connections, timeout_for
+
+        name = self.heartbeat_name
+        beats = Heartbeats(name, per_beat_connections(self.config.database_url), timeout_for(self.config.sample_s),
+                           instance=Instance.here(name, threading.current_thread().name))
+
+        def one(share: Share) -> bool:
+            self.run_once(share=share)
+            return True  # a sample every sample_s
+
+        run_daemon(name, one, stop=self.stop, once=once, sleep_time=self.config.sample_s, heartbeats=beats)
+        return self.last or Cycle()
 
 
 def _summed(samples: list[aggregate.Sample]) -> list[aggregate.Sample]:

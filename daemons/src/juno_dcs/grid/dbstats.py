@@ -7,7 +7,9 @@ server whose autovacuum is off (as on this workplace's CI machines) never refres
 keeper: every few seconds it reads pg_stat_user_tables and runs ANALYZE (and VACUUM where dead rows pile up) on the
 tables past autovacuum-like thresholds. With the server's autovacuum on it does nothing unless told to.
 
-Two keepers at once are safe: each table is worked on under a try-lock, so the second one skips it.
+Two keepers at once share the tables by heartbeats (juno_dcs.heartbeat, beaten through the keeper's own
+connection): each looks only at the tables whose oid hashes to its index. Each table is still worked on under a
+try-lock, so while two keepers disagree on their count (for one beat) the second one skips it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from juno_dcs.daemon import run_daemon
+from juno_dcs.heartbeat import ALL, Heartbeats, Share, timeout_for
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +109,14 @@ def autovacuum_on(conn: Any) -> bool:
     return str(conn.execute("SELECT current_setting('autovacuum')").fetchone()[0]) == "on"
 
 
-def run_pass(conn: Any, limits: Thresholds) -> list[Done]:
-    """One look at every table, and the ANALYZE or VACUUM each one needs. `conn` is an autocommit psycopg
-    connection (VACUUM cannot run inside a transaction)."""
+def run_pass(conn: Any, limits: Thresholds, share: Share = ALL) -> list[Done]:
+    """One look at every table of this keeper's share, and the ANALYZE or VACUUM each one needs. `conn` is an
+    autocommit psycopg connection (VACUUM cannot run inside a transaction)."""
     from psycopg import errors, sql
 
     done: list[Done] = []
     for stats in table_stats(conn):
-        if due(stats, limits) is None:
+        if not share.takes(stats.oid) or due(stats, limits) is None:
             continue
         key = (LOCK_CLASS, stats.oid & 0x7FFFFFFF)  # advisory lock keys are signed 32-bit integers
         if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
@@ -143,32 +150,58 @@ def connect(url: str) -> Any:
     return conn
 
 
-def keep(url: str, limits: Thresholds, mode: Mode, interval: float, stop: threading.Event,
-         once: bool = False) -> list[Done]:
-    """Run passes every `interval` seconds until `stop` (or one pass with `once`); a lost connection is retried."""
-    done: list[Done] = []
-    conn: Any = None
-    idle_logged = False
-    while True:
+class Keeper:
+    """The keeper's state between passes: its connection (made again after a failure) and what it did."""
+
+    EXECUTABLE = "juno-dcs db-stats"
+
+    def __init__(self, url: str, limits: Thresholds, mode: Mode) -> None:
+        self.url, self.limits, self.mode = url, limits, mode
+        self.conn: Any = None
+        self.done: list[Done] = []
+        self._idle_logged = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """The keeper's connection (for its passes and its heartbeats: it holds one)."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.close()
+            self.conn = connect(self.url)
+        yield self.conn
+
+    def heartbeats(self, interval: float) -> Heartbeats:
+        return Heartbeats(self.EXECUTABLE, self.connection, timeout_for(interval))
+
+    def run_once(self, share: Share = ALL) -> bool:
+        """One pass (the runner sleeps `interval` after it); a failure drops the connection and is raised."""
         try:
-            if conn is None:
-                conn = connect(url)
-            if mode is Mode.AUTO and autovacuum_on(conn):
-                if not idle_logged:
-                    logger.info("the server's autovacuum is on: it keeps the statistics, this keeper waits")
-                    idle_logged = True
-            else:
-                idle_logged = False
-                done += run_pass(conn, limits)
-        except Exception as exc:  # the database restarting, a dropped connection: try again next pass
-            logger.warning("statistics pass failed: %s", " ".join(str(exc).split())[:300])
-            if conn is not None:
-                conn.close()
-            conn = None
-            if once:
-                raise
-        if once or stop.wait(interval):
-            break
-    if conn is not None:
-        conn.close()
-    return done
+            with self.connection() as conn:
+                if self.mode is Mode.AUTO and autovacuum_on(conn):
+                    if not self._idle_logged:
+                        logger.info("the server's autovacuum is on: it keeps the statistics, this keeper waits")
+                        self._idle_logged = True
+                else:
+                    self._idle_logged = False
+                    self.done += run_pass(conn, self.limits, share)
+        except Exception:  # the database restarting, a dropped connection: a new one next pass
+            self.close()
+            raise
+        return True
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+
+def keep(url: str, limits: Thresholds, mode: Mode, interval: float, stop: threading.Event,
+         once: bool = False, beats: bool = True) -> list[Done]:
+    """Run passes every `interval` seconds until `stop` (or one pass with `once`) on the daemon runner; a lost
+    connection is made again at the next pass. `beats`: share the tables with the other keepers by heartbeats."""
+    keeper = Keeper(url, limits, mode)
+    try:
+        run_daemon(Keeper.EXECUTABLE, keeper.run_once, stop=stop, once=once, sleep_time=interval,
+                   heartbeats=keeper.heartbeats(interval) if beats else None, max_backoff=max(interval, 60.0))
+    finally:
+        keeper.close()
+    return keeper.done

@@ -284,7 +284,7 @@ def grid_programs(
     programs.append(Program(
         name="ingest",
         command=[venv_bin("juno-dcs"), "ingest", "run", "--config", str(home.etc / "ingest.yaml")],
-        priority=350, stopwaitsecs=60,
+        priority=350, stopwaitsecs=60, pg_connections=1,  # its heartbeats: one short connection per pass
         environment={**rucio_env, "RUCIO_CONFIG": str(home.client_cfg("rawdata")),
                      "JUNO_DCS_CONFIG_DIGEST": digests.get("ingest", "")},
     ))

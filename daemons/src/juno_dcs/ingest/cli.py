@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,13 @@ def ingest() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The ingestor's YAML configuration (the grid's: <home>/etc/ingest.yaml).")
 @click.option("--run-once", is_flag=True, help="Consume what is waiting, close the blocks that are due, exit.")
+@click.option("--sleep-time", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Seconds between passes that found nothing (each poll already waits poll_ms for messages).")
 @log_option
-def run(config_path: Path, run_once: bool, log_json: bool) -> None:
+def run(config_path: Path, run_once: bool, sleep_time: float, log_json: bool) -> None:
     """Run one ingestor instance (several may run at once: they split the topic's partitions)."""
+    from juno_dcs.daemon import stop_on_signals
+    from juno_dcs.heartbeat import Heartbeats, per_beat_connections, timeout_for
     from juno_dcs.ingest.config import load_config
     from juno_dcs.ingest.daemon import Ingestor
 
@@ -36,15 +39,11 @@ def run(config_path: Path, run_once: bool, log_json: bool) -> None:
         use_rucio_config(config.rucio.config)
     from rucio.client import Client
 
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: Any) -> None:
-        logging.getLogger(__name__).info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    metrics = Ingestor(config, lambda: _client(Client, config.rucio.account, stop), stop).run(once=run_once)
+    stop = stop_on_signals()
+    beats = (Heartbeats("juno-dcs ingest run", per_beat_connections(config.heartbeat_db), timeout_for(sleep_time))
+             if config.heartbeat_db else None)
+    ingestor = Ingestor(config, lambda: _client(Client, config.rucio.account, stop), stop)
+    metrics = ingestor.run(once=run_once, beats=beats, sleep_time=sleep_time)
     if run_once:
         click.echo(json.dumps(metrics.snapshot(), indent=2))
 

@@ -87,6 +87,8 @@ class IngestConfig(BaseModel):
     metrics_dir: Path | None = Field(default=None, description="Where each instance writes its metrics "
                                      "(<host>-<pid>.json).")
     journal: Path | None = Field(default=None, description="Optional JSON-lines record of every registered file.")
+    heartbeat_db: str | None = Field(default=None, description="PostgreSQL URL where each instance beats "
+                                     "(juno_dcs.heartbeat; one short connection per pass); none: no heartbeats.")
 
     _durations = field_validator("close_grace", "close_quiet", mode="before")(_seconds)
 

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from juno_dcs.daemon import run_daemon
+from juno_dcs.heartbeat import ALL, Heartbeats, Share
 from juno_dcs.ingest import message as msg
 from juno_dcs.ingest import verify
 from juno_dcs.ingest.blocks import Block
@@ -67,37 +69,67 @@ class Ingestor:
         self._metrics_path = (config.metrics_dir / f"{socket.gethostname()}-{os.getpid()}.json"
                               if config.metrics_dir else None)
 
-    # -- the loop ---------------------------------------------------------------------------------------------
-    def run(self, once: bool = False) -> Metrics:
-        """Consume until stopped; with `once`, until a poll finds nothing new, then close due blocks and return."""
+    # -- the loop (juno_dcs.daemon runs it: start, passes, close) ---------------------------------------------
+    def run(self, once: bool = False, beats: Heartbeats | None = None, sleep_time: float = 0.0) -> Metrics:
+        """Consume until stopped; with `once`, until a poll finds nothing new, then close due blocks and return.
+        Instances of one group split the topic's partitions (Kafka's consumer group): the heartbeats' share is
+        not used to split the work, the beats say which ingestors are alive."""
+        try:
+            self.start()
+            run_daemon("juno-dcs ingest run", self.drain if once else self.run_once, stop=self.stop, once=once,
+                       sleep_time=sleep_time, heartbeats=beats)
+        except Stopped:
+            logger.info("stopped while waiting; the uncommitted batch will be consumed again")
+        finally:
+            self.close()
+        return self.metrics
+
+    def start(self) -> None:
+        """Connect to Kafka (waiting for it) and adopt the blocks that earlier instances left open."""
         self.metrics.state = "connecting to Kafka"
         self._consumer = self._retry("Kafka", lambda: self.config.kafka.consumer(
             self.config.topic, group_id=self.config.group_id, max_poll_records=self.config.batch_size))
         self._producer = self._retry("Kafka", lambda: self.config.kafka.producer(linger_ms=5))
         self._adopt_open_blocks()
         self.metrics.state = "running"
+
+    def run_once(self, share: Share = ALL) -> bool:
+        """One poll (it waits up to poll_ms for messages), its batch handled and committed, housekeeping; True
+        (sleep) when the poll found nothing and every partition is consumed to its end."""
         try:
-            while not self.stop.is_set():
-                records = self._retry("Kafka", lambda: self._consumer.poll(
-                    timeout_ms=self.config.poll_ms, max_records=self.config.batch_size))
-                batch = [r for part in records.values() for r in part]
-                if batch:
-                    self.handle(batch)
-                    self._commit()
-                caught_up = self._update_lag()
-                if once and not batch and caught_up:
-                    self.housekeeping(force=True)
-                    break
-                self.housekeeping()
+            batch = self._poll()
+            caught_up = self._update_lag()
+            self.housekeeping()
         except Stopped:
-            logger.info("stopped while waiting; the uncommitted batch will be consumed again")
-        finally:
-            self.metrics.state = "stopped"
-            self.metrics.write(self._metrics_path)
+            return True
+        return not batch and caught_up
+
+    def drain(self, share: Share = ALL) -> bool:
+        """Once-mode's pass: consume until a poll finds nothing new, then close the blocks that are due."""
+        while not self.stop.is_set():
+            batch = self._poll()
+            if not batch and self._update_lag():
+                break
+        self.housekeeping(force=True)
+        return True
+
+    def _poll(self) -> list[Any]:
+        records = self._retry("Kafka", lambda: self._consumer.poll(
+            timeout_ms=self.config.poll_ms, max_records=self.config.batch_size))
+        batch = [r for part in records.values() for r in part]
+        if batch:
+            self.handle(batch)
+            self._commit()
+        return batch
+
+    def close(self) -> None:
+        self.metrics.state = "stopped"
+        self.metrics.write(self._metrics_path)
+        if self._consumer is not None:
             self._consumer.close(autocommit=False)
+        if self._producer is not None:
             self._producer.close(timeout=10)
-            self._pool.shutdown(wait=True)
-        return self.metrics
+        self._pool.shutdown(wait=True)
 
     def handle(self, records: list[Any]) -> None:
         """One batch, from validation to durable registration and dead letters (but not the commit)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ import click
 from pydantic import ValidationError
 
 from juno_dcs.clikit import EXIT_CODES_EPILOG, KitCommand, grid_settings, home_option
+from juno_dcs.daemon import signals_set
 from juno_dcs.errors import GridStateError
 from juno_dcs.ingest.kafka_config import KafkaSettings
 from juno_dcs.ingest.spade_sim import (
@@ -183,16 +183,13 @@ def _run(plan: SimPlan, settings: KafkaSettings, topic: str, threads: int, show_
         raise SimError(f"cannot publish to {where} (is Kafka up, does the topic exist?): {exc!r}") from exc
     stop = threading.Event()
     publisher = Publisher(producer, topic, Pacer(plan.files_per_second, sleep=stop.wait))
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    with _progress_bar(plan.files, show_progress) as advance:
+    with signals_set(stop), _progress_bar(plan.files, show_progress) as advance:
         try:
             summary = simulate(plan, publisher, topic=topic, write=None if not plan.content else Gfal2Writer(),
                                threads=threads, progress=advance, stop=stop)
         except KafkaError as exc:
             raise SimError(f"publishing to {where} failed: {exc!r}") from exc
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             publisher.close()
     summary.elapsed_s = time.monotonic() - started  # with the final flush
     return summary

@@ -11,13 +11,11 @@ up on the dispatcher, or another failure; 2 it could not start (a bad argument, 
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import sys
 import threading
 import uuid
 from pathlib import Path
-from types import FrameType
 
 import click
 
@@ -38,12 +36,13 @@ def _logging(log_json: bool) -> None:
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        logger.warning("signal %d: stopping (the current job is finished or failed cleanly)", signum)
-        stop.set()
+    """SIGTERM/SIGINT set `stop` (juno_dcs.daemon's helper): the running job is failed as `lost` by the pilot."""
+    from juno_dcs.daemon import stop_on_signals
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    def _say(signum: int) -> None:
+        logger.warning("signal %d: stopping (the current job is finished or failed cleanly)", signum)
+
+    stop_on_signals(stop, on_stop=_say)
 
 
 @click.group(cls=KitGroup, name="juno-pilot", epilog=EPILOG)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,7 +121,9 @@ def submit(ctx: click.Context, steering_file: Path) -> None:
 @log_option
 @click.pass_context
 def run(ctx: click.Context, run_once: bool, sleep_time: float | None, log_json: bool) -> None:
-    """The daemon: later steps' jobs as their inputs appear in Rucio, closing complete steps."""
+    """The daemon: later steps' jobs as their inputs appear in Rucio, closing complete steps (instances share the
+    productions by heartbeats)."""
+    from juno_dcs import daemon as runner
     from juno_dcs.prodsys import daemon
 
     if log_json:
@@ -131,20 +131,10 @@ def run(ctx: click.Context, run_once: bool, sleep_time: float | None, log_json: 
     config = load_config(ctx.obj)
     sleep = sleep_time if sleep_time is not None else config.sleep
     if not run_once:
-        _wait_for_rucio(config)
+        _wait_for_rucio(config)  # before the handlers: until then SIGTERM ends the program at once
+    stop = runner.stop_on_signals()
     with _manager(ctx) as manager:
-        if run_once:
-            daemon.run_once(manager)
-            return
-        stop = threading.Event()
-
-        def _stop(signum: int, _frame: Any) -> None:
-            logger.info("signal %d: stopping after the current production", signum)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        daemon.run(manager, stop, sleep)
+        daemon.run(manager, stop, sleep, once=run_once, beats=daemon.heartbeats(manager.store, sleep))
 
 
 @main.command()

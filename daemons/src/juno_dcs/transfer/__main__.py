@@ -1,80 +1,92 @@
 """`juno-fts serve|worker --config FILE`: the transfer service's REST API and its copy workers.
 
     juno-fts serve  --config etc/transfer.yaml --port 25030   # FTS3-compatible REST API (uvicorn)
-    juno-fts worker --config etc/transfer.yaml [--run-once]    # copies; any number may run at once
+    juno-fts worker --config etc/transfer.yaml [--run-once] [--log-json]   # copies; any number may run at once
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING
 
-from juno_dcs.errors import JunoDcsError
-from juno_dcs.transfer import db
-from juno_dcs.transfer.config import load_config
+import click
+
+from juno_dcs.clikit import KitGroup, log_option
+
+if TYPE_CHECKING:
+    from juno_dcs.transfer.config import TransferConfig
+
+CONFIG = click.Path(dir_okay=False, path_type=Path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="juno-fts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the REST API")
-    serve.add_argument("--config", type=Path, required=True)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, required=True)
-    serve.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    work = sub.add_parser("worker", help="run copies")
-    work.add_argument("--config", type=Path, required=True)
-    work.add_argument("--run-once", action="store_true", help="one cycle, wait for its copies, exit")
-    work.add_argument("--threads", type=int, default=None, help="override worker.threads")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config)
-    except JunoDcsError as exc:
-        print(f"juno-fts: error: {exc}", file=sys.stderr)
-        return 2
-    if config.ca_dir is not None:  # gfal2 (davix) finds the trusted CAs through the environment
+@click.group(cls=KitGroup, help=__doc__)
+def main() -> None:
+    pass
+
+
+def _load(path: Path) -> TransferConfig:
+    """The service's configuration, with the CA paths gfal2 (davix) finds through the environment."""
+    from juno_dcs.transfer.config import load_config
+
+    config = load_config(path)
+    if config.ca_dir is not None:
         os.environ["X509_CERT_DIR"] = str(config.ca_dir)
         os.environ["SSL_CERT_DIR"] = str(config.ca_dir)
     if config.ca_bundle is not None:
         os.environ["SSL_CERT_FILE"] = str(config.ca_bundle)
-    if args.command == "serve":
-        _serve(args)
-        return 0
-    from juno_dcs.transfer import copier
-    from juno_dcs.transfer.worker import Worker
-
-    copier.set_log_level(config.worker.gfal2_log)
-
-    pool = db.open_pool(config.database_url, size=config.worker.db_connections)
-    if args.threads:
-        config = config.model_copy(update={"worker": config.worker.model_copy(update={"threads": args.threads})})
-    worker = Worker(config, pool)
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        logging.getLogger(__name__).info("signal %d: stopping after the running copies", signum)
-        worker.stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    worker.run(once=args.run_once)
-    pool.close()
-    return 0
+    return config
 
 
-def _serve(args: argparse.Namespace) -> None:
+@main.command()
+@click.option("--config", type=CONFIG, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, required=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="uvicorn worker processes")
+@log_option
+def serve(config: Path, host: str, port: int, workers: int, log_json: bool) -> None:
+    """Run the REST API."""
     import uvicorn
 
-    os.environ["JUNO_FTS_CONFIG"] = str(args.config.resolve())
-    uvicorn.run("juno_dcs.transfer.asgi:app", host=args.host, port=args.port, workers=args.workers,
-                log_level="warning")
+    from juno_dcs import daemon
 
+    daemon.configure_logging(log_json)
+    _load(config)
+    os.environ["JUNO_FTS_CONFIG"] = str(config.resolve())
+    uvicorn.run("juno_dcs.transfer.asgi:app", host=host, port=port, workers=workers, log_level="warning")
+
+
+@main.command()
+@click.option("--config", type=CONFIG, required=True)
+@click.option("--run-once", is_flag=True, help="One cycle, wait for its copies, exit.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Override worker.threads.")
+@click.option("--sleep-time", type=click.FloatRange(min=0.0), default=None,
+              help="Override worker.poll_interval (the longest wait for a NOTIFY of new work).")
+@log_option
+def worker(config: Path, run_once: bool, threads: int | None, sleep_time: float | None, log_json: bool) -> None:
+    """Run copies (any number of workers may run: they share the files by heartbeats)."""
+    from juno_dcs import daemon
+    from juno_dcs.heartbeat import Heartbeats, timeout_for
+    from juno_dcs.transfer import copier, db
+    from juno_dcs.transfer.worker import Worker
+
+    daemon.configure_logging(log_json)
+    cfg = _load(config)
+    copier.set_log_level(cfg.worker.gfal2_log)
+    if threads:
+        cfg = cfg.model_copy(update={"worker": cfg.worker.model_copy(update={"threads": threads})})
+    sleep = sleep_time if sleep_time is not None else cfg.worker.poll_interval
+    pool = db.open_pool(cfg.database_url, size=cfg.worker.db_connections)  # the heartbeats use it too
+    copies = Worker(cfg, pool)
+    daemon.stop_on_signals(copies.stop)
+    try:
+        daemon.run_daemon("juno-fts worker", copies.run_once, stop=copies.stop, once=run_once, sleep_time=sleep,
+                          idle=copies.idle,
+                          heartbeats=Heartbeats("juno-fts worker", pool.connection, timeout_for(sleep)))
+    finally:
+        copies.drain()
+        pool.close()
 
 if __name__ == "__main__":
     sys.exit(main())

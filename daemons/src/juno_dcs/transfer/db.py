@@ -11,6 +11,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from juno_dcs.heartbeat import ALL, Share
+
 Row = dict[str, Any]
 
 SCHEMA = """
@@ -234,21 +236,21 @@ def waiting_links(conn: psycopg.Connection[Row]) -> list[Row]:
 
 
 def claim(conn: psycopg.Connection[Row], source_se: str, dest_se: str, limit: int, worker: str,
-          tape_sources: Sequence[str]) -> list[Row]:
-    """Take up to `limit` ready files of one link, highest priority first, skipping rows another
-    worker holds; tape sources that were not staged yet are left for the stager."""
+          tape_sources: Sequence[str], share: Share = ALL) -> list[Row]:
+    """Take up to `limit` ready files of one link and of this worker's share, highest priority first, skipping
+    rows another worker holds; tape sources that were not staged yet are left for the stager."""
     return conn.execute(
-        """WITH picked AS (
+        f"""WITH picked AS (
                SELECT f.file_id FROM fts.files f JOIN fts.jobs j USING (job_id)
                WHERE f.file_state = 'SUBMITTED' AND f.next_attempt <= now()
-                 AND f.source_se = %s AND f.dest_se = %s
+                 AND f.source_se = %s AND f.dest_se = %s AND {share.sql('f.file_id')}
                  AND (f.staging_finished IS NOT NULL OR NOT (f.source_se = ANY(%s)))
                ORDER BY j.priority DESC, f.file_id
                LIMIT %s FOR UPDATE OF f SKIP LOCKED)
            UPDATE fts.files f SET file_state = 'ACTIVE', start_time = now(), finish_time = NULL, reason = NULL,
                   worker = %s, heartbeat = now()
            FROM picked WHERE f.file_id = picked.file_id
-           RETURNING f.*""",
+           RETURNING f.*""",  # noqa: S608  # the share's condition is made of two integers
         (source_se, dest_se, list(tape_sources), limit, worker),
     ).fetchall()
 

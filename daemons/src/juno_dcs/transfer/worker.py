@@ -1,7 +1,13 @@
 """The transfer worker: claims files link by link within the optimizer's limits, copies them with gfal2 in
 a thread pool, moves tape files through STAGING and ARCHIVING, recovers transfers whose worker vanished,
-and keeps job states right. Any number of workers (and service instances) may share one database: rows
-are claimed with FOR UPDATE SKIP LOCKED and each link's slots are counted under an advisory lock."""
+and keeps job states right. Any number of workers (and service instances) may share one database: each worker
+claims only the files of its share (file_id modulo the live workers' count, from its heartbeats), rows are
+claimed with FOR UPDATE SKIP LOCKED (so two workers that disagree on the count for one beat never take the same
+file), and each link's slots are counted under an advisory lock (so the optimizer's limit holds for all workers
+together). Recovery, staging and archiving lock their rows with SKIP LOCKED too and are done by every worker.
+
+`run_once(share)` is one pass for the runner (juno_dcs.daemon); `idle(seconds)` sleeps until a submission or a
+finished copy NOTIFYs; `drain()` waits for the running copies at the end."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from juno_dcs.heartbeat import ALL, Share
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.messages import Publisher, completion
@@ -46,25 +53,12 @@ class Worker:
         self.last_throughput: dict[tuple[str, str], float | None] = {}
         self.listener: psycopg.Connection[tuple[object, ...]] | None = None
 
-    # --- the loop
-    def run(self, once: bool = False) -> None:
-        logger.info("transfer worker %s starting (%d threads)", self.name, self.config.worker.threads)
-        while not self.stop.is_set():
-            try:
-                busy = self.cycle()
-            except psycopg.OperationalError as exc:  # a deadlock victim, a lost connection: transient
-                if once:
-                    raise
-                logger.warning("cycle failed, retrying: %s", exc)
-                busy = False
-            if once:
-                self.drain()
-                return
-            if not busy:
-                self._idle(self.config.worker.poll_interval)
-        self.drain()
+    # --- the runner's pass and sleep
+    def run_once(self, share: Share = ALL) -> bool:
+        """One pass (juno_dcs.daemon): True (sleep) when it started no copy."""
+        return not self.cycle(share)
 
-    def _idle(self, timeout: float) -> None:
+    def idle(self, timeout: float) -> None:
         """Sleep until a submission or a finished copy NOTIFYs (or `timeout` passes)."""
         try:
             if self.listener is None or self.listener.closed:
@@ -97,14 +91,14 @@ class Worker:
             self.publisher.send(completion(row, job, job["job_state"], self.config.messaging.endpoint,
                                            self.config.vo))
 
-    def cycle(self) -> bool:
+    def cycle(self, share: Share = ALL) -> bool:
         """One pass: heartbeats, recovery, staging, archiving, optimizer, claims. True if it started work."""
         self._reap_finished()
         self._heartbeat()
         self._recover_lost()
         self._stage()
         self._archive()
-        return self._claim_and_start()
+        return self._claim_and_start(share)
 
     # --- bookkeeping
     def _reap_finished(self) -> None:
@@ -183,7 +177,7 @@ class Worker:
         self._publish(done)
 
     # --- claims and the optimizer
-    def _claim_and_start(self) -> bool:
+    def _claim_and_start(self, share: Share) -> bool:
         started = False
         with self.pool.connection() as conn:
             links = db.waiting_links(conn)
@@ -199,7 +193,7 @@ class Worker:
                 slots = min(limit - db.active_on_link(conn, *key), free_threads)
                 if slots <= 0:
                     continue
-                claimed = db.claim(conn, key[0], key[1], slots, self.name, list(self.config.tape))
+                claimed = db.claim(conn, key[0], key[1], slots, self.name, list(self.config.tape), share)
                 for job_id in sorted({row["job_id"] for row in claimed}):  # one lock order for every worker
                     logic.refresh_job(conn, job_id)
             for row in claimed:

@@ -1,126 +1,131 @@
 """`juno-wms serve|agent|...`: the dispatcher's HTTP API, its agent, and a small command-line client.
 
     juno-wms serve --config etc/wms.yaml --port 23050 [--workers 2]   # HTTP API (uvicorn, 127.0.0.1)
-    juno-wms agent --config etc/wms.yaml [--run-once]                 # brokerage and leases; many may run
+    juno-wms agent --config etc/wms.yaml [--run-once] [--log-json]    # brokerage and leases; many may run
     juno-wms --url URL jobs [--task-id N] [--state S] | job ID | kill ID | retry ID | reassign ID [--site S]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from juno_dcs.errors import JunoDcsError
+import click
+
+from juno_dcs.clikit import KitGroup, log_option
+
+CONFIG = click.Path(dir_okay=False, path_type=Path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="juno-wms", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default=os.environ.get("JUNO_WMS_URL", "http://127.0.0.1:23050"),
-                        help="the dispatcher, for the client commands ($JUNO_WMS_URL)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--config", type=Path, required=True)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, required=True)
-    serve.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    agent = sub.add_parser("agent", help="run brokerage and lease expiry")
-    agent.add_argument("--config", type=Path, required=True)
-    agent.add_argument("--run-once", action="store_true", help="one cycle, print what it did, exit")
-    agent.add_argument("--bulk", type=int, default=None, help="override agent_bulk")
-    agent.add_argument("--sleep-time", type=float, default=None, help="override agent_sleep_s")
-    jobs = sub.add_parser("jobs", help="list jobs")
-    jobs.add_argument("--task-id", type=int)
-    jobs.add_argument("--state")
-    jobs.add_argument("--site")
-    jobs.add_argument("--limit", type=int, default=100)
-    for name in ("job", "kill", "retry", "reassign"):
-        one = sub.add_parser(name, help=f"{name} one job")
-        one.add_argument("job_id", type=int)
-        if name == "reassign":
-            one.add_argument("--site")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "agent":
-            return _agent(args)
-        return _client(args)
-    except JunoDcsError as exc:
-        print(f"juno-wms: error: {exc}", file=sys.stderr)
-        return 2
+@click.group(cls=KitGroup, help=__doc__)
+@click.option("--url", default=lambda: os.environ.get("JUNO_WMS_URL", "http://127.0.0.1:23050"),
+              show_default="$JUNO_WMS_URL or http://127.0.0.1:23050",
+              help="The dispatcher, for the client commands.")
+@click.pass_context
+def main(ctx: click.Context, url: str) -> None:
+    ctx.obj = url
 
 
-def _serve(args: argparse.Namespace) -> int:
+@main.command()
+@click.option("--config", type=CONFIG, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, required=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="uvicorn worker processes")
+def serve(config: Path, host: str, port: int, workers: int) -> None:
+    """Run the HTTP API."""
     import uvicorn
 
     from juno_dcs.wms.config import load_config
     from juno_dcs.wms.service import context
 
-    context(load_config(args.config))  # a bad file fails here, with its reason, not in every worker
-    os.environ["JUNO_WMS_CONFIG"] = str(args.config.resolve())
-    uvicorn.run("juno_dcs.wms.asgi:app", host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", backlog=2048)
-    return 0
+    context(load_config(config))  # a bad file fails here, with its reason, not in every worker
+    os.environ["JUNO_WMS_CONFIG"] = str(config.resolve())
+    uvicorn.run("juno_dcs.wms.asgi:app", host=host, port=port, workers=workers, log_level="warning", backlog=2048)
 
 
-def _agent(args: argparse.Namespace) -> int:
+@main.command()
+@click.option("--config", type=CONFIG, required=True)
+@click.option("--run-once", is_flag=True, help="One cycle, print what it did as JSON, exit.")
+@click.option("--bulk", type=click.IntRange(min=1), default=None, help="Override agent_bulk.")
+@click.option("--sleep-time", type=click.FloatRange(min=0.0), default=None, help="Override agent_sleep_s.")
+@log_option
+def agent(config: Path, run_once: bool, bulk: int | None, sleep_time: float | None, log_json: bool) -> None:
+    """Run brokerage and lease expiry (any number of agents may run: they share the jobs by heartbeats)."""
+    from juno_dcs import daemon
+    from juno_dcs.heartbeat import Heartbeats, Share, timeout_for
     from juno_dcs.wms import db
-    from juno_dcs.wms.agent import Agent
+    from juno_dcs.wms.agent import Agent, Cycle
     from juno_dcs.wms.brokerage import ReplicaLocator, RucioReplicaLocator
     from juno_dcs.wms.config import load_config
     from juno_dcs.wms.service import context
 
-    config = load_config(args.config)
-    ctx = context(config)
-    locator: ReplicaLocator | None = RucioReplicaLocator(config.rucio_config) if config.rucio else None
-    pool = db.open_pool(config.database_url, size=2)
-    agent = Agent(pool, ctx, locator, bulk=args.bulk or config.agent_bulk,
-                  sleep_s=args.sleep_time or config.agent_sleep_s)
+    daemon.configure_logging(log_json)
+    cfg = load_config(config)
+    ctx = context(cfg)
+    locator: ReplicaLocator | None = RucioReplicaLocator(cfg.rucio_config) if cfg.rucio else None
+    sleep = sleep_time if sleep_time is not None else cfg.agent_sleep_s
+    stop = daemon.stop_on_signals()
+    pool = db.open_pool(cfg.database_url, size=2)  # the heartbeats take a connection of the pool between passes
+    worker = Agent(pool, ctx, locator, bulk=bulk or cfg.agent_bulk)
+    last = Cycle()
 
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        logging.getLogger(__name__).info("signal %d: stopping after this cycle", signum)
-        agent.stop.set()
+    def one_pass(share: Share) -> bool:
+        nonlocal last
+        last = worker.run_once(share)
+        return not last.full
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     try:
-        cycle = agent.run(once=args.run_once)
+        daemon.run_daemon("juno-wms agent", one_pass, stop=stop, once=run_once, sleep_time=sleep,
+                          heartbeats=Heartbeats("juno-wms agent", pool.connection, timeout_for(sleep)))
     finally:
         pool.close()
-    if args.run_once:
-        print(json.dumps(cycle.as_json()))
-    return 0
+    if run_once:
+        click.echo(json.dumps(last.as_json()))
 
 
-def _client(args: argparse.Namespace) -> int:
+@main.command()
+@click.option("--task-id", type=int)
+@click.option("--state")
+@click.option("--site")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.pass_obj
+def jobs(url: str, task_id: int | None, state: str | None, site: str | None, limit: int) -> None:
+    """List jobs."""
     from juno_dcs.wms.client import WmsClient
 
-    client = WmsClient(args.url)
-    out: Any
-    if args.command == "jobs":
-        out = client.jobs(task_id=args.task_id, state=args.state, site=args.site, limit=args.limit)
-        for j in out:
-            print(f"{j['job_id']:>8} {j['state']:<10} {j['attempt']:>2} {j['site'] or '-':<13} {j['key']}")
-        return 0
-    if args.command == "job":
-        out = client.job(args.job_id)
-    elif args.command == "kill":
-        out = client.kill_job(args.job_id)
-    elif args.command == "retry":
-        out = client.retry_job(args.job_id)
-    else:
-        out = client.reassign_job(args.job_id, args.site)
-    print(json.dumps(out, indent=2))
-    return 0
+    for j in WmsClient(url).jobs(task_id=task_id, state=state, site=site, limit=limit):
+        click.echo(f"{j['job_id']:>8} {j['state']:<10} {j['attempt']:>2} {j['site'] or '-':<13} {j['key']}")
+
+
+def _one(name: str, doc: str) -> None:
+    @main.command(name, help=doc)
+    @click.argument("job_id", type=int)
+    @click.pass_obj
+    def command(url: str, job_id: int) -> None:
+        from juno_dcs.wms.client import WmsClient
+
+        client = WmsClient(url)
+        out: Any = {"job": client.job, "kill": client.kill_job, "retry": client.retry_job}[name](job_id)
+        click.echo(json.dumps(out, indent=2))
+
+
+_one("job", "Show one job.")
+_one("kill", "Kill one job.")
+_one("retry", "Retry one job.")
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("--site")
+@click.pass_obj
+def reassign(url: str, job_id: int, site: str | None) -> None:
+    """Reassign one job (to SITE, or back to brokerage)."""
+    from juno_dcs.wms.client import WmsClient
+
+    click.echo(json.dumps(WmsClient(url).reassign_job(job_id, site), indent=2))
 
 
 if __name__ == "__main__":

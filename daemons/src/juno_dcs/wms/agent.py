@@ -1,17 +1,18 @@
 """The dispatcher's agent (`juno-wms agent`): brokerage of `defined` jobs and expiry of leases.
 
-Each cycle locks a batch with `FOR UPDATE SKIP LOCKED`, so any number of agents may run at once: each takes
-jobs the others are not holding. `run_once()` does one cycle and says whether to sleep (the batches were not
-full); `run()` loops until `stop` is set (SIGTERM).
+Any number of agents may run at once. Each cycle takes the agent's share of the jobs (`Share`, from its heartbeats:
+the jobs whose id modulo the live agents' count is its index), and locks them with `FOR UPDATE SKIP LOCKED`, so that
+while two agents disagree on the count (for one heartbeat after one starts or stops) neither brokers a job the other
+holds. `run_once(share)` does one cycle; the runner (juno_dcs.daemon) loops, sleeping when the batches were not full.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from juno_dcs.heartbeat import ALL, Share
 from juno_dcs.wms import db, logic
 from juno_dcs.wms.brokerage import Choice, Job, ReplicaLocator, broker
 from juno_dcs.wms.models import ACTIVATED, ASSIGNED, ERROR_CODES, ERROR_LOST, FAILED
@@ -38,31 +39,22 @@ class Agent:
     ctx: logic.Context
     locator: ReplicaLocator | None = None
     bulk: int = 1000
-    sleep_s: float = 5.0
-    stop: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, once: bool = False) -> Cycle:
-        while True:
-            cycle = self.run_once()
-            if cycle.brokered or cycle.expired or cycle.unbrokerable:
-                logger.info("cycle: %s", cycle.as_json())
-            if once or self.stop.is_set():
-                return cycle
-            if not cycle.full and self.stop.wait(self.sleep_s):
-                return cycle
-
-    def run_once(self) -> Cycle:
+    def run_once(self, share: Share = ALL) -> Cycle:
+        """One cycle over this agent's share of the jobs."""
         cycle = Cycle()
         with self.pool.connection() as conn, conn.transaction():
-            cycle.expired, full_expired = self.expire(conn)
+            cycle.expired, full_expired = self.expire(conn, share)
         with self.pool.connection() as conn, conn.transaction():
-            full_defined = self.broker(conn, cycle)
+            full_defined = self.broker(conn, cycle, share)
         cycle.full = full_expired or full_defined
+        if cycle.brokered or cycle.expired or cycle.unbrokerable:
+            logger.info("cycle: %s", cycle.as_json())
         return cycle
 
     # --- leases
-    def expire(self, conn: db.Conn) -> tuple[int, bool]:
-        rows = db.lock_expired(conn, self.bulk)
+    def expire(self, conn: db.Conn, share: Share = ALL) -> tuple[int, bool]:
+        rows = db.lock_expired(conn, self.bulk, share)
         for row in rows:
             job_id, attempt = int(row["job_id"]), int(row["attempt"])
             diag = f"lease of pilot {row['pilot_id']} ended at {row['lease_until'].isoformat()} without heartbeat"
@@ -73,8 +65,8 @@ class Agent:
         return len(rows), len(rows) == self.bulk
 
     # --- brokerage
-    def broker(self, conn: db.Conn, cycle: Cycle) -> bool:
-        rows = db.lock_defined(conn, self.bulk)
+    def broker(self, conn: db.Conn, cycle: Cycle, share: Share = ALL) -> bool:
+        rows = db.lock_defined(conn, self.bulk, share)
         if not rows:
             return False
         jobs = [Job(int(r["job_id"]), int(r["cores"]), int(r["memory_mb"]), int(r["walltime_s"]),

@@ -11,6 +11,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from juno_dcs.heartbeat import ALL, Share
+
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
 Pool = ConnectionPool[Conn]
@@ -278,16 +280,19 @@ def pilots_per_queue(conn: Conn, within_s: int) -> dict[str, int]:
 
 
 # --- agent
-def lock_defined(conn: Conn, limit: int) -> list[Row]:
-    """Defined jobs to broker (locked), each with its task's owner."""
-    return conn.execute("""SELECT j.*, t.owner FROM wms.jobs j JOIN wms.tasks t USING (task_id)
-                           WHERE j.state = 'defined' ORDER BY j.priority DESC, j.job_id
-                           LIMIT %s FOR UPDATE OF j SKIP LOCKED""", (limit,)).fetchall()
+def lock_defined(conn: Conn, limit: int, share: Share = ALL) -> list[Row]:
+    """Defined jobs of this agent's share to broker (locked), each with its task's owner."""
+    return conn.execute(f"""SELECT j.*, t.owner FROM wms.jobs j JOIN wms.tasks t USING (task_id)
+                            WHERE j.state = 'defined' AND {share.sql('j.job_id')}
+                            ORDER BY j.priority DESC, j.job_id
+                            LIMIT %s FOR UPDATE OF j SKIP LOCKED""", (limit,)).fetchall()  # noqa: S608
 
 
-def lock_expired(conn: Conn, limit: int) -> list[Row]:
-    return conn.execute("""SELECT * FROM wms.jobs WHERE state IN ('sent', 'starting', 'running', 'holding')
-                           AND lease_until < now() ORDER BY lease_until LIMIT %s FOR UPDATE SKIP LOCKED""",
+def lock_expired(conn: Conn, limit: int, share: Share = ALL) -> list[Row]:
+    """Jobs of this agent's share whose pilot's lease ran out (locked)."""
+    return conn.execute(f"""SELECT * FROM wms.jobs WHERE state IN ('sent', 'starting', 'running', 'holding')
+                            AND lease_until < now() AND {share.sql('job_id')}
+                            ORDER BY lease_until LIMIT %s FOR UPDATE SKIP LOCKED""",  # noqa: S608
                         (limit,)).fetchall()
 
 

@@ -1,5 +1,6 @@
 """Rucio's conveyor skips a request it has marked for a fixed 600 s. A mark left by a pass that failed stalls the
-rule for that long; grid/claims.py gives such a request back, and the submitter takes it on its next pass."""
+rule for that long; grid/claims.py gives such a request back once its mark is 120 s old (the grid's db-stats
+program does it every pass), and the submitter takes it on its next pass."""
 
 from __future__ import annotations
 
@@ -73,17 +74,20 @@ def test_a_request_left_marked_by_a_failed_pass_is_given_back_and_submitted(grid
         with grid.stopped("rucio-conveyor-submitter"):
             rules += client.add_replication_rule(new_file(grid, tmp_path, "second"), 1, TARGET)
             assert request_of(conn, rules[1]) == ("Q", None)
-            # what a pass that took the request and then failed leaves behind, 200 s ago
+            # what a pass that took the request and then failed leaves behind, 100 s ago
             conn.execute("UPDATE rucio.requests SET last_processed_by = %s, "
-                         "last_processed_at = (now() AT TIME ZONE 'UTC') - interval '200 seconds' "
+                         "last_processed_at = (now() AT TIME ZONE 'UTC') - interval '100 seconds' "
                          "WHERE rule_id = %s", (mark, uuid.UUID(rules[1]).hex.upper()))
             conn.commit()
             assert release(conn, after_s=300) == {}  # not old enough to be given back
-        time.sleep(15)  # the submitter is back and has passed at least once: it skips the marked request
+            marked = time.monotonic()
+        time.sleep(10)  # the submitter is back and has passed several times: it skips the marked request
         assert request_of(conn, rules[1]) == ("Q", mark)
-        assert release(conn, after_s=120) == {"QUEUED": 1}
-        assert release(conn, after_s=120) == {}  # once
-        wait_for(lambda: request_of(conn, rules[1])[0] != "Q", 60, "the submitter takes the request given back")
+        # the grid's db-stats gives it back once the mark is 120 s old (a pass every 10 s); Rucio alone would
+        # wait until 600 s
+        wait_for(lambda: request_of(conn, rules[1])[0] != "Q", 20 + 10 + 30 - (time.monotonic() - marked),
+                 "the grid gives the request back and the submitter takes it")
+        assert release(conn, after_s=120) == {}  # nothing left to give back
         deadline = time.monotonic() + 240
         while not str(client.get_replication_rule(rules[1])["state"]).endswith("OK"):
             assert time.monotonic() < deadline, client.get_replication_rule(rules[1])

@@ -133,8 +133,12 @@ def env(home: Path | None, account: str) -> None:
               help="Seconds between passes.")
 @click.option("--mode", type=click.Choice(["auto", "always"]), default="auto", show_default=True,
               help="auto: work only while the server's autovacuum is off; always: work regardless.")
+@click.option("--release-claims-after", type=click.FloatRange(min=0.0), default=120.0, show_default=True,
+              help="Give Rucio's conveyor back requests it claimed this many seconds ago and did not move on "
+                   "(it skips them for 600 s otherwise); 0: never.")
 @log_option
-def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, log_json: bool) -> None:
+def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, release_claims_after: float,
+             log_json: bool) -> None:
     """Keep the grid database's planner statistics current (ANALYZE, VACUUM) where autovacuum is off; keepers
     share the tables by heartbeats."""
     import psycopg
@@ -152,7 +156,7 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, log_
     stop = daemon.stop_on_signals()
     try:
         done = dbstats.keep(database_url(grid.load_state()), dbstats.Thresholds(), dbstats.Mode(mode), interval,
-                            stop, once=run_once)
+                            stop, once=run_once, release_after=release_claims_after)
     except psycopg.Error as exc:
         raise ServiceError(f"the grid's database: {' '.join(str(exc).split())}") from exc
     if run_once:

@@ -7,6 +7,10 @@ server whose autovacuum is off (as on this workplace's CI machines) never refres
 keeper: every few seconds it reads pg_stat_user_tables and runs ANALYZE (and VACUUM where dead rows pile up) on the
 tables past autovacuum-like thresholds. With the server's autovacuum on it does nothing unless told to.
 
+On the grid's database the keeper also gives Rucio's conveyor back the requests it claimed and could not move on
+(juno_dcs.grid.claims: a claim older than `release_after` seconds on a request still waiting for its claimer),
+which Rucio would otherwise pass over for a fixed 600 s. Instance 0 of the keepers does it; it is idempotent.
+
 Two keepers at once share the tables by heartbeats (juno_dcs.heartbeat, beaten through the keeper's own
 connection): each looks only at the tables whose oid hashes to its index. Each table is still worked on under a
 try-lock, so while two keepers disagree on their count (for one beat) the second one skips it.
@@ -155,11 +159,13 @@ class Keeper:
 
     EXECUTABLE = "juno-dcs db-stats"
 
-    def __init__(self, url: str, limits: Thresholds, mode: Mode) -> None:
-        self.url, self.limits, self.mode = url, limits, mode
+    def __init__(self, url: str, limits: Thresholds, mode: Mode, release_after: float = 0.0) -> None:
+        self.url, self.limits, self.mode, self.release_after = url, limits, mode, release_after
         self.conn: Any = None
         self.done: list[Done] = []
+        self.released: dict[str, int] = {}
         self._idle_logged = False
+        self._has_requests: bool | None = None  # whether the database holds Rucio's requests table
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -183,10 +189,26 @@ class Keeper:
                 else:
                     self._idle_logged = False
                     self.done += run_pass(conn, self.limits, share)
+                if self.release_after > 0 and share.index == 0:
+                    self._release_claims(conn)
         except Exception:  # the database restarting, a dropped connection: a new one next pass
             self.close()
             raise
         return True
+
+    def _release_claims(self, conn: Any) -> None:
+        from juno_dcs.grid import claims
+
+        if self._has_requests is None:
+            row = conn.execute("SELECT to_regclass('rucio.requests') IS NOT NULL").fetchone()
+            self._has_requests = bool(row and row[0])
+        if not self._has_requests:
+            return
+        released = claims.release(conn, self.release_after)
+        for state, count in released.items():
+            logger.warning("gave Rucio's conveyor back %d %s request(s) claimed more than %.0f s ago",
+                           count, state, self.release_after)
+            self.released[state] = self.released.get(state, 0) + count
 
     def close(self) -> None:
         if self.conn is not None:
@@ -195,10 +217,11 @@ class Keeper:
 
 
 def keep(url: str, limits: Thresholds, mode: Mode, interval: float, stop: threading.Event,
-         once: bool = False, beats: bool = True) -> list[Done]:
+         once: bool = False, beats: bool = True, release_after: float = 0.0) -> list[Done]:
     """Run passes every `interval` seconds until `stop` (or one pass with `once`) on the daemon runner; a lost
-    connection is made again at the next pass. `beats`: share the tables with the other keepers by heartbeats."""
-    keeper = Keeper(url, limits, mode)
+    connection is made again at the next pass. `beats`: share the tables with the other keepers by heartbeats.
+    `release_after` > 0: also give the conveyor back claims older than that (juno_dcs.grid.claims)."""
+    keeper = Keeper(url, limits, mode, release_after)
     try:
         run_daemon(Keeper.EXECUTABLE, keeper.run_once, stop=stop, once=once, sleep_time=interval,
                    heartbeats=keeper.heartbeats(interval) if beats else None, max_backoff=max(interval, 60.0))

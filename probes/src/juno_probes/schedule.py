@@ -1,6 +1,6 @@
 """`juno-probe schedule --config FILE [--run-once]`: every enabled probe on its own interval, each run stored.
 
-Slots are claimed in the monitoring database (`monitor.schedule_slot`): a scheduler runs a probe only after
+Slots are claimed in the monitoring database (`probes.schedule_slot`): a scheduler runs a probe only after
 `UPDATE ... SET next_run = now() + interval WHERE slot = %s AND next_run <= now() RETURNING`, one atomic
 statement, so two schedulers at once never run the same probe twice for one slot. A probe that raises is
 stored as UNKNOWN with the reason; SIGTERM stops the loop between probes.
@@ -47,7 +47,7 @@ def slot(config: ProbesConfig, probe: str) -> str:
 
 def ensure_slots(conn: psycopg.Connection[TupleRow], config: ProbesConfig) -> None:
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO monitor.schedule_slot (slot, next_run) VALUES (%s, now())"
+        cur.executemany("INSERT INTO probes.schedule_slot (slot, next_run) VALUES (%s, now())"
                         " ON CONFLICT (slot) DO NOTHING", [(slot(config, name),) for name in enabled(config)])
 
 
@@ -55,7 +55,7 @@ def claim(conn: psycopg.Connection[TupleRow], key: str, interval_s: float, me: s
     """Take this probe's due slot; False if it is not due or another scheduler took it. A slot further away
     than one interval (the interval was shortened) counts as due."""
     row = conn.execute(
-        "UPDATE monitor.schedule_slot SET next_run = now() + make_interval(secs => %(i)s),"
+        "UPDATE probes.schedule_slot SET next_run = now() + make_interval(secs => %(i)s),"
         " claimed_by = %(me)s, claimed_at = now()"
         " WHERE slot = %(s)s AND (next_run <= now() OR next_run > now() + make_interval(secs => %(i)s))"
         " RETURNING slot",
@@ -66,7 +66,7 @@ def claim(conn: psycopg.Connection[TupleRow], key: str, interval_s: float, me: s
 
 def retry_soon(conn: psycopg.Connection[TupleRow], key: str, seconds: float) -> None:
     """Bring the next slot forward (after an UNKNOWN run: a service that was not up yet, say)."""
-    conn.execute("UPDATE monitor.schedule_slot SET next_run = least(next_run, now() + make_interval(secs => %s))"
+    conn.execute("UPDATE probes.schedule_slot SET next_run = least(next_run, now() + make_interval(secs => %s))"
                  " WHERE slot = %s", (seconds, key))
 
 
@@ -116,7 +116,7 @@ def loop(config: ProbesConfig, once: bool, stop: threading.Event) -> int:
                     if conn is not None:
                         conn.close()
                     conn = store.connect(config.monitor_dsn)
-                    store.ensure_schema(conn)
+                    store.check_schema(conn)
                     ensure_slots(conn, config)
                 run_due(conn, config, config.monitor_dsn, me, stop)
             except psycopg.OperationalError as exc:

@@ -38,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(app.openapi(), indent=2))
         return 0
     from juno_dcs.conditions.config import load_config
+    from juno_dcs.conditions.db import check_schema
 
     try:
-        load_config(args.config)  # fail here, with the reason, rather than in every worker
+        config = load_config(args.config)  # fail here, with the reason, rather than in every worker
+        if not check_schema(config.database_url, config.db_timeout):
+            logging.getLogger(__name__).warning("the conditions database does not answer: its version is unchecked")
     except JunoDcsError as exc:
         print(f"juno-conditions: error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from juno_dcs.grid import (
     kafka,
     pki,
     probes,
+    schemas,
     storage,
     webui,
     wms,
@@ -320,7 +321,10 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
     where = conditions.layout(home, state, topo)
-    report.actions += conditions.prepare(where, state, settings)
+    report.actions += conditions.prepare(where, state, settings)  # its tables are upgraded to head there
+    # the project's own schemas, before any program (re)starts; on a running grid the programs that use a schema
+    # with pending versions are stopped first, and start_all below starts them again
+    report.actions += schemas.upgrade(state, sup if running else None)
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
     if running:
         report.actions += sup.update()

@@ -19,11 +19,13 @@ VERSIONS_SCHEMA = "schema_versions"
 @dataclass(frozen=True)
 class Schema:
     """One schema: `name` (also its version table's name on PostgreSQL), the package that holds its versions
-    and the directory inside it."""
+    and the directory inside it, and the grid programs that read or write it (stopped while it migrates on a
+    running grid)."""
 
     name: str
     package: str
     directory: str
+    programs: tuple[str, ...]
     kind: Literal["postgresql", "mariadb"] = "postgresql"
 
     @property
@@ -40,13 +42,14 @@ class Schema:
 
 # in the order `up` upgrades them (the dispatcher's before the production manager's, which refers to its jobs)
 SCHEMAS: tuple[Schema, ...] = (
-    Schema("fts", "juno_dcs.migrations", "fts"),
-    Schema("wms", "juno_dcs.migrations", "wms"),
-    Schema("prodsys", "juno_dcs.migrations", "prodsys"),
-    Schema("dashboard", "juno_dcs.migrations", "dashboard"),
-    Schema("probes", "juno_probes", "migrations"),  # the probes' package (it depends on juno_dcs, not back)
+    Schema("fts", "juno_dcs.migrations", "fts", ("fts-server", "fts-worker", "dashboard")),
+    Schema("wms", "juno_dcs.migrations", "wms", ("wms-server", "wms-agent", "prodsys", "dashboard")),
+    Schema("prodsys", "juno_dcs.migrations", "prodsys", ("prodsys",)),
+    Schema("dashboard", "juno_dcs.migrations", "dashboard", ("dashboard",)),
+    # in the probes' package (which depends on juno_dcs, not the other way round)
+    Schema("probes", "juno_probes", "migrations", ("probes", "dashboard")),
 )
-CONDITIONS = Schema("conditions", "juno_dcs.migrations", "conditions", kind="mariadb")
+CONDITIONS = Schema("conditions", "juno_dcs.migrations", "conditions", ("conditions",), kind="mariadb")
 
 
 def by_name(name: str) -> Schema:

@@ -3,7 +3,7 @@
     upgrade_postgres(url, names=None) -> [Step]   every PostgreSQL schema (or the named ones) of the grid's
                                                   database, in one transaction under an advisory lock: two `up`s
                                                   at once run one after the other, the second finds nothing to do
-    upgrade_conditions(url) -> Step               the conditions database (MariaDB under GET_LOCK, or SQLite)
+    upgrade_conditions(engine) -> Step            the conditions database (MariaDB under GET_LOCK, or SQLite)
     upgrade_on(conn, schema) -> Step              one schema on an open SQLAlchemy connection (the caller's
                                                   transaction; SQLite in memory in the unit tests)
     versions_postgres(url) -> {name: (current, head)}
@@ -124,29 +124,25 @@ def versions_postgres(url: str) -> dict[str, tuple[str | None, str]]:
         engine.dispose()
 
 
-def upgrade_conditions(url: str) -> Step:
-    """Upgrade the conditions database at `url` (an account that may create tables) to head."""
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name in ("mysql", "mariadb"):  # DDL commits at once there: a named lock serialises
-                got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": MARIADB_LOCK, "t": LOCK_WAIT_S}).scalar()
-                if got != 1:
-                    raise TimeoutError(f"another upgrade of the conditions database held the lock for {LOCK_WAIT_S} s")
-            try:
-                with conn.begin():
-                    return upgrade_on(conn, CONDITIONS)
-            finally:
-                if conn.dialect.name in ("mysql", "mariadb"):
-                    conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": MARIADB_LOCK})
-    finally:
-        engine.dispose()
+def upgrade_conditions(engine: sa.Engine) -> Step:
+    """Upgrade the conditions database of `engine` (an account that may create tables; the caller disposes of
+    the engine) to head. MariaDB commits DDL at once, so a named lock serialises two upgrades instead."""
+    with engine.connect() as conn:
+        locking = conn.dialect.name in ("mysql", "mariadb")
+        if locking:
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": MARIADB_LOCK, "t": LOCK_WAIT_S}).scalar()
+            if got != 1:
+                raise TimeoutError(f"another upgrade of the conditions database held the lock for {LOCK_WAIT_S} s")
+        try:
+            with conn.begin():
+                return upgrade_on(conn, CONDITIONS)
+        finally:
+            if locking:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": MARIADB_LOCK})
+                conn.commit()
 
 
-def conditions_version(url: str) -> tuple[str | None, str]:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return current_on(conn, CONDITIONS), head(CONDITIONS)
-    finally:
-        engine.dispose()
+def conditions_version(engine: sa.Engine) -> tuple[str | None, str]:
+    """(the conditions database's version or None, the version this code needs)."""
+    with engine.connect() as conn:
+        return current_on(conn, CONDITIONS), head(CONDITIONS)

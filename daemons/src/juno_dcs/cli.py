@@ -6,6 +6,7 @@
     juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
     juno-dcs placement  check | plan DID | apply DID     the data placement policy (etc/placement)
     juno-dcs conditions create-tag | add | lock | list | show | export | import | get   condition data
+    juno-dcs db-versions | db-upgrade  [--home DIR]   the grid's own schemas: versions, upgrade to head
 """
 
 from __future__ import annotations
@@ -234,3 +235,8 @@ main.add_command(spade_sim, "spade-sim")
 from juno_dcs.conditions.cli import conditions  # noqa: E402
 
 main.add_command(conditions)
+
+from juno_dcs.migrations.cli import db_upgrade, db_versions  # noqa: E402
+
+main.add_command(db_upgrade)
+main.add_command(db_versions)

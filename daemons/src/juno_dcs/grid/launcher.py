@@ -242,7 +242,7 @@ def _fail_on_fatal(sup: Supervisor) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(home: GridHome) -> Iterator[None]:
+def exclusive(home: GridHome) -> Iterator[None]:
     """One `up` or `down` at a time per home; a second one waits for the first."""
     home.run.mkdir(parents=True, exist_ok=True)
     with (home.run / "launcher.lock").open("w") as handle:
@@ -262,7 +262,7 @@ def up(settings: GridSettings) -> UpReport:
         raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
     kafka.require_kafka()
     home = GridHome(settings.home)
-    with _exclusive(home):
+    with exclusive(home):
         return _up_locked(settings, topo, home, quotas)
 
 
@@ -415,7 +415,7 @@ def down(settings: GridSettings, purge: bool = False) -> list[str]:
             done += _purge(home, orphan, settings)
         return done
     state = home.load_state()
-    with _exclusive(home):
+    with exclusive(home):
         return _down_locked(home, state, purge, settings)
 
 

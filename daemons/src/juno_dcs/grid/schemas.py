@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from juno_dcs.grid import database
-from juno_dcs.grid.home import GridState
+from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.supervisor import Supervisor
 from juno_dcs.migrations import runner
 from juno_dcs.migrations.registry import SCHEMAS
@@ -49,3 +49,26 @@ def versions(state: GridState, settings: GridSettings) -> dict[str, tuple[str | 
     finally:
         engine.dispose()
     return found
+
+
+def upgrade_home(settings: GridSettings) -> list[str]:
+    """`juno-dcs db-upgrade`: what `up` does to the schemas, alone (under the home's launcher lock): the conditions
+    database and every PostgreSQL schema to head; on a running grid the programs stopped for it start again."""
+    from juno_dcs.grid.launcher import exclusive
+
+    home = GridHome(settings.home)
+    state = home.load_state()
+    with exclusive(home):
+        sup = Supervisor(home, state)
+        running = sup.running()
+        url = sa.engine.make_url(settings.mysql_admin_url).set(database=state.conditions_db)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
+        try:
+            step = runner.upgrade_conditions(engine)
+        finally:
+            engine.dispose()
+        done = [step.describe()] if step.changed else []
+        done += upgrade(state, sup if running else None)
+        if running:
+            sup.start_all()
+        return done or ["every schema is at the version this code needs"]

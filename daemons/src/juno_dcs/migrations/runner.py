@@ -26,6 +26,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from juno_dcs.errors import ServiceTimeout
 from juno_dcs.migrations.registry import CONDITIONS, SCHEMAS, VERSIONS_SCHEMA, Schema, by_name
 
 MIGRATION_LOCK = 0x4A4D4947  # PostgreSQL advisory lock ("JMIG") held while any schema of the database migrates
@@ -132,7 +133,8 @@ def upgrade_conditions(engine: sa.Engine) -> Step:
         if locking:
             got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": MARIADB_LOCK, "t": LOCK_WAIT_S}).scalar()
             if got != 1:
-                raise TimeoutError(f"another upgrade of the conditions database held the lock for {LOCK_WAIT_S} s")
+                raise ServiceTimeout(f"another upgrade of the conditions database held the lock for {LOCK_WAIT_S} s")
+            conn.commit()  # the lock belongs to the session, not to this (auto-begun) transaction
         try:
             with conn.begin():
                 return upgrade_on(conn, CONDITIONS)

@@ -6,6 +6,8 @@ put back to version 1 underneath the programs, then `up` again."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -18,6 +20,21 @@ def _database(grid: Grid) -> str:
     return f"{ADMIN}/{grid.state()['db_name']}"
 
 
+def _unhealthy(status: dict[str, object]) -> str:
+    health = status["health"]
+    assert isinstance(health, dict)
+    return f"down: {status['down']}; failing: { {k: v for k, v in health.items() if not v.get('ok')} }"
+
+
+def _healthy(grid: Grid, within: float = 120) -> None:
+    """The grid reports healthy within `within` s (a restarted Rucio daemon beats again within seconds; on a
+    loaded machine it takes longer)."""
+    deadline = time.monotonic() + within
+    while not (status := grid.status())["healthy"]:
+        assert time.monotonic() < deadline, _unhealthy(status)
+        time.sleep(5)
+
+
 def _one(url: str, query: str) -> object:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(query).fetchone()
@@ -25,7 +42,8 @@ def _one(url: str, query: str) -> object:
 
 
 @pytest.mark.timeout(900)  # three `up`s of the session's grid, each waits for every service
-def test_up_upgrades_a_release_grid_before_its_programs_start(grid: Grid) -> None:
+def test_up_upgrades_a_release_grid_before_its_programs_start(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUNO_DCS_START_TIMEOUT", "300")  # the machine is shared: the services may start slowly
     url = _database(grid)
     versions = grid.juno_dcs("db-versions")
     assert "wms" in versions.stdout
@@ -51,8 +69,7 @@ def test_up_upgrades_a_release_grid_before_its_programs_start(grid: Grid) -> Non
     assert "schema wms upgraded from nothing to version 2" in out, out
     assert "schema probes upgraded from nothing to version 2" in out, out
     assert "schema fts upgraded from nothing to version 1" in out, out
-    status = grid.status()
-    assert status["healthy"], status
+    _healthy(grid)
     assert _one(url, "SELECT error_code FROM wms.jobs WHERE key = 'old'") == 1201
     assert _one(url, "SELECT to_regnamespace('monitor')") is None
     assert int(_one(url, "SELECT count(*) FROM probes.probe_run")) >= runs[0]  # type: ignore[call-overload]
@@ -66,6 +83,5 @@ def test_up_upgrades_a_release_grid_before_its_programs_start(grid: Grid) -> Non
     assert "stopped probes while its schema upgrades" in out, out
     assert "schema probes upgraded from version 1 to version 2" in out, out
     assert "schema wms" not in out, out  # at head: untouched
-    status = grid.status()
-    assert status["healthy"], status
+    _healthy(grid)
     assert _one(url, "SELECT version_num FROM schema_versions.probes") == "2"

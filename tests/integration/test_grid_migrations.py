@@ -26,7 +26,7 @@ def _unhealthy(status: dict[str, object]) -> str:
     return f"down: {status['down']}; failing: { {k: v for k, v in health.items() if not v.get('ok')} }"
 
 
-def _healthy(grid: Grid, within: float = 120) -> None:
+def _healthy(grid: Grid, within: float = 300) -> None:
     """The grid reports healthy within `within` s (a restarted Rucio daemon beats again within seconds; on a
     loaded machine it takes longer)."""
     deadline = time.monotonic() + within

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from juno_dcs.heartbeat import Heartbeats, Instance, Share, ensure_schema, per_beat_connections
+from juno_dcs.migrations.check import SchemaVersionError
 from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.models import JobSpec
 from tests.integration.wms_helpers import BIN, Server, throwaway_database, write_config
@@ -72,10 +73,12 @@ def test_a_stopped_instance_leaves_at_once_and_other_daemons_do_not_count(databa
     assert a.beat() == Share(0, 1)
 
 
-def test_the_schema_may_be_made_by_many_at_once(database: str) -> None:
-    for _ in range(2):
-        with psycopg.connect(database) as conn:
-            ensure_schema(conn)
+def test_the_heartbeat_table_comes_from_the_migrations(database: str) -> None:
+    with psycopg.connect(database) as conn:
+        ensure_schema(conn)  # the fixture's database is at head, as `juno-dcs up` leaves the grid's
+    with (throwaway_database("daemons_bare", migrated=False) as bare, psycopg.connect(bare) as conn,
+          pytest.raises(SchemaVersionError, match="schema daemons has no version")):
+        ensure_schema(conn)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ LOOKUP = sql.SQL("EXPLAIN SELECT name FROM t.files WHERE {}").format(sql.SQL(" O
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    with throwaway_database("dbstats_test") as url:
+    with throwaway_database("dbstats_test", migrated=False) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE SCHEMA t")
             conn.execute("CREATE TABLE t.files (scope text, name text, bytes bigint, PRIMARY KEY (scope, name))")

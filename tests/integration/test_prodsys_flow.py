@@ -20,6 +20,7 @@ import pytest
 import requests
 import yaml
 
+from juno_dcs.migrations.runner import upgrade_postgres
 from tests.conftest import Grid
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -110,6 +111,7 @@ def start_stack(grid: Grid, tmp_path: Path) -> Stack:
     database = "prodsys_test_" + uuid.uuid4().hex[:10]
     psql(f"CREATE DATABASE {database}")
     url = f"{PG}/{database}"
+    upgrade_postgres(url)  # what `juno-dcs up` does for the grid's database
     wms_config = tmp_path / "wms.yaml"
     wms_config.write_text(yaml.safe_dump({"database_url": url, "topology": str(CHECKOUT / "etc" / "topology.yaml"),
                                           "retry_rules": str(CHECKOUT / "etc" / "wms-retry.yaml")}))

@@ -27,7 +27,7 @@ class File(Base):
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    with throwaway_database("sqla_tuning_test") as url:
+    with throwaway_database("sqla_tuning_test", migrated=False) as url:
         yield url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 

@@ -17,6 +17,7 @@ import psycopg
 import requests
 import yaml
 
+from juno_dcs.migrations.runner import upgrade_postgres
 from juno_dcs.wms import db
 from juno_dcs.wms.agent import Agent
 from juno_dcs.wms.brokerage import ReplicaLocator
@@ -29,13 +30,17 @@ ADMIN_URL = os.environ.get("JUNO_WMS_TEST_PG", "postgresql://postgres@127.0.0.1:
 
 
 @contextmanager
-def throwaway_database(prefix: str = "wms_test") -> Iterator[str]:
-    """A new empty database `<prefix>_<random>`, dropped (with its connections) at the end; yields its URL."""
+def throwaway_database(prefix: str = "wms_test", migrated: bool = True) -> Iterator[str]:
+    """A new database `<prefix>_<random>` with the project's schemas at head (`juno-dcs up` does the same; empty
+    with migrated=False), dropped (with its connections) at the end; yields its URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        if migrated:
+            upgrade_postgres(url)
+        yield url
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

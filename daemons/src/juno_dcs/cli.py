@@ -6,6 +6,7 @@
     juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
     juno-dcs placement  check | plan DID | apply DID     the data placement policy (etc/placement)
     juno-dcs conditions create-tag | add | lock | list | show | export | import | get   condition data
+    juno-dcs db-versions | db-upgrade  [--home DIR]   the grid's own schemas: versions, upgrade to head
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, grid_settings, home_opt
 from juno_dcs.conditions.cli import conditions
 from juno_dcs.ingest.cli import ingest, raw
 from juno_dcs.ingest.spade_cli import spade_sim
+from juno_dcs.migrations.cli import db_upgrade, db_versions
 from juno_dcs.placement.cli import placement
 from juno_dcs.settings import GridSettings
 
@@ -180,3 +182,5 @@ main.add_command(ingest)
 main.add_command(raw)
 main.add_command(spade_sim, "spade-sim")
 main.add_command(conditions)
+main.add_command(db_upgrade)
+main.add_command(db_versions)

@@ -37,26 +37,14 @@ Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
 
 # An advisory lock key, so that two daemons starting at once do not race on CREATE SCHEMA (which is not
 # concurrency-safe in PostgreSQL even with IF NOT EXISTS).
-_DDL_LOCK = 0x4A554E4F  # "JUNO"
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """THE ONE PLACE of the heartbeat table's DDL (schema `daemons`). `CREATE ... IF NOT EXISTS`, so every
-    daemon may call it at start-up; when the project's Alembic migrations arrive, this becomes one migration
-    and this function goes (or only checks that the migration ran)."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
-        conn.execute("CREATE SCHEMA IF NOT EXISTS daemons")
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS daemons.heartbeat (
-                   executable text NOT NULL,          -- the daemon: 'juno-wms agent', 'juno-fts worker', ...
-                   hostname   text NOT NULL,
-                   pid        integer NOT NULL,
-                   thread     text NOT NULL,          -- the thread's name: several instances may share a process
-                   started_at timestamptz NOT NULL DEFAULT now(),
-                   updated_at timestamptz NOT NULL DEFAULT now(),
-                   PRIMARY KEY (executable, hostname, pid, thread)
-               )""")
+    """The heartbeat table is there, at its schema's head: made and upgraded by the migrations (schema `daemons`,
+    juno_dcs/migrations/daemons; `juno-dcs up` or juno_dcs.migrations.runner.upgrade_postgres), checked here."""
+    from juno_dcs.migrations.check import require_head
+
+    require_head(conn, "daemons")
 
 
 @dataclass(frozen=True)

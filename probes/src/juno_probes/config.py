@@ -31,7 +31,7 @@ class ProbesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     monitor_dsn: str | None = Field(default=None, description="PostgreSQL DSN of the monitoring database "
-                                                              "(schema monitor); None: results are only printed.")
+                                                              "(schema probes); None: results are only printed.")
     rucio_config: Path | None = Field(default=None, description="Rucio client config (default $RUCIO_CONFIG).")
     fts_url: str | None = Field(default=None, description="The transfer service's REST API.")
     dispatcher_url: str | None = Field(default=None, description="The dispatcher (default $JUNO_WMS_URL).")

@@ -115,7 +115,7 @@ def execute(args: ProbeArgs, config: ProbesConfig) -> Outcome:
 
 def save(dsn: str, probe: str, outcome: Outcome, started_at: datetime, duration_s: float) -> int:
     with store.connect(dsn) as conn:
-        store.ensure_schema(conn)
+        store.check_schema(conn)
         run_id = store.record_run(conn, probe, outcome.result, started_at, duration_s, outcome.details)
         store.record_tpc(conn, run_id, outcome.attempts)
         return run_id

@@ -3,7 +3,7 @@
 The daemon runner (juno_dcs.daemon) calls `Scheduler.run_once(share)` every `tick_s`. Schedulers of one schedule
 share the probes by heartbeats (`daemons.heartbeat` in the monitoring database, beaten through the scheduler's own
 connection): each runs the probes whose name hashes to its index. Slots are still claimed in the monitoring
-database (`monitor.schedule_slot`): a scheduler runs a probe only after
+database (`probes.schedule_slot`): a scheduler runs a probe only after
 `UPDATE ... SET next_run = now() + interval WHERE slot = %s AND next_run <= now() RETURNING`, one atomic
 statement, so two schedulers that disagree on their count (for one beat) never run the same probe twice for one
 slot. A probe that raises is stored as UNKNOWN with the reason; SIGTERM stops the loop between probes.
@@ -54,7 +54,7 @@ def slot(config: ProbesConfig, probe: str) -> str:
 
 def ensure_slots(conn: psycopg.Connection[TupleRow], config: ProbesConfig) -> None:
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO monitor.schedule_slot (slot, next_run) VALUES (%s, now())"
+        cur.executemany("INSERT INTO probes.schedule_slot (slot, next_run) VALUES (%s, now())"
                         " ON CONFLICT (slot) DO NOTHING", [(slot(config, name),) for name in enabled(config)])
 
 
@@ -62,7 +62,7 @@ def claim(conn: psycopg.Connection[TupleRow], key: str, interval_s: float, me: s
     """Take this probe's due slot; False if it is not due or another scheduler took it. A slot further away
     than one interval (the interval was shortened) counts as due."""
     row = conn.execute(
-        "UPDATE monitor.schedule_slot SET next_run = now() + make_interval(secs => %(i)s),"
+        "UPDATE probes.schedule_slot SET next_run = now() + make_interval(secs => %(i)s),"
         " claimed_by = %(me)s, claimed_at = now()"
         " WHERE slot = %(s)s AND (next_run <= now() OR next_run > now() + make_interval(secs => %(i)s))"
         " RETURNING slot",
@@ -73,7 +73,7 @@ def claim(conn: psycopg.Connection[TupleRow], key: str, interval_s: float, me: s
 
 def retry_soon(conn: psycopg.Connection[TupleRow], key: str, seconds: float) -> None:
     """Bring the next slot forward (after an UNKNOWN run: a service that was not up yet, say)."""
-    conn.execute("UPDATE monitor.schedule_slot SET next_run = least(next_run, now() + make_interval(secs => %s))"
+    conn.execute("UPDATE probes.schedule_slot SET next_run = least(next_run, now() + make_interval(secs => %s))"
                  " WHERE slot = %s", (seconds, key))
 
 
@@ -125,7 +125,7 @@ class Scheduler:
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.close()
             self.conn = store.connect(self.dsn)
-            store.ensure_schema(self.conn)
+            store.check_schema(self.conn)
             ensure_slots(self.conn, self.config)
         yield self.conn
 

@@ -1,7 +1,8 @@
-"""The monitoring database: schema `monitor` in the grid's PostgreSQL, written by the probes, read by the dashboard.
+"""The probes' results: schema `probes` in the grid's PostgreSQL (`monitor` before version 2 of its migrations),
+written by the probes, read by the dashboard. The schema is made and upgraded by juno_dcs.migrations.
 
-Tables: `monitor.probe_run` (one row per probe run), `monitor.tpc_attempt` (one row per third-party copy of a
-`tpc` run) and `monitor.schedule_slot` (the schedulers' claims: one row per schedule and probe, named
+Tables: `probes.probe_run` (one row per probe run), `probes.tpc_attempt` (one row per third-party copy of a
+`tpc` run) and `probes.schedule_slot` (the schedulers' claims: one row per schedule and probe, named
 `SCHEDULE/PROBE`, with its next due time).
 """
 
@@ -16,44 +17,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
+from juno_dcs.migrations.check import require_head
 from juno_probes.nagios import Result, Status
-
-SCHEMA_LOCK = 0x4A554E4F  # advisory lock key ("JUNO") held while the schema is created
-
-_DDL = """
-CREATE SCHEMA IF NOT EXISTS monitor;
-CREATE TABLE IF NOT EXISTS monitor.probe_run (
-    id bigserial PRIMARY KEY,
-    probe text NOT NULL,
-    status smallint NOT NULL,
-    message text NOT NULL,
-    perfdata jsonb NOT NULL DEFAULT '{}',
-    details jsonb NOT NULL DEFAULT '{}',
-    started_at timestamptz NOT NULL,
-    duration_s double precision NOT NULL
-);
-CREATE INDEX IF NOT EXISTS probe_run_probe_started ON monitor.probe_run (probe, started_at);
-CREATE TABLE IF NOT EXISTS monitor.tpc_attempt (
-    id bigserial PRIMARY KEY,
-    run_id bigint NOT NULL REFERENCES monitor.probe_run (id) ON DELETE CASCADE,
-    source text NOT NULL,
-    destination text NOT NULL,
-    mode text NOT NULL,
-    ok boolean NOT NULL,
-    duration_s double precision NOT NULL,
-    throughput_mb_s double precision,
-    error text,
-    at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tpc_attempt_link ON monitor.tpc_attempt (source, destination, mode, at);
-CREATE INDEX IF NOT EXISTS tpc_attempt_at ON monitor.tpc_attempt (at);
-CREATE TABLE IF NOT EXISTS monitor.schedule_slot (
-    slot text PRIMARY KEY,
-    next_run timestamptz NOT NULL,
-    claimed_by text,
-    claimed_at timestamptz
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -85,17 +50,16 @@ def connect(dsn: str) -> psycopg.Connection[TupleRow]:
     return psycopg.connect(dsn, autocommit=True)
 
 
-def ensure_schema(conn: psycopg.Connection[TupleRow]) -> None:
-    """Create the schema and its tables if missing; an advisory lock serialises two processes doing it at once."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        conn.execute(_DDL)
+def check_schema(conn: psycopg.Connection[TupleRow]) -> None:
+    """Refuse a schema that is not at the version this code needs: juno_dcs.migrations makes and upgrades it
+    (the versions are in juno_probes/migrations)."""
+    require_head(conn, "probes")
 
 
 def record_run(conn: psycopg.Connection[TupleRow], probe: str, result: Result, started_at: datetime,
                duration_s: float, details: Mapping[str, Any] | None = None) -> int:
     row = conn.execute(
-        "INSERT INTO monitor.probe_run (probe, status, message, perfdata, details, started_at, duration_s)"
+        "INSERT INTO probes.probe_run (probe, status, message, perfdata, details, started_at, duration_s)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (probe, int(result.status), result.message, json.dumps(result.perfdata), json.dumps(dict(details or {})),
          started_at, duration_s),
@@ -110,7 +74,7 @@ def record_tpc(conn: psycopg.Connection[TupleRow], run_id: int, attempts: Sequen
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO monitor.tpc_attempt (run_id, source, destination, mode, ok, duration_s, throughput_mb_s,"
+            "INSERT INTO probes.tpc_attempt (run_id, source, destination, mode, ok, duration_s, throughput_mb_s,"
             " error, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [(run_id, a.source, a.destination, a.mode, a.ok, a.duration_s, a.throughput_mb_s, a.error, a.at)
              for a in attempts],
@@ -134,7 +98,7 @@ def latest_runs(conn: psycopg.Connection[TupleRow]) -> list[StoredRun]:
     """The newest run of every probe, by probe name."""
     rows = conn.execute(
         "SELECT DISTINCT ON (probe) id, probe, status, message, perfdata, details, started_at, duration_s"
-        " FROM monitor.probe_run ORDER BY probe, started_at DESC, id DESC"
+        " FROM probes.probe_run ORDER BY probe, started_at DESC, id DESC"
     ).fetchall()
     return [_run(r) for r in rows]
 
@@ -143,7 +107,7 @@ def runs(conn: psycopg.Connection[TupleRow], probe: str, since: datetime) -> lis
     """The runs of one probe started at or after `since`, oldest first."""
     rows = conn.execute(
         "SELECT id, probe, status, message, perfdata, details, started_at, duration_s"
-        " FROM monitor.probe_run WHERE probe = %s AND started_at >= %s"
+        " FROM probes.probe_run WHERE probe = %s AND started_at >= %s"
         " ORDER BY started_at, id", (probe, since),
     ).fetchall()
     return [_run(r) for r in rows]
@@ -154,7 +118,7 @@ def tpc_matrix(conn: psycopg.Connection[TupleRow]) -> list[TpcAttempt]:
     rows = conn.execute(
         "SELECT DISTINCT ON (source, destination, mode)"
         " source, destination, mode, ok, duration_s, throughput_mb_s, error, at"
-        " FROM monitor.tpc_attempt"
+        " FROM probes.tpc_attempt"
         " ORDER BY source, destination, mode, at DESC, id DESC"
     ).fetchall()
     return [_attempt(r) for r in rows]
@@ -164,6 +128,6 @@ def tpc_history(conn: psycopg.Connection[TupleRow], since: datetime) -> list[Tpc
     """Every attempt at or after `since`, oldest first."""
     rows = conn.execute(
         "SELECT source, destination, mode, ok, duration_s, throughput_mb_s, error, at"
-        " FROM monitor.tpc_attempt WHERE at >= %s ORDER BY at, id", (since,),
+        " FROM probes.tpc_attempt WHERE at >= %s ORDER BY at, id", (since,),
     ).fetchall()
     return [_attempt(r) for r in rows]

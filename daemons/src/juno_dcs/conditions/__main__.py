@@ -36,8 +36,11 @@ def main() -> None:
 def serve(config_path: Path, host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the HTTP API."""
     from juno_dcs.conditions.config import load_config
+    from juno_dcs.conditions.db import check_schema
 
-    load_config(config_path)  # fail here, with the reason, rather than in every worker
+    config = load_config(config_path)  # fail here, with the reason, rather than in every worker
+    if not check_schema(config.database_url, config.db_timeout):
+        logging.getLogger(__name__).warning("the conditions database does not answer: its version is unchecked")
     import uvicorn
 
     os.environ["JUNO_CONDITIONS_CONFIG"] = str(config_path.resolve())

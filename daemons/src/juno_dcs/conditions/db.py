@@ -5,6 +5,9 @@ callers open the transaction (`with engine.begin() as conn:`) and pass `conn` do
     cond_folders   folders and their payload types (shared by the tags)
     cond_payloads  immutable payloads by sha256
     cond_iovs      (tag, folder, first_run..last_run) -> payload; for a run the newest covering row wins
+
+The tables below describe the current version for the queries; the versions themselves (the DDL) are the
+migrations in juno_dcs/migrations/conditions, which `create_schema` and the grid's `up` run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
+
+from juno_dcs.migrations.check import require_head_sqlalchemy
+from juno_dcs.migrations.registry import CONDITIONS
+from juno_dcs.migrations.runner import upgrade_on
 
 Row = dict[str, Any]
 
@@ -87,7 +94,23 @@ def make_engine(url: str, *, pool_size: int = 5, read_only: bool = False, timeou
 
 
 def create_schema(conn: Connection) -> None:
-    metadata.create_all(conn, checkfirst=True)
+    """Create the tables or upgrade them to the version this code needs, on `conn` (its transaction): the
+    migrations of juno_dcs/migrations/conditions (SQLite in the unit tests, `juno-dcs conditions init`)."""
+    upgrade_on(conn, CONDITIONS)
+
+
+def check_schema(url: str, timeout: float = 5.0) -> bool:
+    """Raise SchemaVersionError when the database at `url` answers with another version than this code needs;
+    False when it does not answer (the service starts anyway and its /health says so), True when it is right."""
+    engine = make_engine(url, pool_size=1, timeout=timeout)
+    try:
+        with engine.connect() as conn:
+            require_head_sqlalchemy(conn, CONDITIONS.name)
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+    return True
 
 
 def _one(result: sa.CursorResult[Any]) -> Row | None:

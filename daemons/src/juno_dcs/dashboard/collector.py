@@ -66,7 +66,7 @@ class Collector:
         cycle = Cycle()
         conn = db.connect(self.config.database_url)
         try:
-            db.ensure_schema(conn)
+            db.check_schema(conn)
             for name, take in (("running", self._jobs), ("links", self._links), ("throughput", self._throughput),
                                ("ingest_lag", self._ingest)):
                 if not share.takes(name):

@@ -19,7 +19,7 @@ class DashboardConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     database_url: str = Field(description="PostgreSQL conninfo/URL of the grid's database: the collector's samples "
-                              "are in schema `dashboard`, the probes' results in schema `monitor`.")
+                              "are in schema `dashboard`, the probes' results in schema `probes`.")
     transfer_url: str = Field(description="The transfer service (FTS3 REST API): GET /jobs and GET /snapshot.")
     dispatcher_url: str = Field(description="The dispatcher: GET /v1/queues and GET /v1/tasks.")
     rucio_config: Path | None = Field(default=None, description="rucio.cfg for the dashboard's Rucio client "

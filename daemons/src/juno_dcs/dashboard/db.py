@@ -14,22 +14,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from juno_dcs.dashboard.aggregate import Sample
-
-SCHEMA_LOCK = 0x4A554E44  # advisory lock key held while the schema is created
-
-_DDL = f"""
-SELECT pg_advisory_xact_lock({SCHEMA_LOCK});
-CREATE SCHEMA IF NOT EXISTS dashboard;
-CREATE TABLE IF NOT EXISTS dashboard.sample (
-    series text NOT NULL,
-    key text NOT NULL,
-    slot timestamptz NOT NULL,
-    value double precision NOT NULL,
-    written_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (series, key, slot)
-);
-CREATE INDEX IF NOT EXISTS sample_series_slot ON dashboard.sample (series, slot);
-"""
+from juno_dcs.migrations.check import require_head
 
 Conn = psycopg.Connection[TupleRow]
 
@@ -39,11 +24,9 @@ def connect(dsn: str) -> Conn:
     return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
 
 
-def ensure_schema(conn: Conn) -> None:
-    """Create the table if missing, in one transaction that first takes the schema's advisory lock (two
-    collectors starting at once would otherwise race on CREATE)."""
-    with conn.transaction():
-        conn.execute(_DDL)
+def check_schema(conn: Conn) -> None:
+    """Refuse a schema that is not at the version this code needs (juno_dcs.migrations makes it)."""
+    require_head(conn, "dashboard")
 
 
 def upsert(conn: Conn, samples: Iterable[Sample]) -> int:

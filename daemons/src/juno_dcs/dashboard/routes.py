@@ -239,7 +239,7 @@ def _links(ctx: Context) -> list[LinkNow]:
 
 
 def _probe_store(ctx: Context, read: Callable[[psycopg.Connection[psycopg.rows.TupleRow]], T], empty: T) -> T:
-    """What the probes recorded (juno_probes.store); `empty` while they have never run (no schema `monitor`)."""
+    """What the probes recorded (juno_probes.store); `empty` while there is no schema `probes` yet."""
     from juno_probes import store
 
     with ctx.db_slots:

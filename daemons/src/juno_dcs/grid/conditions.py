@@ -54,11 +54,11 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from juno_dcs.conditions import db
 from juno_dcs.conditions.config import ServiceConfig
 from juno_dcs.errors import ConfigError, ServiceError
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
+from juno_dcs.migrations.runner import upgrade_conditions
 from juno_dcs.settings import CHECKOUT, GridSettings
 from juno_dcs.topology import Topology
 
@@ -242,8 +242,11 @@ def ensure_database(admin_url: str, db_name: str, reader_user: str, reader_pw: s
                     conn.execute(sa.text("CREATE USER IF NOT EXISTS :u@:h IDENTIFIED BY :p"), account)
                     conn.execute(sa.text("ALTER USER :u@:h IDENTIFIED BY :p"), account)
                     conn.execute(sa.text(f"GRANT {rights} ON `{db_name}`.* TO :u@:h"), account)
-        with _admin_engine(admin_url, db_name).begin() as conn:
-            db.create_schema(conn)
+        tables = _admin_engine(admin_url, db_name)
+        try:
+            upgrade_conditions(tables)  # the versions: juno_dcs/migrations/conditions
+        finally:
+            tables.dispose()
     except sa.exc.OperationalError as exc:
         raise ServiceError(f"MariaDB at {sa.engine.make_url(admin_url).render_as_string(hide_password=True)}: "
                            f"{exc.orig}") from exc

@@ -25,6 +25,7 @@ from juno_dcs.grid import (
     kafka,
     pki,
     probes,
+    schemas,
     storage,
     webui,
     wms,
@@ -241,7 +242,7 @@ def _fail_on_fatal(sup: Supervisor) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(home: GridHome) -> Iterator[None]:
+def exclusive(home: GridHome) -> Iterator[None]:
     """One `up` or `down` at a time per home; a second one waits for the first."""
     home.run.mkdir(parents=True, exist_ok=True)
     with (home.run / "launcher.lock").open("w") as handle:
@@ -261,7 +262,7 @@ def up(settings: GridSettings) -> UpReport:
         raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
     kafka.require_kafka()
     home = GridHome(settings.home)
-    with _exclusive(home):
+    with exclusive(home):
         return _up_locked(settings, topo, home, quotas)
 
 
@@ -320,7 +321,10 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
     where = conditions.layout(home, state, topo)
-    report.actions += conditions.prepare(where, state, settings)
+    report.actions += conditions.prepare(where, state, settings)  # its tables are upgraded to head there
+    # the project's own schemas, before any program (re)starts; on a running grid the programs that use a schema
+    # with pending versions are stopped first, and start_all below starts them again
+    report.actions += schemas.upgrade(state, sup if running else None)
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
     if running:
         report.actions += sup.update()
@@ -411,7 +415,7 @@ def down(settings: GridSettings, purge: bool = False) -> list[str]:
             done += _purge(home, orphan, settings)
         return done
     state = home.load_state()
-    with _exclusive(home):
+    with exclusive(home):
         return _down_locked(home, state, purge, settings)
 
 

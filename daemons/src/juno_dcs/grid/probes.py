@@ -1,10 +1,10 @@
 """The grid's probes: `juno-probe schedule` (supervised program `probes`) runs every probe on its interval and
-keeps the history in the schema `monitor` of the grid's database (docs/probes.md).
+keeps the history in the schema `probes` of the grid's database (docs/probes.md; `up` makes and upgrades it).
 
     home/etc/probes.yaml   the probes (juno_probes.config.ProbesConfig; DSN inside: mode 0600)
 
 Wiring of the grid (`juno-dcs up`): `layout` names the files, `render_configs` returns the config file,
-`programs` the scheduler, `check` that the scheduler has made the monitor schema, `services` nothing.
+`programs` the scheduler, `check` that the probes' schema is there and how many probes stored a run, `services` nothing.
 """
 
 from __future__ import annotations
@@ -87,13 +87,13 @@ def services(where: ProbesLayout) -> dict[str, str]:
 
 
 def check(where: ProbesLayout, timeout: float = 3.0) -> Health:
-    """The scheduler has made the monitor schema; how many probes have stored a run."""
+    """The probes' schema is there (made by `up`); how many probes have stored a run."""
     try:
         with psycopg.connect(where.dsn, connect_timeout=int(timeout), autocommit=True) as conn:
-            row = conn.execute("SELECT to_regclass('monitor.probe_run') IS NOT NULL").fetchone()
+            row = conn.execute("SELECT to_regclass('probes.probe_run') IS NOT NULL").fetchone()
             if not row or not row[0]:
-                return Health(False, "the monitor schema is not there yet (is the program probes running?)")
-            count = conn.execute("SELECT count(DISTINCT probe) FROM monitor.probe_run").fetchone()
+                return Health(False, "the probes schema is not there (run `juno-dcs up`)")
+            count = conn.execute("SELECT count(DISTINCT probe) FROM probes.probe_run").fetchone()
     except psycopg.Error as exc:
         return Health(False, f"monitoring database: {exc.__class__.__name__}")
-    return Health(True, f"monitor schema ready, {count[0] if count else 0} probes with results")
+    return Health(True, f"probes schema ready, {count[0] if count else 0} probes with results")

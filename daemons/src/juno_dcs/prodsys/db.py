@@ -17,46 +17,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from juno_dcs.migrations.check import require_head
+
 Row = dict[str, Any]
 LOCK_CLASS = 7701  # pg advisory locks (LOCK_CLASS, production id): one instance works a production at a time
-
-SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS prodsys;
-CREATE TABLE IF NOT EXISTS prodsys.productions (
-    production_id bigserial PRIMARY KEY,
-    name          text NOT NULL UNIQUE,
-    steering      jsonb NOT NULL,
-    state         text NOT NULL,
-    jobs          integer NOT NULL,
-    rule_ids      jsonb,
-    created       timestamptz NOT NULL DEFAULT now(),
-    updated       timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS prodsys.steps (
-    production_id bigint NOT NULL REFERENCES prodsys.productions ON DELETE CASCADE,
-    step          text NOT NULL,
-    position      integer NOT NULL,
-    task_id       bigint,
-    closed        boolean NOT NULL DEFAULT false,
-    PRIMARY KEY (production_id, step)
-);
-CREATE TABLE IF NOT EXISTS prodsys.jobs (
-    production_id bigint NOT NULL,
-    step          text NOT NULL,
-    job_number    integer NOT NULL,
-    job_id        bigint NOT NULL,
-    input         text,
-    created       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (production_id, step, job_number),
-    FOREIGN KEY (production_id, step) REFERENCES prodsys.steps ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS prodsys.history (
-    production_id bigint NOT NULL REFERENCES prodsys.productions ON DELETE CASCADE,
-    time          timestamptz NOT NULL DEFAULT now(),
-    action        text NOT NULL,
-    detail        text NOT NULL DEFAULT ''
-);
-"""
 
 
 class Store:
@@ -73,7 +37,11 @@ class Store:
     @classmethod
     def connect(cls, url: str) -> Store:
         store = cls(cls._open(url), url)
-        store.create_schema()
+        try:
+            store.check_schema()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def reconnect_if_lost(self) -> bool:
@@ -89,10 +57,9 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def create_schema(self) -> None:
-        with self.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (LOCK_CLASS,))  # CREATE IF NOT EXISTS races
-            self.conn.execute(SCHEMA)
+    def check_schema(self) -> None:
+        """Refuse a schema that is not at the version this code needs (juno_dcs.migrations makes it)."""
+        require_head(self.conn, "prodsys")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -12,99 +12,20 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from juno_dcs.heartbeat import ALL, Share
+from juno_dcs.migrations.check import require_head
 
 Row = dict[str, Any]
-
-SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS fts;
-CREATE TABLE IF NOT EXISTS fts.jobs (
-    job_id          text PRIMARY KEY,
-    job_state       text NOT NULL,
-    job_type        text NOT NULL DEFAULT 'N',
-    vo_name         text NOT NULL,
-    user_dn         text NOT NULL,
-    priority        integer NOT NULL,
-    params          jsonb NOT NULL,
-    job_metadata    jsonb,
-    submit_time     timestamptz NOT NULL DEFAULT now(),
-    job_finished    timestamptz,
-    reason          text,
-    canceled        boolean NOT NULL DEFAULT false,
-    copy_mode       text,
-    verify_checksum text NOT NULL,
-    overwrite       boolean NOT NULL,
-    retry           integer NOT NULL,
-    retry_delay     integer NOT NULL,
-    timeout         integer,
-    bring_online    integer,
-    archive_timeout integer,
-    sid             text
-);
-CREATE TABLE IF NOT EXISTS fts.files (
-    file_id          bigserial PRIMARY KEY,
-    job_id           text NOT NULL REFERENCES fts.jobs ON DELETE CASCADE,
-    file_index       integer NOT NULL,
-    source_rank      integer NOT NULL DEFAULT 0,
-    file_state       text NOT NULL,
-    source_surl      text NOT NULL,
-    dest_surl        text NOT NULL,
-    source_se        text NOT NULL,
-    dest_se          text NOT NULL,
-    source_token     text,
-    dest_token       text,
-    file_metadata    jsonb,
-    staging_metadata jsonb,
-    filesize         bigint,
-    checksum         text,
-    activity         text,
-    reason           text,
-    retry_count      integer NOT NULL DEFAULT 0,
-    next_attempt     timestamptz NOT NULL DEFAULT now(),
-    start_time       timestamptz,
-    finish_time      timestamptz,
-    staging_start    timestamptz,
-    staging_finished timestamptz,
-    archive_start    timestamptz,
-    transferred      bigint,
-    throughput       double precision,
-    copy_mode        text,
-    worker           text,
-    heartbeat        timestamptz
-);
-ALTER TABLE fts.files ADD COLUMN IF NOT EXISTS archive_metadata jsonb;  -- tape hints (collocation)
-CREATE INDEX IF NOT EXISTS files_by_job ON fts.files (job_id);
-CREATE INDEX IF NOT EXISTS files_waiting ON fts.files (file_state, source_se, dest_se, next_attempt);
-CREATE TABLE IF NOT EXISTS fts.link_limits (
-    source_se    text NOT NULL,
-    dest_se      text NOT NULL,
-    active_limit integer NOT NULL,
-    updated      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source_se, dest_se)
-);
-CREATE TABLE IF NOT EXISTS fts.optimizer_decisions (
-    decision_id   bigserial PRIMARY KEY,
-    source_se     text NOT NULL,
-    dest_se       text NOT NULL,
-    decided       timestamptz NOT NULL DEFAULT now(),
-    previous      integer NOT NULL,
-    active_limit  integer NOT NULL,
-    success_rate  double precision,
-    throughput    double precision,
-    queued        integer NOT NULL,
-    reason        text NOT NULL
-);
-"""
-
-SCHEMA_LOCK = 0x4A554E4F  # advisory lock id: two instances creating the schema at once wait for each other
-
 
 def open_pool(url: str, size: int = 4) -> ConnectionPool[psycopg.Connection[Row]]:
     pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
         url, min_size=1, max_size=size, kwargs={"row_factory": dict_row, "autocommit": False}, open=True,
     )
-    with pool.connection() as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        conn.execute(SCHEMA)
+    try:
+        with pool.connection() as conn:
+            require_head(conn, "fts")  # the schema is made and upgraded by juno_dcs.migrations (`juno-dcs up`)
+    except BaseException:
+        pool.close()
+        raise
     return pool
 
 

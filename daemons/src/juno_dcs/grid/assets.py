@@ -75,21 +75,22 @@ def install_node(node_modules: Path) -> bool:
     it already holds them. The parent may be a source checkout whose npm files are the package's (links)."""
     if node_installed(node_modules):
         return False
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ConfigError("npm is missing (apt-get install npm): it installs node_modules "
-                          "(JUNO_DCS_NODE_MODULES)")
     if node_modules.name != "node_modules":
         raise ConfigError(f"JUNO_DCS_NODE_MODULES={node_modules}: npm installs only into a directory named "
                           "node_modules")
     prefix = node_modules.resolve().parent
+    for name in NPM_FILES:
+        theirs = prefix / name
+        if theirs.exists() and theirs.read_bytes() != packaged.data_file("npm/" + name).read_bytes():
+            raise ConfigError(f"{theirs} is another npm project's: choose another JUNO_DCS_NODE_MODULES")
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ConfigError("npm is missing (apt-get install npm): it installs node_modules "
+                          "(JUNO_DCS_NODE_MODULES)")
     prefix.mkdir(parents=True, exist_ok=True)
     for name in NPM_FILES:
-        ours, theirs = packaged.data_file("npm/" + name), prefix / name
-        if theirs.exists() and theirs.read_bytes() != ours.read_bytes():
-            raise ConfigError(f"{theirs} is another npm project's: choose another JUNO_DCS_NODE_MODULES")
-        if not theirs.exists():
-            shutil.copyfile(ours, theirs)
+        if not (prefix / name).exists():
+            shutil.copyfile(packaged.data_file("npm/" + name), prefix / name)
     logger.info("npm ci in %s", prefix)
     proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=prefix, capture_output=True, text=True,
                           check=False, timeout=900)

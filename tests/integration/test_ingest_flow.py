@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from juno_dcs.packaged import data_file
 from juno_dcs.placement.loader import load_policies
 from juno_dcs.placement.planner import plan
 from juno_dcs.topology import load_topology
-from tests.conftest import CHECKOUT, Grid
+from tests.conftest import Grid
 from tests.integration.ingest_helpers import RucioView, unique_stream
 
 pytestmark = pytest.mark.slow  # 2,000 files x 3 days; a growing block for up to 15 minutes
@@ -47,8 +48,8 @@ def test_two_thousand_files_reach_every_site_of_the_share(grid: Grid) -> None:
     assert all(name.split(".")[4] == block.split(".")[1] for block, names in contents.items() for name in names)
     assert sorted(contents) == [f"block.{START + dt.timedelta(days=d):%Y%m%d}.{stream}" for d in range(DAYS)]
 
-    policies = load_policies(CHECKOUT / "etc" / "placement")
-    topology = load_topology(CHECKOUT / "etc" / "topology.yaml")
+    policies = load_policies(data_file("placement"))
+    topology = load_topology(data_file("topology.yaml"))
     expected = {block: sorted(r.rse_expression for r in plan(f"raw:{block}", policies, topology))
                 for block in contents}
     assert sum("IN2P3_DISK" in rules for rules in expected.values()) == 1  # one day in three

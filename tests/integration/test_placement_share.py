@@ -15,17 +15,18 @@ import pytest
 
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.launcher import root_client
+from juno_dcs.packaged import data_file
 from juno_dcs.placement.applier import apply
 from juno_dcs.placement.loader import load_policies
 from juno_dcs.placement.planner import plan
 from juno_dcs.placement.rse_expr import evaluate
 from juno_dcs.topology import load_topology
 from juno_rucio_policy.paths import path_for
-from tests.conftest import CHECKOUT, Grid, run
+from tests.conftest import Grid, run
 from tests.integration import juno_names
 
-POLICIES = load_policies(CHECKOUT / "etc" / "placement")
-TOPOLOGY = load_topology(CHECKOUT / "etc" / "topology.yaml")
+POLICIES = load_policies(data_file("placement"))
+TOPOLOGY = load_topology(data_file("topology.yaml"))
 FIRST_DAY = dt.date(2026, 10, 1)
 
 

@@ -21,6 +21,7 @@ import requests
 import yaml
 
 from juno_dcs.migrations.runner import upgrade_postgres
+from juno_dcs.packaged import data_file
 from tests.conftest import Grid
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -113,8 +114,8 @@ def start_stack(grid: Grid, tmp_path: Path) -> Stack:
     url = f"{PG}/{database}"
     upgrade_postgres(url)  # what `juno-dcs up` does for the grid's database
     wms_config = tmp_path / "wms.yaml"
-    wms_config.write_text(yaml.safe_dump({"database_url": url, "topology": str(CHECKOUT / "etc" / "topology.yaml"),
-                                          "retry_rules": str(CHECKOUT / "etc" / "wms-retry.yaml")}))
+    wms_config.write_text(yaml.safe_dump({"database_url": url, "topology": str(data_file("topology.yaml")),
+                                          "retry_rules": str(data_file("wms-retry.yaml"))}))
     port = free_port()
     with (tmp_path / "wms.log").open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen([str(BIN / "juno-wms"), "serve", "--config", str(wms_config), "--port",
@@ -135,7 +136,7 @@ def start_stack(grid: Grid, tmp_path: Path) -> Stack:
     config.write_text(yaml.safe_dump({
         "database_url": url, "dispatcher_url": dispatcher,
         "rucio": {"config": str(grid.home / "etc" / "clients" / "production.cfg"), "account": "production"},
-        "policies_dir": str(CHECKOUT / "etc" / "placement"), "topology": str(CHECKOUT / "etc" / "topology.yaml"),
+        "policies_dir": str(data_file("placement")), "topology": str(data_file("topology.yaml")),
         "sleep": 1,
     }))
     return Stack(database, dispatcher, config, wms_config, process)

@@ -51,7 +51,8 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    assert webui_part.publish_files(home) > 0  # the static files and nginx's temp directory, as `up` makes them
+    # the static files and nginx's temp directory, as `up` makes them
+    assert webui_part.publish_files(home, GridSettings().node_modules) > 0
     assert (home.webui_files / "static" / "rucio.js").is_file()
     conf = files[where.nginx_conf]
     assert "listen 127.0.0.1:25061 ssl;" in conf
@@ -84,7 +85,7 @@ def test_every_cdn_asset_of_the_ui_is_served_or_kept_on_the_origin() -> None:
             if url not in webui_part.VENDOR:
                 assert host in unserved, f"{template.name}: {url} is neither served nor a known unserved host"
     assert seen > 10
-    assert webui_part.missing_vendor_files() == [], "run `make setup` (npm packages of package.json)"
+    assert webui_part.missing_vendor_files(GridSettings().node_modules) == [], "run `make setup` (npm packages)"
 
 
 def test_request_uri_is_set_from_gunicorns_raw_uri() -> None:

@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from juno_dcs.migrations.runner import upgrade_postgres
+from juno_dcs.packaged import data_file
 from juno_dcs.wms import db
 from juno_dcs.wms.agent import Agent
 from juno_dcs.wms.brokerage import ReplicaLocator
@@ -47,8 +48,8 @@ def throwaway_database(prefix: str = "wms_test", migrated: bool = True) -> Itera
 
 
 def write_config(directory: Path, database_url: str, **overrides: object) -> Path:
-    data: dict[str, object] = {"database_url": database_url, "topology": str(CHECKOUT / "etc" / "topology.yaml"),
-                               "retry_rules": str(CHECKOUT / "etc" / "wms-retry.yaml"), **overrides}
+    data: dict[str, object] = {"database_url": database_url, "topology": str(data_file("topology.yaml")),
+                               "retry_rules": str(data_file("wms-retry.yaml")), **overrides}
     path = directory / f"wms-{secrets.token_hex(3)}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

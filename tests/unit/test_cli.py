@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHECKOUT, JUNO_DCS, run
+from juno_dcs.packaged import data_file
+from tests.conftest import JUNO_DCS, run
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def test_bad_cli_arguments(args: list[str], message: str) -> None:
 
 def test_up_refuses_a_bad_policy_before_touching_anything(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
-    shutil.copytree(CHECKOUT / "etc", etc)
+    shutil.copytree(data_file("placement"), etc / "placement")  # an override of the package's placement/
     raw = etc / "placement" / "raw.yaml"
     raw.write_text(raw.read_text().replace("rse_expression: CNAF_DISK", "rse_expression: CNAF_DISKK", 1))
     home = tmp_path / "home"

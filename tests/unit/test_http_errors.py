@@ -24,7 +24,7 @@ from juno_dcs import errors
 from juno_dcs.conditions.config import ServiceConfig
 from juno_dcs.conditions.db import make_engine
 from juno_dcs.conditions.routes import create_app as conditions_app
-from juno_dcs.settings import CHECKOUT
+from juno_dcs.packaged import data_file
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.routes import create_app as transfer_app
 from juno_dcs.wms.logic import Context
@@ -80,7 +80,7 @@ def transfer() -> TestClient:
 
 @pytest.fixture
 def wms() -> TestClient:
-    ctx = Context(queues={}, rules=load_rules(CHECKOUT / "etc" / "wms-retry.yaml"), lease_s=60)
+    ctx = Context(queues={}, rules=load_rules(data_file("wms-retry.yaml")), lease_s=60)
     return TestClient(_raising(wms_app(ctx, _EmptyPool(), None)))  # type: ignore[arg-type]
 
 

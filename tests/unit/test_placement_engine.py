@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from rucio.common.exception import DuplicateRule
 
 from juno_dcs.cli import main
+from juno_dcs.packaged import data_file
 from juno_dcs.placement import (
     BadDid,
     ExistingRule,
@@ -36,8 +37,8 @@ from juno_dcs.topology import Topology, load_topology
 from juno_rucio_policy.naming import block_name
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-TOPOLOGY = CHECKOUT / "etc" / "topology.yaml"
-POLICY_DIR = CHECKOUT / "etc" / "placement"
+TOPOLOGY = data_file("topology.yaml")
+POLICY_DIR = data_file("placement")
 DAY = 86400
 
 

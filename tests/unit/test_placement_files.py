@@ -8,12 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from juno_dcs.cli import main
+from juno_dcs.packaged import data_file
 from juno_dcs.placement import PolicyError, advice, check, load_policies
 from juno_dcs.topology import Problem, Topology, load_topology
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-POLICY_DIR = CHECKOUT / "etc" / "placement"
-TOPOLOGY = CHECKOUT / "etc" / "topology.yaml"
+POLICY_DIR = data_file("placement")
+TOPOLOGY = data_file("topology.yaml")
 SHIPPED = {kind: (POLICY_DIR / f"{kind}.yaml").read_text(encoding="utf-8") for kind in ("raw", "production", "user")}
 
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from juno_dcs.packaged import data_file
 from juno_dcs.prodsys.cli import main
 from juno_dcs.prodsys.config import ENV_CONFIG, load_config
 
@@ -55,8 +56,8 @@ def test_a_bad_steering_file_is_refused_before_any_service(tmp_path: Path) -> No
 
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     config = _config(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none",
-                     dispatcher_url="http://127.0.0.1:1", policies_dir=str(Path("etc/placement").resolve()),
-                     topology=str(Path("etc/topology.yaml").resolve()))
+                     dispatcher_url="http://127.0.0.1:1", policies_dir=str(data_file("placement")),
+                     topology=str(data_file("topology.yaml")))
     result = CliRunner().invoke(main, ["--config", str(config), "status"])
     assert result.exit_code == 1  # a service failed
     assert "juno-prod: error: the database:" in result.output

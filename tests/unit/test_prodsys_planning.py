@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from juno_dcs.packaged import data_file
 from juno_dcs.prodsys import planning
 from juno_dcs.prodsys.steering import Steering, parse_steering
 from juno_dcs.topology import Topology, load_topology
@@ -16,7 +17,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def topology() -> Topology:
-    return load_topology(CHECKOUT / "etc" / "topology.yaml")
+    return load_topology(data_file("topology.yaml"))
 
 
 def steering(**changes: object) -> Steering:

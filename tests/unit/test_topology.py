@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.packaged import data_file
 from juno_dcs.topology import Topology, TopologyError, load_topology, parse_size, parse_topology
 
-SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "topology.yaml"
+SHIPPED = data_file("topology.yaml")
 TEXT = SHIPPED.read_text(encoding="utf-8")
 KNOWN_SITES = "CNAF, IHEP, IN2P3, INFN-CLOUD, JINR, MSU, SYSU-CLUSTER"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from juno_dcs.packaged import data_file
 from juno_dcs.topology import load_topology
 from juno_dcs.wms.brokerage import Choice, Job, NoFit, Queue, ReplicaLocator, broker, output_rse, queues_from_topology
 
@@ -23,7 +24,7 @@ class MemoryLocator:
 
 @pytest.fixture(scope="module")
 def queues() -> dict[str, Queue]:
-    return queues_from_topology(load_topology(CHECKOUT / "etc" / "topology.yaml"), memory_scale=0.1)
+    return queues_from_topology(load_topology(data_file("topology.yaml")), memory_scale=0.1)
 
 
 def job(memory_mb: int = 200, cores: int = 1, walltime_s: int = 3600, inputs: tuple[str, ...] = (),
@@ -38,7 +39,7 @@ def test_queue_memory_is_scaled(queues: dict[str, Queue]) -> None:
 
 
 def test_output_rse_is_own_disk_else_closest() -> None:
-    topology = load_topology(CHECKOUT / "etc" / "topology.yaml")
+    topology = load_topology(data_file("topology.yaml"))
     assert output_rse(topology, "IHEP") == "IHEP_DISK"
     assert output_rse(topology, "SYSU-CLUSTER") == "CNAF_DISK"  # all at the default distance: by name
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.packaged import data_file
 from juno_dcs.wms.config import load_config
 from juno_dcs.wms.models import ERROR_CODES, FinishReport, JobDescription, JobSpec, TaskSpec
 from juno_dcs.wms.retry import decide, load_rules
@@ -59,7 +60,7 @@ def test_job_description_is_a_jobspec_with_placement() -> None:
 
 
 def test_default_retry_rules() -> None:
-    rules = load_rules(CHECKOUT / "etc" / "wms-retry.yaml")
+    rules = load_rules(data_file("wms-retry.yaml"))
     memory = decide(rules, 1235, "memory", 1, 3, 300)
     assert (memory.action, memory.memory_mb) == ("retry_more_memory", 600)
     for code in (1099, 1305, 1213, 1137, 1201):

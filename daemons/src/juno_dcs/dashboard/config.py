@@ -9,10 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.settings import CHECKOUT
 from juno_dcs.yamlconfig import load_model
-
-CHARTJS = CHECKOUT / "node_modules" / "chart.js" / "dist" / "chart.umd.js"
 
 
 class DashboardConfig(BaseModel):
@@ -45,7 +42,8 @@ class DashboardConfig(BaseModel):
     db_connections: int = Field(default=3, ge=1, le=100, description="The page's requests open at most this many "
                                 "database connections at once (the collector holds one more).")
     http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each call to another service.")
-    chartjs: Path = Field(default=CHARTJS, description="Chart.js 4 UMD build that the page loads from /static.")
+    chartjs: Path = Field(description="Chart.js 4 UMD build that the page loads from /static (the grid's: "
+                          "node_modules/chart.js/dist/chart.umd.js of JUNO_DCS_NODE_MODULES).")
 
 
 def load_config(path: Path) -> DashboardConfig:

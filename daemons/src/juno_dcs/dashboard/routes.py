@@ -90,7 +90,7 @@ def create_app(ctx: Context) -> FastAPI:
     @app.get("/static/chart.umd.js", include_in_schema=False)
     def chartjs() -> FileResponse:
         if not config.chartjs.is_file():
-            raise NotFound(f"Chart.js is not at {config.chartjs} (run `make setup`)")
+            raise NotFound(f"Chart.js is not at {config.chartjs} (`juno-dcs install-assets node`)")
         return FileResponse(config.chartjs, media_type="text/javascript")
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -54,12 +54,13 @@ import requests
 import sqlalchemy as sa
 import yaml
 
+from juno_dcs import packaged
 from juno_dcs.conditions.config import ServiceConfig
 from juno_dcs.errors import ConfigError, ServiceError
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.migrations.runner import upgrade_conditions
-from juno_dcs.settings import CHECKOUT, GridSettings
+from juno_dcs.settings import GridSettings
 from juno_dcs.topology import Topology
 
 SERVICE_OFFSET = 40
@@ -67,7 +68,6 @@ FIRST_SQUID_OFFSET = 41
 MAX_SQUIDS = 9
 SQUID_USER = "proxy"  # Debian's squid drops root privileges to this user
 DEFAULT_SITES: tuple[str, ...] = ("IHEP", "CNAF", "JINR", "IN2P3", "MSU")
-TEMPLATE = CHECKOUT / "etc" / "templates" / "squid.conf"
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 
 
@@ -138,9 +138,11 @@ class SquidHome:
 
 
 def render_squid_config(site: str, port: int, origin_port: int, home: Path, *, cache_mem_mb: int = 64,
-                        cache_dir_mb: int = 256, template: Path = TEMPLATE) -> str:
+                        cache_dir_mb: int = 256, template: Path | None = None) -> str:
     """squid.conf for the Squid of `site` on 127.0.0.1:`port` in front of the service on `origin_port`,
-    keeping everything under `home`."""
+    keeping everything under `home`; `template` defaults to the package's squid.conf."""
+    if template is None:
+        template = packaged.data_file("templates/squid.conf")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", site):
         raise ConfigError(f"Squid site {site!r}: letters, digits, '_' and '-' only")
     paths = SquidHome(home)
@@ -330,7 +332,8 @@ def render_configs(where: ConditionsLayout, state: GridState, settings: GridSett
     }
     for site, port in where.squids.items():
         squid = where.homes[site]
-        files[squid.conf] = render_squid_config(site, port, where.service_port, squid.root)
+        files[squid.conf] = render_squid_config(site, port, where.service_port, squid.root,
+                                               template=settings.template("squid.conf"))
     return files
 
 

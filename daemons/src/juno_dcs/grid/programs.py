@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from juno_dcs.grid import conditions, kafka, pki, storage
+from juno_dcs.grid.assets import kafka_dir
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.wms import WMS_SERVER_POOL, WmsLayout
 from juno_dcs.settings import GridSettings
@@ -175,7 +176,7 @@ def grid_programs(
     programs = [
         Program(
             name="zookeeper",
-            command=kafka.zookeeper_command(home),
+            command=kafka.zookeeper_command(home, kafka_dir(settings.node_modules)),
             priority=80,
             environment={"JUNO_DCS_CONFIG_DIGEST": digests.get("zookeeper", "")},
         ),
@@ -184,7 +185,7 @@ def grid_programs(
         # session. The supervisor stops programs in reverse priority, so Kafka stops while ZooKeeper still runs.
         Program(
             name="kafka",
-            command=kafka.kafka_command(home),
+            command=kafka.kafka_command(home, kafka_dir(settings.node_modules)),
             priority=90,
             startsecs=5,
             startretries=10,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.grid import pki
+from juno_dcs.grid import assets, pki
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.render import render
 from juno_dcs.settings import GridSettings
@@ -80,8 +80,7 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
     """Directories and key copies for every RSE's XRootD, owned by the xrootd user."""
     if not XROOTD_BIN.exists():
         raise ConfigError(f"{XROOTD_BIN} is missing: install xrootd-server (`make setup`)")
-    if not settings.bind_shim.exists():
-        raise ConfigError(f"{settings.bind_shim} is missing: run `make setup`")
+    assets.require_shim(settings)
     uid, gid = _xrootd_ids()
     xrd_pki = home.xrootd_pki
     xrd_pki.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -103,7 +102,7 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
 
 def render_xrootd(home: GridHome, settings: GridSettings, rse: str, port: int) -> str:
     xrd_pki = home.xrootd_pki
-    return render(settings.templates / "xrootd.cfg", {
+    return render(settings.template("xrootd.cfg"), {
         "rse": rse, "home": home.root, "admin_dir": admin_dir(home), "data_dir": home.rse_dir(rse), "port": port,
         "cert": xrd_pki / "hostcert.pem", "key": xrd_pki / "hostkey.pem", "ca_dir": home.trust_dir,
     })

@@ -30,13 +30,12 @@ from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import RUCIO_SERVER_POOL, Program, venv_bin
 from juno_dcs.grid.render import digest, render
-from juno_dcs.settings import CHECKOUT, GridSettings
+from juno_dcs.settings import GridSettings
 from juno_dcs.topology.models import Topology
 
 logger = logging.getLogger(__name__)
 
 NGINX = Path("/usr/sbin/nginx")
-NODE_MODULES = CHECKOUT / "node_modules"
 # The CDN files that the UI's templates load, by "<host>/<path>" as the pages name them, and the file (or, for a
 # trailing slash, the directory) of an npm package (package.json) that nginx serves at /vendor/<host>/<path>.
 # The nearest versions npm has: jQuery UI 1.12.1 for 1.11, Foundation 5.5.3 for 5.4.4, DataTables 1.10.16 for
@@ -130,7 +129,7 @@ def sub_filters(rewrites: Iterable[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def missing_vendor_files(node_modules: Path = NODE_MODULES) -> list[str]:
+def missing_vendor_files(node_modules: Path) -> list[str]:
     """The npm files of VENDOR that are not installed (the pages then lack jQuery and show nothing)."""
     return sorted({target for target in VENDOR.values() if not (node_modules / target).exists()})
 
@@ -143,11 +142,11 @@ def render_configs(where: WebuiLayout, home: GridHome, state: GridState, setting
         ca = ca_pem.read_text()
     except FileNotFoundError as exc:
         raise ConfigError(f"{ca_pem}: the grid CA is missing (`juno-dcs up` creates it)") from exc
-    missing = missing_vendor_files()
+    missing = missing_vendor_files(settings.node_modules)
     if missing:
-        logger.warning("the WebUI's pages will show no data: npm files missing from %s: %s (make setup)",
-                       NODE_MODULES, ", ".join(missing))
-    conf = render(settings.templates / "nginx.conf", {
+        logger.warning("the WebUI's pages will show no data: npm files missing from %s (JUNO_DCS_NODE_MODULES): %s "
+                       "(juno-dcs install-assets node)", settings.node_modules, ", ".join(missing))
+    conf = render(settings.template("nginx.conf"), {
         "home": home.root, "run": where.run, "logs": where.logs, "port": where.port, "app_port": where.app_port,
         "rucio_port": where.rucio_port, "cert": where.cert, "key": where.key, "static": home.webui_files / "static",
         "vendor_locations": vendor_locations(home.webui_files / "vendor"), "sub_filters": sub_filters(cdn_rewrites()),
@@ -156,7 +155,7 @@ def render_configs(where: WebuiLayout, home: GridHome, state: GridState, setting
     return {where.nginx_conf: conf, where.ca_file: ca}
 
 
-def publish_files(home: GridHome, node_modules: Path = NODE_MODULES) -> int:
+def publish_files(home: GridHome, node_modules: Path) -> int:
     """Copy the UI's static files and the npm files of VENDOR where nginx's workers (www-data) can read them: the
     home's service root, not the checkout (which may sit in a private directory). Returns the files copied."""
     target = home.webui_files

@@ -83,7 +83,7 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
     trust = pki.cert_dir(settings.pki_dir)
     topology = settings.topology_file.resolve()
     wms = WmsConfig(
-        database_url=db, topology=topology, retry_rules=(settings.etc_dir / "wms-retry.yaml").resolve(),
+        database_url=db, topology=topology, retry_rules=settings.wms_retry_file.resolve(),
         lease_s=settings.wms_lease, memory_scale=settings.wms_memory_scale, rucio=True,
         rucio_config=home.client_cfg("root"), agent_sleep_s=2.0, pool_size=WMS_SERVER_POOL,
     )
@@ -100,7 +100,7 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
     prodsys = ProdConfig(
         database_url=db, dispatcher_url=where.dispatcher_url,
         rucio=RucioSettings(config=home.client_cfg("production"), account="production"),
-        policies_dir=(settings.etc_dir / "placement").resolve(), topology=topology, sleep=3.0,
+        policies_dir=settings.placement_dir.resolve(), topology=topology, sleep=3.0,
     )
     return {
         where.wms_config: _dump(wms, "The dispatcher and its agent."),

@@ -26,9 +26,10 @@ APPLY_INTERVAL = 5.0  # seconds between two applications with --wait
 
 def _common(func: F) -> F:
     func = click.option("--topology", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="Topology file (default etc/topology.yaml).")(func)
+                        help="Topology file (default: the grid's, JUNO_DCS_ETC_DIR or the package's).")(func)
     func = click.option("--placement-dir", "policy_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Directory of raw.yaml, production.yaml and user.yaml (default etc/placement).")(func)
+                        help="Directory of raw.yaml, production.yaml and user.yaml "
+                        "(default: JUNO_DCS_ETC_DIR/placement, else the package's).")(func)
     return home_option(func)
 
 
@@ -47,7 +48,7 @@ def _inputs(home: Path | None, policy_dir: Path | None, topology: Path | None) -
     from juno_dcs.placement.loader import load_policies
 
     settings = grid_settings(home, topology=topology)
-    return settings, load_policies(policy_dir or settings.etc_dir / "placement"), load_valid_topology(settings)
+    return settings, load_policies(policy_dir or settings.placement_dir), load_valid_topology(settings)
 
 
 def _lifetime(text: str | None) -> int | None:
@@ -75,7 +76,7 @@ def check(home: Path | None, policy_dir: Path | None, topology: Path | None) -> 
     problems: list[Any] = []
     policies = topo = None
     try:
-        policies = load_policies(policy_dir or settings.etc_dir / "placement")
+        policies = load_policies(policy_dir or settings.placement_dir)
     except PolicyError as exc:
         problems += exc.problems
     try:

@@ -3,8 +3,8 @@
     database_url: postgresql://user@127.0.0.1:5432/db   # schema prodsys is created in it (idempotently)
     dispatcher_url: http://127.0.0.1:23050              # juno-wms serve
     rucio: {config: /home/etc/clients/production.cfg, account: production}
-    policies_dir: etc/placement
-    topology: etc/topology.yaml
+    policies_dir: /srv/juno/placement                   # default: the package's placement/
+    topology: /srv/juno/topology.yaml                   # default: the package's topology.yaml
     sleep: 10                                           # seconds between the daemon's passes when idle
 
 The file is `--config FILE`, else $JUNO_PROD_CONFIG.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from juno_dcs import packaged
 from juno_dcs.errors import ConfigError
 from juno_dcs.yamlconfig import load_model
 
@@ -37,8 +38,10 @@ class ProdConfig(_Frozen):
     database_url: str = Field(description="PostgreSQL; the schema prodsys holds the productions.")
     dispatcher_url: str = Field(description="The dispatcher's HTTP API (juno-wms serve).")
     rucio: RucioSettings = RucioSettings()
-    policies_dir: Path = Field(default=Path("etc/placement"), description="raw/production/user.yaml.")
-    topology: Path = Field(default=Path("etc/topology.yaml"), description="The grid's topology.")
+    policies_dir: Path = Field(default_factory=lambda: packaged.data_dir() / "placement",
+                               description="raw/production/user.yaml (default: the package's).")
+    topology: Path = Field(default_factory=lambda: packaged.data_dir() / "topology.yaml",
+                           description="The grid's topology (default: the package's).")
     sleep: float = Field(default=10.0, gt=0, description="Seconds the daemon sleeps after a pass with no work.")
     owner: str = Field(default="production", description="The dispatcher tasks' owner (a Rucio account).")
     dispatcher_timeout: float = Field(default=30.0, gt=0)

@@ -72,7 +72,7 @@ def test_the_wheels_run_a_grid_from_outside_the_checkout(grid_tmp: Path) -> None
     env = _clean_env(venv)
 
     version = _run([juno_dcs, "--version"], cwd=elsewhere, env=env).stdout.strip()
-    assert version.startswith("juno-dcs 0.1.0, juno-rucio-policy 0.1.0, juno-probes 0.1.0, rucio 41.5.1"), version
+    assert version.startswith("juno-dcs 0.2.0, juno-rucio-policy 0.2.0, juno-probes 0.2.0, rucio 41.5.1"), version
     location = _run([str(venv / "bin" / "python"), "-c", "import juno_dcs; print(juno_dcs.__file__)"],
                     cwd=elsewhere, env=env).stdout.strip()
     assert location.startswith(str(venv)), location  # the wheel's copy, not the checkout's sources

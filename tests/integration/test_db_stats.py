@@ -98,17 +98,19 @@ def test_two_keepers_at_once_analyze_each_table_once_per_change(database: str) -
     stop = threading.Event()
     results: list[list[Any]] = []
     threads = [threading.Thread(target=lambda: results.append(list(keep(database, Thresholds(), Mode.ALWAYS, 0.5,
-                                                                           stop))))
+                                                                           stop))), daemon=True)
                for _ in range(2)]
     with psycopg.connect(database, autocommit=True) as conn:
         wait_for_counters(conn, "n_mod_since_analyze", 50000)
-        for t in threads:
-            t.start()
-        wait_for_counters(conn, "analyze_count", 2)  # the fixture's own ANALYZE, then the keepers'
-        time.sleep(2)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
+        try:
+            for t in threads:
+                t.start()
+            wait_for_counters(conn, "analyze_count", 2)  # the fixture's own ANALYZE, then the keepers'
+            time.sleep(2)
+        finally:  # a failed check must not leave the keepers running (their database is dropped next)
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
         count = conn.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'files'").fetchone()
     assert count is not None
     assert int(count[0]) == 2

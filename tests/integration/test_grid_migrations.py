@@ -1,17 +1,19 @@
 """`juno-dcs up` upgrades the schemas of an existing grid before its programs (re)start, and they work after.
 
-The session's grid is made to look like one of release 0.1 (no version tables, the probes' schema called
-`monitor`, a job failed with the pilot's old code): stopped, then `up`; and running, with the probes' schema
-put back to version 1 underneath the programs, then `up` again."""
+A grid of the test's own (stopped and upgraded underneath: the session's grid stays as the other tests expect
+it; slow, for `make test-all`, as it starts a grid) is made to look like one of release 0.1 (no version tables,
+the probes' schema called `monitor`, a job failed with the pilot's old code): stopped, then `up`; and running,
+with the probes' schema put back to version 1 underneath the programs, then `up` again."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import Grid
+from tests.conftest import Grid, start_grid
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432"
 
@@ -42,8 +44,18 @@ def _one(url: str, query: str) -> object:
 
 
 @pytest.mark.timeout(900)  # three `up`s of the session's grid, each waits for every service
-def test_up_upgrades_a_release_grid_before_its_programs_start(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow  # a grid of its own, stopped and started twice
+@pytest.mark.timeout(1200)
+def test_up_upgrades_a_release_grid_before_its_programs_start(grid_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUNO_DCS_START_TIMEOUT", "300")  # the machine is shared: the services may start slowly
+    grid = start_grid(grid_tmp, "release")
+    try:
+        _upgrade_story(grid)
+    finally:
+        grid.juno_dcs("down", "--purge", check=False)
+
+
+def _upgrade_story(grid: Grid) -> None:
     url = _database(grid)
     versions = grid.juno_dcs("db-versions")
     assert "wms" in versions.stdout

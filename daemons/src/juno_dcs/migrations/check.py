@@ -55,3 +55,20 @@ def require_head_sqlalchemy(conn: Connection, name: str) -> None:
     current, needed = current_on(conn, schema), head(schema)
     if current != needed:
         raise SchemaVersionError(name, current, needed)
+
+
+def checked_pool(url: str, name: str, size: int) -> Any:
+    """A psycopg pool (dict rows, transactions) on `url` whose schema `name` was checked to be at head; closed
+    again when it is not."""
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    pool: ConnectionPool[Any] = ConnectionPool(url, min_size=1, max_size=size,
+                                               kwargs={"row_factory": dict_row, "autocommit": False}, open=True)
+    try:
+        with pool.connection() as conn:
+            require_head(conn, name)  # the schema is made and upgraded by juno_dcs.migrations (`juno-dcs up`)
+    except BaseException:
+        pool.close()
+        raise
+    return pool

@@ -7,25 +7,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from juno_dcs.heartbeat import ALL, Share
-from juno_dcs.migrations.check import require_head
+from juno_dcs.migrations.check import checked_pool
 
 Row = dict[str, Any]
 
 def open_pool(url: str, size: int = 4) -> ConnectionPool[psycopg.Connection[Row]]:
-    pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-        url, min_size=1, max_size=size, kwargs={"row_factory": dict_row, "autocommit": False}, open=True,
-    )
-    try:
-        with pool.connection() as conn:
-            require_head(conn, "fts")  # the schema is made and upgraded by juno_dcs.migrations (`juno-dcs up`)
-    except BaseException:
-        pool.close()
-        raise
+    pool: ConnectionPool[psycopg.Connection[Row]] = checked_pool(url, "fts", size)
     return pool
 
 

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from juno_dcs.heartbeat import ALL, Share
-from juno_dcs.migrations.check import require_head
+from juno_dcs.migrations.check import checked_pool
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
@@ -26,14 +26,7 @@ JOB_COLUMNS = ("job_id", "task_id", "key", "spec", "cores", "memory_mb", "wallti
 
 
 def open_pool(url: str, size: int = 4) -> Pool:
-    pool: Pool = ConnectionPool(url, min_size=1, max_size=size,
-                                kwargs={"row_factory": dict_row, "autocommit": False}, open=True)
-    try:
-        with pool.connection() as conn:
-            require_head(conn, "wms")  # the schema is made and upgraded by juno_dcs.migrations (`juno-dcs up`)
-    except BaseException:
-        pool.close()
-        raise
+    pool: Pool = checked_pool(url, "wms", size)
     return pool
 
 

@@ -19,7 +19,7 @@ from juno_dcs.grid.claims import release
 from juno_dcs.grid.home import GridHome
 from tests.conftest import Grid
 
-pytestmark = pytest.mark.grid
+pytestmark = [pytest.mark.grid, pytest.mark.slow]  # about 70 s: make test-all
 SOURCE, TARGET = "IHEP_DISK", "CNAF_DISK"
 
 

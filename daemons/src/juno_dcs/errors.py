@@ -53,6 +53,12 @@ class PermissionDenied(JunoDcsError):
     http_status = 403
 
 
+class Unauthenticated(PermissionDenied):
+    """No credential, or one that is not valid (bad signature, expired, another issuer or audience)."""
+
+    http_status = 401
+
+
 class GridStateError(JunoDcsError):
     """The grid's home is missing, or the grid or a record is not in the state the command needs."""
 

@@ -1,0 +1,191 @@
+"""The issuer's Flask application: discovery, JWKS, the token endpoint and a health check.
+
+Run under gunicorn with the grid's TLS certificate: `gunicorn 'juno_dcs.issuer.app:create_app()'` with
+JUNO_ISSUER_CONFIG naming etc/issuer.yaml. A token request names what it wants with `scope` (space separated) and
+`audience` (WLCG's parameter; `resource` is read too); each scope must be covered by what the client is
+registered for and the audience must be one of its audiences, or the request is refused with `invalid_scope`
+or `invalid_target` naming what was refused. No token is logged: a grant is logged by its `jti`, subject,
+audience and scopes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from flask import Flask, jsonify, request
+from joserfc.jwk import ECKey, KeySet
+
+from juno_dcs.issuer.registry import Client, IssuerConfig, load_clients, load_config
+from juno_dcs.tokens.scopes import ANY_AUDIENCE, WLCG_VERSION, ScopeError, parse_scopes, permitted
+
+logger = logging.getLogger("juno_dcs.issuer")
+ALG = "ES256"
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707: the requested audience (resource) is not one this client may ask for."""
+
+    error = "invalid_target"
+
+
+class RegisteredClient(ClientMixin):  # type: ignore[misc]
+    def __init__(self, entry: Client) -> None:
+        self.entry = entry
+
+    def get_client_id(self) -> str:
+        return self.entry.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        # the grant has checked every requested scope; none requested means all the client is registered for
+        return scope if scope else " ".join(self.entry.scopes)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.entry.check_secret(client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return endpoint == "token" and method in AUTH_METHODS
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+
+def requested_audiences() -> list[str]:
+    raw = request.form.get("audience") or request.form.get("resource") or ""
+    return raw.split() or [ANY_AUDIENCE]
+
+
+class ScopedClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
+    """The client-credentials grant, with every requested scope and audience checked against the client's
+    registration."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+
+    def validate_requested_scope(self) -> None:
+        client: RegisteredClient = self.request.client
+        try:
+            wanted = parse_scopes(self.request.payload.scope)
+        except ScopeError as exc:
+            raise InvalidScopeError(description=str(exc)) from None
+        held = client.entry.allowed_scopes()
+        refused = [str(s) for s in wanted if not permitted(s, held)]
+        if refused:
+            raise InvalidScopeError(description=f"client {client.entry.client_id!r} may not ask for: "
+                                                + " ".join(refused))
+        bad = [a for a in requested_audiences() if not client.entry.audience_allowed(a)]
+        if bad:
+            raise InvalidTargetError(description=f"client {client.entry.client_id!r} may not ask for audience: "
+                                                 + " ".join(bad))
+
+
+class WlcgTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
+    """RFC 9068 access tokens with the WLCG profile's claims (`wlcg.ver`, `wlcg.groups`, `nbf`) and the
+    requested audience."""
+
+    def __init__(self, issuer: str, key: ECKey) -> None:
+        super().__init__(issuer=issuer, alg=ALG, expires_generator=self._lifetime)
+        self.key = key
+
+    @staticmethod
+    def _lifetime(client: RegisteredClient, grant_type: str) -> int:
+        return client.entry.lifetime
+
+    def get_jwks(self) -> KeySet:
+        return KeySet([self.key])  # from a key set, joserfc names the key in the header (`kid`)
+
+    def get_audiences(self, client: RegisteredClient, user: Any, scope: str) -> str | list[str]:
+        audiences = requested_audiences()
+        return audiences[0] if len(audiences) == 1 else audiences
+
+    def get_extra_claims(self, client: RegisteredClient, grant_type: str, user: Any, scope: str) -> dict[str, Any]:
+        claims: dict[str, Any] = {"sub": client.entry.subject, "wlcg.ver": WLCG_VERSION, "nbf": _now()}
+        if client.entry.groups:
+            claims["wlcg.groups"] = list(client.entry.groups)
+        return claims
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def load_key(path: Path) -> ECKey:
+    key = ECKey.import_key(path.read_bytes())
+    return ECKey.import_key(key.as_dict(private=True, kid=key.thumbprint()))
+
+
+def discovery(issuer: str) -> dict[str, Any]:
+    base = issuer.rstrip("/")
+    return {
+        "issuer": issuer,
+        "jwks_uri": f"{base}/jwks",
+        "token_endpoint": f"{base}/token",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ALG],
+        "scopes_supported": ["openid", "profile", "offline_access", "storage.read", "storage.create",
+                             "storage.modify", "storage.stage", "compute.create", "compute.read", "compute.modify",
+                             "compute.cancel", "fts"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "client_id", "wlcg.ver",
+                             "wlcg.groups"],
+    }
+
+
+def create_app(config_path: str | None = None) -> Flask:
+    config: IssuerConfig = load_config(Path(config_path or os.environ["JUNO_ISSUER_CONFIG"]))
+    clients = load_clients(config.clients_file)
+    key = load_key(config.key_file)
+    public = KeySet([key]).as_dict(private=False)
+    app = Flask("juno_dcs.issuer")
+
+    def query_client(client_id: str) -> RegisteredClient | None:
+        entry = clients.get(client_id)
+        return RegisteredClient(entry) if entry else None
+
+    def save_token(token: dict[str, Any], oauth_request: Any) -> None:
+        client: RegisteredClient = oauth_request.client
+        logger.info("granted client=%s sub=%s aud=%s scope=%s expires_in=%s", client.entry.client_id,
+                    client.entry.subject, " ".join(requested_audiences()), token.get("scope", ""),
+                    token.get("expires_in"))
+
+    server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
+    server.register_grant(ScopedClientCredentials)
+    server.register_token_generator("default", WlcgTokenGenerator(config.issuer, key))
+    document = discovery(config.issuer)
+
+    @app.get("/.well-known/openid-configuration")
+    def openid_configuration() -> Any:
+        return jsonify(document)
+
+    @app.get("/jwks")
+    def jwks() -> Any:
+        return jsonify(public)
+
+    @app.post("/token")
+    def token() -> Any:
+        return server.create_token_response()
+
+    @app.get("/health")
+    def health() -> Any:
+        return jsonify({"status": "ok", "clients": len(clients)})
+
+    return app

@@ -1,0 +1,82 @@
+"""The issuer's configuration and its registered clients, read from YAML files that only the issuer's user can
+read. A client's secret is kept as its SHA-256 only."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from juno_dcs.tokens.scopes import ANY_AUDIENCE, Scope, ScopeError, parse_scope
+from juno_dcs.errors import ConfigError
+from juno_dcs.yamlconfig import load_model
+
+
+def _scope_list(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            parse_scope(value)
+        except ScopeError as exc:
+            raise ValueError(str(exc)) from None
+    return values
+
+
+class Client(BaseModel):
+    """One client of the issuer: an account of the topology or a service."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    secret_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    subject: Annotated[str, Field(min_length=1)]  # the token's `sub`: the Rucio account it acts for
+    groups: list[str] = []  # `wlcg.groups`, e.g. /juno, /juno/production, /juno/admin, /juno/pilots
+    scopes: Annotated[list[str], AfterValidator(_scope_list)] = []  # what it may ask for; storage paths cover below
+    audiences: list[str] = []  # what `aud` may be; "*" any
+    lifetime: Annotated[int, Field(gt=0, le=86400)] = 3600  # seconds
+
+    def check_secret(self, secret: str) -> bool:
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        return hmac.compare_digest(digest, self.secret_sha256)
+
+    def allowed_scopes(self) -> list[Scope]:
+        return [parse_scope(s) for s in self.scopes]
+
+    def audience_allowed(self, audience: str) -> bool:
+        return "*" in self.audiences or audience in self.audiences or audience == ANY_AUDIENCE
+
+
+class ClientsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clients: list[Client]
+
+
+class IssuerConfig(BaseModel):
+    """etc/issuer.yaml of a grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: Annotated[str, Field(pattern=r"^https://")]  # the `iss` claim and the discovery base, ending with /
+    key_file: Path  # PEM, ES256 (P-256)
+    clients_file: Path
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def load_config(path: Path) -> IssuerConfig:
+    return load_model(path, IssuerConfig, "issuer's configuration", ConfigError)
+
+
+def load_clients(path: Path) -> dict[str, Client]:
+    data = load_model(path, ClientsFile, "issuer's clients", ConfigError)
+    clients: dict[str, Client] = {}
+    for client in data.clients:
+        if client.client_id in clients:
+            raise ConfigError(f"{path}: client {client.client_id!r} is registered twice")
+        clients[client.client_id] = client
+    return clients

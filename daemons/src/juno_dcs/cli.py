@@ -129,6 +129,28 @@ def env(home: Path | None, account: str) -> None:
     click.echo(env_exports(grid_settings(home), account), nl=False)
 
 
+@main.command()
+@home_option
+@click.option("--account", default="root", show_default=True, help="The account whose client asks for the token.")
+@click.option("--audience", default="", help="Space-separated audiences (default: every service of the grid).")
+@click.option("--scope", default="", help="Space-separated scopes (default: all the account's role allows).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the token to this file (mode 0600) instead of printing it.")
+def token(home: Path | None, account: str, audience: str, scope: str, out: Path | None) -> None:
+    """Get a token for an account from the grid's issuer (WLCG profile; docs/security.md)."""
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.grid.launcher import account_token
+    from juno_dcs.tokens.fetch import write_token_file
+
+    grid_home = GridHome(grid_settings(home).home)
+    got = account_token(grid_home, grid_home.load_state(), account, audience, scope)
+    if out is None:
+        click.echo(got.value)
+    else:
+        write_token_file(out, got.value)
+        click.echo(f"wrote a token for {account} ({got.scope}) to {out}", err=True)
+
+
 @main.command("db-stats")
 @home_option
 @click.option("--run-once", is_flag=True, help="One pass over the tables, print what was done as JSON, exit.")

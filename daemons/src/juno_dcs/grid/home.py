@@ -42,6 +42,8 @@ class GridState(BaseModel):
     # condition data on MariaDB: the database (named after db_name), a read-only and a writing account
     conditions_reader_password: str = Field(default_factory=lambda: new_secret())
     conditions_writer_password: str = Field(default_factory=lambda: new_secret())
+    # the token issuer's clients' secrets derive from it (grid/issuer.py); saved by the first `up` that sees it
+    token_secret: str = Field(default_factory=lambda: new_secret())
 
     @property
     def conditions_db(self) -> str:
@@ -170,6 +172,11 @@ class GridHome:
 
     def rse_dir(self, rse: str) -> Path:
         return self.service_root / "data" / "rses" / rse
+
+    @property
+    def secrets(self) -> Path:
+        """Keys, client secrets and tokens: mode 0700, files 0600 (grid/issuer.py)."""
+        return self.root / "secrets"
 
     def token_dir(self, account: str) -> Path:
         return self.run / "tokens" / account

@@ -23,6 +23,7 @@ from juno_dcs.grid import (
     dashboard,
     database,
     health,
+    issuer,
     kafka,
     pki,
     probes,
@@ -47,6 +48,7 @@ from juno_dcs.grid.programs import (
 from juno_dcs.grid.render import digest, render, write_if_changed
 from juno_dcs.grid.supervisor import Supervisor, supervisord_of, terminate
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
+from juno_dcs.tokens.fetch import Token, TokenSource, write_token_file
 from juno_dcs.topology import Topology, TopologyError, load_topology
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,8 @@ class UpReport:
 
 
 class OpsPart(Protocol):
-    """What the operations parts of the grid (grid/probes.py, grid/dashboard.py, grid/webui.py) provide."""
+    """What the parts of the grid that plug in the same way (grid/issuer.py, grid/probes.py, grid/dashboard.py,
+    grid/webui.py) provide."""
 
     __name__: str
 
@@ -75,7 +78,7 @@ class OpsPart(Protocol):
     def check(self, where: Any) -> health.Health | None: ...
 
 
-OPS_PARTS: tuple[OpsPart, ...] = (probes, dashboard, webui)
+OPS_PARTS: tuple[OpsPart, ...] = (issuer, probes, dashboard, webui)
 
 
 def load_valid_topology(settings: GridSettings) -> Topology:
@@ -315,6 +318,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         report.actions.append(f"created the grid CA in {settings.pki_dir}")
     if pki.issue_host_cert(settings.pki_dir, home.pki / "hostcert.pem", home.pki / "hostkey.pem"):
         report.actions.append("issued the host certificate")
+    report.actions += issuer.prepare(issuer.layout(home, state), settings)  # its key, before its configs
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
     webui.publish_files(home, settings.node_modules)
@@ -357,6 +361,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     """Wait for every service of a started grid, then apply the topology through Rucio."""
     rucio_url = state.ports.url("rucio")
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
+    _wait_for_part(issuer, home, state, settings, sup)  # the services that check tokens fetch its keys
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     _wait_for("Kafka", lambda: health.check_kafka(state), settings.start_timeout, sup)
     report.actions += kafka.ensure_topics(home, state, kafka.grid_topics(settings),
@@ -545,4 +550,25 @@ def env_exports(settings: GridSettings, account: str) -> str:
         "JUNO_WMS_URL": wms.layout(home, state).dispatcher_url,  # jsub, juno-wms
         "JUNO_PROD_CONFIG": str(wms.layout(home, state).prodsys_config),  # juno-prod
     }
+    where = issuer.layout(home, state)
+    try:  # WLCG Bearer Token Discovery: gfal2, davix, curl wrappers, jsub and juno-prod read the token there
+        exports["BEARER_TOKEN_FILE"] = str(write_account_token(home, state, account))
+        exports["JUNO_DCS_ISSUER"] = where.url
+    except JunoDcsError as exc:
+        logger.warning("no token for %s: %s", account, exc)
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())
+
+
+def account_token(home: GridHome, state: GridState, account: str, audience: str = "", scope: str = "") -> Token:
+    """A token for `account` from the grid's issuer, with the account's own client: by default for every
+    service of the grid (issuer.USER_AUDIENCES) and with every scope its role allows."""
+    state.password(account)  # unknown account -> ConfigError naming the known ones
+    where = issuer.layout(home, state)
+    source = TokenSource(issuer.credentials(where, state, account))
+    return source.get(audience or " ".join(issuer.USER_AUDIENCES), scope)
+
+
+def write_account_token(home: GridHome, state: GridState, account: str) -> Path:
+    path = home.secrets / "tokens" / account
+    write_token_file(path, account_token(home, state, account).value)
+    return path

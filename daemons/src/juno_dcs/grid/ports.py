@@ -22,7 +22,8 @@ OFFSETS: dict[str, int] = {
     "fts": 30,  # the FTS3-compatible transfer service's REST API
     "kafka": 31,  # Apache Kafka 0.9 broker (grid/kafka.py)
     "zookeeper": 32,  # its ZooKeeper
-    # 33..39: free
+    "issuer": 33,  # the token issuer (HTTPS, OpenID Connect discovery and JWKS; grid/issuer.py)
+    # 34..39: free
     "conditions": 40,  # the conditions service (HTTP, read-only)
     # 41..49: one Squid per data centre in front of it (grid/conditions.py)
     "dispatcher": 50,  # the workload management's dispatcher (juno-wms serve); 51..59: free

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin
@@ -32,7 +32,7 @@ ALG = "ES256"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
-class InvalidTargetError(OAuth2Error):
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
     """RFC 8707: the requested audience (resource) is not one this client may ask for."""
 
     error = "invalid_target"
@@ -77,7 +77,7 @@ class ScopedClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     """The client-credentials grant, with every requested scope and audience checked against the client's
     registration."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(AUTH_METHODS)
 
     def validate_requested_scope(self) -> None:
         client: RegisteredClient = self.request.client

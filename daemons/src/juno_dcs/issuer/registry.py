@@ -10,8 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from juno_dcs.tokens.scopes import ANY_AUDIENCE, Scope, ScopeError, parse_scope
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.scopes import ANY_AUDIENCE, Scope, ScopeError, parse_scope
 from juno_dcs.yamlconfig import load_model
 
 

@@ -1,0 +1,198 @@
+"""The grid's token issuer (B+33, HTTPS with the grid's certificate): juno_dcs.issuer under gunicorn.
+
+    home/etc/issuer.yaml                the issuer's URL and files (juno_dcs.issuer.registry.IssuerConfig)
+    home/secrets/issuer-key.pem         its ES256 signing key (0600), made once
+    home/secrets/issuer-clients.yaml    its clients: account or service, subject, groups, scopes (0600)
+    home/secrets/clients/<client>       each client's secret (0600), for the programs that use it
+    home/secrets/idpsecrets.json        the Rucio daemons' client, in Rucio's own format ([oidc] idpsecrets)
+
+Every account of the topology is a client of its own (client id = account), with the scopes its role gives:
+the raw-data service writes /raw, production /mc, /rec and /calib, a user /user/<name>, a group /group/<name>,
+root everything; every member reads everything. The services are clients too: `rucio` (the conveyor's and the
+reaper's per-transfer tokens, and the `fts` scope), `pilot` (the dispatcher's pilot calls) and `probes`.
+Secrets derive from the grid's `token_secret` (grid.json, 0600) by HMAC, so `up` writes the same ones every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from juno_dcs.grid import pki
+from juno_dcs.grid.health import Health
+from juno_dcs.grid.home import GridHome, GridState
+from juno_dcs.grid.programs import Program, venv_bin
+from juno_dcs.grid.render import digest
+from juno_dcs.issuer.registry import Client, ClientsFile, IssuerConfig, secret_digest
+from juno_dcs.settings import GridSettings
+from juno_dcs.tokens.fetch import Credentials
+from juno_dcs.topology.models import Topology
+
+# audiences of the grid's services (docs/security.md)
+STORAGE_AUDIENCE = "localhost"  # Rucio asks for the davs hostname of an RSE's protocols (grid/storage.py)
+FTS_AUDIENCE = "127.0.0.1"  # Rucio asks for the transfer service's hostname (its `fts` RSE attribute)
+WMS_AUDIENCE = "juno-wms"
+RUCIO_AUDIENCE = "rucio"
+USER_AUDIENCES = (STORAGE_AUDIENCE, FTS_AUDIENCE, WMS_AUDIENCE, RUCIO_AUDIENCE)
+MEMBERS = "/juno"
+ADMINS = "/juno/admin"
+PRODUCTION = "/juno/production"
+PILOTS = "/juno/pilots"
+COMPUTE = ["compute.create", "compute.read", "compute.modify", "compute.cancel"]
+OIDC = ["openid", "profile", "offline_access"]
+SERVICE_CLIENTS = ("rucio", "pilot", "probes")
+RUCIO_ISSUER_ID = "juno"  # the key of Rucio's idpsecrets.json and its [oidc] admin_issuer
+ISSUER_WORKERS = 2
+
+
+def _writes(*areas: str) -> list[str]:
+    return [f"storage.{action}:{area}" for area in areas for action in ("create", "modify")]
+
+
+@dataclass(frozen=True)
+class IssuerLayout:
+    config: Path
+    key: Path
+    clients: Path
+    secrets: Path
+    idpsecrets: Path
+    ca_file: Path  # the grid CA's certificate, beside the host certificate: what clients check the issuer with
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The issuer's identifier (`iss`) and discovery base; Rucio wants the trailing slash."""
+        return f"https://127.0.0.1:{self.port}/"
+
+    def secret_file(self, client_id: str) -> Path:
+        return self.secrets / "clients" / client_id
+
+
+def layout(home: GridHome, state: GridState) -> IssuerLayout:
+    return IssuerLayout(config=home.etc / "issuer.yaml", key=home.secrets / "issuer-key.pem",
+                        clients=home.secrets / "issuer-clients.yaml", secrets=home.secrets,
+                        idpsecrets=home.secrets / "idpsecrets.json", ca_file=home.pki / "ca.pem",
+                        port=state.ports.port("issuer"))
+
+
+def client_secret(state: GridState, client_id: str) -> str:
+    return hmac.new(state.token_secret.encode(), f"client:{client_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def account_client(state: GridState, name: str, kind: str) -> Client:
+    """The client of one account of the topology, with its role's groups and scopes."""
+    groups, scopes = [MEMBERS], ["storage.read:/", *COMPUTE, *OIDC]
+    if name == "root":
+        groups.append(ADMINS)
+        scopes += [*_writes("/"), "storage.stage:/", "fts"]
+    elif name == "rawdata":
+        groups.append("/juno/rawdata")
+        scopes += [*_writes("/raw"), "fts"]
+    elif name == "production":
+        groups.append(PRODUCTION)
+        scopes += _writes("/mc", "/rec", "/calib")
+    elif kind == "GROUP":
+        groups.append(f"/juno/{name}")
+        scopes += _writes(f"/group/{name}")
+    else:
+        scopes += _writes(f"/user/{name}")
+    return Client(client_id=name, secret_sha256=secret_digest(client_secret(state, name)), subject=name,
+                  groups=groups, scopes=scopes, audiences=list(USER_AUDIENCES))
+
+
+def service_clients(state: GridState) -> list[Client]:
+    def client(client_id: str, **fields: object) -> Client:
+        return Client.model_validate({"client_id": client_id, "subject": client_id,
+                                      "secret_sha256": secret_digest(client_secret(state, client_id)), **fields})
+
+    return [
+        # Rucio's conveyor and reaper: per-transfer tokens for any RSE path, and its own for the transfer service
+        client("rucio", groups=[MEMBERS, ADMINS], audiences=["*"],
+               scopes=["storage.read:/", *_writes("/"), "storage.stage:/", "fts", *OIDC]),
+        client("pilot", groups=[PILOTS], audiences=[WMS_AUDIENCE, STORAGE_AUDIENCE],
+               scopes=["compute.read", "compute.modify", "storage.read:/"]),
+        client("probes", groups=[MEMBERS, "/juno/ops"], audiences=list(USER_AUDIENCES),
+               scopes=["storage.read:/", *_writes("/probes"), "compute.read", "fts"]),
+    ]
+
+
+def clients(state: GridState, topo: Topology) -> list[Client]:
+    accounts = [account_client(state, name, account.type) for name, account in sorted(topo.accounts.items())]
+    return accounts + service_clients(state)
+
+
+def credentials(where: IssuerLayout, state: GridState, client_id: str) -> Credentials:
+    return Credentials(issuer=where.url, client_id=client_id, client_secret=client_secret(state, client_id),
+                       ca_file=str(where.ca_file))
+
+
+def prepare(where: IssuerLayout, settings: GridSettings) -> list[str]:
+    """The secrets directory (0700), the grid CA's certificate in the home, and the signing key, made once."""
+    where.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    where.secrets.chmod(0o700)
+    (where.secrets / "clients").mkdir(mode=0o700, exist_ok=True)
+    ca = (pki.cert_dir(settings.pki_dir) / pki.CA_CERT).read_bytes()
+    if not where.ca_file.exists() or where.ca_file.read_bytes() != ca:
+        where.ca_file.write_bytes(ca)
+    if where.key.exists():
+        return []
+    key = ec.generate_private_key(ec.SECP256R1())
+    pki._write_private(where.key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    return [f"made the token issuer's signing key {where.key}"]
+
+
+def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
+                   topo: Topology) -> dict[Path, str]:
+    config = IssuerConfig(issuer=where.url, key_file=where.key, clients_file=where.clients)
+    registered = ClientsFile(clients=clients(state, topo))
+    files = {
+        where.config: "# The token issuer. Written by `juno-dcs up`; edits are overwritten (docs/security.md).\n"
+        + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
+        where.clients: "# The issuer's clients (secrets as SHA-256). Written by `juno-dcs up` from the topology.\n"
+        + yaml.safe_dump(registered.model_dump(mode="json"), sort_keys=False),
+        where.idpsecrets: json.dumps({RUCIO_ISSUER_ID: {"issuer": where.url, "client_id": "rucio",
+                                                         "client_secret": client_secret(state, "rucio"),
+                                                         "redirect_uris": [], "SCIM": {}}}, indent=2) + "\n",
+    }
+    for client in registered.clients:
+        files[where.secret_file(client.client_id)] = client_secret(state, client.client_id) + "\n"
+    return files
+
+
+def programs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
+             files: Mapping[Path, str], rucio_env: Mapping[str, str]) -> list[Program]:
+    env = {"JUNO_ISSUER_CONFIG": str(where.config),
+           "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, ""), files.get(where.clients, ""))}
+    return [Program(
+        name="issuer", priority=140, environment=env,
+        command=[venv_bin("gunicorn"), "--bind", f"127.0.0.1:{where.port}", "--workers", str(ISSUER_WORKERS),
+                 "--certfile", str(home.pki / "hostcert.pem"), "--keyfile", str(home.pki / "hostkey.pem"),
+                 "--access-logfile", "-", "--error-logfile", "-", "--log-level", "info",
+                 "juno_dcs.issuer.app:create_app()"],
+    )]
+
+
+def services(where: IssuerLayout) -> dict[str, str]:
+    return {"issuer": where.url}
+
+
+def check(where: IssuerLayout, timeout: float = 3.0) -> Health:
+    """The issuer answers its discovery document over HTTPS, checked against the grid's CA."""
+    try:
+        with requests.get(f"{where.url}.well-known/openid-configuration", timeout=timeout,
+                          verify=str(where.ca_file)) as reply:
+            reply.raise_for_status()
+            issuer = reply.json()["issuer"]
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        return Health(False, f"issuer: no answer ({exc.__class__.__name__})")
+    return Health(issuer == where.url, f"issuer {issuer} answers its discovery document")

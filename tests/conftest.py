@@ -89,6 +89,19 @@ class Grid:
         finally:
             sup.start_program(program)
 
+    def token(self, account: str = "root", audience: str = "", scope: str = "") -> str:
+        """A token of `account` from the grid's issuer, as `juno-dcs token` gets it (default: every audience of
+        the grid's services, every scope of the account's role)."""
+        from juno_dcs.grid.home import GridHome
+        from juno_dcs.grid.launcher import account_token
+
+        home = GridHome(self.home)
+        return account_token(home, home.load_state(), account, audience, scope).value
+
+    def bearer(self, account: str = "root", audience: str = "", scope: str = "") -> dict[str, str]:
+        """Request headers carrying `account`'s token."""
+        return {"Authorization": f"Bearer {self.token(account, audience, scope)}"}
+
     def env(self, account: str = "root") -> dict[str, str]:
         """The environment `eval "$(juno-dcs env --account A)"` gives a shell."""
         exports = self.juno_dcs("env", "--account", account).stdout

@@ -378,7 +378,9 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
         _wait_for_part(part, home, state, settings, sup)
     protocols = {rse: storage.protocols(home, settings, rse, ports.get(rse)) for rse in rses}
     passwords = {name: state.password(name) for name in topo.accounts}
-    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts")} for rse in rses}
+    # oidc_support: Rucio's conveyor and reaper ask the issuer for tokens for the RSE's davs protocol
+    tokens = {"oidc_support": True} if settings.storage == "xrootd" else {}
+    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts"), **tokens} for rse in rses}
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
 

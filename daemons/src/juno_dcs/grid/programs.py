@@ -161,6 +161,8 @@ def rucio_environment(home: GridHome, settings: GridSettings, digests: Mapping[s
         # system bundle for every HTTPS session gfal2 opens (deletions, uploads)
         "SSL_CERT_DIR": str(trust),
         "SSL_CERT_FILE": str(trust / "ca.pem"),
+        # Rucio asks the grid's token issuer (HTTPS, grid CA) with requests, which reads neither of the above
+        "REQUESTS_CA_BUNDLE": str(trust / "ca.pem"),
         "JUNO_DCS_CONFIG_DIGEST": digests.get("rucio", ""),
     }
 

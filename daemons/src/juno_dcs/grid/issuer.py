@@ -34,6 +34,7 @@ from juno_dcs.grid.programs import Program, venv_bin
 from juno_dcs.grid.render import digest
 from juno_dcs.issuer.registry import Client, ClientsFile, IssuerConfig, secret_digest
 from juno_dcs.settings import GridSettings
+from juno_dcs.tokens.config import ClientAuth, ServiceAuth
 from juno_dcs.tokens.fetch import Credentials
 from juno_dcs.topology.models import Topology
 
@@ -47,9 +48,10 @@ MEMBERS = "/juno"
 ADMINS = "/juno/admin"
 PRODUCTION = "/juno/production"
 PILOTS = "/juno/pilots"
+OPS = "/juno/ops"  # operators' tools (probes, dashboard): read everything, change nothing of others
 COMPUTE = ["compute.create", "compute.read", "compute.modify", "compute.cancel"]
 OIDC = ["openid", "profile", "offline_access"]
-SERVICE_CLIENTS = ("rucio", "pilot", "probes")
+SERVICE_CLIENTS = ("rucio", "pilot", "probes", "dashboard")
 RUCIO_ISSUER_ID = "juno"  # the key of Rucio's idpsecrets.json and its [oidc] admin_issuer
 ISSUER_WORKERS = 2
 
@@ -120,8 +122,10 @@ def service_clients(state: GridState) -> list[Client]:
                scopes=["storage.read:/", *_writes("/"), "storage.stage:/", "fts", *OIDC]),
         client("pilot", groups=[PILOTS], audiences=[WMS_AUDIENCE, STORAGE_AUDIENCE],
                scopes=["compute.read", "compute.modify", "storage.read:/"]),
-        client("probes", groups=[MEMBERS, "/juno/ops"], audiences=list(USER_AUDIENCES),
+        client("probes", groups=[MEMBERS, OPS], audiences=list(USER_AUDIENCES),
                scopes=["storage.read:/", *_writes("/probes"), "compute.read", "fts"]),
+        # the operators' dashboard: reads the transfer service and the dispatcher
+        client("dashboard", groups=[OPS], audiences=[FTS_AUDIENCE, WMS_AUDIENCE], scopes=["compute.read", "fts"]),
     ]
 
 
@@ -133,6 +137,18 @@ def clients(state: GridState, topo: Topology) -> list[Client]:
 def credentials(where: IssuerLayout, state: GridState, client_id: str) -> Credentials:
     return Credentials(issuer=where.url, client_id=client_id, client_secret=client_secret(state, client_id),
                        ca_file=str(where.ca_file))
+
+
+def client_auth(where: IssuerLayout, client_id: str) -> ClientAuth:
+    """What a program's configuration says to act as `client_id` (its secret stays in its 0600 file)."""
+    return ClientAuth(issuer=where.url, client_id=client_id, secret_file=where.secret_file(client_id),
+                      ca_file=where.ca_file)
+
+
+def service_auth(where: IssuerLayout, *audiences: str) -> ServiceAuth:
+    """What a service's configuration says to check tokens of this grid's issuer for `audiences`."""
+    return ServiceAuth(issuer=where.url, audiences=list(audiences), ca_file=where.ca_file,
+                       admin_group=ADMINS, reader_groups=[ADMINS, OPS])
 
 
 def prepare(where: IssuerLayout, settings: GridSettings) -> list[str]:

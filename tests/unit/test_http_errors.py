@@ -13,8 +13,8 @@ class of the tree.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest

@@ -165,8 +165,8 @@ class FakeRucio:
 
 
 def test_gather_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0, fts_auth=None: ("FAILED", "TRANSFER [110] timeout")
-                        if job else (None, None))
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0, fts_auth=None:
+                        ("FAILED", "TRANSFER [110] timeout") if job else (None, None))
     rules, complete = stuck.gather(FakeRucio(), 3600, "http://fts", now=lambda: NOW)
     assert complete
     assert [r["rule_id"] for r in rules] == ["r1", "r2"]  # r3 is younger than the threshold

@@ -118,6 +118,8 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                 f"{home.state_file.name} back, or drop them with `juno-dcs down --purge --home {home.root}` "
                 "(its Rucio catalogue and condition data go with them)."
             )
+    if "token_issuer" in settings.model_fields_set and settings.token_issuer != state.token_issuer:
+        state = state.model_copy(update={"token_issuer": settings.token_issuer})
     state.ports  # noqa: B018 - validates the base port before anything is written
     return state.with_accounts(list(topo.accounts)), created
 
@@ -176,7 +178,7 @@ def render_configs(
     token_issuer = issuer.layout(home, state)
     transfer_yaml = render(tpl("transfer.yaml"), {**values, "tape_endpoints": tapes.rstrip("\n"),
                                                      "issuer_url": token_issuer.url,
-                                                     "issuer_ca": token_issuer.ca_file,
+                                                     "issuer_ca": token_issuer.issuer_ca or "null",
                                                      "fts_audience": issuer.FTS_AUDIENCE,
                                                      "fts_token_key": token_issuer.fts_token_key,
                                                      "fts_worker_pool": FTS_WORKER_POOL,

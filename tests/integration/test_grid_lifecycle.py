@@ -24,7 +24,7 @@ PROGRAMS = {
     "rucio-judge-injector", "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
     "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
     "zookeeper", "kafka", "ingest", "conditions", "squid-IHEP", "squid-CNAF", "squid-JINR", "squid-IN2P3", "squid-MSU",
-    "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
+    "issuer", "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
     "rucio-conveyor-finisher",
     "rucio-conveyor-receiver", "wms-server", "wms-agent", "pilot-factory", "prodsys",
     "probes", "dashboard", "webui", "nginx", "db-stats", "watchdog",
@@ -43,7 +43,8 @@ def test_status_names_every_process_and_service(grid: Grid) -> None:
     assert set(status["processes"]) == PROGRAMS
     assert all(p["state"] == "RUNNING" for p in status["processes"].values())
     assert status["services"]["rucio"] == f"http://127.0.0.1:{grid.base_port}"
-    assert status["services"]["fts"] == f"http://127.0.0.1:{grid.base_port + 30}"
+    assert status["services"]["fts"] == f"https://127.0.0.1:{grid.base_port + 30}"
+    assert status["services"]["issuer"] == f"https://127.0.0.1:{grid.base_port + 33}/"
     assert status["services"]["dashboard"] == f"http://127.0.0.1:{grid.base_port + 60}/"
     assert status["services"]["webui"] == f"https://localhost:{grid.base_port + 61}/"
     assert all(h["ok"] for h in status["health"].values()), status["health"]

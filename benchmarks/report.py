@@ -127,6 +127,16 @@ BENCHMARKS: dict[str, Benchmark] = {
         Figure("its steps closed at: detsim / elecsim / cal / rec",
                tuple(f"production.steps_closed_at_s.{step}" for step in ("detsim", "elecsim", "cal", "rec")), "s"),
     )),
+    "tokens": Benchmark("Tokens", "a running grid; medians of alternating calls", (
+        Figure("the issuer's grants, one client in turn / 4 threads (`grants_per_s`)",
+               ("grants_per_s", "grants_per_s_4_threads"), "tokens/s"),
+        Figure("a token's check: signature / a token seen before (`verify_per_s`)",
+               ("verify_per_s", "verify_cached_per_s"), "checks/s"),
+        Figure("the transfer service: `GET /` without a token / `GET /whoami` with one",
+               ("fts_open_ms", "fts_auth_ms"), "ms"),
+        Figure("a rule's time in token grants without Rucio's token cache, at {rule_files_per_s_without_tokens:g} "
+               "files/s (`rule_token_share`)", ("rule_token_share",)),
+    )),
 }
 
 # The aims the project set, by benchmark and figure key; a result's own `aims` object takes precedence.

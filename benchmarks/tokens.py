@@ -29,12 +29,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import stamp  # noqa: E402
-from juno_dcs.grid import issuer  # noqa: E402
-from juno_dcs.grid.home import GridHome  # noqa: E402
-from juno_dcs.tokens.config import IdentityCache  # noqa: E402
-from juno_dcs.tokens.fetch import TokenSource, token_endpoint  # noqa: E402
-from juno_dcs.tokens.verify import Verifier  # noqa: E402
+from benchmarks.machine import stamp
+
+from juno_dcs.grid import issuer
+from juno_dcs.grid.home import GridHome
+from juno_dcs.tokens.config import IdentityCache
+from juno_dcs.tokens.fetch import TokenSource, token_endpoint
+from juno_dcs.tokens.verify import Verifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

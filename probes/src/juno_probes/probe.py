@@ -92,7 +92,8 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
         return Outcome(services.check_conditions(service, squids, args.path, args.warning, args.critical))
     if name == "dispatcher":
         wms = args.dispatcher_url or config.dispatcher_url or os.environ.get("JUNO_WMS_URL")
-        return Outcome(services.check_dispatcher(_need(wms, "dispatcher (--dispatcher-url)"), args.min_jobs))
+        url = _need(wms, "dispatcher (--dispatcher-url)")
+        return Outcome(services.check_dispatcher(url, args.min_jobs, token=_dispatcher_token(config)))
     if name == "programs":
         found = os.environ.get(programs.SUPERVISOR_URL_ENV) or programs.read_url_file(config.supervisor_url_file)
         supervisor = str(_need(found, f"supervisor (supervisor_url_file in --config, or "
@@ -100,6 +101,20 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
         result, details = programs.check(supervisor, _rucio_client(rucio_cfg), args.stale)
         return Outcome(result, details)
     raise ValueError(f"unknown probe {name}")
+
+
+def _dispatcher_token(config: ProbesConfig) -> str | None:
+    """The probes client's token (`auth`), else the one WLCG discovery finds, else none."""
+    from juno_dcs.errors import JunoDcsError
+    from juno_dcs.tokens.fetch import discover_token
+    from juno_dcs.wms.credentials import READ_SCOPES, client_token
+
+    if config.auth is None:
+        return discover_token()
+    try:
+        return client_token(config.auth, config.dispatcher_audience, READ_SCOPES)()
+    except JunoDcsError as exc:  # execute() makes it UNKNOWN: the probe could not look
+        raise ValueError(f"no token for the dispatcher: {exc}") from exc
 
 
 def execute(args: ProbeArgs, config: ProbesConfig) -> Outcome:

@@ -217,9 +217,14 @@ def evaluate_dispatcher(queues: Sequence[Mapping[str, Any]], min_jobs: int = 1) 
     return Result(worst(*statuses), head + (": " + "; ".join(notes) if notes else ""), perf)
 
 
-def check_dispatcher(url: str, min_jobs: int = 1, timeout: float = 10.0) -> Result:
+def check_dispatcher(url: str, min_jobs: int = 1, timeout: float = 10.0, token: str | None = None) -> Result:
+    """`token`: the probes' own (the dispatcher answers only callers with one)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        reply = requests.get(f"{url}/v1/queues", timeout=timeout)
+        reply = requests.get(f"{url}/v1/queues", timeout=timeout, headers=headers)
+        if reply.status_code in (401, 403):
+            return Result(Status.UNKNOWN, f"dispatcher at {url} refused the probe's token: "
+                          f"{reply.text[:300]}")
         reply.raise_for_status()
         queues = reply.json()
     except (requests.RequestException, ValueError) as exc:

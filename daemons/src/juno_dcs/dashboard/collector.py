@@ -48,7 +48,7 @@ class Collector:
         self.config = config
         self.rucio = rucio
         self.transfers = TransferApi(config.transfer_url, config.http_timeout_s)
-        self.dispatcher = DispatcherApi(config.dispatcher_url, config.http_timeout_s)
+        self.dispatcher = DispatcherApi.of(config)
         self.stop = threading.Event()
         self.last: Cycle | None = None
         self.last_at: float | None = None

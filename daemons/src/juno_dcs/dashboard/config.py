@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.yamlconfig import load_model
 
 
@@ -19,6 +20,9 @@ class DashboardConfig(BaseModel):
                               "are in schema `dashboard`, the probes' results in schema `probes`.")
     transfer_url: str = Field(description="The transfer service (FTS3 REST API): GET /jobs and GET /snapshot.")
     dispatcher_url: str = Field(description="The dispatcher: GET /v1/queues and GET /v1/tasks.")
+    auth: ClientAuth | None = Field(default=None, description="The dashboard's client of the token issuer: its "
+                                    "token for the dispatcher (the secret stays in its 0600 file); None: no token.")
+    dispatcher_audience: str = Field(default="juno-wms", description="The audience of the dispatcher's tokens.")
     rucio_config: Path | None = Field(default=None, description="rucio.cfg for the dashboard's Rucio client "
                                       "(default: $RUCIO_CONFIG).")
     rucio_account: str | None = Field(default=None, description="The Rucio account (default: rucio.cfg's).")

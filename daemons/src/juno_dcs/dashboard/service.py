@@ -54,5 +54,5 @@ def context(config: DashboardConfig) -> Context:
     return Context(config=config, topology=topology, policies=policies,
                    db_slots=threading.BoundedSemaphore(config.db_connections),
                    rucio=RucioSource(config, topology, policies),
-                   dispatcher=DispatcherApi(config.dispatcher_url, config.http_timeout_s),
+                   dispatcher=DispatcherApi.of(config),
                    cache=TtlCache(config.cache_s))

@@ -17,9 +17,10 @@ from juno_dcs.clikit import use_rucio_config
 from juno_dcs.dashboard import aggregate
 from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.dashboard.models import BlockPanelRow
-from juno_dcs.errors import Unavailable
+from juno_dcs.errors import JunoDcsError, Unavailable
 from juno_dcs.placement.loader import Policies
 from juno_dcs.topology import Topology
+from juno_dcs.wms.credentials import READ_SCOPES, TokenProvider, client_token
 
 DONE_JOB_STATES = "FINISHED,FINISHEDDIRTY,FAILED,CANCELED"
 OPEN_JOB_STATES = "ACTIVE,ARCHIVING"
@@ -31,9 +32,10 @@ class SourceError(Unavailable):
     """A service the dashboard reads did not answer, or answered wrongly (the dashboard answers 503)."""
 
 
-def get_json(url: str, timeout: float, params: Mapping[str, Any] | None = None) -> Any:
+def get_json(url: str, timeout: float, params: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> Any:
     try:
-        reply = requests.get(url, params=params, timeout=timeout)
+        reply = requests.get(url, params=params, timeout=timeout, headers=headers)
         if reply.status_code not in (200, 207):
             raise SourceError(f"GET {reply.url}: HTTP {reply.status_code}: {reply.text[:300]}")
         return reply.json()
@@ -70,16 +72,29 @@ class TransferApi:
 
 
 class DispatcherApi:
-    """The dispatcher: GET /v1/queues and GET /v1/tasks (docs/wms.md)."""
+    """The dispatcher: GET /v1/queues and GET /v1/tasks (docs/wms.md), with the dashboard client's token
+    (`auth`: a reader's, so the task list is everyone's)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url, self.timeout = url.rstrip("/"), timeout
+    def __init__(self, url: str, timeout: float, token: TokenProvider | None = None) -> None:
+        self.url, self.timeout, self.token = url.rstrip("/"), timeout, token
+
+    @classmethod
+    def of(cls, config: DashboardConfig) -> DispatcherApi:
+        token = None if config.auth is None else client_token(config.auth, config.dispatcher_audience, READ_SCOPES)
+        return cls(config.dispatcher_url, config.http_timeout_s, token)
+
+    def _get(self, path: str) -> Any:
+        try:
+            headers = None if self.token is None else {"Authorization": f"Bearer {self.token()}"}
+        except JunoDcsError as exc:  # the issuer did not answer: as transient as the dispatcher not answering
+            raise SourceError(f"no token for the dispatcher: {exc}") from exc
+        return get_json(f"{self.url}{path}", self.timeout, headers=headers)
 
     def queues(self) -> list[dict[str, Any]]:
-        return list(get_json(f"{self.url}/v1/queues", self.timeout))
+        return list(self._get("/v1/queues"))
 
     def tasks(self) -> list[dict[str, Any]]:
-        return list(get_json(f"{self.url}/v1/tasks", self.timeout))
+        return list(self._get("/v1/tasks"))
 
 
 class RucioSource:

@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from juno_dcs.dashboard.config import DashboardConfig
-from juno_dcs.grid import wms
+from juno_dcs.grid import issuer, wms
 from juno_dcs.grid.assets import chartjs
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
@@ -48,6 +48,7 @@ def config_model(home: GridHome, state: GridState, settings: GridSettings) -> Da
     return DashboardConfig(
         database_url=wms.database_url(state), transfer_url=state.ports.url("fts"),
         dispatcher_url=state.ports.url("dispatcher"),
+        auth=issuer.client_auth(issuer.layout(home, state), "dashboard"), dispatcher_audience=issuer.WMS_AUDIENCE,
         rucio_config=home.client_cfg(ACCOUNT), rucio_account=ACCOUNT,
         topology=settings.topology_file.resolve(), policies_dir=settings.placement_dir.resolve(),
         chartjs=chartjs(settings.node_modules),

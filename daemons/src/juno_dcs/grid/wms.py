@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from juno_dcs.grid import database, issuer, pki
+from juno_dcs.grid import database, pki
 from juno_dcs.grid.conditions import ConditionsLayout
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
@@ -79,6 +79,8 @@ def _dump(model: WmsConfig | FactoryConfig | ProdConfig, header: str) -> str:
 def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings: GridSettings, topo: Topology,
                    cond: ConditionsLayout) -> dict[Path, str]:
     """Every workload-management config file of the grid, by path (database passwords inside: 0600)."""
+    from juno_dcs.grid import issuer  # here: grid.issuer imports grid.programs, which imports this module
+
     db = database_url(state)
     trust = pki.cert_dir(settings.pki_dir)
     topology = settings.topology_file.resolve()

@@ -49,6 +49,21 @@ def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
 
 
+async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """The verified caller (the app's `state.gate` checks the token). A token seen before is looked up in the event
+    loop; a new one is verified in a thread (it may fetch the issuer's keys)."""
+    gate: Gate | None = request.app.state.gate
+    if gate is None:
+        return OPEN
+    token = bearer(authorization)
+    identity = gate.identities.known(token) or await run_in_threadpool(gate.identities.identify, token)
+    request.state.identity = identity  # for the refusal's log line
+    return Caller(identity, gate.rules)
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
 def _not_found(what: str) -> logic.NotFound:
     return logic.NotFound(f"{what} does not exist")
 
@@ -68,23 +83,12 @@ def create_app(ctx: logic.Context, pool: db.Pool, pilot_pool: db.AsyncPool, gate
 
     app = FastAPI(title="JUNO DCS dispatcher (PanDA-like WMS)", version="1.0",
                   description="Tasks, jobs and pilots; see docs/wms.md.", lifespan=lifespan)
+    app.state.gate = gate
 
     @contextmanager
     def transaction() -> Iterator[db.Conn]:
         with pool.connection() as conn, conn.transaction():
             yield conn
-
-    async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-        """The verified caller. A token seen before is looked up in the event loop; a new one is verified in a
-        thread (it may fetch the issuer's keys)."""
-        if gate is None:
-            return OPEN
-        token = bearer(authorization)
-        identity = gate.identities.known(token) or await run_in_threadpool(gate.identities.identify, token)
-        request.state.identity = identity  # for the refusal's log line
-        return Caller(identity, gate.rules)
-
-    Who = Annotated[Caller, Depends(caller)]
 
     def owned_task(conn: db.Conn, task_id: int) -> str:
         owner = db.task_owner(conn, task_id)

@@ -19,6 +19,7 @@ import requests
 
 from juno_dcs.wms.agent import Agent
 from juno_dcs.wms.client import WmsClient
+from juno_dcs.wms.credentials import PILOT_SCOPES, READ_SCOPES
 from juno_dcs.wms.models import JobSpec
 from tests.conftest import BIN, Grid
 from tests.integration.forged_tokens import Forger
@@ -27,6 +28,7 @@ from tests.integration.wms_helpers import (
     agent_for,
     grid_auth,
     pilot_client,
+    service_token,
     throwaway_database,
     user_client,
     write_config,
@@ -184,7 +186,7 @@ def test_a_task_with_someone_elses_owner_is_refused(stack: Stack) -> None:
 
 
 def test_a_pilot_token_cannot_submit_a_task(stack: Stack) -> None:
-    pilot = stack.grid.token("pilot", AUDIENCE)  # the grid's real pilot client
+    pilot = service_token(stack.grid.home, "pilot", PILOT_SCOPES)  # the grid's real pilot client
     refused(stack, 403, "not for pilots", "POST", "/v1/tasks", pilot, task_body(unique("by-pilot")))
     refused(stack, 403, "not for pilots", "POST", "/v1/tasks", pilot, task_body(unique("by-pilot"), "pilot"))
 
@@ -228,13 +230,13 @@ def test_others_tasks_and_jobs_are_not_shown(stack: Stack, bobs: dict[str, Any])
     refused(stack, 403, "belongs to 'bob'", "GET", f"/v1/jobs/{bobs['job']}", alice)
     assert all(t["owner"] == "alice" for t in stack.call("GET", "/v1/tasks", alice).json())
     assert bobs["job"] not in [j["job_id"] for j in stack.call("GET", "/v1/jobs", alice).json()]
-    refused(stack, 403, "not for pilots", "GET", "/v1/tasks", stack.grid.token("pilot", AUDIENCE))
+    refused(stack, 403, "not for pilots", "GET", "/v1/tasks", service_token(stack.grid.home, "pilot", PILOT_SCOPES))
     # readers (the operators' dashboard) and admins see everyone's
-    for reader in (stack.grid.token("dashboard", AUDIENCE), stack.token("root")):
+    for reader in (service_token(stack.grid.home, "dashboard", READ_SCOPES), stack.token("root")):
         assert bobs["task"] in [t["task_id"] for t in stack.call("GET", "/v1/tasks", reader).json()]
         assert stack.call("GET", f"/v1/jobs/{bobs['job']}", reader).status_code == 200
     refused(stack, 403, "scope 'compute.cancel'", "POST", f"/v1/tasks/{bobs['task']}/kill",
-            stack.grid.token("dashboard", AUDIENCE))
+            service_token(stack.grid.home, "dashboard", READ_SCOPES))
 
 
 # --- what is allowed

@@ -83,6 +83,11 @@ def client_auth(grid_home: Path, client_id: str) -> ClientAuth:
     return issuer.client_auth(_issuer(grid_home), client_id)
 
 
+def service_token(grid_home: Path, client_id: str, scope: str) -> str:
+    """A token of a service client of the grid's issuer (pilot, dashboard, probes) for the dispatcher."""
+    return client_token(client_auth(grid_home, client_id), AUDIENCE, scope)()
+
+
 def pilot_client(url: str, grid_home: Path) -> WmsClient:
     """A client with the pilots' token, as the factory gives it to every pilot."""
     return WmsClient(url, token=client_token(client_auth(grid_home, "pilot"), AUDIENCE, PILOT_SCOPES))

@@ -36,10 +36,10 @@ class ProbesConfig(BaseModel):
     rucio_config: Path | None = Field(default=None, description="Rucio client config (default $RUCIO_CONFIG).")
     fts_url: str | None = Field(default=None, description="The transfer service's REST API.")
     dispatcher_url: str | None = Field(default=None, description="The dispatcher (default $JUNO_WMS_URL).")
-    auth: ClientAuth | None = Field(default=None, description="The probes' client of the token issuer: their token "
-                                    "for the dispatcher (the secret stays in its 0600 file); None: the token WLCG "
-                                    "discovery finds (BEARER_TOKEN_FILE), if any.")
-    dispatcher_audience: str = Field(default="juno-wms", description="The audience of the dispatcher's tokens.")
+    token: ClientAuth | None = Field(default=None, description="The probes' client of the token issuer, for the "
+                                     "transfer service and the dispatcher (docs/security.md).")
+    fts_audience: str = Field(default="127.0.0.1", description="The transfer service's token audience.")
+    dispatcher_audience: str = Field(default="juno-wms", description="The dispatcher's token audience.")
     conditions_url: str | None = Field(default=None, description="The conditions service.")
     squids: dict[str, str] = Field(default_factory=dict, description="Site -> Squid URL in front of it.")
     ingest_metrics_dir: Path | None = Field(default=None, description="The ingestor's metrics_dir.")

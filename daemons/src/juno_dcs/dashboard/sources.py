@@ -19,8 +19,9 @@ from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.dashboard.models import BlockPanelRow
 from juno_dcs.errors import JunoDcsError, Unavailable
 from juno_dcs.placement.loader import Policies
+from juno_dcs.tokens.config import ClientAuth
+from juno_dcs.tokens.fetch import BearerAuth, TokenSource
 from juno_dcs.topology import Topology
-from juno_dcs.wms.credentials import READ_SCOPES, TokenProvider, client_token
 
 DONE_JOB_STATES = "FINISHED,FINISHEDDIRTY,FAILED,CANCELED"
 OPEN_JOB_STATES = "ACTIVE,ARCHIVING"
@@ -33,32 +34,52 @@ class SourceError(Unavailable):
 
 
 def get_json(url: str, timeout: float, params: Mapping[str, Any] | None = None,
-             headers: Mapping[str, str] | None = None) -> Any:
+             auth: BearerAuth | None = None) -> Any:
     try:
-        reply = requests.get(url, params=params, timeout=timeout, headers=headers)
+        reply = requests.get(url, params=params, timeout=timeout, headers=auth.headers() if auth else None)
         if reply.status_code not in (200, 207):
             raise SourceError(f"GET {reply.url}: HTTP {reply.status_code}: {reply.text[:300]}")
         return reply.json()
     except (requests.RequestException, ValueError) as exc:
         raise SourceError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
+    except JunoDcsError as exc:  # no token from the issuer
+        raise SourceError(f"GET {url}: {exc}") from exc
+
+
+def bearer_auth(config: DashboardConfig, audience: str) -> BearerAuth:
+    """The dashboard's token for one service: one token source per process, shared by every caller."""
+    return BearerAuth(_token_source(config.token), audience)
+
+
+_SOURCES: dict[ClientAuth, TokenSource] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def _token_source(auth: ClientAuth | None) -> TokenSource | None:
+    if auth is None:
+        return None
+    with _SOURCES_LOCK:
+        if auth not in _SOURCES:
+            _SOURCES[auth] = auth.source()
+        return _SOURCES[auth]
 
 
 class TransferApi:
     """The transfer service (FTS3 REST): GET /jobs, GET /jobs/ID,...?files=, GET /snapshot (docs/transfers.md)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url, self.timeout = url.rstrip("/"), timeout
+    def __init__(self, url: str, timeout: float, auth: BearerAuth | None = None) -> None:
+        self.url, self.timeout, self.auth = url.rstrip("/"), timeout, auth
 
     def snapshot(self, window_s: float) -> list[dict[str, Any]]:
-        return list(get_json(f"{self.url}/snapshot", self.timeout, {"window": window_s}).get("links") or [])
+        return list(get_json(f"{self.url}/snapshot", self.timeout, {"window": window_s}, self.auth).get("links") or [])
 
     def recent_files(self, lookback_s: float) -> list[aggregate.DoneFile]:
         """The finished and failed files of the jobs that finished within `lookback_s` or are still running."""
         now = time.time()
         done = get_json(f"{self.url}/jobs", self.timeout,
-                        {"state_in": DONE_JOB_STATES, "time_window": 24, "limit": 10000})
+                        {"state_in": DONE_JOB_STATES, "time_window": 24, "limit": 10000}, self.auth)
         running = get_json(f"{self.url}/jobs", self.timeout,
-                           {"state_in": OPEN_JOB_STATES, "time_window": 24, "limit": 10000})
+                           {"state_in": OPEN_JOB_STATES, "time_window": 24, "limit": 10000}, self.auth)
         ids = [str(j["job_id"]) for j in running]
         for job in done:
             finished = aggregate.parse_time(job.get("job_finished"))
@@ -66,35 +87,23 @@ class TransferApi:
                 ids.append(str(job["job_id"]))
         jobs: list[dict[str, Any]] = []
         for i in range(0, len(ids), 50):
-            answer = get_json(f"{self.url}/jobs/{','.join(ids[i:i + 50])}", self.timeout, {"files": FILE_FIELDS})
+            answer = get_json(f"{self.url}/jobs/{','.join(ids[i:i + 50])}", self.timeout, {"files": FILE_FIELDS},
+                              self.auth)
             jobs += answer if isinstance(answer, list) else [answer]
         return aggregate.done_files(j for j in jobs if j.get("http_status") == "200 Ok")
 
 
 class DispatcherApi:
-    """The dispatcher: GET /v1/queues and GET /v1/tasks (docs/wms.md), with the dashboard client's token
-    (`auth`: a reader's, so the task list is everyone's)."""
+    """The dispatcher: GET /v1/queues and GET /v1/tasks (docs/wms.md)."""
 
-    def __init__(self, url: str, timeout: float, token: TokenProvider | None = None) -> None:
-        self.url, self.timeout, self.token = url.rstrip("/"), timeout, token
-
-    @classmethod
-    def of(cls, config: DashboardConfig) -> DispatcherApi:
-        token = None if config.auth is None else client_token(config.auth, config.dispatcher_audience, READ_SCOPES)
-        return cls(config.dispatcher_url, config.http_timeout_s, token)
-
-    def _get(self, path: str) -> Any:
-        try:
-            headers = None if self.token is None else {"Authorization": f"Bearer {self.token()}"}
-        except JunoDcsError as exc:  # the issuer did not answer: as transient as the dispatcher not answering
-            raise SourceError(f"no token for the dispatcher: {exc}") from exc
-        return get_json(f"{self.url}{path}", self.timeout, headers=headers)
+    def __init__(self, url: str, timeout: float, auth: BearerAuth | None = None) -> None:
+        self.url, self.timeout, self.auth = url.rstrip("/"), timeout, auth
 
     def queues(self) -> list[dict[str, Any]]:
-        return list(self._get("/v1/queues"))
+        return list(get_json(f"{self.url}/v1/queues", self.timeout, None, self.auth))
 
     def tasks(self) -> list[dict[str, Any]]:
-        return list(self._get("/v1/tasks"))
+        return list(get_json(f"{self.url}/v1/tasks", self.timeout, None, self.auth))
 
 
 class RucioSource:

@@ -48,11 +48,12 @@ def config_model(home: GridHome, state: GridState, settings: GridSettings) -> Da
     return DashboardConfig(
         database_url=wms.database_url(state), transfer_url=state.ports.url("fts"),
         dispatcher_url=state.ports.url("dispatcher"),
-        auth=issuer.client_auth(issuer.layout(home, state), "dashboard"), dispatcher_audience=issuer.WMS_AUDIENCE,
         rucio_config=home.client_cfg(ACCOUNT), rucio_account=ACCOUNT,
         topology=settings.topology_file.resolve(), policies_dir=settings.placement_dir.resolve(),
         chartjs=chartjs(settings.node_modules),
         ingest_metrics_dir=home.run / "ingest",
+        token=issuer.client_auth(issuer.layout(home, state), "dashboard"),
+        transfer_audience=issuer.FTS_AUDIENCE, dispatcher_audience=issuer.WMS_AUDIENCE,
     )
 
 

@@ -60,7 +60,8 @@ def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: To
         dispatcher_url=state.ports.url("dispatcher"), conditions_url=cond.service_url,
         squids={site: cond.squid_url(site) for site in sorted(cond.squids)}, ingest_metrics_dir=home.run / "ingest",
         tick_s=2.0, probes=SCHEDULE, supervisor_url_file=where.supervisor_url_file,
-        auth=issuer.client_auth(issuer.layout(home, state), "probes"), dispatcher_audience=issuer.WMS_AUDIENCE,
+        token=issuer.client_auth(issuer.layout(home, state), "probes"), fts_audience=issuer.FTS_AUDIENCE,
+        dispatcher_audience=issuer.WMS_AUDIENCE,
     )
 
 

@@ -24,6 +24,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from juno_dcs.heartbeat import ALL, Share
+from juno_dcs.tokens.sealed import Sealer
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.messages import Publisher, completion
@@ -41,6 +42,7 @@ def _later(seconds: float) -> dt.datetime:
 class Worker:
     def __init__(self, config: TransferConfig, pool: Pool, name: str | None = None) -> None:
         self.config = config
+        self.sealer = Sealer(config.token_key_file)
         self.pool = pool
         self.publisher = Publisher(config.messaging) if config.messaging is not None else None
         self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -239,7 +241,8 @@ class Worker:
             source=row["source_surl"], destination=row["dest_surl"], mode=mode,
             checksum_mode=job["verify_checksum"], checksum=row["checksum"], overwrite=job["overwrite"],
             timeout=job["timeout"] or self.config.worker.default_timeout,
-            source_token=row["source_token"], dest_token=row["dest_token"], filesize=row["filesize"],
+            source_token=self.sealer.open(row["source_token"]), dest_token=self.sealer.open(row["dest_token"]),
+            filesize=row["filesize"],
         )
         with self.pool.connection() as conn, conn.transaction():
             db.update_file(conn, row["file_id"], copy_mode=mode)

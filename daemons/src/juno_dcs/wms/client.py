@@ -5,7 +5,9 @@
 Every call carries `Authorization: Bearer <token>` from the client's token provider (juno_dcs.wms.credentials),
 asked for each call (providers keep their tokens and refresh them). A client without one sends no token (a
 dispatcher with token checks off).
-`transient` is true for 5xx and for connection problems: retrying may help; a 4xx will answer the same again.
+`transient` is true for 5xx and for connection problems (the token issuer's too): retrying may help; a 4xx will
+answer the same again. A token provider's other errors pass through: no token found (ConfigError), the issuer
+refusing the client (PermissionDenied).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.request import getproxies, proxy_bypass
 
 import urllib3
 
-from juno_dcs.errors import JunoDcsError
+from juno_dcs.errors import JunoDcsError, ServiceError
 from juno_dcs.wms.models import FinishReport, JobDescription, JobSpec
 
 
@@ -65,7 +67,10 @@ class WmsClient:
         url = self.url + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token()}"
+            try:
+                headers["Authorization"] = f"Bearer {self.token()}"
+            except ServiceError as exc:  # the issuer out of reach: as transient as the dispatcher out of reach
+                raise WmsError(0, f"cannot get a token for the dispatcher: {exc}") from exc
         try:
             resp = self._http.urlopen(method, url, body=None if body is None else json.dumps(body).encode(),
                                       headers=headers or None,

@@ -124,7 +124,9 @@ BENCHMARKS: dict[str, Benchmark] = {
                "jobs/s", samples="getjob_runs_per_s"),
         Figure("the same with token checks off (`getjob_per_s_tokens_off`)", ("getjob_per_s_tokens_off",),
                "jobs/s", samples="getjob_runs_per_s_tokens_off"),
-        Figure("what token checks cost getJob, 1 - on/off (`getjob_token_cost`)", ("getjob_token_cost",)),
+        Figure("what token checks cost getJob, 1 - on/off: of the medians / median of the back-to-back pairs "
+               "(`getjob_token_cost`)", ("getjob_token_cost", "getjob_token_cost_pairs")),
+        Figure("the server's work per call for a token seen before (`token_check_us`)", ("token_check_us",), "us"),
         Figure("a {production[jobs]}-job production detsim -> elecsim -> cal -> rec, submission to the final rule "
                "OK (`production_{production[jobs]}_s`)", ("production.production_s",), "s"),
         Figure("its steps closed at: detsim / elecsim / cal / rec",

@@ -6,8 +6,11 @@
    pilot client) calling POST /v1/pilot/getjob against `juno-wms serve --workers 2` checking tokens as the grid's
    does, until 10,000 activated jobs are all handed out; jobs per second, median of N runs (aim: >= 1000). Each
    job is checked to be handed out exactly once. `getjob_per_s_tokens_off`: the same against the same server
-   with `auth: null` (no token sent or checked), run by run alternately with the first, and
-   `getjob_token_cost` = 1 - on/off of the medians (aim: <= 0.10).
+   with `auth: null` (no token sent or checked), run by run alternately with the first;
+   `getjob_token_cost` = 1 - on/off of the medians (aim: <= 0.10), and `getjob_token_cost_pairs`, the median of
+   1 - on/off of each run's two halves (each pair ran back to back, under the same load: the better estimate on a
+   shared machine). `token_check_us`: the server's work per call for a token it has seen, in this process (the
+   bearer header parsed, the SHA-256 looked up in the identity cache, the caller made), in microseconds.
 3. `production_200_s`: a production of 200 jobs (`--production-jobs`) detsim -> elecsim -> cal -> rec submitted
    with `juno-prod submit` to a whole grid (its own, or `--home` of a running one): seconds from submission until
    the final rule at CNAF_DISK is OK with a lock for every final file. The grid's pilot factory runs 2 pilots per
@@ -162,6 +165,12 @@ def measure(args: argparse.Namespace, home: Path) -> dict[str, list[float]]:
         configs = {"on": write_config(Path(tmp), url, agent_bulk=5000, pool_size=12, auth=grid_auth(home)),
                    "off": write_config(Path(tmp), url, agent_bulk=5000, pool_size=12)}
         with agent_for(configs["off"]) as agent:
+            with Server(configs["off"], workers=args.workers) as server:  # warm-up, not counted: the database's
+                truncate(url)                                            # and the machine's caches
+                submit_once(server.url, jobs[:2000], "warm-up", None)
+                while agent.run_once().full:
+                    pass
+                getjob_once(server.url, args.pilots, 2000, lambda: None)
             for run in range(args.runs):
                 for mode in ("on", "off") if run % 2 == 0 else ("off", "on"):
                     with Server(configs[mode], workers=args.workers) as server:
@@ -180,6 +189,23 @@ def measure(args: argparse.Namespace, home: Path) -> dict[str, list[float]]:
                     print(f"run {run + 1} tokens {mode}: getjob {runs[mode][-1]:.0f}/s"
                           + (f", submit {took:.2f} s" if mode == "on" else ""), file=sys.stderr)
     return runs
+
+
+def token_check_us(home: Path, calls: int = 100_000) -> float:
+    """Microseconds per check of a token already verified once (what every getJob of a pilot costs the server)."""
+    from juno_dcs.tokens.config import IdentityCache, ServiceAuth
+    from juno_dcs.tokens.verify import bearer
+    from juno_dcs.wms.access import Caller, Rules
+
+    auth = ServiceAuth.model_validate(grid_auth(home))
+    identities, rules = IdentityCache(auth.verifier()), Rules.of(auth, "/juno/pilots", "/juno/production")
+    header = f"Bearer {client_token(client_auth(home, 'pilot'), scope=PILOT_SCOPES)()}"
+    identities.identify(bearer(header))
+    start = time.perf_counter()
+    for _ in range(calls):
+        token = bearer(header)
+        Caller(identities.known(token) or identities.identify(token), rules).pilot("taking a job")
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def main() -> int:
@@ -201,6 +227,7 @@ def main() -> int:
             subprocess.run([JUNO_DCS, "up", "--home", str(home), "--base-port", str(free_base_port())],
                            check=True, capture_output=True)
         runs = measure(args, home)
+        check_us = token_check_us(home)
         if args.production_jobs:
             made = production(home, args.production_jobs, tmp_root)
     finally:
@@ -213,6 +240,9 @@ def main() -> int:
         "getjob_per_s": round(on, 1),
         "getjob_per_s_tokens_off": round(off, 1),
         "getjob_token_cost": round(1 - on / off, 3),
+        "getjob_token_cost_pairs": round(statistics.median(1 - a / b for a, b in zip(runs["on"], runs["off"],
+                                                                                      strict=True)), 3),
+        "token_check_us": round(check_us, 1),
         f"production_{args.production_jobs}_s": made["production_s"] if made else None,
         "production": made,
         "runs": args.runs, "jobs": args.jobs, "pilots": args.pilots, "server_workers": args.workers,

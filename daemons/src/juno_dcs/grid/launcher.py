@@ -81,6 +81,11 @@ class OpsPart(Protocol):
 OPS_PARTS: tuple[OpsPart, ...] = (issuer, probes, dashboard, webui)
 
 
+def grid_ca(settings: GridSettings) -> Path:
+    """The grid CA's certificate: what the grid's own HTTPS services are checked against."""
+    return pki.cert_dir(settings.pki_dir) / pki.CA_CERT
+
+
 def load_valid_topology(settings: GridSettings) -> Topology:
     try:
         return load_topology(settings.topology_file)
@@ -113,6 +118,8 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                 f"{home.state_file.name} back, or drop them with `juno-dcs down --purge --home {home.root}` "
                 "(its Rucio catalogue and condition data go with them)."
             )
+    if "token_issuer" in settings.model_fields_set and settings.token_issuer != state.token_issuer:
+        state = state.model_copy(update={"token_issuer": settings.token_issuer})
     state.ports  # noqa: B018 - validates the base port before anything is written
     return state.with_accounts(list(topo.accounts)), created
 
@@ -148,7 +155,7 @@ def render_configs(
         "supervisor_port": state.ports.supervisor,
         "supervisor_password": state.supervisor_password,
         "migrate_repo": _rucio_migrate_repo(),
-        "fts_url": state.ports.url("fts"),
+        "fts_url": state.ports.url("fts", "https"),
         "default_copy_mode": settings.copy_mode,
         "ca_dir": pki.cert_dir(settings.pki_dir),
     }
@@ -171,7 +178,7 @@ def render_configs(
     token_issuer = issuer.layout(home, state)
     transfer_yaml = render(tpl("transfer.yaml"), {**values, "tape_endpoints": tapes.rstrip("\n"),
                                                      "issuer_url": token_issuer.url,
-                                                     "issuer_ca": token_issuer.ca_file,
+                                                     "issuer_ca": token_issuer.issuer_ca or "null",
                                                      "fts_audience": issuer.FTS_AUDIENCE,
                                                      "fts_token_key": token_issuer.fts_token_key,
                                                      "fts_worker_pool": FTS_WORKER_POOL,
@@ -374,7 +381,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
-    _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts")),
+    _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts", "https"), grid_ca(settings)),
               settings.start_timeout, sup)
     _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)
     jobs = wms.layout(home, state)
@@ -385,7 +392,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     passwords = {name: state.password(name) for name in topo.accounts}
     # oidc_support: Rucio's conveyor and reaper ask the issuer for tokens for the RSE's davs protocol
     tokens = {"oidc_support": True} if settings.storage == "xrootd" else {}
-    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts"), **tokens} for rse in rses}
+    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts", "https"), **tokens} for rse in rses}
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
 
@@ -482,7 +489,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "postgresql": health.check_postgresql(state),
         "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
-        "fts": health.check_fts(state.ports.url("fts")) if running
+        "fts": health.check_fts(state.ports.url("fts", "https"), grid_ca(settings)) if running
         else health.Health(False, "grid stopped"),
         "kafka": health.check_kafka(state) if running else health.Health(False, "grid stopped"),
     }
@@ -523,7 +530,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "services": {
             "rucio": rucio_url,
             "activemq": state.ports.url("activemq_stomp", "stomp"),
-            "fts": state.ports.url("fts"),
+            "fts": state.ports.url("fts", "https"),
             "kafka": state.ports.url("kafka", "kafka"),
             "conditions": cond.service_url,
             **{f"squid-{site}": cond.squid_url(site) for site in cond.squids},

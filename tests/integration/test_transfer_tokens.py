@@ -19,7 +19,7 @@ from juno_dcs.grid import database
 from juno_dcs.grid.home import GridHome
 from juno_dcs.issuer.app import load_key
 from tests.conftest import Grid
-from tests.integration.transfer_helpers import CA, FTS_AUDIENCE, fts_url, put, se, submit, wait_final
+from tests.integration.transfer_helpers import CA, FTS_AUDIENCE, fts_url, put, submit, wait_final
 from tests.tokens import LocalIssuer, hostile_tokens
 
 pytestmark = pytest.mark.grid
@@ -33,15 +33,25 @@ def forger(grid: Grid) -> LocalIssuer:
 
 
 @pytest.fixture(scope="module")
+def ses(grid: Grid) -> dict[str, str]:
+    """davs://localhost:PORT of every RSE, from one `status` (each takes seconds)."""
+    storage: dict[str, str] = grid.status()["storage"]  # type: ignore[assignment]
+    return {rse: url.rstrip("/") for rse, url in storage.items()}
+
+
+@pytest.fixture(scope="module")
 def db(grid: Grid) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database.grid_url(GridHome(grid.home).load_state()), autocommit=True) as conn:
         yield conn
 
 
 def snapshot(db: psycopg.Connection[Any]) -> list[Any]:
-    """Every job and file of the service, as a comparable value."""
-    jobs = db.execute("SELECT job_id, job_state, priority, user_dn, canceled FROM fts.jobs ORDER BY job_id").fetchall()
-    files = db.execute("SELECT file_id, file_state FROM fts.files ORDER BY file_id").fetchall()
+    """Every job and file of the service, as a comparable value; but Rucio's, whose conveyor goes on submitting
+    the grid's own transfers meanwhile (the forged tokens never name `rucio`)."""
+    jobs = db.execute("SELECT job_id, job_state, priority, user_dn, canceled FROM fts.jobs "
+                      "WHERE user_dn <> 'rucio' ORDER BY job_id").fetchall()
+    files = db.execute("SELECT f.file_id, f.file_state FROM fts.files f JOIN fts.jobs j USING (job_id) "
+                       "WHERE j.user_dn <> 'rucio' ORDER BY f.file_id").fetchall()
     return [jobs, files]
 
 
@@ -51,38 +61,45 @@ def call(grid: Grid, method: str, path: str, token: str | None, body: Any = None
                             data=None if body is None else json.dumps(body))
 
 
-def a_job(grid: Grid, account: str) -> str:
-    """A job of `account` that stays SUBMITTED: its source does not exist, its retries wait an hour."""
-    src = f"{se(grid, 'IHEP_DISK')}/tokens/{uuid.uuid4().hex}-missing"
-    dst = f"{se(grid, 'CNAF_DISK')}/tokens/{uuid.uuid4().hex}"
+def a_job(grid: Grid, ses: dict[str, str], account: str) -> str:
+    """A job of `account` (the tests that need it to stay SUBMITTED hold the worker still)."""
+    src = f"{ses['IHEP_DISK']}/tokens/{uuid.uuid4().hex}-missing"
+    dst = f"{ses['CNAF_DISK']}/tokens/{uuid.uuid4().hex}"
     return submit(grid, [{"sources": [src], "destinations": [dst]}], account=account, retry=3, retry_delay=3600)
 
 
-def submission(grid: Grid) -> dict[str, Any]:
-    return {"files": [{"sources": [f"{se(grid, 'IHEP_DISK')}/tokens/x"],
-                       "destinations": [f"{se(grid, 'CNAF_DISK')}/tokens/y"]}], "params": {}}
+def submission(ses: dict[str, str]) -> dict[str, Any]:
+    return {"files": [{"sources": [f"{ses['IHEP_DISK']}/tokens/x"],
+                       "destinations": [f"{ses['CNAF_DISK']}/tokens/y"]}], "params": {}}
 
 
-def test_forged_and_unfit_tokens_are_refused_and_change_nothing(grid: Grid, forger: LocalIssuer,
+def test_forged_and_unfit_tokens_are_refused_and_change_nothing(grid: Grid, forger: LocalIssuer, ses: dict[str, str],
                                                                 db: psycopg.Connection[Any]) -> None:
     public = requests.get(f"{forger.issuer}jwks", verify=CA, timeout=10).json()
     cases = hostile_tokens(forger, forger.issuer, FTS_AUDIENCE, "root", "fts", public, ["/juno", "/juno/admin"])
     cases["a real token for the storage, not for this service"] = grid.token("root", "localhost", "fts")
-    victim = a_job(grid, "rawdata")
-    before = snapshot(db)
-    for name, token in cases.items():
-        for method, path, body in (("POST", "/jobs", submission(grid)), ("GET", "/jobs", None),
-                                   ("GET", f"/jobs/{victim}", None), ("DELETE", f"/jobs/{victim}", None),
-                                   ("POST", f"/jobs/{victim}", {"params": {"priority": 5}})):
-            reply = call(grid, method, path, token, body)
-            assert reply.status_code == 401, (name, method, path, reply.text)
-            assert reply.json()["status"] == "401", (name, reply.text)
-            assert reply.json()["message"], (name, reply.text)
-    assert snapshot(db) == before
+    body = submission(ses)
+    with grid.stopped("fts-worker"):  # nothing moves but what the calls might move
+        victim = a_job(grid, ses, "rawdata")
+        before = snapshot(db)
+        for name, token in cases.items():
+            for method, path, sent in (("POST", "/jobs", body), ("GET", "/jobs", None),
+                                       ("GET", f"/jobs/{victim}", None), ("DELETE", f"/jobs/{victim}", None),
+                                       ("POST", f"/jobs/{victim}", {"params": {"priority": 5}})):
+                reply = call(grid, method, path, token, sent)
+                assert reply.status_code == 401, (name, method, path, reply.text)
+                assert reply.json()["status"] == "401", (name, reply.text)
+                assert reply.json()["message"], (name, reply.text)
+        assert snapshot(db) == before
 
 
-def test_a_job_belongs_to_its_submitter(grid: Grid, db: psycopg.Connection[Any]) -> None:
-    job_id = a_job(grid, "rawdata")
+def test_a_job_belongs_to_its_submitter(grid: Grid, ses: dict[str, str], db: psycopg.Connection[Any]) -> None:
+    with grid.stopped("fts-worker"):
+        owner_and_others(grid, ses, db)
+
+
+def owner_and_others(grid: Grid, ses: dict[str, str], db: psycopg.Connection[Any]) -> None:
+    job_id = a_job(grid, ses, "rawdata")
     owner = db.execute("SELECT user_dn FROM fts.jobs WHERE job_id = %s", (job_id,)).fetchone()
     assert owner == ("rawdata",)
     alice = grid.token("alice", FTS_AUDIENCE)  # a member, without the fts scope
@@ -100,7 +117,7 @@ def test_a_job_belongs_to_its_submitter(grid: Grid, db: psycopg.Connection[Any])
     rawdata = grid.token("rawdata", FTS_AUDIENCE, "fts")
     assert job_id in {j["job_id"] for j in call(grid, "GET", "/jobs?limit=10000", rawdata).json()}
     assert call(grid, "POST", f"/jobs/{job_id}", rawdata, {"params": {"priority": 4}}).status_code == 200
-    refused = call(grid, "POST", "/jobs", alice, submission(grid))
+    refused = call(grid, "POST", "/jobs", alice, submission(ses))
     assert refused.status_code == 403
     assert "scope 'fts'" in refused.json()["message"]
     root = grid.token("root", FTS_AUDIENCE, "fts")
@@ -108,33 +125,35 @@ def test_a_job_belongs_to_its_submitter(grid: Grid, db: psycopg.Connection[Any])
     assert db.execute("SELECT job_state FROM fts.jobs WHERE job_id = %s", (job_id,)).fetchone() == ("CANCELED",)
 
 
-def test_a_cancel_of_several_jobs_cancels_only_the_callers(grid: Grid, db: psycopg.Connection[Any]) -> None:
-    mine, theirs = a_job(grid, "rawdata"), a_job(grid, "root")
-    reply = call(grid, "DELETE", f"/jobs/{mine},{theirs}", grid.token("rawdata", FTS_AUDIENCE, "fts"))
-    assert reply.status_code == 207
-    answers = {j["job_id"]: j["http_status"] for j in reply.json()}
-    assert answers == {mine: "200 Ok", theirs: "403 Forbidden"}
-    states = dict(db.execute("SELECT job_id, job_state FROM fts.jobs WHERE job_id = ANY(%s)",
-                             ([mine, theirs],)).fetchall())
+def test_a_cancel_of_several_jobs_cancels_only_the_callers(grid: Grid, ses: dict[str, str],
+                                                           db: psycopg.Connection[Any]) -> None:
+    with grid.stopped("fts-worker"):
+        mine, theirs = a_job(grid, ses, "rawdata"), a_job(grid, ses, "root")
+        reply = call(grid, "DELETE", f"/jobs/{mine},{theirs}", grid.token("rawdata", FTS_AUDIENCE, "fts"))
+        assert reply.status_code == 207
+        answers = {j["job_id"]: j["http_status"] for j in reply.json()}
+        assert answers == {mine: "200 Ok", theirs: "403 Forbidden"}
+        states = dict(db.execute("SELECT job_id, job_state FROM fts.jobs WHERE job_id = ANY(%s)",
+                                 ([mine, theirs],)).fetchall())
     assert states == {mine: "CANCELED", theirs: "SUBMITTED"}
 
 
-def test_tokens_handed_to_the_service_are_sealed_and_dropped_when_done(grid: Grid, db: psycopg.Connection[Any]
-                                                                      ) -> None:
+def test_tokens_handed_to_the_service_are_sealed_and_dropped_when_done(grid: Grid, ses: dict[str, str],
+                                                                      db: psycopg.Connection[Any]) -> None:
     data = os.urandom(4096)
-    src = f"{se(grid, 'IHEP_DISK')}/tokens/{uuid.uuid4().hex}"
+    src = f"{ses['IHEP_DISK']}/tokens/{uuid.uuid4().hex}"
     put(src, data)
     source_token = grid.token("root", "localhost", "storage.read:/")
     dest_token = grid.token("root", "localhost", "storage.modify:/ storage.read:/")
-    job_id = submit(grid, [{"sources": [src], "destinations": [f"{se(grid, 'JINR_DISK')}/tokens/{uuid.uuid4().hex}"],
+    job_id = submit(grid, [{"sources": [src], "destinations": [f"{ses['JINR_DISK']}/tokens/{uuid.uuid4().hex}"],
                             "source_tokens": [source_token], "destination_tokens": [dest_token]}])
     assert wait_final(grid, job_id)["job_state"] == "FINISHED"
     stored = db.execute("SELECT source_token, dest_token FROM fts.files WHERE job_id = %s", (job_id,)).fetchone()
     assert stored == (None, None)  # a finished file keeps no token
-    sealed = submit(grid, [{"sources": [f"{src}-missing"], "destinations": [f"{src}-nowhere"],
-                            "source_tokens": [source_token], "destination_tokens": [dest_token]}],
-                    retry=3, retry_delay=3600)
-    row = db.execute("SELECT source_token, dest_token FROM fts.files WHERE job_id = %s", (sealed,)).fetchone()
+    with grid.stopped("fts-worker"):  # a waiting job keeps its tokens, sealed
+        sealed = submit(grid, [{"sources": [f"{src}-missing"], "destinations": [f"{src}-nowhere"],
+                                "source_tokens": [source_token], "destination_tokens": [dest_token]}])
+        row = db.execute("SELECT source_token, dest_token FROM fts.files WHERE job_id = %s", (sealed,)).fetchone()
     assert row is not None
     assert all(v.startswith("sealed:") for v in row)
     dump = json.dumps(db.execute("SELECT * FROM fts.files").fetchall(), default=str)

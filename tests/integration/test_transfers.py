@@ -343,10 +343,11 @@ def test_two_workers_never_take_the_same_transfer(grid: Grid, tmp_path: Path) ->
     try:
         name = _name("pair")
         files = []
+        source, destination = se(grid, "IN2P3_DISK"), se(grid, "JINR_DISK")  # one `status` each, not 80
         for i in range(40):
-            src = f"{se(grid, 'IN2P3_DISK')}/pair/{name}-{i}"
+            src = f"{source}/pair/{name}-{i}"
             put(src, os.urandom(32 * 1024))
-            files.append({"sources": [src], "destinations": [f"{se(grid, 'JINR_DISK')}/pair/{name}-{i}"]})
+            files.append({"sources": [src], "destinations": [f"{destination}/pair/{name}-{i}"]})
         # retries as FTS gives them: the test is about claims, and XRootD 5.5.3's HTTPS front end has been seen
         # refusing connections for a moment under 40 concurrent copies (a clean-clone run: 15 files failed with
         # "Could not connect to server" at once); a retried copy still succeeds exactly once (checked below)

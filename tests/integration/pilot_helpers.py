@@ -14,8 +14,11 @@ from typing import Any
 
 import requests
 
+from juno_dcs.pilot.config import token_options
 from juno_dcs.wms.client import WmsClient
+from juno_dcs.wms.credentials import AUDIENCE
 from tests.conftest import Grid
+from tests.integration.wms_helpers import client_auth
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -78,7 +81,7 @@ def pilot_command(client: WmsClient, grid: Grid, queue: str, workdir: Path, *ext
     command = [str(BIN / "juno-pilot"), "run", "--dispatcher", client.url, "--site", q["site"], "--queue", queue,
                "--cores", "1", "--memory-mb", str(q["memory_mb_per_core"]), "--walltime-s", str(q["walltime_s"]),
                "--lifetime-s", str(lifetime_s), "--workdir", str(workdir), "--rucio-configs", str(clients(grid)),
-               "--monitor-interval", "0.2", *extra]
+               "--monitor-interval", "0.2", *token_options(client_auth(grid.home, "pilot"), AUDIENCE), *extra]
     return command + (["--pilot-id", pilot_id] if pilot_id else [])
 
 

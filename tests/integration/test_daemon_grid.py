@@ -16,6 +16,7 @@ import psycopg
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.wms import database_url
 from juno_dcs.wms.client import WmsClient
+from juno_dcs.wms.credentials import user_token
 from juno_dcs.wms.models import JobSpec
 from tests.conftest import BIN, Grid
 
@@ -66,7 +67,8 @@ def test_a_second_agent_shares_the_brokerage_with_the_grids_own(grid: Grid, tmp_
         # 200 jobs no queue can ever take (1,024 cores): brokerage fails each one, once, without running anything
         specs = [JobSpec.model_validate({"key": f"j{i}", "transformation": "detsim", "cores": 1024})
                  for i in range(200)]
-        client = WmsClient(grid.env()["JUNO_WMS_URL"], timeout=60)
+        env = grid.env("production")  # what `eval "$(juno-dcs env --account production)"` sets
+        client = WmsClient(env["JUNO_WMS_URL"], timeout=60, token=user_token(env))
         task_id, job_ids = client.submit_task(f"shared-{uuid.uuid4().hex[:6]}", "production", "production", specs)
         _wait("every job brokered", lambda: client.task(task_id)["jobs_by_state"] == {"failed": 200}, 120)
     finally:

@@ -16,10 +16,17 @@ from pathlib import Path
 import pytest
 
 from juno_dcs.wms.agent import Agent
-from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.models import FinishReport, LogFile
 from tests.conftest import Grid
-from tests.integration.wms_helpers import Server, agent_for, throwaway_database, write_config
+from tests.integration.wms_helpers import (
+    Server,
+    agent_for,
+    grid_auth,
+    pilot_client,
+    throwaway_database,
+    user_client,
+    write_config,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -49,9 +56,9 @@ splitter_note: x
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    with throwaway_database("jsub_test") as url:
-        config = write_config(tmp_path_factory.mktemp("wms"), url, lease_s=30)
+def server(grid: Grid, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    with throwaway_database("jsub_test") as url:  # checking the grid issuer's tokens, as the grid's dispatcher
+        config = write_config(tmp_path_factory.mktemp("wms"), url, lease_s=30, auth=grid_auth(grid.home))
         with Server(config, workers=1) as srv:
             yield srv, config
 
@@ -103,7 +110,8 @@ def make_task(grid: Grid, tmp_path: Path, url: str) -> Path:
 def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path: Path, server: tuple[Server, Path],
                                                            agent: Agent) -> None:
     url = server[0].url
-    wms = WmsClient(url)
+    wms = user_client(url, grid.home, "alice")  # jsub's user
+    pilot = pilot_client(url, grid.home)  # the test plays pilot with the pilots' token
     registry = make_task(grid, tmp_path, url)
     out = jsub(grid, registry, url, "submit", "1")
     assert "submitted: dispatcher task" in out.stdout
@@ -119,10 +127,10 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path:
     settle(agent)
     jobs = {}
     for _ in range(4):
-        job = wms.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600)
+        job = pilot.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600)
         assert job is not None
         jobs[int(job.key)] = job
-    assert wms.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600) is None
+    assert pilot.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600) is None
     first = jobs[1]
     assert first.transformation == "exec"
     assert first.args[:2] == ["bash", "-c"]
@@ -133,11 +141,11 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path:
     assert first.env["JSUB_JOBID"] == "1"
     # sub-jobs 1 and 4 finish, 2 and 3 fail (payload error, max_attempts 1: they stay failed)
     for jobid, job in sorted(jobs.items()):
-        wms.heartbeat(job.job_id, "fake-pilot", "running")
+        pilot.heartbeat(job.job_id, "fake-pilot", "running")
         if jobid in (1, 4):
-            wms.finish(job.job_id, "fake-pilot", FinishReport(state="finished", exit_code=0))
+            pilot.finish(job.job_id, "fake-pilot", FinishReport(state="finished", exit_code=0))
         else:
-            wms.finish(job.job_id, "fake-pilot", FinishReport(state="failed", exit_code=2, error_code=1305,
+            pilot.finish(job.job_id, "fake-pilot", FinishReport(state="failed", exit_code=2, error_code=1305,
                                                               error_diag="payload exited 2"))
     assert by_state(grid, registry, url) == {"failed": 2, "finished": 2}
     lines = jsub(grid, registry, url, "status", "1", "--jobs").stdout
@@ -154,7 +162,7 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path:
     assert "0 failed sub-job(s) rescheduled" in jsub(grid, registry, url, "reschedule", "1").stdout
     # the rescheduled ones run again, and only they
     settle(agent)
-    again = [wms.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600) for _ in range(3)]
+    again = [pilot.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600) for _ in range(3)]
     assert sorted(int(j.key) for j in again if j is not None) == [2, 3]
 
 
@@ -166,11 +174,12 @@ def test_getlog_fetches_the_log_the_pilot_uploaded(grid: Grid, tmp_path: Path, s
         monkeypatch.setenv(key, value)  # the stager sets RUCIO_CONFIG too: restored after the test
 
     url = server[0].url
-    wms = WmsClient(url)
+    wms = user_client(url, grid.home, "alice")  # jsub's user
+    pilot = pilot_client(url, grid.home)  # the test plays pilot with the pilots' token
     registry = make_task(grid, tmp_path, url)
     jsub(grid, registry, url, "submit", "1")
     settle(agent)
-    job = wms.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600)
+    job = pilot.get_job("fake-pilot", "IHEP", "IHEP", 1, 400, 3600)
     assert job is not None
     assert job.log is not None
     work = tmp_path / "job"
@@ -180,7 +189,7 @@ def test_getlog_fetches_the_log_the_pilot_uploaded(grid: Grid, tmp_path: Path, s
         tar.add(work / "payload.stdout", arcname=f"job-{job.job_id}-1/payload.stdout")
     stager = RucioStager(grid.home / "etc" / "clients" / "alice.cfg")
     uploaded = stager.stage_out(work / job.log.name, job.log.scope, job.log.name, job.log.dataset, job.output_rse)
-    wms.finish(job.job_id, "fake-pilot", FinishReport(
+    pilot.finish(job.job_id, "fake-pilot", FinishReport(
         state="finished", exit_code=0, log=LogFile(scope=uploaded.scope, name=uploaded.name, rse=uploaded.rse)))
     out = jsub(grid, registry, url, "getlog", "1", str(int(job.key)), "--dest", str(tmp_path / "logs"), "--print")
     assert f"hello from sub-job {job.key}" in out.stdout

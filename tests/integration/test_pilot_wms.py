@@ -33,7 +33,7 @@ from tests.integration.pilot_helpers import (
     start_pilot,
     wait_job,
 )
-from tests.integration.wms_helpers import Server, throwaway_database, write_config
+from tests.integration.wms_helpers import Server, client_auth, grid_auth, throwaway_database, user_client, write_config
 
 LEASE_S = 8
 
@@ -43,15 +43,20 @@ def wms(grid: Grid, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsCli
     check_grid(grid)
     directory = tmp_path_factory.mktemp("wms")
     with throwaway_database("pilot_test") as url:
-        config = write_config(directory, url, lease_s=LEASE_S, agent_sleep_s=1)
+        config = write_config(directory, url, lease_s=LEASE_S, agent_sleep_s=1, auth=grid_auth(grid.home))
         with Server(config) as server, (directory / "agent.log").open("ab") as log:
             agent = subprocess.Popen([str(BIN / "juno-wms"), "agent", "--config", str(config), "--sleep-time", "1"],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             try:
-                yield WmsClient(server.url)
+                yield user_client(server.url, grid.home, "root")  # reads everyone's jobs (admin)
             finally:
                 agent.terminate()
                 agent.wait(timeout=30)
+
+
+def as_owner(wms: WmsClient, grid: Grid, account: str) -> WmsClient:
+    """The dispatcher with `account`'s own token: a task's owner is its submitter."""
+    return user_client(wms.url, grid.home, account)
 
 
 def activated(job: dict[str, object]) -> bool:
@@ -75,7 +80,7 @@ def test_detsim_elecsim_chain(wms: WmsClient, grid: Grid, tmp_path: Path, monkey
                 log=LogSpec(scope="mc", name=mc_log(camp, "elecsim", 1),
                             dataset=mc_dataset(camp, "elecsim", log=True))),
     ]
-    _, ids = wms.submit_task(f"{camp}-chain", "production", "production", jobs)
+    _, ids = as_owner(wms, grid, "production").submit_task(f"{camp}-chain", "production", "production", jobs)
     for job_id in ids:
         wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
@@ -108,7 +113,7 @@ def test_memory_exceeded_then_more_memory(wms: WmsClient, grid: Grid, tmp_path: 
     """260 MB fits the 300 MB queues (CNAF first); the payload goes over, 1235, and the retry with 520 MB is
     re-brokered to JINR (1600 MB), where it runs."""
     spec = JobSpec(key="hog", transformation="exec", memory_mb=260, walltime_s=600, args=[sys.executable, "-c", HOG])
-    _, (job_id,) = wms.submit_task(f"{campaign()}-hog", "user", "alice", [spec])
+    _, (job_id,) = as_owner(wms, grid, "alice").submit_task(f"{campaign()}-hog", "user", "alice", [spec])
     first = wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
     assert run_pilot(wms, grid, first["queue"], tmp_path / "w1", log, "--run-once") == 0
@@ -128,7 +133,7 @@ SLEEPY = "import os, time; time.sleep(300 if os.environ['JUNO_ATTEMPT'] == '1' e
 def test_sigkilled_pilot_job_comes_back(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     spec = JobSpec(key="sleepy", transformation="exec", memory_mb=100, walltime_s=600, site="CNAF",
                    args=[sys.executable, "-c", SLEEPY])
-    _, (job_id,) = wms.submit_task(f"{campaign()}-sleepy", "user", "bob", [spec])
+    _, (job_id,) = as_owner(wms, grid, "bob").submit_task(f"{campaign()}-sleepy", "user", "bob", [spec])
     wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
     pilot = start_pilot(wms, grid, "CNAF", tmp_path / "w1", log, "--run-once")
@@ -148,7 +153,7 @@ def test_sigkilled_pilot_job_comes_back(wms: WmsClient, grid: Grid, tmp_path: Pa
 def test_sigterm_fails_the_job_cleanly(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     spec = JobSpec(key="sleepy", transformation="exec", memory_mb=100, walltime_s=600, site="CNAF", max_attempts=1,
                    args=[sys.executable, "-c", SLEEPY])
-    _, (job_id,) = wms.submit_task(f"{campaign()}-term", "user", "bob", [spec])
+    _, (job_id,) = as_owner(wms, grid, "bob").submit_task(f"{campaign()}-term", "user", "bob", [spec])
     wait_job(wms, job_id, activated, what="activated")
     log = tmp_path / "pilot.log"
     pilot = start_pilot(wms, grid, "CNAF", tmp_path / "w1", log)
@@ -163,7 +168,7 @@ def test_sigterm_fails_the_job_cleanly(wms: WmsClient, grid: Grid, tmp_path: Pat
 def test_factory_starts_pilots_for_activated_jobs(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     specs = [JobSpec(key=f"quick-{i}", transformation="exec", memory_mb=100, walltime_s=600, site="MSU",
                      args=[sys.executable, "-c", "print('hello')"]) for i in range(3)]
-    _, ids = wms.submit_task(f"{campaign()}-factory", "user", "alice", specs)
+    _, ids = as_owner(wms, grid, "alice").submit_task(f"{campaign()}-factory", "user", "alice", specs)
     for job_id in ids:
         wait_job(wms, job_id, activated, what="activated")
     services = grid.status()["services"]
@@ -172,7 +177,8 @@ def test_factory_starts_pilots_for_activated_jobs(wms: WmsClient, grid: Grid, tm
     config.write_text(yaml.safe_dump({
         "dispatcher_url": wms.url, "rucio_configs": str(clients(grid)), "work_root": str(tmp_path / "pilots"),
         "pilot_lifetime_s": 3600, "only_listed_queues": True, "queues": {"MSU": {"max_pilots": 2}},
-        "conditions_urls": {"MSU": [services["squid-MSU"], services["conditions"]]}}))
+        "conditions_urls": {"MSU": [services["squid-MSU"], services["conditions"]]},
+        "auth": client_auth(grid.home, "pilot").model_dump(mode="json")}))  # the pilots' client, as the grid's
     once = subprocess.run([str(BIN / "juno-pilot"), "factory", "--config", str(config), "--run-once"],
                           env=pilot_env(), capture_output=True, text=True, timeout=60, check=False)
     assert once.returncode == 0, once.stderr

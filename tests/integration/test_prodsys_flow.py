@@ -22,7 +22,9 @@ import yaml
 
 from juno_dcs.migrations.runner import upgrade_postgres
 from juno_dcs.packaged import data_file
+from juno_dcs.wms.client import WmsClient
 from tests.conftest import Grid
+from tests.integration.wms_helpers import client_auth, grid_auth, pilot_client, user_client
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -88,17 +90,19 @@ class Stack:
     config: Path
     wms_config: Path
     process: subprocess.Popen[bytes]
+    env: dict[str, str]  # `juno-dcs env --account production`: the commands send its token (BEARER_TOKEN_FILE)
+    wms: WmsClient  # the dispatcher, with production's token
 
     def prod(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([str(BIN / "juno-prod"), "--config", str(self.config), *args], capture_output=True,
-                              text=True, timeout=timeout, check=False)
+                              text=True, timeout=timeout, check=False, env=self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"juno-prod {args} failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     def prod_async(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([str(BIN / "juno-prod"), "--config", str(self.config), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
 
     def agent_once(self) -> None:
         subprocess.run([str(BIN / "juno-wms"), "agent", "--config", str(self.wms_config), "--run-once"],
@@ -115,7 +119,8 @@ def start_stack(grid: Grid, tmp_path: Path) -> Stack:
     upgrade_postgres(url)  # what `juno-dcs up` does for the grid's database
     wms_config = tmp_path / "wms.yaml"
     wms_config.write_text(yaml.safe_dump({"database_url": url, "topology": str(data_file("topology.yaml")),
-                                          "retry_rules": str(data_file("wms-retry.yaml"))}))
+                                          "retry_rules": str(data_file("wms-retry.yaml")),
+                                          "auth": grid_auth(grid.home)}))  # the grid issuer's tokens
     port = free_port()
     with (tmp_path / "wms.log").open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen([str(BIN / "juno-wms"), "serve", "--config", str(wms_config), "--port",
@@ -138,8 +143,11 @@ def start_stack(grid: Grid, tmp_path: Path) -> Stack:
         "rucio": {"config": str(grid.home / "etc" / "clients" / "production.cfg"), "account": "production"},
         "policies_dir": str(data_file("placement")), "topology": str(data_file("topology.yaml")),
         "sleep": 1,
+        # `juno-prod run` acts as the production client (its secret in the grid's 0600 file), as the grid's does
+        "auth": client_auth(grid.home, "production").model_dump(mode="json"),
     }))
-    return Stack(database, dispatcher, config, wms_config, process)
+    return Stack(database, dispatcher, config, wms_config, process, grid.env("production"),
+                 user_client(dispatcher, grid.home, "production"))
 
 
 def stop_stack(stack: Stack) -> None:
@@ -181,8 +189,7 @@ def stack(grid: Grid, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
 
 
 def _jobs(stack: Stack, task_id: int) -> list[dict[str, Any]]:
-    return list(requests.get(f"{stack.dispatcher_url}/v1/jobs", params={"task_id": task_id, "limit": 1000},
-                             timeout=30).json())
+    return stack.wms.jobs(task_id=task_id, limit=1000)
 
 
 def _steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -209,7 +216,7 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(grid: Grid, st
     detsim = _steps(report)["detsim"]
     jobs = _jobs(stack, detsim["task_id"])
     assert sorted(j["key"] for j in jobs) == ["detsim.000001", "detsim.000002", "detsim.000003"]
-    one = requests.get(f"{stack.dispatcher_url}/v1/jobs/{jobs[0]['job_id']}", timeout=30).json()
+    one = stack.wms.job(jobs[0]["job_id"])
     assert one["transformation"] == "detsim"
     assert "--seed" in one["args"]
     assert one["outputs"][0]["dataset"] == f"mc:{container}.detsim"
@@ -237,7 +244,7 @@ def test_submit_then_each_registered_file_makes_its_next_step_job(grid: Grid, st
     elecsim = _steps(report)["elecsim"]
     jobs = _jobs(stack, elecsim["task_id"])
     assert [j["key"] for j in jobs] == ["elecsim.000002"]
-    job = requests.get(f"{stack.dispatcher_url}/v1/jobs/{jobs[0]['job_id']}", timeout=30).json()
+    job = stack.wms.job(jobs[0]["job_id"])
     assert job["inputs"] == [f"mc:{container}.detsim.000002.root"]
     assert job["args"][:2] == ["--input", f"{container}.detsim.000002.root"]
     assert (_steps(report)["detsim"]["files"], _steps(report)["detsim"]["bytes"]) == (1, size)
@@ -288,20 +295,19 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     # job 1 finishes (its file registered as a pilot would), job 2 fails for good
     upload(grid, tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
     stack.agent_once()
-    from juno_dcs.wms.client import WmsClient
     from juno_dcs.wms.models import FinishReport
 
-    wms = WmsClient(stack.dispatcher_url)
+    wms, pilot = stack.wms, pilot_client(stack.dispatcher_url, grid.home)
     by_key = {j["key"]: j for j in wms.jobs(task_id=detsim_task)}
     for key, finish in (("detsim.000001", FinishReport(state="finished", exit_code=0)),
                         ("detsim.000002", FinishReport(state="failed", exit_code=3, error_code=1305,
                                                        error_diag="detsim: geometry file missing"))):
         job = wms.job(by_key[key]["job_id"])
         assert job["state"] == "activated", job
-        got = wms.get_job("it-pilot", job["site"], job["site"], 1, 100_000, 100_000)
+        got = pilot.get_job("it-pilot", job["site"], job["site"], 1, 100_000, 100_000)
         assert got is not None
-        wms.heartbeat(got.job_id, "it-pilot", "running")
-        wms.finish(got.job_id, "it-pilot", finish)
+        pilot.heartbeat(got.job_id, "it-pilot", "running")
+        pilot.finish(got.job_id, "it-pilot", finish)
     assert {j["key"]: j["state"] for j in wms.jobs(task_id=detsim_task)} == {
         "detsim.000001": "finished", "detsim.000002": "failed"}
 

@@ -23,6 +23,7 @@ from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.launcher import root_client
 from juno_dcs.grid.supervisor import Supervisor
 from juno_dcs.wms.client import WmsClient
+from juno_dcs.wms.credentials import user_token
 from juno_dcs.wms.models import JobSpec
 from tests.conftest import BIN, Grid, run
 
@@ -52,8 +53,10 @@ def _status(grid: Grid, name: str) -> dict[str, Any]:
     return json.loads(_prod(grid, "status", name, "--json").stdout)  # type: ignore[no-any-return]
 
 
-def _wms(grid: Grid) -> WmsClient:
-    return WmsClient(grid.env()["JUNO_WMS_URL"])
+def _wms(grid: Grid, account: str = "root") -> WmsClient:
+    """The grid's dispatcher with `account`'s token, as `eval "$(juno-dcs env --account ACCOUNT)"` gives it."""
+    env = grid.env(account)
+    return WmsClient(env["JUNO_WMS_URL"], token=user_token(env))
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +199,7 @@ def _pilot_processes(pilot_id: str) -> list[psutil.Process]:
 def test_a_pilot_killed_with_sigkill_has_its_job_requeued(grid: Grid) -> None:
     """The pilot running a job gets SIGKILL: its payload dies with it (no orphan left in the slot), the lease
     ends, the agent requeues the job as lost (1201) and another pilot finishes it."""
-    wms = _wms(grid)
+    wms = _wms(grid, "alice")
     task_id, (job_id,) = wms.submit_task(
         f"sigkill-{uuid.uuid4().hex[:6]}", "user", "alice",
         [JobSpec(key="sleeper", transformation="exec", args=["sleep", "20"], walltime_s=600, site="IHEP")])

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import requests
@@ -19,10 +20,13 @@ import yaml
 
 from juno_dcs.migrations.runner import upgrade_postgres
 from juno_dcs.packaged import data_file
+from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.wms import db
 from juno_dcs.wms.agent import Agent
 from juno_dcs.wms.brokerage import ReplicaLocator
+from juno_dcs.wms.client import WmsClient
 from juno_dcs.wms.config import WmsConfig, load_config
+from juno_dcs.wms.credentials import AUDIENCE, PILOT_SCOPES, client_token
 from juno_dcs.wms.service import context
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -48,11 +52,50 @@ def throwaway_database(prefix: str = "wms_test", migrated: bool = True) -> Itera
 
 
 def write_config(directory: Path, database_url: str, **overrides: object) -> Path:
+    """A dispatcher's configuration; token checks off unless `auth` is given (grid_auth() for the session grid's
+    issuer)."""
     data: dict[str, object] = {"database_url": database_url, "topology": str(data_file("topology.yaml")),
-                               "retry_rules": str(data_file("wms-retry.yaml")), **overrides}
+                               "retry_rules": str(data_file("wms-retry.yaml")), "auth": None, **overrides}
     path = directory / f"wms-{secrets.token_hex(3)}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def _issuer(grid_home: Path) -> Any:
+    from juno_dcs.grid import issuer
+    from juno_dcs.grid.home import GridHome
+
+    home = GridHome(grid_home)
+    return issuer.layout(home, home.load_state())
+
+
+def grid_auth(grid_home: Path) -> dict[str, Any]:
+    """The `auth` section of a dispatcher that checks tokens of the grid's issuer, as the grid's own does."""
+    from juno_dcs.grid import issuer
+
+    return issuer.service_auth(_issuer(grid_home), issuer.WMS_AUDIENCE).model_dump(mode="json")
+
+
+def client_auth(grid_home: Path, client_id: str) -> ClientAuth:
+    """A program's client of the grid's issuer (its secret in the grid's 0600 file)."""
+    from juno_dcs.grid import issuer
+
+    return issuer.client_auth(_issuer(grid_home), client_id)
+
+
+def service_token(grid_home: Path, client_id: str, scope: str) -> str:
+    """A token of a service client of the grid's issuer (pilot, dashboard, probes) for the dispatcher."""
+    return client_token(client_auth(grid_home, client_id), AUDIENCE, scope)()
+
+
+def pilot_client(url: str, grid_home: Path) -> WmsClient:
+    """A client with the pilots' token, as the factory gives it to every pilot."""
+    return WmsClient(url, token=client_token(client_auth(grid_home, "pilot"), AUDIENCE, PILOT_SCOPES))
+
+
+def user_client(url: str, grid_home: Path, account: str, timeout: float = 30.0) -> WmsClient:
+    """A client with `account`'s own token (what `juno-dcs env --account` writes to BEARER_TOKEN_FILE)."""
+    return WmsClient(url, timeout=timeout, token=client_token(client_auth(grid_home, account)))
 
 
 def free_port() -> int:

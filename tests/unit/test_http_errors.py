@@ -98,7 +98,7 @@ def transfer_config(tmp_path: Path, issuer: LocalIssuer) -> TransferConfig:
 @pytest.fixture
 def wms() -> TestClient:
     ctx = Context(queues={}, rules=load_rules(data_file("wms-retry.yaml")), lease_s=60)
-    return TestClient(_raising(wms_app(ctx, _EmptyPool(), None)))  # type: ignore[arg-type]
+    return TestClient(_raising(wms_app(ctx, _EmptyPool(), None, None)))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("cls", "status"), CLASSES, ids=[c.__name__ for c, _ in CLASSES])

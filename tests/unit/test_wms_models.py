@@ -89,11 +89,28 @@ def test_bad_retry_file_names_file_and_field(tmp_path: Path, text: str, problem:
 
 def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:
     path = tmp_path / "wms.yaml"
-    path.write_text("database_url: postgresql:///x\ntopology: topology.yaml\nretry_rules: /etc/r.yaml\n")
+    path.write_text("database_url: postgresql:///x\ntopology: topology.yaml\nretry_rules: /etc/r.yaml\nauth: null\n")
     config = load_config(path)
-    assert (config.lease_s, config.memory_scale, config.rucio) == (120, 0.1, False)
+    assert (config.lease_s, config.memory_scale, config.rucio, config.auth) == (120, 0.1, False, None)
     assert config.topology == tmp_path / "topology.yaml"
     assert config.retry_rules == Path("/etc/r.yaml")
-    path.write_text("database_url: x\ntopology: t\nretry_rules: r\nlease: 5\n")
+    path.write_text("database_url: x\ntopology: t\nretry_rules: r\nauth: null\nlease: 5\n")
     with pytest.raises(ConfigError, match="lease: Extra inputs"):
+        load_config(path)
+
+
+def test_config_names_its_token_checks_or_says_none(tmp_path: Path) -> None:
+    """`auth` is required: a dispatcher never runs open because a key was forgotten."""
+    path = tmp_path / "wms.yaml"
+    path.write_text("database_url: x\ntopology: t\nretry_rules: r\n")
+    with pytest.raises(ConfigError, match="auth: Field required"):
+        load_config(path)
+    path.write_text("database_url: x\ntopology: t\nretry_rules: r\n"
+                    "auth: {issuer: 'https://iam.example.org/', audiences: [juno-wms], ca_file: ca.pem}\n")
+    config = load_config(path)
+    assert config.auth is not None
+    assert config.auth.ca_file == tmp_path / "ca.pem"
+    assert (config.pilot_group, config.production_group) == ("/juno/pilots", "/juno/production")
+    path.write_text("database_url: x\ntopology: t\nretry_rules: r\nauth: {issuer: 'http://iam', audiences: [a]}\n")
+    with pytest.raises(ConfigError, match=r"auth\.issuer"):
         load_config(path)

@@ -172,7 +172,8 @@ def main() -> int:
     print(
         "\nThe jobs ran in pilots started by the grid's pilot factory (`juno-pilot factory`), which asked the\n"
         "dispatcher (`juno-wms`) for work; see docs/wms.md. A user's own tasks: jsub (docs/jsub.md).\n"
-        f"Jobs:                  curl -s {status['services']['dispatcher']}/v1/queues"
+        f"Jobs:                  eval \"$(.venv/bin/juno-dcs env --home {settings.home} --account production)\"; "
+        ".venv/bin/juno-wms jobs   # your token: docs/security.md"
     )
     return 0 if done and produced else 1
 

@@ -79,13 +79,18 @@ def _dump(model: WmsConfig | FactoryConfig | ProdConfig, header: str) -> str:
 def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings: GridSettings, topo: Topology,
                    cond: ConditionsLayout) -> dict[Path, str]:
     """Every workload-management config file of the grid, by path (database passwords inside: 0600)."""
+    from juno_dcs.grid import issuer  # here: grid.issuer imports grid.programs, which imports this module
+
     db = database_url(state)
     trust = pki.cert_dir(settings.pki_dir)
     topology = settings.topology_file.resolve()
+    tokens = issuer.layout(home, state)  # a site's IAM would change only the issuer's URL (and its CA)
     wms = WmsConfig(
         database_url=db, topology=topology, retry_rules=settings.wms_retry_file.resolve(),
         lease_s=settings.wms_lease, memory_scale=settings.wms_memory_scale, rucio=True,
         rucio_config=home.client_cfg("root"), agent_sleep_s=2.0, pool_size=WMS_SERVER_POOL,
+        auth=issuer.service_auth(tokens, issuer.WMS_AUDIENCE), pilot_group=issuer.PILOTS,
+        production_group=issuer.PRODUCTION,
     )
     factory = FactoryConfig(
         dispatcher_url=where.dispatcher_url, rucio_configs=home.etc / "clients", work_root=where.pilot_root,
@@ -96,11 +101,13 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
         stop_grace_s=30.0,
         # root://: XRootD 5.5.3's HTTPS front end stops accepting under many short davs sessions (docs/transfers.md)
         stage_scheme="root",
+        auth=issuer.client_auth(tokens, "pilot"), dispatcher_audience=issuer.WMS_AUDIENCE,
     )
     prodsys = ProdConfig(
         database_url=db, dispatcher_url=where.dispatcher_url,
         rucio=RucioSettings(config=home.client_cfg("production"), account="production"),
         policies_dir=settings.placement_dir.resolve(), topology=topology, sleep=3.0,
+        auth=issuer.client_auth(tokens, "production"), dispatcher_audience=issuer.WMS_AUDIENCE,
     )
     return {
         where.wms_config: _dump(wms, "The dispatcher and its agent."),

@@ -61,13 +61,14 @@ def _registry(ctx: Context) -> Any:
 def _wms(ctx: Context, record: Any) -> Any:
     from juno_dcs.jsub.errors import RegistryError
     from juno_dcs.wms.client import WmsClient
+    from juno_dcs.wms.credentials import user_token
 
     if record.backend == "local":
         return None
     url = ctx.dispatcher or record.url
     if not url:
         raise RegistryError("no dispatcher URL: give --dispatcher, set JUNO_WMS_URL or backend.url")
-    return WmsClient(url)
+    return WmsClient(url, token=user_token())  # the user's token (BEARER_TOKEN_FILE of `juno-dcs env --account`)
 
 
 def _rucio() -> Any:

@@ -2,6 +2,7 @@
 
     juno-pilot [--log-json] run --dispatcher URL --site S --queue Q --cores N --memory-mb M --walltime-s W \\
                    --lifetime-s L --workdir DIR --rucio-configs DIR [--pilot-id ID] [--run-once]
+                   [--token-issuer URL --token-client-id ID --token-secret-file FILE [--token-ca-file FILE]]
     juno-pilot [--log-json] factory --config FILE [--run-once]
 
 Exit codes (the kit's, juno_dcs.clikit): 0 the pilot's life ended normally (lifetime, no work, SIGTERM); 1 it gave
@@ -16,6 +17,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,15 +78,25 @@ def main(log_json: bool) -> None:
 @click.option("--keep-workdir", is_flag=True, help="leave each job's directory (debugging)")
 @click.option("--stage-scheme", default=None,
               help="the protocol for stage-in and stage-out, e.g. root (default: the RSEs' order)")
+@click.option("--token-issuer", default=None, help="the token issuer of the pilot's client (its token for the "
+              "dispatcher, refreshed before it runs out); default: WLCG token discovery (BEARER_TOKEN_FILE)")
+@click.option("--token-client-id", default="pilot", show_default=True, help="the pilot's client id")
+@click.option("--token-secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the file (mode 0600) holding the client's secret")
+@click.option("--token-ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the CA that vouches for the issuer (default: the system's)")
+@click.option("--token-audience", default="juno-wms", show_default=True, help="the dispatcher's audience")
 def run(dispatcher: str, site: str, queue: str, cores: int, memory_mb: int, walltime_s: int, lifetime_s: float,
         workdir: Path, rucio_configs: Path, pilot_id: str | None, run_once: bool, payload_program: str | None,
         monitor_interval: float, heartbeat_s: float | None, kill_grace_s: float, keep_workdir: bool,
-        stage_scheme: str | None) -> None:
+        stage_scheme: str | None, token_issuer: str | None, token_client_id: str, token_secret_file: Path | None,
+        token_ca_file: Path | None, token_audience: str) -> None:
     """Run jobs from the dispatcher in this slot."""
     from juno_dcs.pilot.job import PilotSettings
     from juno_dcs.pilot.pilot import Pilot
     from juno_dcs.wms.client import WmsClient
 
+    token = _pilot_token(token_issuer, token_client_id, token_secret_file, token_ca_file, token_audience)
     if not rucio_configs.is_dir():
         raise ConfigError(f"--rucio-configs {rucio_configs} is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +110,28 @@ def run(dispatcher: str, site: str, queue: str, cores: int, memory_mb: int, wall
         heartbeat_s=heartbeat_s, keep_workdir=keep_workdir, stage_scheme=stage_scheme)
     stop = threading.Event()
     _stop_on_signals(stop)
-    sys.exit(Pilot(settings, WmsClient(dispatcher), stop).run())
+    sys.exit(Pilot(settings, WmsClient(dispatcher, token=token), stop).run())
+
+
+def _pilot_token(issuer: str | None, client_id: str, secret_file: Path | None, ca_file: Path | None,
+                 audience: str) -> Any:
+    """The pilot's token provider: its client's (kept and refreshed), or the one WLCG discovery finds, or none."""
+    from pydantic import ValidationError
+
+    from juno_dcs.tokens.config import ClientAuth
+    from juno_dcs.tokens.fetch import discover_token
+    from juno_dcs.wms.credentials import PILOT_SCOPES, client_token, user_token
+
+    if issuer is None:
+        return user_token() if discover_token() is not None else None
+    if secret_file is None:
+        raise ConfigError("--token-issuer needs --token-secret-file (the file holding the client's secret)")
+    try:
+        auth = ClientAuth(issuer=issuer, client_id=client_id, secret_file=secret_file, ca_file=ca_file)
+    except ValidationError as exc:
+        raise ConfigError(f"--token-issuer {issuer!r}: {exc.errors()[0]['msg']}") from None
+    auth.credentials()  # a missing or readable-by-others secret file fails now, with its reason
+    return client_token(auth, audience, PILOT_SCOPES)
 
 
 @main.command(epilog=EPILOG)
@@ -114,7 +147,12 @@ def factory(config_path: Path, run_once: bool) -> None:
 
     config = load_config(config_path)
     backend = LocalProcessBackend(config)
-    pilots = Factory(config, WmsClient(config.dispatcher_url), backend, QueueLocks(config.work_root / "factory"))
+    auth = config.auth
+    token = _pilot_token(auth.issuer if auth else None, auth.client_id if auth else "pilot",
+                         auth.secret_file if auth else None, auth.ca_file if auth else None,
+                         config.dispatcher_audience)
+    pilots = Factory(config, WmsClient(config.dispatcher_url, token=token), backend,
+                     QueueLocks(config.work_root / "factory"))
     if run_once:
         started = pilots.run_once()
         logger.info("factory cycle: started %s", started or "nothing")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from juno_dcs.pilot.config import FactoryConfig
+from juno_dcs.pilot.config import FactoryConfig, token_options
 from juno_dcs.pilot.factory import PilotSlot
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,8 @@ class LocalProcessBackend:
                 "--walltime-s", str(slot.walltime_s), "--lifetime-s", str(slot.lifetime_s),
                 "--workdir", str(workdir), "--rucio-configs", str(self.config.rucio_configs),
                 "--pilot-id", pilot_id,
-                *(["--stage-scheme", self.config.stage_scheme] if self.config.stage_scheme else [])]
+                *(["--stage-scheme", self.config.stage_scheme] if self.config.stage_scheme else []),
+                *token_options(self.config.auth, self.config.dispatcher_audience)]
 
     def environment(self, slot: PilotSlot) -> dict[str, str]:
         env = {**self.base_env, **self.config.env}

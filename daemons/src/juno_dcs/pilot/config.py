@@ -12,6 +12,8 @@
     conditions_urls:
       IHEP: [http://127.0.0.1:27041, http://127.0.0.1:27040]
     env: {X509_CERT_DIR: /work/main/var/pki/certificates}
+    auth: {issuer: https://127.0.0.1:23033/, client_id: pilot, secret_file: /tmp/g/secrets/clients/pilot,
+           ca_file: /tmp/g/pki/ca.pem}      # the pilots' token client (the factory's and every pilot's)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.yamlconfig import load_model
 
 
@@ -62,6 +65,11 @@ class FactoryConfig(_Frozen):
                                      "(--stage-scheme), e.g. root; None: the RSEs' own order.")
     stop_grace_s: float = Field(default=60.0, gt=0, description="When a pilot is killed: seconds between SIGTERM "
                                 "(it fails or finishes its job cleanly) and SIGKILL.")
+    auth: ClientAuth | None = Field(default=None, description="The pilot client of the token issuer: the factory "
+                                    "reads the queues with its token, and every pilot gets the same client (the "
+                                    "path of its 0600 secret file, never the secret) to get and refresh its own. "
+                                    "None: they send what WLCG token discovery finds in their environment.")
+    dispatcher_audience: str = Field(default="juno-wms", description="The audience of the dispatcher's tokens.")
 
     def queue(self, name: str) -> QueueConfig:
         return self.queues.get(name, QueueConfig())
@@ -74,6 +82,15 @@ class FactoryConfig(_Frozen):
         if self.only_listed_queues and name not in self.queues:
             return False
         return self.queue(name).enabled
+
+
+def token_options(auth: ClientAuth | None, audience: str) -> list[str]:
+    """`juno-pilot run`'s options naming its token client: the secret's file, never the secret."""
+    if auth is None:
+        return []
+    return ["--token-issuer", auth.issuer, "--token-client-id", auth.client_id, "--token-secret-file",
+            str(auth.secret_file), *(["--token-ca-file", str(auth.ca_file)] if auth.ca_file else []),
+            "--token-audience", audience]
 
 
 def load_config(path: Path) -> FactoryConfig:

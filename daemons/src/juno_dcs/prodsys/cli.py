@@ -43,14 +43,14 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 
 @contextmanager
-def _manager(ctx: click.Context) -> Iterator[Any]:
+def _manager(ctx: click.Context, as_daemon: bool = False) -> Iterator[Any]:
     """The Manager on the configuration's database, dispatcher and Rucio; the database closed after. The
     database's and Rucio's own errors become ServiceErrors ("the database: ...", "Rucio: ...")."""
     import psycopg
     from rucio.common.exception import RucioException
 
     try:
-        with _connected_manager(ctx) as manager:
+        with _connected_manager(ctx, as_daemon) as manager:
             yield manager
     except psycopg.OperationalError as exc:
         raise ServiceError(f"the database: {' '.join(str(exc).split())}") from exc
@@ -58,8 +58,17 @@ def _manager(ctx: click.Context) -> Iterator[Any]:
         raise ServiceError(f"Rucio: {' '.join(str(exc).split())}") from exc
 
 
+def _dispatcher_token(config: ProdConfig, as_daemon: bool) -> Any:
+    """The commands send the user's token (BEARER_TOKEN_FILE); the daemon its client's (`auth`), when set."""
+    from juno_dcs.wms.credentials import client_token, user_token
+
+    if as_daemon and config.auth is not None:
+        return client_token(config.auth, config.dispatcher_audience)
+    return user_token()
+
+
 @contextmanager
-def _connected_manager(ctx: click.Context) -> Iterator[Any]:
+def _connected_manager(ctx: click.Context, as_daemon: bool) -> Iterator[Any]:
     config = load_config(ctx.obj)
     from juno_dcs.placement.loader import load_policies
     from juno_dcs.prodsys.catalog import RucioCatalog
@@ -73,7 +82,9 @@ def _connected_manager(ctx: click.Context) -> Iterator[Any]:
     store = Store.connect(config.database_url)  # the cheapest to fail first
     try:
         catalog = RucioCatalog(_rucio(config), policies, topology)
-        yield Manager(store=store, wms=WmsClient(config.dispatcher_url, timeout=config.dispatcher_timeout),
+        wms = WmsClient(config.dispatcher_url, timeout=config.dispatcher_timeout,
+                        token=_dispatcher_token(config, as_daemon))
+        yield Manager(store=store, wms=wms,
                       catalog=catalog, topology=topology, owner=config.owner)
     finally:
         store.close()
@@ -133,7 +144,7 @@ def run(ctx: click.Context, run_once: bool, sleep_time: float | None, log_json: 
     if not run_once:
         _wait_for_rucio(config)  # before the handlers: until then SIGTERM ends the program at once
     stop = runner.stop_on_signals()
-    with _manager(ctx) as manager:
+    with _manager(ctx, as_daemon=True) as manager:
         daemon.run(manager, stop, sleep, once=run_once, beats=daemon.heartbeats(manager.store, sleep))
 
 

@@ -6,6 +6,8 @@
     policies_dir: /srv/juno/placement                   # default: the package's placement/
     topology: /srv/juno/topology.yaml                   # default: the package's topology.yaml
     sleep: 10                                           # seconds between the daemon's passes when idle
+    auth: {issuer: https://127.0.0.1:23033/, client_id: production, secret_file: /home/secrets/clients/production,
+           ca_file: /home/pki/ca.pem}                  # the daemon's own token for the dispatcher
 
 The file is `--config FILE`, else $JUNO_PROD_CONFIG.
 """
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs import packaged
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.yamlconfig import load_model
 
 ENV_CONFIG = "JUNO_PROD_CONFIG"
@@ -45,6 +48,11 @@ class ProdConfig(_Frozen):
     sleep: float = Field(default=10.0, gt=0, description="Seconds the daemon sleeps after a pass with no work.")
     owner: str = Field(default="production", description="The dispatcher tasks' owner (a Rucio account).")
     dispatcher_timeout: float = Field(default=30.0, gt=0)
+    auth: ClientAuth | None = Field(default=None, description="The daemon's (`juno-prod run`) client of the token "
+                                    "issuer: its token for the dispatcher (the secret stays in its 0600 file). "
+                                    "None: the daemon sends the token WLCG discovery finds, like the commands, "
+                                    "which always send the user's.")
+    dispatcher_audience: str = Field(default="juno-wms", description="The audience of the dispatcher's tokens.")
 
 
 def load_config(path: Path | None) -> ProdConfig:

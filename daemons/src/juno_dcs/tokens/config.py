@@ -75,14 +75,23 @@ class IdentityCache:
         self._known: OrderedDict[bytes, Identity] = OrderedDict()
         self._lock = threading.Lock()
 
-    def identify(self, token: str) -> Identity:
+    def known(self, token: str) -> Identity | None:
+        """The identity of a token verified before and not expired yet; None otherwise (nothing is fetched or
+        verified: an async caller may call this in its event loop, and `identify` in a thread on a miss)."""
         key = hashlib.sha256(token.encode()).digest()
         with self._lock:
             known = self._known.get(key)
             if known is not None and known.expires > time.time():
                 self._known.move_to_end(key)
                 return known
+        return None
+
+    def identify(self, token: str) -> Identity:
+        known = self.known(token)
+        if known is not None:
+            return known
         identity = self.verifier.verify(token)
+        key = hashlib.sha256(token.encode()).digest()
         with self._lock:
             self._known[key] = identity
             while len(self._known) > self.size:

@@ -3,6 +3,9 @@
     juno-wms serve --config etc/wms.yaml --port 23050 [--workers 2]   # HTTP API (uvicorn, 127.0.0.1)
     juno-wms agent --config etc/wms.yaml [--run-once] [--log-json]    # brokerage and leases; many may run
     juno-wms --url URL jobs [--task-id N] [--state S] | job ID | kill ID | retry ID | reassign ID [--site S]
+
+The client commands send the user's token (WLCG Bearer Token Discovery: `eval "$(juno-dcs env --account NAME)"`
+sets BEARER_TOKEN_FILE).
 """
 
 from __future__ import annotations
@@ -86,6 +89,13 @@ def agent(config: Path, run_once: bool, bulk: int | None, sleep_time: float | No
         click.echo(json.dumps(last.as_json()))
 
 
+def _client(url: str) -> Any:
+    from juno_dcs.wms.client import WmsClient
+    from juno_dcs.wms.credentials import user_token
+
+    return WmsClient(url, token=user_token())
+
+
 @main.command()
 @click.option("--task-id", type=int)
 @click.option("--state")
@@ -94,9 +104,7 @@ def agent(config: Path, run_once: bool, bulk: int | None, sleep_time: float | No
 @click.pass_obj
 def jobs(url: str, task_id: int | None, state: str | None, site: str | None, limit: int) -> None:
     """List jobs."""
-    from juno_dcs.wms.client import WmsClient
-
-    for j in WmsClient(url).jobs(task_id=task_id, state=state, site=site, limit=limit):
+    for j in _client(url).jobs(task_id=task_id, state=state, site=site, limit=limit):
         click.echo(f"{j['job_id']:>8} {j['state']:<10} {j['attempt']:>2} {j['site'] or '-':<13} {j['key']}")
 
 
@@ -105,9 +113,7 @@ def _one(name: str, doc: str) -> None:
     @click.argument("job_id", type=int)
     @click.pass_obj
     def command(url: str, job_id: int) -> None:
-        from juno_dcs.wms.client import WmsClient
-
-        client = WmsClient(url)
+        client = _client(url)
         out: Any = {"job": client.job, "kill": client.kill_job, "retry": client.retry_job}[name](job_id)
         click.echo(json.dumps(out, indent=2))
 
@@ -123,9 +129,7 @@ _one("retry", "Retry one job.")
 @click.pass_obj
 def reassign(url: str, job_id: int, site: str | None) -> None:
     """Reassign one job (to SITE, or back to brokerage)."""
-    from juno_dcs.wms.client import WmsClient
-
-    click.echo(json.dumps(WmsClient(url).reassign_job(job_id, site), indent=2))
+    click.echo(json.dumps(_client(url).reassign_job(job_id, site), indent=2))
 
 
 if __name__ == "__main__":

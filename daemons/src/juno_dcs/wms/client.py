@@ -2,21 +2,26 @@
 
     WmsError          the server answered 4xx/5xx (status, detail), or could not be reached (status 0)
 
-`transient` is true for 5xx and for connection problems: retrying may help; a 4xx will answer the same again.
+Every call carries `Authorization: Bearer <token>` from the client's token provider (juno_dcs.wms.credentials),
+asked for each call (providers keep their tokens and refresh them). A client without one sends no token (a
+dispatcher with token checks off).
+`transient` is true for 5xx and for connection problems (the token issuer's too): retrying may help; a 4xx will
+answer the same again. A token provider's other errors pass through: no token found (ConfigError), the issuer
+refusing the client (PermissionDenied).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 from urllib.request import getproxies, proxy_bypass
 
 import urllib3
 
-from juno_dcs.errors import JunoDcsError
+from juno_dcs.errors import JunoDcsError, ServiceError
 from juno_dcs.wms.models import FinishReport, JobDescription, JobSpec
 
 
@@ -48,8 +53,9 @@ def _pool_manager(url: str) -> urllib3.PoolManager:
 class WmsClient:
     """Thread-safe: one client may serve many threads (each call takes a pooled connection)."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, token: Callable[[], str] | None = None) -> None:
         self.url = url.rstrip("/")
+        self.token = token
         self.timeout = timeout
         self._timeout = urllib3.Timeout(total=timeout)  # made once: _call is the pilots' hot path
         # urllib3 rather than requests: a pilot asks often, and requests' per-call work (environment, netrc,
@@ -59,9 +65,15 @@ class WmsClient:
     # --- plumbing
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         url = self.url + path + (f"?{urlencode(params, doseq=True)}" if params else "")
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.token is not None:
+            try:
+                headers["Authorization"] = f"Bearer {self.token()}"
+            except ServiceError as exc:  # the issuer out of reach: as transient as the dispatcher out of reach
+                raise WmsError(0, f"cannot get a token for the dispatcher: {exc}") from exc
         try:
             resp = self._http.urlopen(method, url, body=None if body is None else json.dumps(body).encode(),
-                                      headers={"Content-Type": "application/json"} if body is not None else None,
+                                      headers=headers or None,
                                       timeout=self._timeout,
                                       retries=False)  # type: ignore[no-untyped-call]  # (untyped in types-urllib3 1.26)
         except urllib3.exceptions.HTTPError as exc:
@@ -85,10 +97,13 @@ class WmsClient:
         return [j.model_dump(mode="json") for j in jobs]
 
     # --- tasks
-    def submit_task(self, name: str, kind: str, owner: str, jobs: Sequence[JobSpec],
+    def submit_task(self, name: str, kind: str, owner: str | None, jobs: Sequence[JobSpec],
                     priority: int = 0) -> tuple[int, list[int]]:
-        out = self._call("POST", "/v1/tasks", {"name": name, "kind": kind, "owner": owner, "priority": priority,
-                                               "jobs": self._jobs(jobs)})
+        """`owner` None: the token's subject (a dispatcher checking tokens refuses any other owner)."""
+        body: dict[str, Any] = {"name": name, "kind": kind, "priority": priority, "jobs": self._jobs(jobs)}
+        if owner is not None:
+            body["owner"] = owner
+        out = self._call("POST", "/v1/tasks", body)
         return int(out["task_id"]), [int(i) for i in out["job_ids"]]
 
     def add_jobs(self, task_id: int, jobs: Sequence[JobSpec]) -> list[int]:

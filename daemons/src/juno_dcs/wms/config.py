@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.config import ServiceAuth
 from juno_dcs.yamlconfig import load_model
 
 
@@ -27,11 +28,22 @@ class WmsConfig(BaseModel):
     agent_sleep_s: float = Field(default=5.0, gt=0, description="Agent: seconds between cycles with little work.")
     agent_bulk: int = Field(default=1000, ge=1, description="Agent: jobs brokered or expired per transaction.")
     pool_size: int = Field(default=8, ge=1, description="Database connections per server process.")
+    auth: ServiceAuth | None = Field(description="Token checks (required key): the issuer, the audience "
+                                     "(`juno-wms`), the CA, the admin and reader groups. `null` turns them off: "
+                                     "every caller may do everything and a task's owner comes from the body "
+                                     "(tests and benchmarks only; a grid always sets it).")
+    pilot_group: str = Field(default="/juno/pilots", description="`wlcg.groups` entry of pilot tokens: only they "
+                             "take jobs and report on them, and they do nothing else.")
+    production_group: str = Field(default="/juno/production", description="`wlcg.groups` entry needed to "
+                                  "submit a task of kind `production`.")
 
 
 def load_config(path: Path) -> WmsConfig:
     config = load_model(path, WmsConfig, "dispatcher configuration", ConfigError)
     base = path.resolve().parent  # relative file names are relative to the configuration file
-    updates = {k: base / v for k in ("topology", "retry_rules", "rucio_config")
+    updates: dict[str, object] = {k: base / v for k in ("topology", "retry_rules", "rucio_config")
                if (v := getattr(config, k)) is not None and not v.is_absolute()}
+    auth = config.auth
+    if auth is not None and auth.ca_file is not None and not auth.ca_file.is_absolute():
+        updates["auth"] = auth.model_copy(update={"ca_file": base / auth.ca_file})
     return config.model_copy(update=updates) if updates else config

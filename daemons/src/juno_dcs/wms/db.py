@@ -46,8 +46,21 @@ def get_task(conn: Conn, task_id: int) -> Row | None:
     return conn.execute("SELECT * FROM wms.tasks WHERE task_id = %s", (task_id,)).fetchone()
 
 
-def list_tasks(conn: Conn) -> list[Row]:
-    return conn.execute("SELECT * FROM wms.tasks ORDER BY task_id").fetchall()
+def list_tasks(conn: Conn, owner: str | None = None) -> list[Row]:
+    if owner is None:
+        return conn.execute("SELECT * FROM wms.tasks ORDER BY task_id").fetchall()
+    return conn.execute("SELECT * FROM wms.tasks WHERE owner = %s ORDER BY task_id", (owner,)).fetchall()
+
+
+def task_owner(conn: Conn, task_id: int) -> str | None:
+    row = conn.execute("SELECT owner FROM wms.tasks WHERE task_id = %s", (task_id,)).fetchone()
+    return None if row is None else str(row["owner"])
+
+
+def job_owner(conn: Conn, job_id: int) -> str | None:
+    row = conn.execute("SELECT t.owner FROM wms.jobs j JOIN wms.tasks t USING (task_id) WHERE j.job_id = %s",
+                       (job_id,)).fetchone()
+    return None if row is None else str(row["owner"])
 
 
 def jobs_by_state(conn: Conn, task_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
@@ -90,12 +103,17 @@ def get_job(conn: Conn, job_id: int, lock: bool = False) -> Row | None:
 
 
 def list_jobs(conn: Conn, task_id: int | None, state: str | None, site: str | None, limit: int,
-              offset: int) -> list[Row]:
-    where, params = [], []
+              offset: int, owner: str | None = None) -> list[Row]:
+    """Jobs by filters; with `owner`, only the jobs of that owner's tasks."""
+    where: list[str] = []
+    params: list[Any] = []
     for column, value in (("task_id", task_id), ("state", state), ("site", site)):
         if value is not None:
             where.append(f"{column} = %s")
             params.append(value)
+    if owner is not None:
+        where.append("task_id IN (SELECT task_id FROM wms.tasks WHERE owner = %s)")
+        params.append(owner)
     sql = "SELECT * FROM wms.jobs" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608  (column names are constants)
     return conn.execute(sql + " ORDER BY job_id LIMIT %s OFFSET %s", [*params, limit, offset]).fetchall()
 

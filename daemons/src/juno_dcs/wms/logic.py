@@ -115,9 +115,10 @@ def _job_row(spec: JobSpec, task_priority: int, queues: Mapping[str, Queue]) -> 
             "priority": task_priority + spec.priority, "pinned_site": spec.site, "state": DEFINED}
 
 
-def submit_task(conn: db.Conn, ctx: Context, task: TaskSpec) -> tuple[int, list[int]]:
+def submit_task(conn: db.Conn, ctx: Context, task: TaskSpec, owner: str) -> tuple[int, list[int]]:
+    """`owner` is the caller's (routes take it from the token, never from the body alone)."""
     rows = [_job_row(j, task.priority, ctx.queues) for j in task.jobs]
-    task_id = db.insert_task(conn, task.name, task.kind, task.owner, task.priority)
+    task_id = db.insert_task(conn, task.name, task.kind, owner, task.priority)
     if task_id is None:
         raise Conflict(f"a task named {task.name!r} exists")
     for r in rows:
@@ -149,9 +150,11 @@ def task(conn: db.Conn, task_id: int) -> dict[str, Any]:
     return task_json(row, db.jobs_by_state(conn, [task_id]).get(task_id, {}))
 
 
-def tasks(conn: db.Conn) -> list[dict[str, Any]]:
-    counts = db.jobs_by_state(conn)
-    return [task_json(r, counts.get(int(r["task_id"]), {})) for r in db.list_tasks(conn)]
+def tasks(conn: db.Conn, owner: str | None = None) -> list[dict[str, Any]]:
+    """Every task, or `owner`'s."""
+    rows = db.list_tasks(conn, owner)
+    counts = db.jobs_by_state(conn, None if owner is None else [int(r["task_id"]) for r in rows])
+    return [task_json(r, counts.get(int(r["task_id"]), {})) for r in rows]
 
 
 def job(conn: db.Conn, job_id: int) -> dict[str, Any]:

@@ -103,7 +103,8 @@ class TaskSpec(_Strict):
 
     name: Short
     kind: TaskKind
-    owner: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,25}$")]
+    # the owner is the token's subject: a body may leave it out, and naming anyone else is refused (403)
+    owner: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,25}$")] | None = None
     priority: int = 0
     jobs: list[JobSpec] = []
 

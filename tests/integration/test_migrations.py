@@ -67,7 +67,7 @@ def test_a_release_database_upgrades_and_keeps_every_row(release_database: str) 
     assert all(before.values()), "every table of the fixture has rows"
     steps = runner.upgrade_postgres(release_database)
     assert {s.schema: (s.before, s.after) for s in steps} == {
-        "daemons": (None, "1"), "fts": (None, "1"), "wms": (None, "2"), "prodsys": (None, "1"),
+        "daemons": (None, "1"), "fts": (None, "2"), "wms": (None, "2"), "prodsys": (None, "1"),
         "dashboard": (None, "1"), "probes": (None, "2")}
     assert _rows(release_database, "probes") == before  # every row, every unchanged column
     with psycopg.connect(release_database) as conn:

@@ -38,6 +38,8 @@ class ProbesConfig(BaseModel):
     dispatcher_url: str | None = Field(default=None, description="The dispatcher (default $JUNO_WMS_URL).")
     token: ClientAuth | None = Field(default=None, description="The probes' client of the token issuer, for the "
                                      "transfer service and the dispatcher (docs/security.md).")
+    ca_file: Path | None = Field(default=None, description="The CA of the grid's HTTPS services (the transfer "
+                                 "service); default: the system's store.")
     fts_audience: str = Field(default="127.0.0.1", description="The transfer service's token audience.")
     dispatcher_audience: str = Field(default="juno-wms", description="The dispatcher's token audience.")
     conditions_url: str | None = Field(default=None, description="The conditions service.")

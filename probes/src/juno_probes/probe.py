@@ -112,6 +112,8 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
 
 def execute(args: ProbeArgs, config: ProbesConfig) -> Outcome:
     """`run_probe`, with any failure of the probe itself turned into UNKNOWN with the reason."""
+    if config.ca_file is not None:  # the grid's HTTPS services (the transfer service) are signed by its CA
+        os.environ["REQUESTS_CA_BUNDLE"] = str(config.ca_file)
     try:
         return run_probe(args, config)
     except ValueError as exc:

@@ -61,6 +61,7 @@ def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: To
         squids={site: cond.squid_url(site) for site in sorted(cond.squids)}, ingest_metrics_dir=home.run / "ingest",
         tick_s=2.0, probes=SCHEDULE, supervisor_url_file=where.supervisor_url_file,
         token=issuer.client_auth(issuer.layout(home, state), "probes"), fts_audience=issuer.FTS_AUDIENCE,
+        ca_file=issuer.layout(home, state).ca_file,
         dispatcher_audience=issuer.WMS_AUDIENCE,
     )
 

@@ -193,10 +193,14 @@ def render_configs(
     digests["conditions"] = digest(cond_files[where.service_config])
     for site, squid in where.homes.items():
         digests[f"squid-{site}"] = digest(cond_files[squid.conf])
-    for rse, port in ports.items():  # none with posix storage
+    if ports:  # none with posix storage
+        scitokens_cfg = storage.render_scitokens(home, settings, issuer.layout(home, state).url,
+                                                 issuer.STORAGE_AUDIENCE)
+        files[storage.scitokens_config(home)] = scitokens_cfg
+    for rse, port in ports.items():
         text = storage.render_xrootd(home, settings, rse, port)
         files[home.xrootd_etc / f"{rse}.cfg"] = text
-        digests[f"xrootd-{rse}"] = digest(text)
+        digests[f"xrootd-{rse}"] = digest(text, scitokens_cfg)
     jobs = wms.layout(home, state)
     wms_files = wms.render_configs(jobs, home, state, settings, topo, where)
     files.update(wms_files)

@@ -6,6 +6,11 @@ given to that user; they live in the home's service root (the home, or a service
 juno_dcs.grid.access), with its configuration and a copy of the CA's trust directory. XRootD 5.5 cannot
 choose the address it listens on: the LD_PRELOAD shim built by `make setup` (daemons/native/bind_loopback.c)
 keeps it on 127.0.0.1.
+
+Every SE authorizes every request with XRootD's SciTokens plugin (Debian xrootd-scitokens-plugins): tokens of the
+grid's issuer for the storage audience, scopes relative to the SE's root, and nothing without a token. The plugin
+fetches the issuer's keys over HTTPS with libcurl, which trusts only the system's CA store: `make setup` adds the
+grid CA there (`juno-dcs install-assets ca`), and XDG_CACHE_HOME gives it a key cache the xrootd user can write.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.grid import assets, pki
+from juno_dcs.grid import assets, pki, systrust
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.render import render
 from juno_dcs.settings import GridSettings
 
 XROOTD_USER = "xrootd"
 XROOTD_BIN = Path("/usr/bin/xrootd")
+SCITOKENS_LIB = Path("/usr/lib/x86_64-linux-gnu/libXrdAccSciTokens-5.so")
 POSIX_IMPL = "rucio.rse.protocols.posix.Default"
 GFAL_IMPL = "rucio.rse.protocols.gfal.Default"
 RSE_PORT_OFFSET = 10
@@ -80,7 +86,10 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
     """Directories and key copies for every RSE's XRootD, owned by the xrootd user."""
     if not XROOTD_BIN.exists():
         raise ConfigError(f"{XROOTD_BIN} is missing: install xrootd-server (`make setup`)")
+    if not SCITOKENS_LIB.exists():
+        raise ConfigError(f"{SCITOKENS_LIB} is missing: install xrootd-scitokens-plugins (`make setup`)")
     assets.require_shim(settings)
+    systrust.require(settings.pki_dir / pki.CA_CERT)
     uid, gid = _xrootd_ids()
     xrd_pki = home.xrootd_pki
     xrd_pki.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -100,11 +109,22 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
         os.chown(data, uid, gid)
 
 
+def scitokens_config(home: GridHome) -> Path:
+    """The SciTokens plugin's configuration, one for every SE of the grid."""
+    return home.xrootd_etc / "scitokens.cfg"
+
+
+def render_scitokens(home: GridHome, settings: GridSettings, issuer_url: str, audience: str) -> str:
+    return render(settings.template("scitokens.cfg"), {"home": home.root, "issuer": issuer_url,
+                                                        "audience": audience})
+
+
 def render_xrootd(home: GridHome, settings: GridSettings, rse: str, port: int) -> str:
     xrd_pki = home.xrootd_pki
     return render(settings.template("xrootd.cfg"), {
         "rse": rse, "home": home.root, "admin_dir": admin_dir(home), "data_dir": home.rse_dir(rse), "port": port,
         "cert": xrd_pki / "hostcert.pem", "key": xrd_pki / "hostkey.pem", "ca_dir": home.trust_dir,
+        "scitokens_cfg": scitokens_config(home),
     })
 
 

@@ -167,6 +167,14 @@ def prepare(where: IssuerLayout, settings: GridSettings) -> list[str]:
     return [f"made the token issuer's signing key {where.key}"]
 
 
+def idpsecret(where: IssuerLayout, state: GridState) -> dict[str, object]:
+    """The issuer's entry in Rucio's idpsecrets.json. The server (rucio.core.oidc, validating users' tokens)
+    makes two pyoidc clients of it, the second from "SCIM", and loads none when either lacks a client_id; the
+    daemons ask for tokens with the top-level client."""
+    rucio = {"issuer": where.url, "client_id": "rucio", "client_secret": client_secret(state, "rucio")}
+    return {**rucio, "redirect_uris": [], "SCIM": dict(rucio)}
+
+
 def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
                    topo: Topology) -> dict[Path, str]:
     config = IssuerConfig(issuer=where.url, key_file=where.key, clients_file=where.clients)
@@ -176,9 +184,7 @@ def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settin
         + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
         where.clients: "# The issuer's clients (secrets as SHA-256). Written by `juno-dcs up` from the topology.\n"
         + yaml.safe_dump(registered.model_dump(mode="json"), sort_keys=False),
-        where.idpsecrets: json.dumps({RUCIO_ISSUER_ID: {"issuer": where.url, "client_id": "rucio",
-                                                         "client_secret": client_secret(state, "rucio"),
-                                                         "redirect_uris": [], "SCIM": {}}}, indent=2) + "\n",
+        where.idpsecrets: json.dumps({RUCIO_ISSUER_ID: idpsecret(where, state)}, indent=2) + "\n",
     }
     for client in registered.clients:
         files[where.secret_file(client.client_id)] = client_secret(state, client.client_id) + "\n"

@@ -180,10 +180,12 @@ def render_configs(
     log4j = kafka_files[kafka_etc / "log4j.properties"]
     digests["zookeeper"] = digest(kafka_files[kafka_etc / "zookeeper.properties"], log4j)
     digests["kafka"] = digest(kafka_files[kafka_etc / "server.properties"], log4j)
+    tokens_at = issuer.layout(home, state)
     ingest_yaml = render(tpl("ingest.yaml"), {
         **values, "kafka_port": state.ports.port("kafka"), "policy_dir": settings.placement_dir.resolve(),
         "topology": settings.topology_file.resolve(), "verify_at_se": str(settings.ingest_verify).lower(),
         "close_grace": settings.ingest_close_grace, "close_quiet": settings.ingest_close_quiet,
+        "issuer_url": tokens_at.url, "rawdata_secret": tokens_at.secret_file("rawdata"), "issuer_ca": tokens_at.ca_file,
     })
     files[home.etc / "ingest.yaml"] = ingest_yaml
     digests["ingest"] = digest(ingest_yaml)
@@ -194,8 +196,7 @@ def render_configs(
     for site, squid in where.homes.items():
         digests[f"squid-{site}"] = digest(cond_files[squid.conf])
     if ports:  # none with posix storage
-        scitokens_cfg = storage.render_scitokens(home, settings, issuer.layout(home, state).url,
-                                                 issuer.STORAGE_AUDIENCE)
+        scitokens_cfg = storage.render_scitokens(home, settings, tokens_at.url, issuer.STORAGE_AUDIENCE)
         files[storage.scitokens_config(home)] = scitokens_cfg
     for rse, port in ports.items():
         text = storage.render_xrootd(home, settings, rse, port)
@@ -385,7 +386,8 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     # oidc_support: Rucio's conveyor and reaper ask the issuer for tokens for the RSE's davs protocol
     tokens = {"oidc_support": True} if settings.storage == "xrootd" else {}
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts"), **tokens} for rse in rses}
-    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
+    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas,
+                             token_issuer=issuer.layout(home, state).url)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
 
 
@@ -560,6 +562,9 @@ def env_exports(settings: GridSettings, account: str) -> str:
     try:  # WLCG Bearer Token Discovery: gfal2, davix, curl wrappers, jsub and juno-prod read the token there
         exports["BEARER_TOKEN_FILE"] = str(write_account_token(home, state, account))
         exports["JUNO_DCS_ISSUER"] = where.url
+        # the stock rucio CLI: with auth_type oidc it reads the token by the same discovery, sends it to Rucio's
+        # REST API and, being a JWT, hands it to gfal2 for uploads and downloads (docs/security.md, "Rucio")
+        exports["RUCIO_AUTH_TYPE"] = "oidc"
     except JunoDcsError as exc:
         logger.warning("no token for %s: %s", account, exc)
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())

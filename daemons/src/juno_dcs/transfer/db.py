@@ -125,7 +125,7 @@ def cancel_files(conn: psycopg.Connection[Row], job_id: str) -> list[Row]:
     """Cancel every unfinished file of a job; returns the ones that were ACTIVE (their copies run on)."""
     conn.execute("UPDATE fts.jobs SET canceled = true WHERE job_id = %s", (job_id,))
     cancel = ("UPDATE fts.files SET file_state = 'CANCELED', finish_time = now(), reason = 'Job canceled by the user' "
-              "WHERE job_id = %s AND file_state = ANY(%s) RETURNING file_id, dest_surl")
+              "WHERE job_id = %s AND file_state = ANY(%s) RETURNING file_id, dest_surl, dest_token")
     running = conn.execute(cancel, (job_id, ["ACTIVE"])).fetchall()
     conn.execute(cancel, (job_id, ["SUBMITTED", "STAGING", "ARCHIVING"]))
     return running

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from juno_dcs.tokens.fetch import TokenSource
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 JUNO_DCS = str(BIN / "juno-dcs")
@@ -49,6 +51,9 @@ def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True,
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+_TOKEN_SOURCES: dict[tuple[Path, str], TokenSource] = {}
 
 
 @dataclass
@@ -92,11 +97,16 @@ class Grid:
     def token(self, account: str = "root", audience: str = "", scope: str = "") -> str:
         """A token of `account` from the grid's issuer, as `juno-dcs token` gets it (default: every audience of
         the grid's services, every scope of the account's role)."""
+        from juno_dcs.grid import issuer
         from juno_dcs.grid.home import GridHome
-        from juno_dcs.grid.launcher import account_token
 
-        home = GridHome(self.home)
-        return account_token(home, home.load_state(), account, audience, scope).value
+        key = (self.home, account)
+        if key not in _TOKEN_SOURCES:  # one per account and grid: tokens are reused until shortly before expiry
+            home = GridHome(self.home)
+            state = home.load_state()
+            state.password(account)  # an unknown account: ConfigError naming the known ones
+            _TOKEN_SOURCES[key] = TokenSource(issuer.credentials(issuer.layout(home, state), state, account))
+        return _TOKEN_SOURCES[key].get(audience or " ".join(issuer.USER_AUDIENCES), scope).value
 
     def bearer(self, account: str = "root", audience: str = "", scope: str = "") -> dict[str, str]:
         """Request headers carrying `account`'s token."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +26,15 @@ from juno_dcs.conditions.config import ServiceConfig
 from juno_dcs.conditions.db import make_engine
 from juno_dcs.conditions.routes import create_app as conditions_app
 from juno_dcs.packaged import data_file
+from juno_dcs.tokens.config import ServiceAuth
+from juno_dcs.tokens.sealed import ensure_key
+from juno_dcs.tokens.verify import Verifier
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.routes import create_app as transfer_app
 from juno_dcs.wms.logic import Context
 from juno_dcs.wms.retry import load_rules
 from juno_dcs.wms.routes import create_app as wms_app
+from tests.tokens import LocalIssuer
 from tests.unit.test_dashboard_service import client as dashboard_client
 
 CLASSES = [(errors.ConfigError, 400), (errors.NotFound, 404), (errors.PermissionDenied, 403),
@@ -73,9 +78,21 @@ def _raising(app: FastAPI) -> FastAPI:
 
 
 @pytest.fixture
-def transfer() -> TestClient:
-    app = transfer_app(TransferConfig(database_url="postgresql://nobody@127.0.0.1:1/none"), _EmptyPool())  # type: ignore[arg-type]
-    return TestClient(_raising(app))
+def transfer(tmp_path: Path) -> TestClient:
+    """The transfer service with a local key for its issuer; every request carries an admin's token."""
+    issuer = LocalIssuer()
+    config = transfer_config(tmp_path, issuer)
+    verifier = Verifier(issuer.issuer, tuple(config.auth.audiences), static_keys=issuer.keys)
+    app = transfer_app(config, _EmptyPool(), verifier)  # type: ignore[arg-type]
+    token = issuer.token("127.0.0.1", "root", "fts", ["/juno", "/juno/admin"])
+    return TestClient(_raising(app), headers={"Authorization": f"Bearer {token}"})
+
+
+def transfer_config(tmp_path: Path, issuer: LocalIssuer) -> TransferConfig:
+    key = tmp_path / "token-key"
+    ensure_key(key)
+    return TransferConfig(database_url="postgresql://nobody@127.0.0.1:1/none", token_key_file=key,
+                          auth=ServiceAuth(issuer=issuer.issuer, audiences=["127.0.0.1"]))
 
 
 @pytest.fixture

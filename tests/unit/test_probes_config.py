@@ -89,7 +89,7 @@ def test_missing_settings_are_unknown(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 def test_a_probe_that_raises_is_unknown(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(*args: object) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the disk is on fire")
 
     monkeypatch.setattr(services, "check_dispatcher", boom)

@@ -165,8 +165,8 @@ class FakeRucio:
 
 
 def test_gather_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: ("FAILED", "TRANSFER [110] timeout")
-                        if job else (None, None))
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0, fts_auth=None:
+                        ("FAILED", "TRANSFER [110] timeout") if job else (None, None))
     rules, complete = stuck.gather(FakeRucio(), 3600, "http://fts", now=lambda: NOW)
     assert complete
     assert [r["rule_id"] for r in rules] == ["r1", "r2"]  # r3 is younger than the threshold
@@ -197,7 +197,7 @@ class DeletedAccountRucio(FakeRucio):
 
 
 def test_a_rule_of_a_deleted_account_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: (None, None))
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0, fts_auth=None: (None, None))
     rules, complete = stuck.gather(DeletedAccountRucio(), 3600, "http://fts", now=lambda: NOW)
     assert complete
     (only,) = rules
@@ -221,7 +221,7 @@ class SecondTargetRucio(FakeRucio):
 
 def test_the_quota_is_checked_at_every_rules_targets_not_only_the_first_rules(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: (None, None))
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0, fts_auth=None: (None, None))
     rules, _ = stuck.gather(SecondTargetRucio(), 3600, "http://fts", now=lambda: NOW)
     r2 = next(r for r in rules if r["rule_id"] == "r2")
     assert {"kind": "quota", "text": "quota exceeded at CNAF_DISK: account alice has no limit set there "
@@ -272,8 +272,8 @@ class ConveyorDownRucio(FakeRucio):
 def test_a_young_rule_left_unsubmitted_is_reported_within_minutes_while_the_transfer_service_is_idle(
         monkeypatch: pytest.MonkeyPatch, idle: bool) -> None:
     now = datetime.now(UTC)
-    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0: (None, None))
-    monkeypatch.setattr(stuck, "transfer_service_idle", lambda url, timeout=10.0: idle)
+    monkeypatch.setattr(stuck, "fts_file", lambda url, job, timeout=10.0, fts_auth=None: (None, None))
+    monkeypatch.setattr(stuck, "transfer_service_idle", lambda url, timeout=10.0, fts_auth=None: idle)
     rules, complete = stuck.gather(ConveyorDownRucio(now), 3600, "http://fts", now=lambda: now)
     assert complete
     if idle:  # r5 waited 10 min > 300 s; r6 is one minute old; r2 is old enough to be examined anyway

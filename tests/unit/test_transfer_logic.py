@@ -121,15 +121,20 @@ def test_storage_element_names() -> None:
     assert storage_element("root://host//a") == "root://host"
 
 
+# what every transfer configuration needs besides its database (the grid writes the real ones)
+BASE = ("database_url: postgresql://x\ntoken_key_file: /nonexistent/key\n"
+        "auth: {issuer: 'https://issuer.test/', audiences: [127.0.0.1]}\n")
+
+
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("database_url: postgresql://x\noptimizer: {start: 0}\n")
+    path.write_text(BASE + "optimizer: {start: 0}\n")
     with pytest.raises(ConfigError, match=r"optimizer\.start"):
         load_config(path)
     path.write_text("database_url: [\n")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(path)
-    path.write_text("database_url: postgresql://x\nlinks: {modes: {'a b': push}}\n")
+    path.write_text(BASE + "links: {modes: {'a b': push}}\n")
     assert load_config(path).links.mode("a", "b") == "push"
     assert load_config(path).links.mode("b", "a") == "pull"
 
@@ -141,9 +146,9 @@ def test_gfal2_log_level(tmp_path: Path) -> None:
     from juno_dcs.transfer import copier
 
     path = tmp_path / "t.yaml"
-    path.write_text("database_url: postgresql://x\n")
+    path.write_text(BASE + "")
     assert load_config(path).worker.gfal2_log == "warning"
-    path.write_text("database_url: postgresql://x\nworker: {gfal2_log: loud}\n")
+    path.write_text(BASE + "worker: {gfal2_log: loud}\n")
     with pytest.raises(ConfigError, match=r"worker\.gfal2_log"):
         load_config(path)
     try:

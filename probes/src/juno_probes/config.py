@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from juno_dcs import errors
+from juno_dcs.tokens.config import ClientAuth
 
 PROBES = ("rucio", "tpc", "stuck-rules", "ingest-lag", "transfer-queues", "conditions", "dispatcher", "programs")
 
@@ -35,6 +36,10 @@ class ProbesConfig(BaseModel):
     rucio_config: Path | None = Field(default=None, description="Rucio client config (default $RUCIO_CONFIG).")
     fts_url: str | None = Field(default=None, description="The transfer service's REST API.")
     dispatcher_url: str | None = Field(default=None, description="The dispatcher (default $JUNO_WMS_URL).")
+    token: ClientAuth | None = Field(default=None, description="The probes' client of the token issuer, for the "
+                                     "transfer service and the dispatcher (docs/security.md).")
+    fts_audience: str = Field(default="127.0.0.1", description="The transfer service's token audience.")
+    dispatcher_audience: str = Field(default="juno-wms", description="The dispatcher's token audience.")
     conditions_url: str | None = Field(default=None, description="The conditions service.")
     squids: dict[str, str] = Field(default_factory=dict, description="Site -> Squid URL in front of it.")
     ingest_metrics_dir: Path | None = Field(default=None, description="The ingestor's metrics_dir.")

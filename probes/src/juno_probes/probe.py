@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from juno_dcs.clikit import use_rucio_config
+from juno_dcs.tokens.fetch import BearerAuth
 from juno_probes import programs, rucio_server, services, store, stuck, tpc
 from juno_probes.config import ProbesConfig
 from juno_probes.nagios import Result, Status
@@ -60,6 +61,11 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
+def _bearer(config: ProbesConfig, audience: str) -> BearerAuth | None:
+    """The probes' token for a service, when the configuration names their client of the token issuer."""
+    return BearerAuth(config.token.source(), audience) if config.token is not None else None
+
+
 def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
     """Run the probe that `args` names; ValueError for a missing setting."""
     name = args.probe
@@ -73,7 +79,8 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
         return Outcome(result, dict(tpc.details(attempts)), attempts)
     if name == "stuck-rules":
         result, rules = stuck.check(_rucio_client(rucio_cfg), args.fts_url or config.fts_url, args.older_than,
-                                    args.warning, args.critical, args.max_rules, args.unsubmitted_after)
+                                    args.warning, args.critical, args.max_rules, args.unsubmitted_after,
+                                    fts_auth=_bearer(config, config.fts_audience))
         return Outcome(result, {"older_than_s": args.older_than, "rules": rules})
     if name == "ingest-lag":
         limits = services.IngestThresholds(args.lag_warning, args.lag_critical, args.latency_warning,
@@ -84,7 +91,7 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
         limits_q = services.QueueThresholds(args.failure_warning, args.failure_critical, 5, args.queued_warning,
                                             args.queued_critical, args.window)
         return Outcome(services.check_queues(_need(args.fts_url or config.fts_url, "transfer service (--fts-url)"),
-                                             limits_q))
+                                             limits_q, auth=_bearer(config, config.fts_audience)))
     if name == "conditions":
         squids = dict(args.squid) or config.squids
         service = args.conditions_url or config.conditions_url
@@ -92,7 +99,8 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
         return Outcome(services.check_conditions(service, squids, args.path, args.warning, args.critical))
     if name == "dispatcher":
         wms = args.dispatcher_url or config.dispatcher_url or os.environ.get("JUNO_WMS_URL")
-        return Outcome(services.check_dispatcher(_need(wms, "dispatcher (--dispatcher-url)"), args.min_jobs))
+        return Outcome(services.check_dispatcher(_need(wms, "dispatcher (--dispatcher-url)"), args.min_jobs,
+                                                 auth=_bearer(config, config.dispatcher_audience)))
     if name == "programs":
         found = os.environ.get(programs.SUPERVISOR_URL_ENV) or programs.read_url_file(config.supervisor_url_file)
         supervisor = str(_need(found, f"supervisor (supervisor_url_file in --config, or "

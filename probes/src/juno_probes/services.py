@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.auth import AuthBase
 
 from juno_probes.nagios import Result, Status, threshold, worst
 
@@ -135,9 +136,10 @@ def evaluate_queues(snapshot: Mapping[str, Any], limits: QueueThresholds) -> Res
     return Result(worst(*statuses), head + (": " + "; ".join(notes) if notes else ""), perf)
 
 
-def check_queues(fts_url: str, limits: QueueThresholds, timeout: float = 10.0) -> Result:
+def check_queues(fts_url: str, limits: QueueThresholds, timeout: float = 10.0,
+                 auth: AuthBase | None = None) -> Result:
     try:
-        reply = requests.get(f"{fts_url}/snapshot", params={"window": limits.window_s}, timeout=timeout)
+        reply = requests.get(f"{fts_url}/snapshot", params={"window": limits.window_s}, timeout=timeout, auth=auth)
         reply.raise_for_status()
         snapshot = reply.json()
     except (requests.RequestException, ValueError) as exc:
@@ -217,9 +219,9 @@ def evaluate_dispatcher(queues: Sequence[Mapping[str, Any]], min_jobs: int = 1) 
     return Result(worst(*statuses), head + (": " + "; ".join(notes) if notes else ""), perf)
 
 
-def check_dispatcher(url: str, min_jobs: int = 1, timeout: float = 10.0) -> Result:
+def check_dispatcher(url: str, min_jobs: int = 1, timeout: float = 10.0, auth: AuthBase | None = None) -> Result:
     try:
-        reply = requests.get(f"{url}/v1/queues", timeout=timeout)
+        reply = requests.get(f"{url}/v1/queues", timeout=timeout, auth=auth)
         reply.raise_for_status()
         queues = reply.json()
     except (requests.RequestException, ValueError) as exc:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+from requests.auth import AuthBase
 
 from juno_probes.nagios import Result, Status, threshold
 
@@ -223,12 +224,13 @@ def _requests_of(client: Any, scope: str, name: str, rse: str) -> list[dict[str,
     return []
 
 
-def fts_file(fts_url: str | None, job_id: str | None, timeout: float = 10.0) -> tuple[str | None, str | None]:
+def fts_file(fts_url: str | None, job_id: str | None, timeout: float = 10.0,
+             fts_auth: AuthBase | None = None) -> tuple[str | None, str | None]:
     """(file state, reason) of a single-file job at the transfer service; (None, None) if it cannot say."""
     if not fts_url or not job_id:
         return None, None
     try:
-        reply = requests.get(f"{fts_url}/jobs/{job_id}/files", timeout=timeout)
+        reply = requests.get(f"{fts_url}/jobs/{job_id}/files", timeout=timeout, auth=fts_auth)
         if reply.status_code != 200:
             return None, None
         files = reply.json()
@@ -240,12 +242,12 @@ def fts_file(fts_url: str | None, job_id: str | None, timeout: float = 10.0) -> 
     return last.get("file_state"), (last.get("reason") or None)
 
 
-def transfer_service_idle(fts_url: str | None, timeout: float = 10.0) -> bool | None:
+def transfer_service_idle(fts_url: str | None, timeout: float = 10.0, fts_auth: AuthBase | None = None) -> bool | None:
     """True when no link of the transfer service has a queued or active transfer; None if it cannot say."""
     if not fts_url:
         return None
     try:
-        reply = requests.get(f"{fts_url}/snapshot", timeout=timeout)
+        reply = requests.get(f"{fts_url}/snapshot", timeout=timeout, auth=fts_auth)
         links = reply.json()["links"] if reply.status_code == 200 else None
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return None
@@ -264,11 +266,11 @@ def _age_s(value: Any, now: datetime) -> float | None:
 
 
 def lock_facts(client: Any, lock: Mapping[str, Any], fts_url: str | None,
-               now: datetime | None = None) -> LockFacts:
+               now: datetime | None = None, fts_auth: AuthBase | None = None) -> LockFacts:
     scope, name, rse = lock["scope"], lock["name"], lock["rse"]
     reqs = _requests_of(client, scope, name, rse)
     last = reqs[-1] if reqs else {}
-    job_state, job_reason = fts_file(fts_url, last.get("external_id"))
+    job_state, job_reason = fts_file(fts_url, last.get("external_id"), fts_auth=fts_auth)
     replicas: dict[str, str] = {}
     for rep in client.list_replicas([{"scope": scope, "name": name}], all_states=True):
         replicas.update({str(k): str(v) for k, v in (rep.get("states") or {}).items()})
@@ -291,9 +293,10 @@ def _naive_utc(value: Any) -> datetime:
 
 def rule_facts(client: Any, rule: Mapping[str, Any], fts_url: str | None, max_locks: int,
                rse_cache: dict[str, RseFacts], quota_cache: dict[str, Quota | None],
-               idle: bool | None = None, unsubmitted_after_s: float = UNSUBMITTED_AFTER_S) -> RuleFacts:
+               idle: bool | None = None, unsubmitted_after_s: float = UNSUBMITTED_AFTER_S,
+               fts_auth: AuthBase | None = None) -> RuleFacts:
     locks = [lk for lk in client.list_replica_locks(rule["id"]) if lk["state"] != "OK"][:max_locks]
-    lock_list = tuple(lock_facts(client, lk, fts_url) for lk in locks)
+    lock_list = tuple(lock_facts(client, lk, fts_url, fts_auth=fts_auth) for lk in locks)
     for rse in {lk.rse for lk in lock_list} | {r for lk in lock_list for r in lk.replicas}:
         if rse not in rse_cache:
             info = client.get_rse(rse)
@@ -352,7 +355,8 @@ def _ignores_quota(rule: Mapping[str, Any]) -> bool:
 
 def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int = 100, max_locks: int = 10,
            now: Callable[[], datetime] = lambda: datetime.now(UTC),
-           unsubmitted_after_s: float = UNSUBMITTED_AFTER_S) -> tuple[list[dict[str, Any]], bool]:
+           unsubmitted_after_s: float = UNSUBMITTED_AFTER_S,
+           fts_auth: AuthBase | None = None) -> tuple[list[dict[str, Any]], bool]:
     """The rules to report, summarised with their reasons, and whether every candidate was examined: every STUCK
     rule, every REPLICATING rule older than `older_than_s`, and, while the transfer service is idle, younger
     REPLICATING rules whose requests have waited unsubmitted for `unsubmitted_after_s` (a conveyor that submits
@@ -368,11 +372,11 @@ def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int
                    key=lambda r: _naive_utc(r["created_at"]))
     rse_cache: dict[str, RseFacts] = {}
     quota_cache: dict[str, Quota | None] = {}
-    idle = transfer_service_idle(fts_url) if candidates or young else None
+    idle = transfer_service_idle(fts_url, fts_auth=fts_auth) if candidates or young else None
 
     def examine(rule: Mapping[str, Any]) -> dict[str, Any]:
         return summary(rule_facts(client, rule, fts_url, max_locks, rse_cache, quota_cache, idle,
-                                  unsubmitted_after_s), at)
+                                  unsubmitted_after_s, fts_auth), at)
 
     found = [examine(r) for r in candidates[:max_rules]]
     room = max_rules - len(found)
@@ -382,9 +386,10 @@ def gather(client: Any, older_than_s: float, fts_url: str | None, max_rules: int
 
 
 def check(client: Any, fts_url: str | None, older_than_s: float = 3600.0, warning: int = 1, critical: int = 10,
-          max_rules: int = 100,
-          unsubmitted_after_s: float = UNSUBMITTED_AFTER_S) -> tuple[Result, list[dict[str, Any]]]:
-    rules, complete = gather(client, older_than_s, fts_url, max_rules, unsubmitted_after_s=unsubmitted_after_s)
+          max_rules: int = 100, unsubmitted_after_s: float = UNSUBMITTED_AFTER_S,
+          fts_auth: AuthBase | None = None) -> tuple[Result, list[dict[str, Any]]]:
+    rules, complete = gather(client, older_than_s, fts_url, max_rules, unsubmitted_after_s=unsubmitted_after_s,
+                             fts_auth=fts_auth)
     return evaluate(rules, older_than_s, warning, critical, complete), rules
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from juno_dcs.dashboard import aggregate, db
 from juno_dcs.dashboard.config import DashboardConfig
-from juno_dcs.dashboard.sources import DispatcherApi, RucioSource, SourceError, TransferApi
+from juno_dcs.dashboard.sources import DispatcherApi, RucioSource, SourceError, TransferApi, bearer_auth
 from juno_dcs.heartbeat import ALL, Share
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,10 @@ class Collector:
     def __init__(self, config: DashboardConfig, rucio: RucioSource) -> None:
         self.config = config
         self.rucio = rucio
-        self.transfers = TransferApi(config.transfer_url, config.http_timeout_s)
-        self.dispatcher = DispatcherApi(config.dispatcher_url, config.http_timeout_s)
+        self.transfers = TransferApi(config.transfer_url, config.http_timeout_s,
+                                     bearer_auth(config, config.transfer_audience))
+        self.dispatcher = DispatcherApi(config.dispatcher_url, config.http_timeout_s,
+                                        bearer_auth(config, config.dispatcher_audience))
         self.stop = threading.Event()
         self.last: Cycle | None = None
         self.last_at: float | None = None

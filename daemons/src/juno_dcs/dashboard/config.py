@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.yamlconfig import load_model
 
 
@@ -19,6 +20,10 @@ class DashboardConfig(BaseModel):
                               "are in schema `dashboard`, the probes' results in schema `probes`.")
     transfer_url: str = Field(description="The transfer service (FTS3 REST API): GET /jobs and GET /snapshot.")
     dispatcher_url: str = Field(description="The dispatcher: GET /v1/queues and GET /v1/tasks.")
+    token: ClientAuth | None = Field(default=None, description="The dashboard's client of the token issuer, for "
+                                     "the transfer service and the dispatcher (docs/security.md).")
+    transfer_audience: str = Field(default="127.0.0.1", description="The transfer service's token audience.")
+    dispatcher_audience: str = Field(default="juno-wms", description="The dispatcher's token audience.")
     rucio_config: Path | None = Field(default=None, description="rucio.cfg for the dashboard's Rucio client "
                                       "(default: $RUCIO_CONFIG).")
     rucio_account: str | None = Field(default=None, description="The Rucio account (default: rucio.cfg's).")

@@ -33,7 +33,7 @@ from juno_dcs.dashboard.models import (
     TpcPanel,
 )
 from juno_dcs.dashboard.service import Context
-from juno_dcs.dashboard.sources import SourceError, TransferApi
+from juno_dcs.dashboard.sources import SourceError, TransferApi, bearer_auth
 from juno_dcs.errors import ConfigError, JunoDcsError, NotFound
 
 if TYPE_CHECKING:
@@ -225,7 +225,9 @@ def create_app(ctx: Context) -> FastAPI:
 def _links(ctx: Context) -> list[LinkNow]:
     sites, rses = ctx.rucio.storage_elements(), ctx.rucio.se_rses()
     out = []
-    for link in TransferApi(ctx.config.transfer_url, ctx.config.http_timeout_s).snapshot(300):
+    transfers = TransferApi(ctx.config.transfer_url, ctx.config.http_timeout_s,
+                            bearer_auth(ctx.config, ctx.config.transfer_audience))
+    for link in transfers.snapshot(300):
         src, dst = str(link["source_se"]), str(link["dest_se"])
         decision = link.get("last_decision")
         out.append(LinkNow(

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from juno_dcs.dashboard.collector import Collector
 from juno_dcs.dashboard.config import DashboardConfig
-from juno_dcs.dashboard.sources import DispatcherApi, RucioSource
+from juno_dcs.dashboard.sources import DispatcherApi, RucioSource, bearer_auth
 from juno_dcs.placement.loader import Policies, load_policies
 from juno_dcs.topology import Topology, load_topology
 
@@ -54,5 +54,6 @@ def context(config: DashboardConfig) -> Context:
     return Context(config=config, topology=topology, policies=policies,
                    db_slots=threading.BoundedSemaphore(config.db_connections),
                    rucio=RucioSource(config, topology, policies),
-                   dispatcher=DispatcherApi(config.dispatcher_url, config.http_timeout_s),
+                   dispatcher=DispatcherApi(config.dispatcher_url, config.http_timeout_s,
+                                            bearer_auth(config, config.dispatcher_audience)),
                    cache=TtlCache(config.cache_s))

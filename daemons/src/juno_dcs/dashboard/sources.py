@@ -17,8 +17,10 @@ from juno_dcs.clikit import use_rucio_config
 from juno_dcs.dashboard import aggregate
 from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.dashboard.models import BlockPanelRow
-from juno_dcs.errors import Unavailable
+from juno_dcs.errors import JunoDcsError, Unavailable
 from juno_dcs.placement.loader import Policies
+from juno_dcs.tokens.config import ClientAuth
+from juno_dcs.tokens.fetch import BearerAuth, TokenSource
 from juno_dcs.topology import Topology
 
 DONE_JOB_STATES = "FINISHED,FINISHEDDIRTY,FAILED,CANCELED"
@@ -31,32 +33,53 @@ class SourceError(Unavailable):
     """A service the dashboard reads did not answer, or answered wrongly (the dashboard answers 503)."""
 
 
-def get_json(url: str, timeout: float, params: Mapping[str, Any] | None = None) -> Any:
+def get_json(url: str, timeout: float, params: Mapping[str, Any] | None = None,
+             auth: BearerAuth | None = None) -> Any:
     try:
-        reply = requests.get(url, params=params, timeout=timeout)
+        reply = requests.get(url, params=params, timeout=timeout, headers=auth.headers() if auth else None)
         if reply.status_code not in (200, 207):
             raise SourceError(f"GET {reply.url}: HTTP {reply.status_code}: {reply.text[:300]}")
         return reply.json()
     except (requests.RequestException, ValueError) as exc:
         raise SourceError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
+    except JunoDcsError as exc:  # no token from the issuer
+        raise SourceError(f"GET {url}: {exc}") from exc
+
+
+def bearer_auth(config: DashboardConfig, audience: str) -> BearerAuth:
+    """The dashboard's token for one service: one token source per process, shared by every caller."""
+    return BearerAuth(_token_source(config.token), audience)
+
+
+_SOURCES: dict[ClientAuth, TokenSource] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def _token_source(auth: ClientAuth | None) -> TokenSource | None:
+    if auth is None:
+        return None
+    with _SOURCES_LOCK:
+        if auth not in _SOURCES:
+            _SOURCES[auth] = auth.source()
+        return _SOURCES[auth]
 
 
 class TransferApi:
     """The transfer service (FTS3 REST): GET /jobs, GET /jobs/ID,...?files=, GET /snapshot (docs/transfers.md)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url, self.timeout = url.rstrip("/"), timeout
+    def __init__(self, url: str, timeout: float, auth: BearerAuth | None = None) -> None:
+        self.url, self.timeout, self.auth = url.rstrip("/"), timeout, auth
 
     def snapshot(self, window_s: float) -> list[dict[str, Any]]:
-        return list(get_json(f"{self.url}/snapshot", self.timeout, {"window": window_s}).get("links") or [])
+        return list(get_json(f"{self.url}/snapshot", self.timeout, {"window": window_s}, self.auth).get("links") or [])
 
     def recent_files(self, lookback_s: float) -> list[aggregate.DoneFile]:
         """The finished and failed files of the jobs that finished within `lookback_s` or are still running."""
         now = time.time()
         done = get_json(f"{self.url}/jobs", self.timeout,
-                        {"state_in": DONE_JOB_STATES, "time_window": 24, "limit": 10000})
+                        {"state_in": DONE_JOB_STATES, "time_window": 24, "limit": 10000}, self.auth)
         running = get_json(f"{self.url}/jobs", self.timeout,
-                           {"state_in": OPEN_JOB_STATES, "time_window": 24, "limit": 10000})
+                           {"state_in": OPEN_JOB_STATES, "time_window": 24, "limit": 10000}, self.auth)
         ids = [str(j["job_id"]) for j in running]
         for job in done:
             finished = aggregate.parse_time(job.get("job_finished"))
@@ -64,7 +87,8 @@ class TransferApi:
                 ids.append(str(job["job_id"]))
         jobs: list[dict[str, Any]] = []
         for i in range(0, len(ids), 50):
-            answer = get_json(f"{self.url}/jobs/{','.join(ids[i:i + 50])}", self.timeout, {"files": FILE_FIELDS})
+            answer = get_json(f"{self.url}/jobs/{','.join(ids[i:i + 50])}", self.timeout, {"files": FILE_FIELDS},
+                              self.auth)
             jobs += answer if isinstance(answer, list) else [answer]
         return aggregate.done_files(j for j in jobs if j.get("http_status") == "200 Ok")
 
@@ -72,14 +96,14 @@ class TransferApi:
 class DispatcherApi:
     """The dispatcher: GET /v1/queues and GET /v1/tasks (docs/wms.md)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url, self.timeout = url.rstrip("/"), timeout
+    def __init__(self, url: str, timeout: float, auth: BearerAuth | None = None) -> None:
+        self.url, self.timeout, self.auth = url.rstrip("/"), timeout, auth
 
     def queues(self) -> list[dict[str, Any]]:
-        return list(get_json(f"{self.url}/v1/queues", self.timeout))
+        return list(get_json(f"{self.url}/v1/queues", self.timeout, None, self.auth))
 
     def tasks(self) -> list[dict[str, Any]]:
-        return list(get_json(f"{self.url}/v1/tasks", self.timeout))
+        return list(get_json(f"{self.url}/v1/tasks", self.timeout, None, self.auth))
 
 
 class RucioSource:

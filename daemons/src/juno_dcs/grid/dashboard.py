@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from juno_dcs.dashboard.config import DashboardConfig
-from juno_dcs.grid import wms
+from juno_dcs.grid import issuer, wms
 from juno_dcs.grid.assets import chartjs
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
@@ -52,6 +52,8 @@ def config_model(home: GridHome, state: GridState, settings: GridSettings) -> Da
         topology=settings.topology_file.resolve(), policies_dir=settings.placement_dir.resolve(),
         chartjs=chartjs(settings.node_modules),
         ingest_metrics_dir=home.run / "ingest",
+        token=issuer.client_auth(issuer.layout(home, state), "dashboard"),
+        transfer_audience=issuer.FTS_AUDIENCE, dispatcher_audience=issuer.WMS_AUDIENCE,
     )
 
 

@@ -36,6 +36,7 @@ from juno_dcs.issuer.registry import Client, ClientsFile, IssuerConfig, secret_d
 from juno_dcs.settings import GridSettings
 from juno_dcs.tokens.config import ClientAuth, ServiceAuth
 from juno_dcs.tokens.fetch import Credentials
+from juno_dcs.tokens.sealed import ensure_key
 from juno_dcs.topology.models import Topology
 
 # audiences of the grid's services (docs/security.md)
@@ -74,6 +75,11 @@ class IssuerLayout:
     def url(self) -> str:
         """The issuer's identifier (`iss`) and discovery base; Rucio wants the trailing slash."""
         return f"https://127.0.0.1:{self.port}/"
+
+    @property
+    def fts_token_key(self) -> Path:
+        """The transfer service's key for the tokens its jobs carry (juno_dcs.tokens.sealed)."""
+        return self.secrets / "fts-token-key"
 
     def secret_file(self, client_id: str) -> Path:
         return self.secrets / "clients" / client_id
@@ -159,12 +165,13 @@ def prepare(where: IssuerLayout, settings: GridSettings) -> list[str]:
     ca = (pki.cert_dir(settings.pki_dir) / pki.CA_CERT).read_bytes()
     if not where.ca_file.exists() or where.ca_file.read_bytes() != ca:
         where.ca_file.write_bytes(ca)
+    made = [f"made the transfer service's token key {where.fts_token_key}"] if ensure_key(where.fts_token_key) else []
     if where.key.exists():
-        return []
+        return made
     key = ec.generate_private_key(ec.SECP256R1())
     pki._write_private(where.key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption()))
-    return [f"made the token issuer's signing key {where.key}"]
+    return [*made, f"made the token issuer's signing key {where.key}"]
 
 
 def idpsecret(where: IssuerLayout, state: GridState) -> dict[str, object]:

@@ -168,7 +168,12 @@ def render_configs(
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
     tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
+    token_issuer = issuer.layout(home, state)
     transfer_yaml = render(tpl("transfer.yaml"), {**values, "tape_endpoints": tapes.rstrip("\n"),
+                                                     "issuer_url": token_issuer.url,
+                                                     "issuer_ca": token_issuer.ca_file,
+                                                     "fts_audience": issuer.FTS_AUDIENCE,
+                                                     "fts_token_key": token_issuer.fts_token_key,
                                                      "fts_worker_pool": FTS_WORKER_POOL,
                                                      "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml
@@ -323,7 +328,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         report.actions.append(f"created the grid CA in {settings.pki_dir}")
     if pki.issue_host_cert(settings.pki_dir, home.pki / "hostcert.pem", home.pki / "hostkey.pem"):
         report.actions.append("issued the host certificate")
-    report.actions += issuer.prepare(issuer.layout(home, state), settings)  # its key, before its configs
+    report.actions += issuer.prepare(issuer.layout(home, state), settings)  # the keys, before the configs
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
     webui.publish_files(home, settings.node_modules)

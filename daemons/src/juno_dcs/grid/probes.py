@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from juno_dcs.grid import conditions, wms
+from juno_dcs.grid import conditions, issuer, wms
 from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program, supervisor_url, venv_bin
@@ -60,6 +60,8 @@ def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: To
         dispatcher_url=state.ports.url("dispatcher"), conditions_url=cond.service_url,
         squids={site: cond.squid_url(site) for site in sorted(cond.squids)}, ingest_metrics_dir=home.run / "ingest",
         tick_s=2.0, probes=SCHEDULE, supervisor_url_file=where.supervisor_url_file,
+        token=issuer.client_auth(issuer.layout(home, state), "probes"), fts_audience=issuer.FTS_AUDIENCE,
+        dispatcher_audience=issuer.WMS_AUDIENCE,
     )
 
 

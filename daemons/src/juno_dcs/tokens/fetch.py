@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from requests import PreparedRequest
+from requests.auth import AuthBase
 
 from juno_dcs.errors import PermissionDenied, ServiceError
 
@@ -125,3 +127,23 @@ def discover_token(environ: dict[str, str] | None = None) -> str | None:
         if text:
             return text
     return None
+
+
+@dataclass(frozen=True)
+class BearerAuth(AuthBase):
+    """The `Authorization` header of one client's token for one audience, fetched when first needed and again
+    before it runs out; no header at all without a source (a service that checks no tokens). Also a requests
+    `auth=` object."""
+
+    source: TokenSource | None
+    audience: str
+    scope: str = ""
+
+    def headers(self) -> dict[str, str]:
+        if self.source is None:
+            return {}
+        return {"Authorization": f"Bearer {self.source.get(self.audience, self.scope).value}"}
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers.update(self.headers())
+        return request

@@ -71,6 +71,7 @@ class Verifier:
     audiences: tuple[str, ...]
     ca_file: str | bool = True  # requests' `verify`: the grid CA's file, or True for the system's
     refetch_after: float = 30.0
+    static_keys: KeySet | None = None  # pinned keys: never fetched (an offline service, the unit tests)
     _keys: KeySet | None = field(default=None, init=False)
     _fetched: float = field(default=0.0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -88,6 +89,8 @@ class Verifier:
                                   f"({exc.__class__.__name__})") from None
 
     def keys(self, kid: str | None) -> KeySet:
+        if self.static_keys is not None:
+            return self.static_keys
         with self._lock:
             known = self._keys is not None and (kid is None or any(k.kid == kid for k in self._keys.keys))
             stale = time.monotonic() - self._fetched > self.refetch_after

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
+from juno_dcs.tokens.config import ServiceAuth
 from juno_dcs.yamlconfig import load_model
 
 CopyMode = Literal["pull", "push", "streamed"]
@@ -80,6 +81,10 @@ class TransferConfig(_Frozen):
     worker: WorkerConfig = WorkerConfig()
     messaging: MessagingConfig | None = None
     api_db_connections: int = Field(default=4, ge=1, description="Database connections per REST worker process.")
+    auth: ServiceAuth = Field(description="Whose tokens the REST API accepts (docs/security.md): every call but "
+                              "`GET /` needs one.")
+    token_key_file: Path = Field(description="The key (mode 0600) that seals the tokens a job carries while it "
+                                 "waits for its copies (juno_dcs.tokens.sealed).")
 
 
 def load_config(path: Path) -> TransferConfig:

@@ -121,11 +121,19 @@ def set_priority(conn: psycopg.Connection[Row], job_id: str, priority: int) -> b
     return cur.rowcount == 1
 
 
+# final file states: the tokens of a file in one of them are erased (docs/security.md)
+TOKENLESS_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
+
+
 def cancel_files(conn: psycopg.Connection[Row], job_id: str) -> list[Row]:
     """Cancel every unfinished file of a job; returns the ones that were ACTIVE (their copies run on)."""
     conn.execute("UPDATE fts.jobs SET canceled = true WHERE job_id = %s", (job_id,))
-    cancel = ("UPDATE fts.files SET file_state = 'CANCELED', finish_time = now(), reason = 'Job canceled by the user' "
-              "WHERE job_id = %s AND file_state = ANY(%s) RETURNING file_id, dest_surl, dest_token")
+    # RETURNING shows the row after the update: the token (erased here) comes from the row as it was, for the
+    # removal of what a running copy leaves at its destination
+    cancel = ("UPDATE fts.files f SET file_state = 'CANCELED', finish_time = now(), "
+              "reason = 'Job canceled by the user', source_token = NULL, dest_token = NULL "
+              "FROM (SELECT file_id, dest_token FROM fts.files WHERE job_id = %s AND file_state = ANY(%s) "
+              "FOR UPDATE) AS was WHERE f.file_id = was.file_id RETURNING f.file_id, f.dest_surl, was.dest_token")
     running = conn.execute(cancel, (job_id, ["ACTIVE"])).fetchall()
     conn.execute(cancel, (job_id, ["SUBMITTED", "STAGING", "ARCHIVING"]))
     return running
@@ -202,7 +210,10 @@ def job_of_file(conn: psycopg.Connection[Row], job_id: str) -> Row:
 
 
 def update_file(conn: psycopg.Connection[Row], file_id: int, only_if: str | None = None, **fields: Any) -> bool:
-    """Set columns of one file; with `only_if`, only while the file is in that state."""
+    """Set columns of one file; with `only_if`, only while the file is in that state. A file that reaches a
+    final state drops its tokens: nothing needs them any more."""
+    if fields.get("file_state") in TOKENLESS_STATES:
+        fields = {**fields, "source_token": None, "dest_token": None}
     sets = ", ".join(f"{k} = %({k})s" for k in fields)
     values: dict[str, Any] = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in fields.items()}
     values["file_id"] = file_id

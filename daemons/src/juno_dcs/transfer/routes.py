@@ -5,20 +5,23 @@ error body {"status": "<code>", "message": ...} in one handler, as do FastAPI's 
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from juno_dcs.errors import ConfigError, JunoDcsError
+from juno_dcs.errors import ConfigError, JunoDcsError, PermissionDenied
+from juno_dcs.tokens.config import IdentityCache, ServiceAuth
+from juno_dcs.tokens.sealed import Sealer
+from juno_dcs.tokens.verify import Identity, Verifier, bearer
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.models import parse_submission
@@ -26,24 +29,43 @@ from juno_dcs.transfer.models import parse_submission
 API_VERSION = {"major": 3, "minor": 12, "patch": 0}
 MAX_BODY = 64 * 1024 * 1024
 Pool = ConnectionPool[psycopg.Connection[db.Row]]
+logger = logging.getLogger("juno_dcs.transfer.api")
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"status": f"{status}", "message": message})
 
 
-def identity(request: Request) -> tuple[str, str]:
-    """(user DN, authentication method). Bearer tokens name a subject; without one the caller is anonymous
-    on the loopback grid."""
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer ") and auth[7:].strip():
-        subject = hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:12]
-        return f"/DC=org/DC=juno/CN=token-{subject}", "oauth2"
-    return "/DC=org/DC=juno/CN=anonymous", "unauthenticated"
+def caller(request: Request) -> Identity:
+    """Who is calling: the verified token of the request (juno_dcs.tokens), or 401 with the reason."""
+    identities: IdentityCache = request.app.state.identities
+    return identities.identify(bearer(request.headers.get("authorization")))
 
 
-def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
+Caller = Annotated[Identity, Depends(caller)]
+
+
+def may_read_all(who: Identity, auth: ServiceAuth) -> bool:
+    return any(who.in_group(g) for g in auth.reader_groups)
+
+
+def may_change(who: Identity, owner: str, auth: ServiceAuth) -> bool:
+    return who.subject == owner or who.in_group(auth.admin_group)
+
+
+def forbidden(job_id: str) -> dict[str, Any]:
+    return {"job_id": job_id, "http_status": "403 Forbidden",
+            "http_message": f"job {job_id} belongs to another account"}
+
+
+def create_app(config: TransferConfig, pool: Pool, verifier: Verifier | None = None) -> FastAPI:
+    """The REST API. Every route but `GET /` needs a token of the configured issuer for one of its audiences
+    (juno_dcs.tokens); a job belongs to the token's subject. Submitting needs the `fts` scope; reading a job
+    needs to own it or a reader group; cancelling or reprioritizing needs to own it or the admin group."""
     app = FastAPI(title="JUNO DCS transfer service (FTS3 REST compatible)", version="1.0")
+    auth = config.auth
+    app.state.identities = IdentityCache(verifier or auth.verifier())
+    sealer = Sealer(config.token_key_file)
 
     @contextmanager
     def transaction() -> Iterator[psycopg.Connection[db.Row]]:
@@ -70,15 +92,18 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
                 "service": "juno-dcs transfer service"}
 
     @app.get("/whoami")
-    def whoami(request: Request) -> dict[str, Any]:
-        dn, method = identity(request)
-        base = logic.base_id(dn)
-        return {"dn": [dn], "user_dn": dn, "vos": [config.vo], "vos_id": [logic.base_id(config.vo)], "voms_cred": [],
-                "delegation_id": base[:16], "base_id": base, "method": method, "roles": [], "is_root": False,
-                "level": {"transfer": "all", "config": "none"}}
+    def whoami(who: Caller) -> dict[str, Any]:
+        base = logic.base_id(who.subject)
+        admin = who.in_group(auth.admin_group)
+        return {"dn": [who.subject], "user_dn": who.subject, "vos": [config.vo],
+                "vos_id": [logic.base_id(config.vo)], "voms_cred": list(who.groups), "delegation_id": base[:16],
+                "base_id": base, "method": "oauth2", "roles": list(who.groups), "is_root": admin,
+                "scopes": [str(s) for s in who.scopes],
+                "level": {"transfer": "all" if may_read_all(who, auth) else "own", "config": "none"}}
 
     @app.post("/jobs")
-    async def submit(request: Request) -> JSONResponse:
+    async def submit(request: Request, who: Caller) -> JSONResponse:
+        who.require_scope("fts", "submitting a transfer job")
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return _error(413, f"the submission is larger than {MAX_BODY} bytes")
@@ -87,13 +112,14 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"the body is not valid JSON: {exc}") from exc
         parsed = parse_submission(body)
-        dn, _ = identity(request)
         with transaction() as conn:
-            job_id = logic.submit(conn, parsed, dn, config)
+            job_id = logic.submit(conn, parsed, who.subject, config, sealer)
+        logger.info("job %s submitted by %s (token %s)", job_id, who.subject, who.token_id)
         return JSONResponse({"job_id": job_id})
 
     @app.get("/jobs")
     def list_jobs(
+        who: Caller,
         state_in: Annotated[str | None, Query(description="comma-separated job states")] = None,
         source_se: str | None = None,
         dest_se: str | None = None,
@@ -104,16 +130,24 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     ) -> list[dict[str, Any]]:
         states = [s.strip().upper() for s in state_in.split(",")] if state_in else None
+        if not may_read_all(who, auth):  # the caller's own jobs only
+            if user_dn not in (None, who.subject):
+                raise PermissionDenied(f"{who.subject} may list only its own jobs, not {user_dn}'s")
+            user_dn = who.subject
         with transaction() as conn:
             rows = db.list_jobs(conn, states, source_se, dest_se, vo_name, user_dn, time_window, limit)
         return [logic.job_json(r, None) for r in rows]
 
     @app.get("/jobs/{job_ids}")
-    def get_jobs(job_ids: str, files: str | None = None) -> JSONResponse:
+    def get_jobs(job_ids: str, who: Caller, files: str | None = None) -> JSONResponse:
         ids = [j for j in job_ids.split(",") if j]
         fields = [f for f in files.split(",") if f] if files else None
         with transaction() as conn:
             found = logic.query(conn, ids, with_files=True, file_fields=fields)
+        if not may_read_all(who, auth):
+            found = [forbidden(j["job_id"]) if j.get("user_dn") not in (None, who.subject) else j for j in found]
+        if len(ids) == 1 and found[0]["http_status"].startswith("403"):
+            raise PermissionDenied(found[0]["http_message"])
         missing = sum(1 for j in found if j["http_status"] != "200 Ok")
         if len(ids) == 1:
             if missing:
@@ -122,26 +156,36 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         return JSONResponse(found, status_code=207 if missing else 200)
 
     @app.get("/jobs/{job_id}/files")
-    def get_files(job_id: str) -> JSONResponse:
+    def get_files(job_id: str, who: Caller) -> JSONResponse:
         with transaction() as conn:
             found = logic.query(conn, [job_id], with_files=True, file_fields=None)[0]
         if found["http_status"] != "200 Ok":
             return _error(404, found["http_message"])
+        if found["user_dn"] != who.subject and not may_read_all(who, auth):
+            raise PermissionDenied(forbidden(job_id)["http_message"])
         return JSONResponse(found["files"])
 
     @app.get("/jobs/{job_id}/dm")
-    def get_dm(job_id: str) -> JSONResponse:
+    def get_dm(job_id: str, who: Caller) -> JSONResponse:
         """Data-management operations (deletions, staging-only jobs) of a job: this service runs none."""
         with transaction() as conn:
-            if not db.get_jobs(conn, [job_id]):
-                raise logic.NotFound(f"No job with the id {job_id} has been found")
+            jobs = db.get_jobs(conn, [job_id])
+        if not jobs:
+            raise logic.NotFound(f"No job with the id {job_id} has been found")
+        if jobs[job_id]["user_dn"] != who.subject and not may_read_all(who, auth):
+            raise PermissionDenied(forbidden(job_id)["http_message"])
         return JSONResponse([])
 
     @app.delete("/jobs/{job_ids}")
-    def cancel(job_ids: str) -> JSONResponse:
+    def cancel(job_ids: str, who: Caller) -> JSONResponse:
         ids = [j for j in job_ids.split(",") if j]
+        with transaction() as conn:
+            owners = {j: row["user_dn"] for j, row in db.get_jobs(conn, ids).items()}
         out = []
         for job_id in ids:
+            if job_id in owners and not may_change(who, owners[job_id], auth):
+                out.append(forbidden(job_id))
+                continue
             try:
                 with transaction() as conn:
                     running = logic.cancel(conn, job_id)
@@ -150,15 +194,17 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
                             "http_message": f"No job with the id {job_id} has been found"})
                 continue
             for row in running:  # copies still running: their results are dropped; remove what they left
-                copier.remove_quietly(row["dest_surl"], token=row["dest_token"])
+                copier.remove_quietly(row["dest_surl"], token=sealer.open(row["dest_token"]))
             with transaction() as conn:
                 out.append(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
         if len(ids) == 1:
-            return _error(404, out[0]["http_message"]) if out[0]["http_status"] != "200 Ok" else JSONResponse(out[0])
+            if out[0]["http_status"] != "200 Ok":
+                return _error(int(out[0]["http_status"][:3]), out[0]["http_message"])
+            return JSONResponse(out[0])
         return JSONResponse(out, status_code=207 if any(j["http_status"] != "200 Ok" for j in out) else 200)
 
     @app.post("/jobs/{job_id}")
-    async def modify(job_id: str, request: Request) -> JSONResponse:
+    async def modify(job_id: str, request: Request, who: Caller) -> JSONResponse:
         try:
             body = json.loads(await request.body())
             priority = body["params"]["priority"]
@@ -167,12 +213,17 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         if not isinstance(priority, int) or not 1 <= priority <= 5:
             raise ConfigError(f"params.priority: {priority!r} is not an integer from 1 to 5")
         with transaction() as conn:
-            if not db.set_priority(conn, job_id, priority):
+            jobs = db.get_jobs(conn, [job_id])
+            if not jobs:
                 raise logic.NotFound(f"No job with the id {job_id} has been found")
+            if not may_change(who, jobs[job_id]["user_dn"], auth):
+                raise PermissionDenied(forbidden(job_id)["http_message"])
+            db.set_priority(conn, job_id, priority)
             return JSONResponse(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
 
     @app.get("/snapshot")
-    def snapshot(window: Annotated[float, Query(gt=0, le=86400, description="seconds")] = 300) -> dict[str, Any]:
+    def snapshot(who: Caller,
+                 window: Annotated[float, Query(gt=0, le=86400, description="seconds")] = 300) -> dict[str, Any]:
         """Per link: active, queued, finished and failed transfers, throughput and success rate over the
         window, the optimizer's current limit and its last decision with the reason."""
         with transaction() as conn:
@@ -191,7 +242,7 @@ def create_app(config: TransferConfig, pool: Pool) -> FastAPI:
         return {"window_s": window, "links": links}
 
     @app.get("/optimizer/decisions")
-    def decisions(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    def decisions(who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
         with transaction() as conn:
             return [{**r, "decided": r["decided"].isoformat()} for r in db.decisions(conn, limit)]
 

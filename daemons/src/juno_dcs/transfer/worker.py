@@ -24,6 +24,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from juno_dcs.heartbeat import ALL, Share
+from juno_dcs.tokens.sealed import Sealer
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.messages import Publisher, completion
@@ -41,6 +42,7 @@ def _later(seconds: float) -> dt.datetime:
 class Worker:
     def __init__(self, config: TransferConfig, pool: Pool, name: str | None = None) -> None:
         self.config = config
+        self.sealer = Sealer(config.token_key_file)
         self.pool = pool
         self.publisher = Publisher(config.messaging) if config.messaging is not None else None
         self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -129,7 +131,7 @@ class Worker:
                 with self.lock:
                     if row["file_id"] in self.running:
                         continue
-                copier.remove_quietly(row["dest_surl"], token=row["dest_token"])
+                copier.remove_quietly(row["dest_surl"], token=self.sealer.open(row["dest_token"]))
                 reason = f"transfer lost: worker {row['worker']} stopped reporting during the copy"
                 if row["retry_count"] < row["retry"]:
                     db.update_file(conn, row["file_id"], file_state=FileState.SUBMITTED.value,
@@ -165,7 +167,7 @@ class Worker:
         done: list[int] = []
         with self.pool.connection() as conn, conn.transaction():
             for row in db.due(conn, FileState.ARCHIVING.value):
-                if copier.exists(row["dest_surl"], row["dest_token"]):
+                if copier.exists(row["dest_surl"], self.sealer.open(row["dest_token"])):
                     db.update_file(conn, row["file_id"], file_state=FileState.FINISHED.value,
                                    finish_time=dt.datetime.now(dt.UTC))
                 else:
@@ -239,7 +241,8 @@ class Worker:
             source=row["source_surl"], destination=row["dest_surl"], mode=mode,
             checksum_mode=job["verify_checksum"], checksum=row["checksum"], overwrite=job["overwrite"],
             timeout=job["timeout"] or self.config.worker.default_timeout,
-            source_token=row["source_token"], dest_token=row["dest_token"], filesize=row["filesize"],
+            source_token=self.sealer.open(row["source_token"]), dest_token=self.sealer.open(row["dest_token"]),
+            filesize=row["filesize"],
         )
         with self.pool.connection() as conn, conn.transaction():
             db.update_file(conn, row["file_id"], copy_mode=mode)
@@ -262,7 +265,7 @@ class Worker:
                     fields["file_state"] = FileState.FINISHED.value
                 if not db.update_file(conn, row["file_id"], only_if=FileState.ACTIVE.value, **fields):
                     # canceled while copying: leave nothing behind
-                    copier.remove_quietly(row["dest_surl"], token=row["dest_token"])
+                    copier.remove_quietly(row["dest_surl"], token=self.sealer.open(row["dest_token"]))
                 else:
                     self._retire_alternatives(conn, row)
                     if tape is None:

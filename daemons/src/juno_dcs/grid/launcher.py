@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
 from juno_dcs.grid import (
@@ -161,10 +163,14 @@ def render_configs(
         home.etc / "alembic.ini": render(tpl("alembic.ini"), values),
         home.etc / "activemq" / "activemq.xml": render(tpl("activemq.xml"), values),
     }
+    tokens_at = issuer.layout(home, state)
     for account in state.account_passwords:
         files[home.client_cfg(account)] = render(
             tpl("rucio-client.cfg"), {**values, "account": account, "password": state.password(account)}
         )
+        # the account's token client beside it (the pilots stage a job's data with its owner's: pilot/stager.py)
+        files[home.client_cfg(account).with_suffix(".token.yaml")] = yaml.safe_dump(
+            issuer.client_auth(tokens_at, account).model_dump(mode="json"), sort_keys=False)
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
     tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
@@ -185,7 +191,6 @@ def render_configs(
     log4j = kafka_files[kafka_etc / "log4j.properties"]
     digests["zookeeper"] = digest(kafka_files[kafka_etc / "zookeeper.properties"], log4j)
     digests["kafka"] = digest(kafka_files[kafka_etc / "server.properties"], log4j)
-    tokens_at = issuer.layout(home, state)
     ingest_yaml = render(tpl("ingest.yaml"), {
         **values, "kafka_port": state.ports.port("kafka"), "policy_dir": settings.placement_dir.resolve(),
         "topology": settings.topology_file.resolve(), "verify_at_se": str(settings.ingest_verify).lower(),

@@ -32,6 +32,8 @@ XROOTD_BIN = Path("/usr/bin/xrootd")
 SCITOKENS_LIB = Path("/usr/lib/x86_64-linux-gnu/libXrdAccSciTokens-5.so")
 POSIX_IMPL = "rucio.rse.protocols.posix.Default"
 GFAL_IMPL = "rucio.rse.protocols.gfal.Default"
+# Rucio's gfal protocol, putting the client's token into root:// URLs too (gfal2 sends it only over HTTP)
+GFAL_ROOT_IMPL = "juno_rucio_policy.gfal_tokens.Default"
 RSE_PORT_OFFSET = 10
 MAX_RSES = 20
 
@@ -69,7 +71,7 @@ def protocols(home: GridHome, settings: GridSettings, rse: str, port: int | None
     return [
         {"scheme": "davs", "hostname": "localhost", "port": port, "prefix": "/", "impl": GFAL_IMPL,
          "domains": {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": davs_wan}},
-        {"scheme": "root", "hostname": "localhost", "port": port, "prefix": "//", "impl": GFAL_IMPL,
+        {"scheme": "root", "hostname": "localhost", "port": port, "prefix": "//", "impl": GFAL_ROOT_IMPL,
          "domains": {"lan": {"read": 2, "write": 2, "delete": 2}, "wan": root_wan}},
     ]
 

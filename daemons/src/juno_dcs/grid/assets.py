@@ -21,7 +21,7 @@ from pathlib import Path
 
 from juno_dcs import packaged
 from juno_dcs.errors import ConfigError, ServiceError
-from juno_dcs.grid import pki, systrust
+from juno_dcs.grid import pki
 from juno_dcs.settings import GridSettings
 
 logger = logging.getLogger(__name__)
@@ -160,10 +160,6 @@ def install(settings: GridSettings, which: tuple[str, ...] = ASSETS) -> list[str
     if "ca" in which:
         made = pki.ensure_ca(settings.pki_dir)
         lines.append(f"{'created' if made else 'kept'} the grid CA in {settings.pki_dir}")
-        ca_pem = settings.pki_dir / pki.CA_CERT
-        added = systrust.install(ca_pem)
-        lines.append(f"{'added' if added else 'kept'} the grid CA in the system's CA store "
-                     f"({systrust.store_name(ca_pem)})")
     if "node" in which:
         done = install_node(settings.node_modules)
         lines.append(f"{'installed' if done else 'kept'} the npm packages in {settings.node_modules}")

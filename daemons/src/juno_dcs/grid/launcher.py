@@ -377,6 +377,10 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     rucio_url = state.ports.url("rucio")
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for_part(issuer, home, state, settings, sup)  # the services that check tokens fetch its keys
+    if settings.storage == "xrootd":  # the SEs get them from `up` (grid/scitokens.py)
+        tokens_at = issuer.layout(home, state)
+        if storage.seed_key_cache(home, tokens_at.url, tokens_at.ca_file):
+            report.actions.append("put the token issuer's keys into the storage elements' key cache")
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     _wait_for("Kafka", lambda: health.check_kafka(state), settings.start_timeout, sup)
     report.actions += kafka.ensure_topics(home, state, kafka.grid_topics(settings),

@@ -137,8 +137,7 @@ def issue_host_cert(ca_dir: Path, cert_path: Path, key_path: Path, names: tuple[
     ca_cert = x509.load_pem_x509_certificate((ca_dir / CA_CERT).read_bytes())
     if cert_path.exists() and key_path.exists():
         current = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if current.issuer == ca_cert.subject and current.not_valid_after_utc > dt.datetime.now(dt.UTC) \
-                and _names_its_ca(current, ca_cert):
+        if current.issuer == ca_cert.subject and current.not_valid_after_utc > dt.datetime.now(dt.UTC):
             return False
     ca_key = serialization.load_pem_private_key((ca_dir / CA_KEY).read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -156,8 +155,6 @@ def issue_host_cert(ca_dir: Path, cert_path: Path, key_path: Path, names: tuple[
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        # which CA signed it, by key: the system store may hold several checkouts' CAs of the same name
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
@@ -167,12 +164,3 @@ def issue_host_cert(ca_dir: Path, cert_path: Path, key_path: Path, names: tuple[
     _write_private(key_path, _key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return True
-
-
-def _names_its_ca(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
-    """The certificate names this CA's key (Authority Key Identifier); older ones named it by subject only."""
-    try:
-        akid = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return False
-    return akid.key_identifier == x509.SubjectKeyIdentifier.from_public_key(ca_cert.public_key()).digest

@@ -9,8 +9,8 @@ keeps it on 127.0.0.1.
 
 Every SE authorizes every request with XRootD's SciTokens plugin (Debian xrootd-scitokens-plugins): tokens of the
 grid's issuer for the storage audience, scopes relative to the SE's root, and nothing without a token. The plugin
-fetches the issuer's keys over HTTPS with libcurl, which trusts only the system's CA store: `make setup` adds the
-grid CA there (`juno-dcs install-assets ca`), and XDG_CACHE_HOME gives it a key cache the xrootd user can write.
+keeps the issuer's keys in a cache under XDG_CACHE_HOME (the admin directory), which `up` fills
+(juno_dcs.grid.scitokens: the plugin's own fetch could not check the issuer's certificate).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.grid import assets, pki, systrust
+from juno_dcs.grid import assets, pki, scitokens
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.render import render
 from juno_dcs.settings import GridSettings
@@ -91,7 +91,6 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
     if not SCITOKENS_LIB.exists():
         raise ConfigError(f"{SCITOKENS_LIB} is missing: install xrootd-scitokens-plugins (`make setup`)")
     assets.require_shim(settings)
-    systrust.require(settings.pki_dir / pki.CA_CERT)
     uid, gid = _xrootd_ids()
     xrd_pki = home.xrootd_pki
     xrd_pki.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -109,6 +108,11 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
         data = home.rse_dir(rse)
         data.mkdir(parents=True, exist_ok=True)
         os.chown(data, uid, gid)
+
+
+def seed_key_cache(home: GridHome, issuer_url: str, ca_file: Path) -> bool:
+    """The issuer's keys into the SEs' SciTokens key cache (one for every SE of the grid); True when changed."""
+    return scitokens.seed(admin_dir(home), issuer_url, scitokens.fetch_jwks(issuer_url, ca_file), _xrootd_ids())
 
 
 def scitokens_config(home: GridHome) -> Path:

@@ -67,9 +67,17 @@ def write_owned(path: Path, size: int, random: bool) -> bytes | None:
     return data
 
 
-def wait_job(fts: str, job_id: str) -> dict[str, Any]:
+def fts_headers(home: Path) -> dict[str, str]:
+    """root's token for the transfer service (its audience, scope `fts`), as Rucio's conveyor gets one."""
+    from juno_dcs.grid.launcher import account_token
+
+    grid = GridHome(home)
+    return {"Authorization": f"Bearer {account_token(grid, grid.load_state(), 'root', '127.0.0.1', 'fts').value}"}
+
+
+def wait_job(fts: str, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
     while True:
-        job = requests.get(f"{fts}/jobs/{job_id}", timeout=30).json()
+        job = requests.get(f"{fts}/jobs/{job_id}", timeout=30, headers=headers, verify=str(CA_DIR / "ca.pem")).json()
         if job["job_state"] in ("FINISHED", "FAILED", "FINISHEDDIRTY", "CANCELED"):
             return job  # type: ignore[no-any-return]
         time.sleep(0.05)
@@ -103,8 +111,10 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
                 body = {"files": [{"sources": [src], "destinations": [f"davs://localhost:{dst_port}{dst_path}"]}],
                         "params": {"verify_checksum": "both" if kind == "service_checksum" else "none",
                                    "copy_mode": "pull"}}
-                job_id = requests.post(f"{fts}/jobs", json=body, timeout=30).json()["job_id"]
-                job = wait_job(fts, job_id)
+                headers = fts_headers(home)
+                job_id = requests.post(f"{fts}/jobs", json=body, timeout=30, headers=headers,
+                                       verify=str(CA_DIR / "ca.pem")).json()["job_id"]
+                job = wait_job(fts, job_id, headers)
                 if job["job_state"] != "FINISHED":
                     raise SystemExit(f"service copy failed: {job}")
             elapsed = time.perf_counter() - start

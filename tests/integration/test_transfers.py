@@ -19,8 +19,10 @@ import requests
 from tests.conftest import BIN, Grid
 from tests.integration import juno_names
 from tests.integration.transfer_helpers import (
+    CA,
     adler32,
     adler32_of,
+    fts_get,
     fts_headers,
     fts_token,
     fts_url,
@@ -43,10 +45,12 @@ def _name(prefix: str) -> str:
 
 def _fts_cli(grid: Grid, *args: str) -> subprocess.CompletedProcess[str]:
     token = f"--access-token={fts_token(grid)}"
+    capath = str(Path(CA).parent)
     # a submission carries the storage token of each end too, as Rucio's conveyor sends them
     storage = [f"--src-access-token={storage_token(grid)}", f"--dst-access-token={storage_token(grid)}"] \
         if args[0] == "fts-rest-transfer-submit" else []
-    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), token, *storage, *args[1:]],
+    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), token, f"--capath={capath}", *storage,
+                           *args[1:]],
                           capture_output=True, text=True, check=False, timeout=180)
 
 
@@ -107,7 +111,7 @@ def test_each_copy_mode(grid: Grid, mode: str) -> None:
                     verify_checksum="both", copy_mode=mode)
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FINISHED", final
-    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+    files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert files[0]["copy_mode"] == mode
     assert adler32_of(grid, dst) == adler32(data)
     pulled = f"local=/modes/{name}.copy" in se_log(grid, "MSU_DISK")
@@ -145,7 +149,7 @@ def test_source_missing_fails_with_reason(grid: Grid) -> None:
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FAILED"
     reason = job(grid, job_id)
-    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+    files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert files[0]["file_state"] == "FAILED"
     assert files[0]["reason"], files
     assert reason["reason"]
@@ -163,7 +167,7 @@ def test_corrupted_source_fails_the_checksum_and_leaves_nothing(grid: Grid) -> N
                     verify_checksum="both")
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FAILED"
-    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+    files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert "checksum" in files[0]["reason"].lower(), files[0]["reason"]
     assert adler32_of(grid, dst) is None
 
@@ -180,7 +184,7 @@ def test_destination_down_then_up_is_retried(grid: Grid) -> None:
         deadline = time.monotonic() + 60
         files: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+            files = fts_get(grid, f"/jobs/{job_id}/files").json()
             if files[0]["retry"] >= 1:
                 break
             time.sleep(0.3)
@@ -198,7 +202,7 @@ def _wait_file(grid: Grid, job_id: str, event: Callable[[dict[str, Any]], bool],
     """The job's only file once `event` holds for it, polled every 0.2 s; an AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        [file] = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+        [file] = fts_get(grid, f"/jobs/{job_id}/files").json()
         if event(file):
             return file  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s: {file}"
@@ -223,17 +227,17 @@ def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
     _wait_file(grid, job_id, lambda f: f["file_state"] == "ACTIVE", "the copy started", 120)
     os.kill(pid, signal.SIGKILL)
     # the worker that ran the copy is dead: nothing can move the file on until its lease runs out
-    [at_kill] = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+    [at_kill] = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert at_kill["file_state"] == "ACTIVE", "the copy ended before the kill: a larger file is needed"
     lost = _wait_file(grid, job_id, lambda f: f["retry"] >= 1, "the lost copy requeued", 180)
     assert (lost["file_state"], lost["retry"]) == ("SUBMITTED", 1), lost
     assert re.fullmatch(r"transfer lost: worker \S+ stopped reporting during the copy; retried", lost["reason"]), lost
     final = wait_final(grid, job_id, timeout=300)
     assert final["job_state"] == "FINISHED", final
-    [done] = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+    [done] = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert (done["file_state"], done["retry"], done["transferred"]) == ("FINISHED", 1, size), done
     assert grid.status()["processes"]["fts-worker"]["state"] == "RUNNING"  # type: ignore[index]
-    requests.delete(f"{fts_url(grid)}/jobs/{job_id}", timeout=10, headers=fts_headers(grid))
+    requests.delete(f"{fts_url(grid)}/jobs/{job_id}", timeout=10, headers=fts_headers(grid), verify=CA)
     sparse.unlink()
 
 
@@ -245,11 +249,10 @@ def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
     [copy] = stored(grid, "JINR_TAPE", path.name)
     assert copy.read_bytes() == path.read_bytes()
     tape = se(grid, "JINR_TAPE")
-    jobs = requests.get(f"{fts_url(grid)}/jobs", params={"dest_se": tape, "state_in": "FINISHED"}, timeout=10,
-                        headers=fts_headers(grid)).json()
+    jobs = fts_get(grid, "/jobs", params={"dest_se": tape, "state_in": "FINISHED"}).json()
     archived = []
     for j in jobs:
-        files = requests.get(f"{fts_url(grid)}/jobs/{j['job_id']}/files", timeout=10, headers=fts_headers(grid))
+        files = fts_get(grid, f"/jobs/{j['job_id']}/files")
         for f in files.json():
             if f["dest_surl"].endswith(path.name):
                 archived.append(f)
@@ -284,24 +287,23 @@ def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
 )
 def test_bad_submissions_get_400_with_the_reason(grid: Grid, body: bytes, phrase: str) -> None:
     auth = fts_headers(grid)
-    before = len(requests.get(f"{fts_url(grid)}/jobs", params={"limit": 10000}, timeout=10, headers=auth).json())
+    before = len(fts_get(grid, "/jobs", params={"limit": 10000}).json())
     reply = requests.post(f"{fts_url(grid)}/jobs", data=body, headers={"Content-Type": "application/json", **auth},
-                          timeout=10)
+                          timeout=10, verify=CA)
     assert reply.status_code == 400, reply.text
     assert phrase in reply.json()["message"], reply.json()
-    after = requests.get(f"{fts_url(grid)}/jobs", params={"limit": 10000}, timeout=10, headers=auth).json()
+    after = fts_get(grid, "/jobs", params={"limit": 10000}).json()
     assert len(after) == before
 
 
 def test_unknown_jobs_and_partial_answers(grid: Grid) -> None:
     missing = str(uuid.uuid4())
-    assert requests.get(f"{fts_url(grid)}/jobs/{missing}", timeout=10, headers=fts_headers(grid)).status_code == 404
+    assert fts_get(grid, f"/jobs/{missing}").status_code == 404
     data = os.urandom(1024)
     src = f"{se(grid, 'IHEP_DISK')}/multi/{_name('src')}"
     put(grid, src, data)
     found = submit(grid, [{"sources": [src], "destinations": [f"{se(grid, 'CNAF_DISK')}/multi/{_name('d')}"]}])
-    reply = requests.get(f"{fts_url(grid)}/jobs/{found},{missing}", params={"files": "file_state,file_metadata"},
-                         timeout=10, headers=fts_headers(grid))
+    reply = fts_get(grid, f"/jobs/{found},{missing}", params={"files": "file_state,file_metadata"})
     assert reply.status_code == 207
     answers = {j["job_id"]: j for j in reply.json()}
     assert answers[found]["http_status"] == "200 Ok"
@@ -318,20 +320,20 @@ def test_multiple_sources_fall_back(grid: Grid) -> None:
     job_id = submit(grid, [{"sources": [bad, good], "destinations": [dst]}], job_metadata={"multi_sources": True})
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FINISHED", final
-    files = requests.get(f"{fts_url(grid)}/jobs/{job_id}/files", timeout=10, headers=fts_headers(grid)).json()
+    files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert [f["file_state"] for f in files] == ["FAILED", "FINISHED"]
     assert adler32_of(grid, dst) == adler32(data)
 
 
 def test_snapshot_shows_links_and_optimizer_decisions(grid: Grid) -> None:
-    snap = requests.get(f"{fts_url(grid)}/snapshot", timeout=10, headers=fts_headers(grid)).json()
+    snap = fts_get(grid, "/snapshot").json()
     links = {(link["source_se"], link["dest_se"]): link for link in snap["links"]}
     assert links, snap
     some = next(iter(links.values()))
     assert {"active", "queued", "finished", "failed", "success_rate", "throughput_mb_s", "active_limit",
             "last_decision"} <= set(some)
     assert all(link["last_decision"]["reason"] for link in links.values() if link["last_decision"])
-    decisions = requests.get(f"{fts_url(grid)}/optimizer/decisions", timeout=10, headers=fts_headers(grid)).json()
+    decisions = fts_get(grid, "/optimizer/decisions").json()
     assert decisions
     assert all(d["reason"] for d in decisions)
 
@@ -346,17 +348,17 @@ def test_two_workers_never_take_the_same_transfer(grid: Grid, tmp_path: Path) ->
     try:
         name = _name("pair")
         files = []
+        source, destination = se(grid, "IN2P3_DISK"), se(grid, "JINR_DISK")  # one `status` each, not 80
         for i in range(40):
-            src = f"{se(grid, 'IN2P3_DISK')}/pair/{name}-{i}"
+            src = f"{source}/pair/{name}-{i}"
             put(grid, src, os.urandom(32 * 1024))
-            files.append({"sources": [src], "destinations": [f"{se(grid, 'JINR_DISK')}/pair/{name}-{i}"]})
+            files.append({"sources": [src], "destinations": [f"{destination}/pair/{name}-{i}"]})
         # retries as FTS gives them: the test is about claims, and XRootD 5.5.3's HTTPS front end has been seen
         # refusing connections for a moment under 40 concurrent copies (a clean-clone run: 15 files failed with
         # "Could not connect to server" at once); a retried copy still succeeds exactly once (checked below)
         job_id = submit(grid, files, verify_checksum="both", retry=3, retry_delay=2)
         final = wait_final(grid, job_id, timeout=240)
-        failed = [(f["dest_surl"], f["reason"]) for f in requests.get(f"{fts_url(grid)}/jobs/{job_id}/files",
-                                                                      timeout=10, headers=fts_headers(grid)).json()
+        failed = [(f["dest_surl"], f["reason"]) for f in fts_get(grid, f"/jobs/{job_id}/files").json()
                   if f["file_state"] != "FINISHED"]
         assert final["job_state"] == "FINISHED", (final["job_state"], failed)
     finally:

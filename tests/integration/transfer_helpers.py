@@ -16,7 +16,7 @@ FINAL = {"FINISHED", "FINISHEDDIRTY", "FAILED", "CANCELED"}
 
 
 def fts_url(grid: Grid) -> str:
-    return f"http://127.0.0.1:{grid.base_port + 30}"
+    return f"https://127.0.0.1:{grid.base_port + 30}"
 
 
 def se(grid: Grid, rse: str) -> str:
@@ -69,6 +69,11 @@ def fts_headers(grid: Grid, account: str = "root") -> dict[str, str]:
     return {"Authorization": f"Bearer {fts_token(grid, account)}"}
 
 
+def fts_get(grid: Grid, path: str, **kwargs: Any) -> requests.Response:
+    """GET a path of the transfer service as root (HTTPS, checked against the grid CA)."""
+    return requests.get(f"{fts_url(grid)}{path}", headers=fts_headers(grid), verify=CA, timeout=10, **kwargs)
+
+
 def submit(grid: Grid, files: list[dict[str, Any]], account: str = "root", **params: Any) -> str:
     """Submit a job as Rucio's conveyor does: each file with a storage token per source and destination
     (root's, unless the file brings its own)."""
@@ -76,13 +81,13 @@ def submit(grid: Grid, files: list[dict[str, Any]], account: str = "root", **par
     files = [{"source_tokens": [token] * len(f["sources"]), "destination_tokens": [token] * len(f["destinations"]),
               **f} for f in files]
     reply = requests.post(f"{fts_url(grid)}/jobs", json={"files": files, "params": params}, timeout=30,
-                          headers=fts_headers(grid, account))
+                          headers=fts_headers(grid, account), verify=CA)
     assert reply.status_code == 200, reply.text
     return str(reply.json()["job_id"])
 
 
 def job(grid: Grid, job_id: str) -> dict[str, Any]:
-    reply = requests.get(f"{fts_url(grid)}/jobs/{job_id}", timeout=30, headers=fts_headers(grid))
+    reply = requests.get(f"{fts_url(grid)}/jobs/{job_id}", timeout=30, headers=fts_headers(grid), verify=CA)
     assert reply.status_code == 200, reply.text
     return reply.json()  # type: ignore[no-any-return]
 

@@ -283,3 +283,21 @@ def test_importable_without_the_daemons() -> None:
             "juno_rucio_policy.tape, juno_rucio_policy.scope; "
             "juno_rucio_policy.get_algorithms(); assert 'juno_dcs' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rucios_token_cache_gets_a_memory_backend_when_rucio_has_none(tmp_path: Path) -> None:
+    """Where no memcached answers (a JUNO grid runs none), Rucio's token region is a null cache: once Rucio has
+    loaded the policy package's algorithms, as its conveyor and reaper do before asking for tokens, tokens are
+    kept in memory; Rucio's other regions stay as they were."""
+    env = _rucio_cfg(tmp_path)
+    Path(env["RUCIO_CONFIG"]).write_text(Path(env["RUCIO_CONFIG"]).read_text() + "[cache]\nurl = 127.0.0.1:9\n")
+    code = """
+from rucio.common.plugins import PolicyPackageAlgorithms
+from rucio.core import oidc, rse
+before = type(oidc.REGION.backend).__name__
+PolicyPackageAlgorithms()
+oidc.REGION.set("k", "token")
+print(before, type(oidc.REGION.backend).__name__, oidc.REGION.get("k"), type(rse.REGION.backend).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["NullBackend", "MemoryBackend", "token", "NullBackend"]

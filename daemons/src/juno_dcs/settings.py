@@ -64,6 +64,12 @@ class GridSettings(BaseSettings):
     )
     rucio_workers: int = Field(default=2, ge=1, description="gunicorn workers of the Rucio server.")
     daemon_sleep: int = Field(default=5, ge=1, description="Sleep time (s) of the Rucio daemons between cycles.")
+    token_issuer: str | None = Field(
+        default=None, pattern=r"^https://.*/$",
+        description="A site's own token issuer (its IAM), by its issuer URL with the trailing slash: the grid then "
+        "runs no issuer of its own, and its clients' secrets are those the IAM gave, in HOME/secrets/clients/<id> "
+        "(docs/security.md). Its certificate is checked against the system's CA store.",
+    )
     storage: Literal["xrootd", "posix"] = Field(
         default="xrootd",
         description="RSE storage: one XRootD server per RSE (the grid's default), or plain directories (unit tests).",

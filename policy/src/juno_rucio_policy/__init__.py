@@ -6,6 +6,7 @@ server and in clients alike, so it imports nothing of the juno_dcs daemons. It h
 - naming: JUNO's scopes and name patterns (the single source for the rest);
 - schema: Rucio's generic schema with JUNO's scopes, names and activities;
 - permission: who may write which scope and change which rules;
+- tokencache: a memory backend for Rucio's token cache where Rucio has none (no memcached);
 - the algorithms registered below, each under the name "juno": lfn2pfn and pfn2lfn (paths.py), scope
   extraction (scope.py) and the tape-metadata plugin for FTS (tape.py).
 
@@ -25,8 +26,12 @@ ALGORITHM_NAME = "juno"
 def get_algorithms() -> dict[str, dict[str, Callable[..., Any]]]:
     """The algorithms this package registers with Rucio, by type and name.
 
-    Rucio swallows an ImportError raised here, so the imports are at call time and a test calls this."""
-    from juno_rucio_policy import paths, scope, tape
+    Rucio swallows an ImportError raised here, so the imports are at call time and a test calls this.
+    Rucio asks for them in every daemon that moves or deletes files, before it asks the issuer for any token:
+    the place to give its token cache a backend (tokencache.py)."""
+    from juno_rucio_policy import paths, scope, tape, tokencache
+
+    tokencache.cache_tokens_in_memory()
 
     return {
         "lfn2pfn": {ALGORITHM_NAME: paths.lfn2pfn},

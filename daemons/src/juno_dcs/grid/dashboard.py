@@ -46,7 +46,7 @@ def layout(home: GridHome, state: GridState) -> DashboardLayout:
 
 def config_model(home: GridHome, state: GridState, settings: GridSettings) -> DashboardConfig:
     return DashboardConfig(
-        database_url=wms.database_url(state), transfer_url=state.ports.url("fts"),
+        database_url=wms.database_url(state), transfer_url=state.ports.url("fts", "https"),
         dispatcher_url=state.ports.url("dispatcher"),
         rucio_config=home.client_cfg(ACCOUNT), rucio_account=ACCOUNT,
         topology=settings.topology_file.resolve(), policies_dir=settings.placement_dir.resolve(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -87,9 +88,10 @@ def check_ports(ports: dict[str, int]) -> Health:
     return Health(True, f"{len(ports)} listening")
 
 
-def check_fts(url: str, timeout: float = 3.0) -> Health:
+def check_fts(url: str, ca_file: Path, timeout: float = 3.0) -> Health:
+    """The transfer service answers `GET /` (HTTPS, checked against the grid CA)."""
     try:
-        reply = requests.get(f"{url}/", timeout=timeout)
+        reply = requests.get(f"{url}/", timeout=timeout, verify=str(ca_file))
         api = reply.json()["api"]
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         return Health(False, f"no answer: {exc.__class__.__name__}")

@@ -44,6 +44,7 @@ class GridState(BaseModel):
     conditions_writer_password: str = Field(default_factory=lambda: new_secret())
     # the token issuer's clients' secrets derive from it (grid/issuer.py); saved by the first `up` that sees it
     token_secret: str = Field(default_factory=lambda: new_secret())
+    token_issuer: str | None = None  # a site's IAM (settings.token_issuer); None: the grid's own issuer
 
     @property
     def conditions_db(self) -> str:

@@ -70,11 +70,17 @@ class IssuerLayout:
     idpsecrets: Path
     ca_file: Path  # the grid CA's certificate, beside the host certificate: what clients check the issuer with
     port: int
+    external: str | None = None  # a site's IAM in the grid's place (settings.token_issuer)
 
     @property
     def url(self) -> str:
         """The issuer's identifier (`iss`) and discovery base; Rucio wants the trailing slash."""
-        return f"https://127.0.0.1:{self.port}/"
+        return self.external or f"https://127.0.0.1:{self.port}/"
+
+    @property
+    def issuer_ca(self) -> Path | None:
+        """What the issuer's certificate is checked against: the grid CA, or the system's store for an IAM."""
+        return None if self.external else self.ca_file
 
     @property
     def fts_token_key(self) -> Path:
@@ -89,11 +95,23 @@ def layout(home: GridHome, state: GridState) -> IssuerLayout:
     return IssuerLayout(config=home.etc / "issuer.yaml", key=home.secrets / "issuer-key.pem",
                         clients=home.secrets / "issuer-clients.yaml", secrets=home.secrets,
                         idpsecrets=home.secrets / "idpsecrets.json", ca_file=home.pki / "ca.pem",
-                        port=state.ports.port("issuer"))
+                        port=state.ports.port("issuer"), external=state.token_issuer)
 
 
 def client_secret(state: GridState, client_id: str) -> str:
+    """The secret of one client of the grid's own issuer (a site's IAM gives its own: `secret_of`)."""
     return hmac.new(state.token_secret.encode(), f"client:{client_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def secret_of(where: IssuerLayout, state: GridState, client_id: str) -> str:
+    """The secret a program of the grid uses as `client_id`: derived for the grid's issuer; for a site's IAM, the
+    one the IAM gave, which the operator put in HOME/secrets/clients/<client> (empty until then)."""
+    if where.external is None:
+        return client_secret(state, client_id)
+    try:
+        return where.secret_file(client_id).read_text().strip()
+    except OSError:
+        return ""
 
 
 def account_client(state: GridState, name: str, kind: str) -> Client:
@@ -141,19 +159,20 @@ def clients(state: GridState, topo: Topology) -> list[Client]:
 
 
 def credentials(where: IssuerLayout, state: GridState, client_id: str) -> Credentials:
-    return Credentials(issuer=where.url, client_id=client_id, client_secret=client_secret(state, client_id),
-                       ca_file=str(where.ca_file))
+    ca = where.issuer_ca
+    return Credentials(issuer=where.url, client_id=client_id, client_secret=secret_of(where, state, client_id),
+                       ca_file=str(ca) if ca else True)
 
 
 def client_auth(where: IssuerLayout, client_id: str) -> ClientAuth:
     """What a program's configuration says to act as `client_id` (its secret stays in its 0600 file)."""
     return ClientAuth(issuer=where.url, client_id=client_id, secret_file=where.secret_file(client_id),
-                      ca_file=where.ca_file)
+                      ca_file=where.issuer_ca)
 
 
 def service_auth(where: IssuerLayout, *audiences: str) -> ServiceAuth:
     """What a service's configuration says to check tokens of this grid's issuer for `audiences`."""
-    return ServiceAuth(issuer=where.url, audiences=list(audiences), ca_file=where.ca_file,
+    return ServiceAuth(issuer=where.url, audiences=list(audiences), ca_file=where.issuer_ca,
                        admin_group=ADMINS, reader_groups=[ADMINS, OPS])
 
 
@@ -178,21 +197,23 @@ def idpsecret(where: IssuerLayout, state: GridState) -> dict[str, object]:
     """The issuer's entry in Rucio's idpsecrets.json. The server (rucio.core.oidc, validating users' tokens)
     makes two pyoidc clients of it, the second from "SCIM", and loads none when either lacks a client_id; the
     daemons ask for tokens with the top-level client."""
-    rucio = {"issuer": where.url, "client_id": "rucio", "client_secret": client_secret(state, "rucio")}
+    rucio = {"issuer": where.url, "client_id": "rucio", "client_secret": secret_of(where, state, "rucio")}
     return {**rucio, "redirect_uris": [], "SCIM": dict(rucio)}
 
 
 def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
                    topo: Topology) -> dict[Path, str]:
-    config = IssuerConfig(issuer=where.url, key_file=where.key, clients_file=where.clients)
-    registered = ClientsFile(clients=clients(state, topo))
     files = {
-        where.config: "# The token issuer. Written by `juno-dcs up`; edits are overwritten (docs/security.md).\n"
-        + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
-        where.clients: "# The issuer's clients (secrets as SHA-256). Written by `juno-dcs up` from the topology.\n"
-        + yaml.safe_dump(registered.model_dump(mode="json"), sort_keys=False),
         where.idpsecrets: json.dumps({RUCIO_ISSUER_ID: idpsecret(where, state)}, indent=2) + "\n",
     }
+    if where.external is not None:  # a site's IAM: its clients and secrets are the IAM's (docs/security.md)
+        return files
+    config = IssuerConfig(issuer=where.url, key_file=where.key, clients_file=where.clients)
+    registered = ClientsFile(clients=clients(state, topo))
+    files[where.config] = ("# The token issuer. Written by `juno-dcs up`; edits are overwritten "
+                           "(docs/security.md).\n" + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    files[where.clients] = ("# The issuer's clients (secrets as SHA-256). Written by `juno-dcs up` from the "
+                            "topology.\n" + yaml.safe_dump(registered.model_dump(mode="json"), sort_keys=False))
     for client in registered.clients:
         files[where.secret_file(client.client_id)] = client_secret(state, client.client_id) + "\n"
     return files
@@ -200,6 +221,8 @@ def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settin
 
 def programs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
              files: Mapping[Path, str], rucio_env: Mapping[str, str]) -> list[Program]:
+    if where.external is not None:
+        return []
     env = {"JUNO_ISSUER_CONFIG": str(where.config),
            "JUNO_DCS_CONFIG_DIGEST": digest(files.get(where.config, ""), files.get(where.clients, ""))}
     return [Program(
@@ -217,9 +240,10 @@ def services(where: IssuerLayout) -> dict[str, str]:
 
 def check(where: IssuerLayout, timeout: float = 3.0) -> Health:
     """The issuer answers its discovery document over HTTPS, checked against the grid's CA."""
+    ca = where.issuer_ca
     try:
         with requests.get(f"{where.url}.well-known/openid-configuration", timeout=timeout,
-                          verify=str(where.ca_file)) as reply:
+                          verify=str(ca) if ca else True) as reply:
             reply.raise_for_status()
             issuer = reply.json()["issuer"]
     except (requests.RequestException, ValueError, KeyError) as exc:

@@ -83,6 +83,11 @@ class OpsPart(Protocol):
 OPS_PARTS: tuple[OpsPart, ...] = (issuer, probes, dashboard, webui)
 
 
+def grid_ca(settings: GridSettings) -> Path:
+    """The grid CA's certificate: what the grid's own HTTPS services are checked against."""
+    return pki.cert_dir(settings.pki_dir) / pki.CA_CERT
+
+
 def load_valid_topology(settings: GridSettings) -> Topology:
     try:
         return load_topology(settings.topology_file)
@@ -115,6 +120,8 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                 f"{home.state_file.name} back, or drop them with `juno-dcs down --purge --home {home.root}` "
                 "(its Rucio catalogue and condition data go with them)."
             )
+    if "token_issuer" in settings.model_fields_set and settings.token_issuer != state.token_issuer:
+        state = state.model_copy(update={"token_issuer": settings.token_issuer})
     state.ports  # noqa: B018 - validates the base port before anything is written
     return state.with_accounts(list(topo.accounts)), created
 
@@ -150,7 +157,7 @@ def render_configs(
         "supervisor_port": state.ports.supervisor,
         "supervisor_password": state.supervisor_password,
         "migrate_repo": _rucio_migrate_repo(),
-        "fts_url": state.ports.url("fts"),
+        "fts_url": state.ports.url("fts", "https"),
         "default_copy_mode": settings.copy_mode,
         "ca_dir": pki.cert_dir(settings.pki_dir),
     }
@@ -174,12 +181,11 @@ def render_configs(
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
     tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
-    token_issuer = issuer.layout(home, state)
     transfer_yaml = render(tpl("transfer.yaml"), {**values, "tape_endpoints": tapes.rstrip("\n"),
-                                                     "issuer_url": token_issuer.url,
-                                                     "issuer_ca": token_issuer.ca_file,
+                                                     "issuer_url": tokens_at.url,
+                                                     "issuer_ca": tokens_at.issuer_ca or "null",
                                                      "fts_audience": issuer.FTS_AUDIENCE,
-                                                     "fts_token_key": token_issuer.fts_token_key,
+                                                     "fts_token_key": tokens_at.fts_token_key,
                                                      "fts_worker_pool": FTS_WORKER_POOL,
                                                      "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml
@@ -195,7 +201,8 @@ def render_configs(
         **values, "kafka_port": state.ports.port("kafka"), "policy_dir": settings.placement_dir.resolve(),
         "topology": settings.topology_file.resolve(), "verify_at_se": str(settings.ingest_verify).lower(),
         "close_grace": settings.ingest_close_grace, "close_quiet": settings.ingest_close_quiet,
-        "issuer_url": tokens_at.url, "rawdata_secret": tokens_at.secret_file("rawdata"), "issuer_ca": tokens_at.ca_file,
+        "issuer_url": tokens_at.url, "rawdata_secret": tokens_at.secret_file("rawdata"),
+        "issuer_ca": tokens_at.issuer_ca or "null",
     })
     files[home.etc / "ingest.yaml"] = ingest_yaml
     digests["ingest"] = digest(ingest_yaml)
@@ -379,7 +386,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     _wait_for_part(issuer, home, state, settings, sup)  # the services that check tokens fetch its keys
     if settings.storage == "xrootd":  # the SEs get them from `up` (grid/scitokens.py)
         tokens_at = issuer.layout(home, state)
-        if storage.seed_key_cache(home, tokens_at.url, tokens_at.ca_file):
+        if storage.seed_key_cache(home, tokens_at.url, tokens_at.issuer_ca):
             report.actions.append("put the token issuer's keys into the storage elements' key cache")
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     _wait_for("Kafka", lambda: health.check_kafka(state), settings.start_timeout, sup)
@@ -388,7 +395,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
         _wait_for("the XRootD storage elements", lambda: health.check_ports(ports), settings.start_timeout, sup)
-    _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts")),
+    _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts", "https"), grid_ca(settings)),
               settings.start_timeout, sup)
     _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)
     jobs = wms.layout(home, state)
@@ -399,7 +406,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     passwords = {name: state.password(name) for name in topo.accounts}
     # oidc_support: Rucio's conveyor and reaper ask the issuer for tokens for the RSE's davs protocol
     tokens = {"oidc_support": True} if settings.storage == "xrootd" else {}
-    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts"), **tokens} for rse in rses}
+    attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts", "https"), **tokens} for rse in rses}
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas,
                              token_issuer=issuer.layout(home, state).url)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
@@ -497,7 +504,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "postgresql": health.check_postgresql(state),
         "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
-        "fts": health.check_fts(state.ports.url("fts")) if running
+        "fts": health.check_fts(state.ports.url("fts", "https"), grid_ca(settings)) if running
         else health.Health(False, "grid stopped"),
         "kafka": health.check_kafka(state) if running else health.Health(False, "grid stopped"),
     }
@@ -538,7 +545,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
         "services": {
             "rucio": rucio_url,
             "activemq": state.ports.url("activemq_stomp", "stomp"),
-            "fts": state.ports.url("fts"),
+            "fts": state.ports.url("fts", "https"),
             "kafka": state.ports.url("kafka", "kafka"),
             "conditions": cond.service_url,
             **{f"squid-{site}": cond.squid_url(site) for site in cond.squids},

@@ -56,7 +56,7 @@ def layout(home: GridHome, state: GridState) -> ProbesLayout:
 def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: Topology) -> ProbesConfig:
     cond = conditions.layout(home, state, topo)
     return ProbesConfig(
-        monitor_dsn=where.dsn, rucio_config=home.client_cfg(ACCOUNT), fts_url=state.ports.url("fts"),
+        monitor_dsn=where.dsn, rucio_config=home.client_cfg(ACCOUNT), fts_url=state.ports.url("fts", "https"),
         dispatcher_url=state.ports.url("dispatcher"), conditions_url=cond.service_url,
         squids={site: cond.squid_url(site) for site in sorted(cond.squids)}, ingest_metrics_dir=home.run / "ingest",
         tick_s=2.0, probes=SCHEDULE, supervisor_url_file=where.supervisor_url_file,

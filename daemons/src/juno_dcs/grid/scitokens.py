@@ -32,14 +32,16 @@ def cache_file(cache_home: Path) -> Path:
     return cache_home / "scitokens" / "scitokens_cpp.sqllite"
 
 
-def fetch_jwks(issuer_url: str, ca_file: Path, timeout: float = 10.0) -> dict[str, Any]:
-    """The issuer's key set, found through its discovery document, over HTTPS checked against `ca_file`."""
+def fetch_jwks(issuer_url: str, ca_file: Path | None, timeout: float = 10.0) -> dict[str, Any]:
+    """The issuer's key set, found through its discovery document, over HTTPS checked against `ca_file` (None: the
+    system's CA store, as for a site's IAM)."""
+    verify: str | bool = str(ca_file) if ca_file else True
     try:
-        with requests.get(f"{issuer_url.rstrip('/')}/.well-known/openid-configuration", verify=str(ca_file),
+        with requests.get(f"{issuer_url.rstrip('/')}/.well-known/openid-configuration", verify=verify,
                           timeout=timeout) as reply:
             reply.raise_for_status()
             jwks_uri = str(reply.json()["jwks_uri"])
-        with requests.get(jwks_uri, verify=str(ca_file), timeout=timeout) as reply:
+        with requests.get(jwks_uri, verify=verify, timeout=timeout) as reply:
             reply.raise_for_status()
             jwks = reply.json()
     except (requests.RequestException, ValueError, KeyError) as exc:

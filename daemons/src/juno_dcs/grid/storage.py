@@ -110,7 +110,7 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
         os.chown(data, uid, gid)
 
 
-def seed_key_cache(home: GridHome, issuer_url: str, ca_file: Path) -> bool:
+def seed_key_cache(home: GridHome, issuer_url: str, ca_file: Path | None) -> bool:
     """The issuer's keys into the SEs' SciTokens key cache (one for every SE of the grid); True when changed."""
     return scitokens.seed(admin_dir(home), issuer_url, scitokens.fetch_jwks(issuer_url, ca_file), _xrootd_ids())
 

@@ -151,6 +151,10 @@ def discovery(issuer: str) -> dict[str, Any]:
 
 
 def create_app(config_path: str | None = None) -> Flask:
+    if config_path is None:  # under gunicorn: the grants go to the program's log, one line each
+        from juno_dcs.logsetup import configure
+
+        configure(os.environ.get("JUNO_DCS_LOG_JSON") == "1")
     config: IssuerConfig = load_config(Path(config_path or os.environ["JUNO_ISSUER_CONFIG"]))
     clients = load_clients(config.clients_file)
     key = load_key(config.key_file)

@@ -52,9 +52,12 @@ def serve(config: Path, host: str, port: int, workers: int, log_json: bool) -> N
     from juno_dcs import daemon
 
     daemon.configure_logging(log_json)
-    _load(config)
+    cfg = _load(config)
     os.environ["JUNO_FTS_CONFIG"] = str(config.resolve())
-    uvicorn.run("juno_dcs.transfer.asgi:app", host=host, port=port, workers=workers, log_level="warning")
+    with_tls = cfg.server_cert is not None and cfg.server_key is not None
+    uvicorn.run("juno_dcs.transfer.asgi:app", host=host, port=port, workers=workers, log_level="warning",
+                ssl_certfile=str(cfg.server_cert) if with_tls else None,
+                ssl_keyfile=str(cfg.server_key) if with_tls else None)
 
 
 @main.command()

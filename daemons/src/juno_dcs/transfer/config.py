@@ -81,6 +81,9 @@ class TransferConfig(_Frozen):
     worker: WorkerConfig = WorkerConfig()
     messaging: MessagingConfig | None = None
     api_db_connections: int = Field(default=4, ge=1, description="Database connections per REST worker process.")
+    server_cert: Path | None = Field(default=None, description="The REST API's TLS certificate (PEM); with "
+                                     "`server_key`, it serves HTTPS (Rucio sends its token only over HTTPS).")
+    server_key: Path | None = None
     auth: ServiceAuth = Field(description="Whose tokens the REST API accepts (docs/security.md): every call but "
                               "`GET /` needs one.")
     token_key_file: Path = Field(description="The key (mode 0600) that seals the tokens a job carries while it "

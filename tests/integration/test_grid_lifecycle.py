@@ -27,7 +27,7 @@ PROGRAMS = {
     "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
     "rucio-conveyor-finisher",
     "rucio-conveyor-receiver", "wms-server", "wms-agent", "pilot-factory", "prodsys",
-    "probes", "dashboard", "webui", "nginx", "db-stats", "watchdog",
+    "probes", "dashboard", "webui", "nginx", "db-stats", "watchdog", "issuer",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
                                   "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}
 
@@ -43,7 +43,7 @@ def test_status_names_every_process_and_service(grid: Grid) -> None:
     assert set(status["processes"]) == PROGRAMS
     assert all(p["state"] == "RUNNING" for p in status["processes"].values())
     assert status["services"]["rucio"] == f"http://127.0.0.1:{grid.base_port}"
-    assert status["services"]["fts"] == f"http://127.0.0.1:{grid.base_port + 30}"
+    assert status["services"]["fts"] == f"https://127.0.0.1:{grid.base_port + 30}"
     assert status["services"]["dashboard"] == f"http://127.0.0.1:{grid.base_port + 60}/"
     assert status["services"]["webui"] == f"https://localhost:{grid.base_port + 61}/"
     assert all(h["ok"] for h in status["health"].values()), status["health"]

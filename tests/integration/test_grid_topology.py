@@ -134,6 +134,7 @@ def test_users_write_their_own_scope_where_they_have_quota(grid: Grid, tmp_path:
     # no quota for alice at MSU_DISK: JUNO's rule does not admit her, Rucio's generic one refuses
     other = tmp_path / f"other-{os.getpid()}.root"
     other.write_bytes(os.urandom(4096))
-    refused = grid.rucio("upload", "--rse", "MSU_DISK", "--scope", "user.alice", str(other), account="alice",
+    # -v: with a token the CLI shows Rucio's AccessDenied (HTTP 401) only in its debug lines
+    refused = grid.rucio("-v", "upload", "--rse", "MSU_DISK", "--scope", "user.alice", str(other), account="alice",
                          check=False)
     assert "can not add file replicas on MSU_DISK" in refused.stderr, refused.stderr

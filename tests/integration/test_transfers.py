@@ -44,13 +44,13 @@ def _name(prefix: str) -> str:
 
 
 def _fts_cli(grid: Grid, *args: str) -> subprocess.CompletedProcess[str]:
-    token = f"--access-token={fts_token(grid)}"
     capath = str(Path(CA).parent)
-    # a submission carries the storage token of each end too, as Rucio's conveyor sends them
-    storage = [f"--src-access-token={storage_token(grid)}", f"--dst-access-token={storage_token(grid)}"] \
-        if args[0] == "fts-rest-transfer-submit" else []
-    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), token, f"--capath={capath}", *storage,
-                           *args[1:]],
+    if args[0] == "fts-rest-transfer-submit":  # with the storage token of each end, as Rucio's conveyor sends them
+        tokens = [f"--fts-access-token={fts_token(grid)}", f"--src-access-token={storage_token(grid)}",
+                  f"--dst-access-token={storage_token(grid)}"]
+    else:
+        tokens = [f"--access-token={fts_token(grid)}"]
+    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), *tokens, f"--capath={capath}", *args[1:]],
                           capture_output=True, text=True, check=False, timeout=180)
 
 

@@ -82,11 +82,9 @@ def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None
 def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> None:
     mine = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"histos-{UNIQUE}.root", "alice").name
     did = f"user.alice:{mine}"
-    _refused(grid.rucio("did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}", account="bob",
-                        check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}", account="bob"),
              "bob writes only its own scope user.bob, not user.alice")
-    _refused(grid.rucio("did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob",
-                        check=False),
+    _refused(_try(grid, "did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob"),
              "bob writes only its own scope user.bob, not user.alice")
     _refused(_try(grid, "did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim", account="alice"),
              "only the production account 'production' writes the mc scope")
@@ -103,8 +101,8 @@ def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> No
     # changing the owner is not the owner's call: Rucio's generic rule (root and admins) decides
     _refused(_try(grid, "rule", "update", rule, "--account", "bob", account="alice"),
              "Account alice can not update this replication rule")
-    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did,
-                        account="alice", check=False),
+    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did,
+                  account="alice"),
              "alice may add rules only for itself, not for bob")
     # anybody may ask for a copy of their own, within their quota: bob has none at CNAF_DISK
     _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "CNAF_DISK", did, account="bob"),
@@ -133,8 +131,7 @@ def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
 
 
 def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> None:
-    _refused(grid.rucio("did", "add", "--type", "dataset", "raw:block.2026-11-25.physics", account="rawdata",
-                        check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", "raw:block.2026-11-25.physics", account="rawdata"),
              "raw collection: block.<YYYYMMDD>.<stream>")
     bad = tmp_path / "run1234_physics.raw"
     bad.write_bytes(b"x" * 100)
@@ -143,8 +140,8 @@ def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> N
     assert not list(grid.rse_dir("IHEP_DISK").rglob(bad.name))
     _refused(_try(grid, "did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production"),
              "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>")
-    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
-                        f"user.alice:x{UNIQUE}", account="alice", check=False),
+    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
+                        f"user.alice:x{UNIQUE}", account="alice"),
              "'Coffee Break' is not one of")
     # JUNO's own activities are known to Rucio
     ok = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"act-{UNIQUE}.root", "alice").name

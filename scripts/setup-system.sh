@@ -14,6 +14,7 @@ PACKAGES=(
   # storage elements: XRootD with HTTP (davs) and third-party copy
   xrootd-server xrootd-client xrootd-plugins xrootd-server-plugins xrootd-client-plugins
   xrootd-client-http-plugins python3-xrootd
+  xrootd-scitokens-plugins  # every SE checks tokens of the grid's issuer (docs/security.md)
   # copies: gfal2 with its HTTP/DAV, XRootD and file plugins, the Python binding and the CLI
   gfal2 python3-gfal2 gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file gfal2-util-scripts python3-gfal2-util
   squid              # the conditions caches: the grid runs its own, one per data centre

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.kafka import ensure_topics, kafka_settings
 from juno_dcs.grid.launcher import root_client
@@ -97,6 +99,8 @@ class IngestorProcess:
             "journal": str(directory / "journal.jsonl"), "metrics_dir": str(directory / "metrics"),
             "retry": {"initial": 0.5, "maximum": 3},
             "policy_dir": str(data_file("placement")), "topology": str(data_file("topology.yaml")),
+            # the grid's ingestor's token client: its check at the SE reads with the raw-data service's token
+            "storage_token": yaml.safe_load((grid.home / "etc" / "ingest.yaml").read_text())["storage_token"],
             **extra,
         }
         config.write_text(json.dumps(body))

@@ -106,7 +106,7 @@ def se_check_run(grid: Grid, grids_root: Path) -> dict[str, Any]:
         name = good_message(stream, i).name
         url = f"{davs}/{path_for('raw', name)}"
         if case != "missing":
-            put(url, data)
+            put(grid, url, data)
         size, checksum = len(data), adler32(data)
         truth[case] = (name, size, checksum)
         announced = {"size": size + 1 if case == "wrong-size" else size, "location": url,

@@ -18,10 +18,18 @@ UNIQUE = uuid.uuid4().hex[:10]  # names of this run only (other tests of the ses
 
 
 def _refused(proc: subprocess.CompletedProcess[str], *phrases: str) -> None:
-    """The command failed (or, for upload, reported failure) and said every phrase."""
+    """The command failed (or, for upload, reported failure) and said every phrase. The refused commands run with
+    -v: Rucio answers AccessDenied with HTTP 401, which the CLI logged in with a token (RUCIO_AUTH_TYPE=oidc, as
+    `juno-dcs env` sets it) takes for an expired login; it then tries Rucio's own OIDC login and says only "Cannot
+    authenticate". Its debug lines carry Rucio's answer."""
     said = re.sub(r"\s+", " ", proc.stdout + proc.stderr)
     for phrase in phrases:
         assert phrase in said, said
+
+
+def _try(grid: Grid, *args: str, account: str) -> subprocess.CompletedProcess[str]:
+    """The stock CLI as `account`, verbose (see _refused), whatever it answers."""
+    return grid.rucio("-v", *args, account=account, check=False)
 
 
 def _rule_id(proc: subprocess.CompletedProcess[str]) -> str:
@@ -42,27 +50,27 @@ def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None
     raw = _upload(grid, tmp_path, "IHEP_DISK", "raw", juno_names.raw_file(stream_name=stream), "rawdata").name
     only_rawdata = "only the raw-data service account 'rawdata' writes the raw scope"
 
-    _refused(grid.rucio("did", "add", "--type", "dataset", block, account="alice", check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", block, account="alice"),
              "Account alice can not add data identifier", only_rawdata)
     grid.rucio("did", "add", "--type", "dataset", block, account="rawdata")
-    _refused(grid.rucio("did", "content", "add", "--to-did", block, f"raw:{raw}", account="production", check=False),
+    _refused(_try(grid, "did", "content", "add", "--to-did", block, f"raw:{raw}", account="production"),
              "can not add data identifiers to", only_rawdata)
     grid.rucio("did", "content", "add", "--to-did", block, f"raw:{raw}", account="rawdata")
 
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", block, account="rawdata"))
-    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", block, account="alice", check=False),
+    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "IHEP_DISK", block, account="alice"),
              "Account alice can not add replication rule", "only 'rawdata' places raw data")
     # nobody but rawdata and root reduces the raw copies: not by deleting, shortening or moving the rule
-    _refused(grid.rucio("rule", "remove", rule, account="alice", check=False),
+    _refused(_try(grid, "rule", "remove", rule, account="alice"),
              "Account alice can not remove this replication rule",
              "only 'rawdata' or root may delete a rule on raw data")
-    _refused(grid.rucio("rule", "update", rule, "--lifetime", "60", account="production", check=False),
+    _refused(_try(grid, "rule", "update", rule, "--lifetime", "60", account="production"),
              "only 'rawdata' or root may update a rule on raw data")
-    _refused(grid.rucio("rule", "move", rule, "--rses", "JINR_DISK", account="bob", check=False),
+    _refused(_try(grid, "rule", "move", rule, "--rses", "JINR_DISK", account="bob"),
              "only 'rawdata' or root may move a rule on raw data")
-    _refused(grid.rucio("did", "content", "remove", "--from-did", block, f"raw:{raw}", account="alice", check=False),
+    _refused(_try(grid, "did", "content", "remove", "--from-did", block, f"raw:{raw}", account="alice"),
              "can not detach data identifiers", only_rawdata)
-    _refused(grid.rucio("did", "update", "--close", block, account="bob", check=False), only_rawdata)
+    _refused(_try(grid, "did", "update", "--close", block, account="bob"), only_rawdata)
 
     grid.rucio("rule", "update", rule, "--lifetime", "86400", account="rawdata")
     grid.rucio("rule", "remove", rule, account="rawdata")
@@ -74,32 +82,30 @@ def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None
 def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> None:
     mine = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"histos-{UNIQUE}.root", "alice").name
     did = f"user.alice:{mine}"
-    _refused(grid.rucio("did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}", account="bob",
-                        check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}", account="bob"),
              "bob writes only its own scope user.bob, not user.alice")
-    _refused(grid.rucio("did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob",
-                        check=False),
+    _refused(_try(grid, "did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob"),
              "bob writes only its own scope user.bob, not user.alice")
-    _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim", account="alice", check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim", account="alice"),
              "only the production account 'production' writes the mc scope")
     grid.rucio("did", "add", "--type", "dataset", f"mc:mc.J25.t{UNIQUE}.detsim", account="production")
 
     # the upload made alice's rule at IHEP_DISK; a copy at CNAF_DISK is a second rule of hers
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", "--lifetime", "3600", did,
                                account="alice"))
-    _refused(grid.rucio("rule", "remove", rule, account="bob", check=False),
+    _refused(_try(grid, "rule", "remove", rule, account="bob"),
              f"rule {rule} belongs to alice; bob may delete only its own rules")
-    _refused(grid.rucio("rule", "update", rule, "--lifetime", "60", account="bob", check=False),
+    _refused(_try(grid, "rule", "update", rule, "--lifetime", "60", account="bob"),
              f"rule {rule} belongs to alice; bob may update only its own rules")
     grid.rucio("rule", "update", rule, "--lifetime", "7200", "--comment", "keep for the talk", account="alice")
     # changing the owner is not the owner's call: Rucio's generic rule (root and admins) decides
-    _refused(grid.rucio("rule", "update", rule, "--account", "bob", account="alice", check=False),
+    _refused(_try(grid, "rule", "update", rule, "--account", "bob", account="alice"),
              "Account alice can not update this replication rule")
-    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did,
-                        account="alice", check=False),
+    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did,
+                  account="alice"),
              "alice may add rules only for itself, not for bob")
     # anybody may ask for a copy of their own, within their quota: bob has none at CNAF_DISK
-    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", did, account="bob", check=False),
+    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "CNAF_DISK", did, account="bob"),
              "There is not enough quota left to fulfil the operation")
     grid.rucio("rule", "remove", rule, account="alice")
 
@@ -125,18 +131,17 @@ def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
 
 
 def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> None:
-    _refused(grid.rucio("did", "add", "--type", "dataset", "raw:block.2026-11-25.physics", account="rawdata",
-                        check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", "raw:block.2026-11-25.physics", account="rawdata"),
              "raw collection: block.<YYYYMMDD>.<stream>")
     bad = tmp_path / "run1234_physics.raw"
     bad.write_bytes(b"x" * 100)
-    _refused(grid.rucio("upload", "--rse", "IHEP_DISK", "--scope", "raw", str(bad), account="rawdata", check=False),
+    _refused(_try(grid, "upload", "--rse", "IHEP_DISK", "--scope", "raw", str(bad), account="rawdata"),
              "RUN.<run:NNNNNN>.<stream>.<seq:NNNNN>.<YYYYMMDD>.rtraw")
     assert not list(grid.rse_dir("IHEP_DISK").rglob(bad.name))
-    _refused(grid.rucio("did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production", check=False),
+    _refused(_try(grid, "did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production"),
              "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>")
-    _refused(grid.rucio("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
-                        f"user.alice:x{UNIQUE}", account="alice", check=False),
+    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
+                        f"user.alice:x{UNIQUE}", account="alice"),
              "'Coffee Break' is not one of")
     # JUNO's own activities are known to Rucio
     ok = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"act-{UNIQUE}.root", "alice").name

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from juno_rucio_policy.tokens import with_token
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, run
 from tests.integration.tansu import close_quietly, tansu_broker
 
@@ -41,9 +42,11 @@ def _consume(settings: Any, topic: str, expected: int, timeout: float = 90) -> l
     return records
 
 
-def _stat_and_adler32(ctx: Any, url: str) -> tuple[int, str] | None:
+def _stat_and_adler32(ctx: Any, url: str, token: str) -> tuple[int, str] | None:
+    """Size and adler32 at the SE, asked with `token` (root:// carries it in the URL)."""
     import gfal2
 
+    url = with_token(url, token)
     try:
         size = int(ctx.stat(url).st_size)
     except gfal2.GError as exc:
@@ -98,6 +101,7 @@ def test_spade_sim_writes_to_ihep_disk_and_announces_every_file(grid: Grid, monk
 
     ctx = gfal2.creat_context()
     ctx.set_opt_boolean("HTTP PLUGIN", "RETRIEVE_BEARER_TOKEN", False)
+    token = grid.token("root", "localhost", "storage.read:/raw")
     seen: dict[str, int] = {}
     for record in records:
         d = planned[record.key.decode()]
@@ -110,7 +114,7 @@ def test_spade_sim_writes_to_ihep_disk_and_announces_every_file(grid: Grid, monk
         assert isinstance(parsed, message.FileArrived), parsed
         assert parsed.location == d.location
         assert parsed.block == f"block.{d.received_at:%Y%m%d}.{stream}"
-        stored = _stat_and_adler32(ctx, parsed.location)
+        stored = _stat_and_adler32(ctx, parsed.location, token)
         if d.fault == "missing_file":
             assert stored is None, f"{parsed.location} was announced as never written"
             continue
@@ -125,7 +129,7 @@ def test_spade_sim_writes_to_ihep_disk_and_announces_every_file(grid: Grid, monk
     assert sorted(seen.values()) == [1] * 18 + [2] * 2
     for d in planned.values():
         if d.fault == "malformed":  # its file was written all the same
-            assert _stat_and_adler32(ctx, d.location) == (4096, d.adler32)
+            assert _stat_and_adler32(ctx, d.location, token) == (4096, d.adler32)
 
     # replaying the same plan writes nothing new: every file is already there with the same content
     again = json.loads(grid.juno_dcs(

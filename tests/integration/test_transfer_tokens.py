@@ -142,7 +142,7 @@ def test_tokens_handed_to_the_service_are_sealed_and_dropped_when_done(grid: Gri
                                                                       db: psycopg.Connection[Any]) -> None:
     data = os.urandom(4096)
     src = f"{ses['IHEP_DISK']}/tokens/{uuid.uuid4().hex}"
-    put(src, data)
+    put(grid, src, data)
     source_token = grid.token("root", "localhost", "storage.read:/")
     dest_token = grid.token("root", "localhost", "storage.modify:/ storage.read:/")
     job_id = submit(grid, [{"sources": [src], "destinations": [f"{ses['JINR_DISK']}/tokens/{uuid.uuid4().hex}"],

@@ -31,6 +31,7 @@ from tests.integration.transfer_helpers import (
     rule_until_ok,
     se,
     se_log,
+    storage_token,
     stored,
     submit,
     supervisorctl,
@@ -43,9 +44,13 @@ def _name(prefix: str) -> str:
 
 
 def _fts_cli(grid: Grid, *args: str) -> subprocess.CompletedProcess[str]:
-    token = f"--access-token={fts_token(grid)}"
     capath = str(Path(CA).parent)
-    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), token, f"--capath={capath}", *args[1:]],
+    if args[0] == "fts-rest-transfer-submit":  # with the storage token of each end, as Rucio's conveyor sends them
+        tokens = [f"--fts-access-token={fts_token(grid)}", f"--src-access-token={storage_token(grid)}",
+                  f"--dst-access-token={storage_token(grid)}"]
+    else:
+        tokens = [f"--access-token={fts_token(grid)}"]
+    return subprocess.run([str(BIN / args[0]), "-s", fts_url(grid), *tokens, f"--capath={capath}", *args[1:]],
                           capture_output=True, text=True, check=False, timeout=180)
 
 
@@ -53,7 +58,7 @@ def test_fts3_client_copies_with_checksum_verified(grid: Grid) -> None:
     data = os.urandom(3 * 1024 * 1024)
     src = f"{se(grid, 'IHEP_DISK')}/fts-client/{_name('src')}"
     dst = f"{se(grid, 'CNAF_DISK')}/fts-client/{_name('dst')}"
-    put(src, data)
+    put(grid, src, data)
     who = _fts_cli(grid, "fts-rest-whoami")
     assert "VO: juno" in who.stdout, who.stdout + who.stderr
     out = _fts_cli(grid, "fts-rest-transfer-submit", "-K", "--blocking", "-i", "1", src, dst)
@@ -63,7 +68,7 @@ def test_fts3_client_copies_with_checksum_verified(grid: Grid) -> None:
     assert "Status: FINISHED" in status.stdout
     files = job(grid, job_id)
     assert files["verify_checksum"] == "both"
-    assert adler32_of(dst) == adler32(data)
+    assert adler32_of(grid, dst) == adler32(data)
     listing = _fts_cli(grid, "fts-rest-transfer-list")
     assert job_id in listing.stdout
 
@@ -74,7 +79,7 @@ def test_fts3_client_cancel(grid: Grid) -> None:
     data = os.urandom(64 * 1024)
     src = f"{se(grid, 'IHEP_TAPE')}/cancel/{_name('src')}"
     dst = f"{se(grid, 'JINR_DISK')}/cancel/{_name('dst')}"
-    put(src, data)
+    put(grid, src, data)
     supervisorctl(grid, "stop", "fts-worker")
     try:
         out = _fts_cli(grid, "fts-rest-transfer-submit", src, dst)
@@ -88,11 +93,11 @@ def test_fts3_client_cancel(grid: Grid) -> None:
     # the worker back: a later job from the same tape is staged and copied (the cancelled one had every chance to
     # start meanwhile); the cancelled one stays so and wrote nothing
     later = f"{se(grid, 'IHEP_TAPE')}/cancel/{_name('src')}"
-    put(later, data)
+    put(grid, later, data)
     after = submit(grid, [{"sources": [later], "destinations": [f"{se(grid, 'JINR_DISK')}/cancel/{_name('dst')}"]}])
     assert wait_final(grid, after)["job_state"] == "FINISHED"
     assert job(grid, job_id)["job_state"] == "CANCELED"
-    assert adler32_of(dst) is None
+    assert adler32_of(grid, dst) is None
 
 
 @pytest.mark.parametrize("mode", ["pull", "push", "streamed"])
@@ -101,14 +106,14 @@ def test_each_copy_mode(grid: Grid, mode: str) -> None:
     name = _name(mode)
     src = f"{se(grid, 'IN2P3_DISK')}/modes/{name}"
     dst = f"{se(grid, 'MSU_DISK')}/modes/{name}.copy"
-    put(src, data)
+    put(grid, src, data)
     job_id = submit(grid, [{"sources": [src], "destinations": [dst], "checksum": f"ADLER32:{adler32(data)}"}],
                     verify_checksum="both", copy_mode=mode)
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FINISHED", final
     files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert files[0]["copy_mode"] == mode
-    assert adler32_of(dst) == adler32(data)
+    assert adler32_of(grid, dst) == adler32(data)
     pulled = f"local=/modes/{name}.copy" in se_log(grid, "MSU_DISK")
     pushed = f"remote=https://localhost:{dst.rsplit(':', 1)[1].split('/')[0]}/modes/{name}.copy" in se_log(
         grid, "IN2P3_DISK")
@@ -148,30 +153,30 @@ def test_source_missing_fails_with_reason(grid: Grid) -> None:
     assert files[0]["file_state"] == "FAILED"
     assert files[0]["reason"], files
     assert reason["reason"]
-    assert adler32_of(dst) is None
+    assert adler32_of(grid, dst) is None
 
 
 def test_corrupted_source_fails_the_checksum_and_leaves_nothing(grid: Grid) -> None:
     data = os.urandom(256 * 1024)
     src = f"{se(grid, 'IHEP_DISK')}/corrupt/{_name('src')}"
     dst = f"{se(grid, 'JINR_DISK')}/corrupt/{_name('dst')}"
-    put(src, data)
+    put(grid, src, data)
     registered = adler32(data)
-    put(src, data[:-1] + bytes([data[-1] ^ 0xFF]))  # the bytes change after "registration"
+    put(grid, src, data[:-1] + bytes([data[-1] ^ 0xFF]))  # the bytes change after "registration"
     job_id = submit(grid, [{"sources": [src], "destinations": [dst], "checksum": f"ADLER32:{registered}"}],
                     verify_checksum="both")
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FAILED"
     files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert "checksum" in files[0]["reason"].lower(), files[0]["reason"]
-    assert adler32_of(dst) is None
+    assert adler32_of(grid, dst) is None
 
 
 def test_destination_down_then_up_is_retried(grid: Grid) -> None:
     data = os.urandom(128 * 1024)
     src = f"{se(grid, 'IHEP_DISK')}/retry/{_name('src')}"
     dst = f"{se(grid, 'MSU_DISK')}/retry/{_name('dst')}"
-    put(src, data)
+    put(grid, src, data)
     supervisorctl(grid, "stop", "xrootd-MSU_DISK")
     try:
         job_id = submit(grid, [{"sources": [src], "destinations": [dst]}], retry=10, retry_delay=1,
@@ -189,7 +194,7 @@ def test_destination_down_then_up_is_retried(grid: Grid) -> None:
         supervisorctl(grid, "start", "xrootd-MSU_DISK")
     final = wait_final(grid, job_id)
     assert final["job_state"] == "FINISHED", final
-    assert adler32_of(dst) == adler32(data)
+    assert adler32_of(grid, dst) == adler32(data)
 
 
 def _wait_file(grid: Grid, job_id: str, event: Callable[[dict[str, Any]], bool], what: str,
@@ -296,7 +301,7 @@ def test_unknown_jobs_and_partial_answers(grid: Grid) -> None:
     assert fts_get(grid, f"/jobs/{missing}").status_code == 404
     data = os.urandom(1024)
     src = f"{se(grid, 'IHEP_DISK')}/multi/{_name('src')}"
-    put(src, data)
+    put(grid, src, data)
     found = submit(grid, [{"sources": [src], "destinations": [f"{se(grid, 'CNAF_DISK')}/multi/{_name('d')}"]}])
     reply = fts_get(grid, f"/jobs/{found},{missing}", params={"files": "file_state,file_metadata"})
     assert reply.status_code == 207
@@ -309,7 +314,7 @@ def test_unknown_jobs_and_partial_answers(grid: Grid) -> None:
 def test_multiple_sources_fall_back(grid: Grid) -> None:
     data = os.urandom(64 * 1024)
     good = f"{se(grid, 'CNAF_DISK')}/fallback/{_name('good')}"
-    put(good, data)
+    put(grid, good, data)
     bad = f"{se(grid, 'IHEP_DISK')}/fallback/{_name('absent')}"
     dst = f"{se(grid, 'MSU_DISK')}/fallback/{_name('dst')}"
     job_id = submit(grid, [{"sources": [bad, good], "destinations": [dst]}], job_metadata={"multi_sources": True})
@@ -317,7 +322,7 @@ def test_multiple_sources_fall_back(grid: Grid) -> None:
     assert final["job_state"] == "FINISHED", final
     files = fts_get(grid, f"/jobs/{job_id}/files").json()
     assert [f["file_state"] for f in files] == ["FAILED", "FINISHED"]
-    assert adler32_of(dst) == adler32(data)
+    assert adler32_of(grid, dst) == adler32(data)
 
 
 def test_snapshot_shows_links_and_optimizer_decisions(grid: Grid) -> None:
@@ -346,7 +351,7 @@ def test_two_workers_never_take_the_same_transfer(grid: Grid, tmp_path: Path) ->
         source, destination = se(grid, "IN2P3_DISK"), se(grid, "JINR_DISK")  # one `status` each, not 80
         for i in range(40):
             src = f"{source}/pair/{name}-{i}"
-            put(src, os.urandom(32 * 1024))
+            put(grid, src, os.urandom(32 * 1024))
             files.append({"sources": [src], "destinations": [f"{destination}/pair/{name}-{i}"]})
         # retries as FTS gives them: the test is about claims, and XRootD 5.5.3's HTTPS front end has been seen
         # refusing connections for a moment under 40 concurrent copies (a clean-clone run: 15 files failed with

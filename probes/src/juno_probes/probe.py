@@ -14,6 +14,7 @@ from typing import Any
 
 from juno_dcs.clikit import use_rucio_config
 from juno_dcs.tokens.fetch import BearerAuth
+from juno_dcs.tokens.storage import STORAGE_AUDIENCE, write_scope
 from juno_probes import programs, rucio_server, services, store, stuck, tpc
 from juno_probes.config import ProbesConfig
 from juno_probes.nagios import Result, Status
@@ -66,6 +67,13 @@ def _bearer(config: ProbesConfig, audience: str) -> BearerAuth | None:
     return BearerAuth(config.token.source(), audience) if config.token is not None else None
 
 
+def _storage_token(config: ProbesConfig) -> str | None:
+    """The probes' token for the storage elements: read, create and modify their test area only."""
+    if config.token is None:
+        return None
+    return config.token.source().get(STORAGE_AUDIENCE, write_scope("/" + tpc.TEST_DIR)).value
+
+
 def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
     """Run the probe that `args` names; ValueError for a missing setting."""
     name = args.probe
@@ -75,7 +83,7 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
         return Outcome(rucio_server.check(url, account, password, args.warning, args.critical))
     if name == "tpc":
         result, attempts = tpc.check(_rucio_client(rucio_cfg), args.rses, args.modes, args.timeout, args.parallel,
-                                     args.warning, args.critical, args.size)
+                                     args.warning, args.critical, args.size, token=_storage_token(config))
         return Outcome(result, dict(tpc.details(attempts)), attempts)
     if name == "stuck-rules":
         result, rules = stuck.check(_rucio_client(rucio_cfg), args.fts_url or config.fts_url, args.older_than,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from juno_probes.store import TpcAttempt
 logger = logging.getLogger(__name__)
 
 MODES = ("pull", "push", "streamed")
-TEST_DIR = "juno-probes/tpc"
+TEST_DIR = "probes/tpc"  # the probes client writes /probes only (docs/security.md)
 
 
 @dataclass(frozen=True)
@@ -156,39 +157,40 @@ def run_matrix(sources: Sequence[Endpoint], modes: Sequence[str], copy_fn: CopyF
 # --- gfal2, as the transfer service's workers use it
 
 
-def gfal_copy(request: Copy) -> tuple[bool, float, str | None]:
+def gfal_copy(request: Copy, token: str | None = None) -> tuple[bool, float, str | None]:
     from juno_dcs.transfer import copier
 
     result = copier.copy(copier.CopyRequest(
         source=request.source, destination=request.destination, mode=request.mode, checksum_mode="both",
         checksum=f"ADLER32:{request.checksum}", overwrite=True, timeout=request.timeout,
+        source_token=token, dest_token=token,
     ))
     return result.ok, result.seconds, None if result.ok else result.reason
 
 
-def gfal_upload(local: Path, url: str, adler32: str, timeout: int) -> str | None:
+def gfal_upload(local: Path, url: str, adler32: str, timeout: int, token: str | None = None) -> str | None:
     from juno_dcs.transfer import copier
 
     result = copier.copy(copier.CopyRequest(
         source=local.as_uri(), destination=url, mode="streamed", checksum_mode="both", checksum=f"ADLER32:{adler32}",
-        overwrite=True, timeout=timeout,
+        overwrite=True, timeout=timeout, dest_token=token,
     ))
     return None if result.ok else result.reason
 
 
-def gfal_delete(url: str) -> None:
+def gfal_delete(url: str, token: str | None = None) -> None:
     """Remove a file, or (URL ending in /) an empty directory; what is already gone is fine."""
     import gfal2
 
     from juno_dcs.transfer import copier
 
     if not url.endswith("/"):
-        copier.remove_quietly(url)
+        copier.remove_quietly(url, token=token)
         return
     ctx = gfal2.creat_context()
     ctx.set_opt_boolean("HTTP PLUGIN", "RETRIEVE_BEARER_TOKEN", False)
     parts = urlsplit(url)
-    ctx.cred_set(f"{parts.scheme}://{parts.netloc}", ctx.cred_new("BEARER", "none"))  # as the copier does
+    ctx.cred_set(f"{parts.scheme}://{parts.netloc}", ctx.cred_new("BEARER", token or "none"))  # as the copier does
     try:
         ctx.rmdir(url)
     except gfal2.GError as exc:
@@ -197,13 +199,14 @@ def gfal_delete(url: str) -> None:
 
 def check(client: Any, rses: Sequence[str] | None = None, modes: Sequence[str] = MODES, timeout: int = 60,
           parallel: int = 4, warning: float = 0.01, critical: float = 0.1,
-          size: int = 1 << 20) -> tuple[Result, list[TpcAttempt]]:
+          size: int = 1 << 20, token: str | None = None) -> tuple[Result, list[TpcAttempt]]:
+    """`token`: the probes' storage token (storage.read/create/modify on the test area), for every endpoint."""
     started = time.monotonic()
     found = endpoints(client, rses)
     if len(found) < 2:
         return Result(Status.UNKNOWN, f"need two RSEs with third-party copy, found {len(found)}"), []
-    attempts = run_matrix(found, modes, gfal_copy, gfal_upload, gfal_delete, timeout=timeout, parallel=parallel,
-                          size=size)
+    attempts = run_matrix(found, modes, partial(gfal_copy, token=token), partial(gfal_upload, token=token),
+                          partial(gfal_delete, token=token), timeout=timeout, parallel=parallel, size=size)
     result = evaluate(attempts, warning, critical)
     perf = {**result.perfdata, "matrix_time": f"{time.monotonic() - started:.1f}s"}
     return Result(result.status, f"{len(found)} RSEs x {len(modes)} modes: {result.message}", perf), attempts

@@ -37,10 +37,13 @@ def apply_topology(
     passwords: Mapping[str, str],
     attributes: Mapping[str, Mapping[str, Any]] | None = None,
     quotas: Mapping[str, Mapping[str, int]] | None = None,
+    token_issuer: str | None = None,
 ) -> ApplyReport:
     """Make Rucio hold `topo`, with `protocols` (by RSE) as the RSEs' protocols, `passwords` (by account)
-    for new userpass identities, `attributes` (by RSE; default: the topology's) as RSE attributes and
-    `quotas` (account -> RSE -> bytes; default: the topology's) as local account limits."""
+    for new userpass identities, `attributes` (by RSE; default: the topology's) as RSE attributes,
+    `quotas` (account -> RSE -> bytes; default: the topology's) as local account limits and, with
+    `token_issuer`, an OIDC identity `SUB=<account>, ISS=<issuer>` per account: Rucio's REST API then takes that
+    issuer's tokens (whose `sub` is the account) in X-Rucio-Auth-Token."""
     report = ApplyReport()
     exported = client.export_data(distance=True)
     rses_by_id: dict[str, dict[str, Any]] = exported["rses"]
@@ -51,7 +54,7 @@ def apply_topology(
         exported = client.export_data(distance=True)
         rses_by_id = exported["rses"]
     _apply_distances(client, topo, rses_by_id, exported.get("distances", {}), report)
-    _apply_accounts(client, topo, passwords, report)
+    _apply_accounts(client, topo, passwords, report, token_issuer)
     _apply_scopes(client, topo, report)
     _apply_quotas(client, quotas if quotas is not None else topo.resolved_quotas(), report)
     return report
@@ -140,7 +143,13 @@ def _apply_distances(
             report.change(f"distance {src} -> {dst} = {want}")
 
 
-def _apply_accounts(client: Any, topo: Topology, passwords: Mapping[str, str], report: ApplyReport) -> None:
+def oidc_identity(account: str, issuer: str) -> str:
+    """Rucio's name of the identity of `issuer`'s tokens whose `sub` is `account` (rucio.core.oidc)."""
+    return f"SUB={account}, ISS={issuer}"
+
+
+def _apply_accounts(client: Any, topo: Topology, passwords: Mapping[str, str], report: ApplyReport,
+                    token_issuer: str | None) -> None:
     existing = {a["account"] for a in client.list_accounts()}
     for name in sorted(existing - set(topo.accounts)):
         report.warn(f"account {name} is in Rucio but not in the topology: left as it is")
@@ -157,6 +166,11 @@ def _apply_accounts(client: Any, topo: Topology, passwords: Mapping[str, str], r
                 password=passwords[name],
             )
             report.change(f"account {name}: userpass identity {name}")
+        if token_issuer and not any(i.get("type") == "OIDC" and i.get("identity") == oidc_identity(name, token_issuer)
+                                    for i in identities):
+            client.add_identity(name, identity=oidc_identity(name, token_issuer), authtype="OIDC",
+                                email=account.email, default=True)
+            report.change(f"account {name}: token identity {oidc_identity(name, token_issuer)}")
 
 
 def _apply_scopes(client: Any, topo: Topology, report: ApplyReport) -> None:

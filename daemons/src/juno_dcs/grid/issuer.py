@@ -193,12 +193,18 @@ def prepare(where: IssuerLayout, settings: GridSettings) -> list[str]:
     return [*made, f"made the token issuer's signing key {where.key}"]
 
 
+def idpsecret(where: IssuerLayout, state: GridState) -> dict[str, object]:
+    """The issuer's entry in Rucio's idpsecrets.json. The server (rucio.core.oidc, validating users' tokens)
+    makes two pyoidc clients of it, the second from "SCIM", and loads none when either lacks a client_id; the
+    daemons ask for tokens with the top-level client."""
+    rucio = {"issuer": where.url, "client_id": "rucio", "client_secret": secret_of(where, state, "rucio")}
+    return {**rucio, "redirect_uris": [], "SCIM": dict(rucio)}
+
+
 def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
                    topo: Topology) -> dict[Path, str]:
     files = {
-        where.idpsecrets: json.dumps({RUCIO_ISSUER_ID: {"issuer": where.url, "client_id": "rucio",
-                                                         "client_secret": secret_of(where, state, "rucio"),
-                                                         "redirect_uris": [], "SCIM": {}}}, indent=2) + "\n",
+        where.idpsecrets: json.dumps({RUCIO_ISSUER_ID: idpsecret(where, state)}, indent=2) + "\n",
     }
     if where.external is not None:  # a site's IAM: its clients and secrets are the IAM's (docs/security.md)
         return files

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
 from juno_dcs.grid import (
@@ -168,19 +170,22 @@ def render_configs(
         home.etc / "alembic.ini": render(tpl("alembic.ini"), values),
         home.etc / "activemq" / "activemq.xml": render(tpl("activemq.xml"), values),
     }
+    tokens_at = issuer.layout(home, state)
     for account in state.account_passwords:
         files[home.client_cfg(account)] = render(
             tpl("rucio-client.cfg"), {**values, "account": account, "password": state.password(account)}
         )
+        # the account's token client beside it (the pilots stage a job's data with its owner's: pilot/stager.py)
+        files[home.client_cfg(account).with_suffix(".token.yaml")] = yaml.safe_dump(
+            issuer.client_auth(tokens_at, account).model_dump(mode="json"), sort_keys=False)
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     delays = f"{{staging_delay: {settings.tape_delay}, archive_delay: {settings.tape_delay}}}"
     tapes = "".join(f'  "davs://localhost:{ports[rse]}": {delays}\n' for rse in tape_rses if rse in ports) or "  {}\n"
-    token_issuer = issuer.layout(home, state)
     transfer_yaml = render(tpl("transfer.yaml"), {**values, "tape_endpoints": tapes.rstrip("\n"),
-                                                     "issuer_url": token_issuer.url,
-                                                     "issuer_ca": token_issuer.issuer_ca or "null",
+                                                     "issuer_url": tokens_at.url,
+                                                     "issuer_ca": tokens_at.issuer_ca or "null",
                                                      "fts_audience": issuer.FTS_AUDIENCE,
-                                                     "fts_token_key": token_issuer.fts_token_key,
+                                                     "fts_token_key": tokens_at.fts_token_key,
                                                      "fts_worker_pool": FTS_WORKER_POOL,
                                                      "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml
@@ -196,6 +201,8 @@ def render_configs(
         **values, "kafka_port": state.ports.port("kafka"), "policy_dir": settings.placement_dir.resolve(),
         "topology": settings.topology_file.resolve(), "verify_at_se": str(settings.ingest_verify).lower(),
         "close_grace": settings.ingest_close_grace, "close_quiet": settings.ingest_close_quiet,
+        "issuer_url": tokens_at.url, "rawdata_secret": tokens_at.secret_file("rawdata"),
+        "issuer_ca": tokens_at.issuer_ca or "null",
     })
     files[home.etc / "ingest.yaml"] = ingest_yaml
     digests["ingest"] = digest(ingest_yaml)
@@ -205,10 +212,13 @@ def render_configs(
     digests["conditions"] = digest(cond_files[where.service_config])
     for site, squid in where.homes.items():
         digests[f"squid-{site}"] = digest(cond_files[squid.conf])
-    for rse, port in ports.items():  # none with posix storage
+    if ports:  # none with posix storage
+        scitokens_cfg = storage.render_scitokens(home, settings, tokens_at.url, issuer.STORAGE_AUDIENCE)
+        files[storage.scitokens_config(home)] = scitokens_cfg
+    for rse, port in ports.items():
         text = storage.render_xrootd(home, settings, rse, port)
         files[home.xrootd_etc / f"{rse}.cfg"] = text
-        digests[f"xrootd-{rse}"] = digest(text)
+        digests[f"xrootd-{rse}"] = digest(text, scitokens_cfg)
     jobs = wms.layout(home, state)
     wms_files = wms.render_configs(jobs, home, state, settings, topo, where)
     files.update(wms_files)
@@ -374,6 +384,10 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     rucio_url = state.ports.url("rucio")
     _wait_for("the Rucio server", lambda: health.check_rucio(rucio_url), settings.start_timeout, sup)
     _wait_for_part(issuer, home, state, settings, sup)  # the services that check tokens fetch its keys
+    if settings.storage == "xrootd":  # the SEs get them from `up` (grid/scitokens.py)
+        tokens_at = issuer.layout(home, state)
+        if storage.seed_key_cache(home, tokens_at.url, tokens_at.issuer_ca):
+            report.actions.append("put the token issuer's keys into the storage elements' key cache")
     _wait_for("ActiveMQ", lambda: health.check_activemq(state), settings.start_timeout, sup)
     _wait_for("Kafka", lambda: health.check_kafka(state), settings.start_timeout, sup)
     report.actions += kafka.ensure_topics(home, state, kafka.grid_topics(settings),
@@ -393,7 +407,8 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     # oidc_support: Rucio's conveyor and reaper ask the issuer for tokens for the RSE's davs protocol
     tokens = {"oidc_support": True} if settings.storage == "xrootd" else {}
     attributes = {rse: {**topo.rse_attributes(rse), "fts": state.ports.url("fts", "https"), **tokens} for rse in rses}
-    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas)
+    applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas,
+                             token_issuer=issuer.layout(home, state).url)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
 
 
@@ -568,6 +583,9 @@ def env_exports(settings: GridSettings, account: str) -> str:
     try:  # WLCG Bearer Token Discovery: gfal2, davix, curl wrappers, jsub and juno-prod read the token there
         exports["BEARER_TOKEN_FILE"] = str(write_account_token(home, state, account))
         exports["JUNO_DCS_ISSUER"] = where.url
+        # the stock rucio CLI: with auth_type oidc it reads the token by the same discovery, sends it to Rucio's
+        # REST API and, being a JWT, hands it to gfal2 for uploads and downloads (docs/security.md, "Rucio")
+        exports["RUCIO_AUTH_TYPE"] = "oidc"
     except JunoDcsError as exc:
         logger.warning("no token for %s: %s", account, exc)
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())

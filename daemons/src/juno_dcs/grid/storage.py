@@ -6,6 +6,11 @@ given to that user; they live in the home's service root (the home, or a service
 juno_dcs.grid.access), with its configuration and a copy of the CA's trust directory. XRootD 5.5 cannot
 choose the address it listens on: the LD_PRELOAD shim built by `make setup` (daemons/native/bind_loopback.c)
 keeps it on 127.0.0.1.
+
+Every SE authorizes every request with XRootD's SciTokens plugin (Debian xrootd-scitokens-plugins): tokens of the
+grid's issuer for the storage audience, scopes relative to the SE's root, and nothing without a token. The plugin
+keeps the issuer's keys in a cache under XDG_CACHE_HOME (the admin directory), which `up` fills
+(juno_dcs.grid.scitokens: the plugin's own fetch could not check the issuer's certificate).
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.grid import assets, pki
+from juno_dcs.grid import assets, pki, scitokens
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.render import render
 from juno_dcs.settings import GridSettings
 
 XROOTD_USER = "xrootd"
 XROOTD_BIN = Path("/usr/bin/xrootd")
+SCITOKENS_LIB = Path("/usr/lib/x86_64-linux-gnu/libXrdAccSciTokens-5.so")
 POSIX_IMPL = "rucio.rse.protocols.posix.Default"
 GFAL_IMPL = "rucio.rse.protocols.gfal.Default"
+# Rucio's gfal protocol, putting the client's token into root:// URLs too (gfal2 sends it only over HTTP)
+GFAL_ROOT_IMPL = "juno_rucio_policy.gfal_tokens.Default"
 RSE_PORT_OFFSET = 10
 MAX_RSES = 20
 
@@ -63,7 +71,7 @@ def protocols(home: GridHome, settings: GridSettings, rse: str, port: int | None
     return [
         {"scheme": "davs", "hostname": "localhost", "port": port, "prefix": "/", "impl": GFAL_IMPL,
          "domains": {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": davs_wan}},
-        {"scheme": "root", "hostname": "localhost", "port": port, "prefix": "//", "impl": GFAL_IMPL,
+        {"scheme": "root", "hostname": "localhost", "port": port, "prefix": "//", "impl": GFAL_ROOT_IMPL,
          "domains": {"lan": {"read": 2, "write": 2, "delete": 2}, "wan": root_wan}},
     ]
 
@@ -80,6 +88,8 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
     """Directories and key copies for every RSE's XRootD, owned by the xrootd user."""
     if not XROOTD_BIN.exists():
         raise ConfigError(f"{XROOTD_BIN} is missing: install xrootd-server (`make setup`)")
+    if not SCITOKENS_LIB.exists():
+        raise ConfigError(f"{SCITOKENS_LIB} is missing: install xrootd-scitokens-plugins (`make setup`)")
     assets.require_shim(settings)
     uid, gid = _xrootd_ids()
     xrd_pki = home.xrootd_pki
@@ -100,11 +110,27 @@ def prepare_xrootd(home: GridHome, settings: GridSettings, rses: list[str]) -> N
         os.chown(data, uid, gid)
 
 
+def seed_key_cache(home: GridHome, issuer_url: str, ca_file: Path | None) -> bool:
+    """The issuer's keys into the SEs' SciTokens key cache (one for every SE of the grid); True when changed."""
+    return scitokens.seed(admin_dir(home), issuer_url, scitokens.fetch_jwks(issuer_url, ca_file), _xrootd_ids())
+
+
+def scitokens_config(home: GridHome) -> Path:
+    """The SciTokens plugin's configuration, one for every SE of the grid."""
+    return home.xrootd_etc / "scitokens.cfg"
+
+
+def render_scitokens(home: GridHome, settings: GridSettings, issuer_url: str, audience: str) -> str:
+    return render(settings.template("scitokens.cfg"), {"home": home.root, "issuer": issuer_url,
+                                                        "audience": audience})
+
+
 def render_xrootd(home: GridHome, settings: GridSettings, rse: str, port: int) -> str:
     xrd_pki = home.xrootd_pki
     return render(settings.template("xrootd.cfg"), {
         "rse": rse, "home": home.root, "admin_dir": admin_dir(home), "data_dir": home.rse_dir(rse), "port": port,
         "cert": xrd_pki / "hostcert.pem", "key": xrd_pki / "hostkey.pem", "ca_dir": home.trust_dir,
+        "scitokens_cfg": scitokens_config(home),
     })
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from juno_dcs.errors import ConfigError
 from juno_dcs.ingest.kafka_config import KafkaSettings
 from juno_dcs.placement.durations import DurationError, parse_duration
+from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.topology.loader import validate_located
 from juno_dcs.topology.yamlsrc import Problem, load_located, read_text
 
@@ -75,6 +76,8 @@ class IngestConfig(BaseModel):
     verify_at_se: bool = Field(default=False, description="Stat each file at the SE (size, adler32) before "
                                "registering it; a mismatch is quarantined in the dead-letter topic.")
     verify_threads: int = Field(default=4, ge=1, le=64)
+    storage_token: ClientAuth | None = Field(default=None, description="The issuer's client whose token "
+                                             "(storage.read:/raw) the check at the SE carries; none: no token.")
     apply_rules: bool = Field(default=True, description="Put the policy's rules on each block when it opens.")
     policy_dir: Path | None = Field(default=None, description="etc/placement (needed when apply_rules).")
     topology: Path | None = Field(default=None, description="etc/topology.yaml (needed when apply_rules).")

@@ -29,6 +29,7 @@ from juno_dcs.ingest.catalog import Catalog
 from juno_dcs.ingest.config import IngestConfig
 from juno_dcs.ingest.deadletter import DeadLetter, Source
 from juno_dcs.ingest.metrics import Metrics
+from juno_dcs.tokens.storage import STORAGE_AUDIENCE, read_scope
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,8 +67,15 @@ class Ingestor:
         self._producer: Any = None
         self._last_housekeeping = 0.0
         self._se_base: str | None = None
+        self._storage_tokens = config.storage_token.source() if config.storage_token else None
         self._metrics_path = (config.metrics_dir / f"{socket.gethostname()}-{os.getpid()}.json"
                               if config.metrics_dir else None)
+
+    def _storage_token(self) -> str | None:
+        """The token of the check at the SE (refreshed before it runs out), or None without one configured."""
+        if self._storage_tokens is None:
+            return None
+        return self._storage_tokens.get(STORAGE_AUDIENCE, read_scope(f"/{self.config.rucio.scope}")).value
 
     # -- the loop (juno_dcs.daemon runs it: start, passes, close) ---------------------------------------------
     def run(self, once: bool = False, beats: Heartbeats | None = None, sleep_time: float = 0.0) -> Metrics:
@@ -142,7 +150,7 @@ class Ingestor:
                                                                             self.config.rucio.rse))
             base = self._se_base
             found = self._retry("the storage element", lambda: verify.problems(
-                [a.message for a in accepted], base, self.config.verify_threads))
+                [a.message for a in accepted], base, self.config.verify_threads, self._storage_token()))
             dead += [DeadLetter("quarantined", found[a.message.name], "file", a.source)
                      for a in accepted if a.message.name in found]
             accepted = [a for a in accepted if a.message.name not in found]

@@ -41,7 +41,10 @@ from juno_dcs.ingest.spade_sim import (
     Summary,
     simulate,
 )
+from juno_dcs.tokens.fetch import discover_token
+from juno_dcs.tokens.storage import STORAGE_AUDIENCE, TokenGetter, write_scope
 
+RAW_CLIENT = "rawdata"  # the issuer's client of the raw-data service, as whom SPADE writes
 DEFAULT_TOPIC = "spade.files"
 METADATA_WAIT_MS = 15000  # how long to wait for Kafka to know the topic
 INTERRUPTED = 130  # exit status after SIGINT/SIGTERM, as a shell reports an interrupted command
@@ -146,7 +149,8 @@ def spade_sim(home: Path | None, files: int, days: int, start_date: dt.datetime 
         raise _plan_error(exc) from None
     if not no_files:
         _trust_ca(kafka_tls=settings.security_protocol in ("SSL", "SASL_SSL"))
-    summary = _run(plan, settings, topic, threads, sys.stderr.isatty() if progress is None else progress)
+    token = _token_getter(grid) if not no_files else None
+    summary = _run(plan, settings, topic, threads, sys.stderr.isatty() if progress is None else progress, token)
     report = summary.as_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -168,7 +172,20 @@ def _print_report(report: dict[str, Any], topic: str) -> None:
     click.echo(f"  faults: {faults}")
 
 
-def _run(plan: SimPlan, settings: KafkaSettings, topic: str, threads: int, show_progress: bool) -> Summary:
+def _token_getter(grid: _Grid | None) -> TokenGetter | None:
+    """SPADE writes as the raw-data service: with a grid, its `rawdata` client (the secret in the home); without
+    one, the token WLCG Bearer Token Discovery finds (BEARER_TOKEN, BEARER_TOKEN_FILE, ...), if any."""
+    if grid is None:
+        found = discover_token()
+        return (lambda: found) if found else None
+    from juno_dcs.grid import issuer
+
+    source = issuer.client_auth(issuer.layout(grid.home, grid.state), RAW_CLIENT).source()
+    return lambda: source.get(STORAGE_AUDIENCE, write_scope("/raw")).value
+
+
+def _run(plan: SimPlan, settings: KafkaSettings, topic: str, threads: int, show_progress: bool,
+         token: TokenGetter | None = None) -> Summary:
     from kafka.errors import KafkaError
 
     where = f"{topic} at {','.join(settings.bootstrap_servers)}"
@@ -185,8 +202,9 @@ def _run(plan: SimPlan, settings: KafkaSettings, topic: str, threads: int, show_
     publisher = Publisher(producer, topic, Pacer(plan.files_per_second, sleep=stop.wait))
     with signals_set(stop), _progress_bar(plan.files, show_progress) as advance:
         try:
-            summary = simulate(plan, publisher, topic=topic, write=None if not plan.content else Gfal2Writer(),
-                               threads=threads, progress=advance, stop=stop)
+            writer = Gfal2Writer(token=token) if plan.content else None
+            summary = simulate(plan, publisher, topic=topic, write=writer, threads=threads, progress=advance,
+                               stop=stop)
         except KafkaError as exc:
             raise SimError(f"publishing to {where} failed: {exc!r}") from exc
         finally:

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from juno_dcs.errors import ConfigError, ServiceError
 from juno_dcs.ingest.message import RAW_SCOPE, SCHEMA_VERSION, FileArrived
+from juno_dcs.tokens.storage import TokenGetter, authorize, redact, with_token
 from juno_rucio_policy import naming
 from juno_rucio_policy.paths import path_for
 
@@ -332,20 +333,25 @@ class Gfal2Writer:
     """Puts a delivery's bytes at its location with gfal2 (davs:// or root://): the content goes to a local
     temporary file, then up with the SE's adler32 checked against ours. A file already there with the same
     size and adler32 counts as written (replaying a plan is safe); with other content it is an error.
-    One gfal2 context per thread keeps each thread's HTTPS session to the SE open."""
+    One gfal2 context per thread keeps each thread's HTTPS session to the SE open. `token` gives the bearer
+    token of each write (SPADE's own identity, the raw-data service: juno_dcs.tokens.storage), asked again for
+    every file so that a long simulation outlives a token."""
 
-    def __init__(self, timeout: int = 300, attempts: int = 6, tmp_dir: str | None = None) -> None:
+    def __init__(self, timeout: int = 300, attempts: int = 6, tmp_dir: str | None = None,
+                 token: TokenGetter | None = None) -> None:
         self.timeout, self.attempts, self.tmp_dir = timeout, attempts, tmp_dir
+        self.token = token
         self._local = threading.local()
 
-    def _context(self) -> Any:
+    def _context(self) -> tuple[Any, str | None]:
         import gfal2  # Debian's binding, linked into the venv by `make setup`
 
         ctx = getattr(self._local, "ctx", None)
         if ctx is None:
             ctx = self._local.ctx = gfal2.creat_context()
-            ctx.set_opt_boolean("HTTP PLUGIN", "RETRIEVE_BEARER_TOKEN", False)  # SPADE writes with its own identity
-        return ctx
+        token = self.token() if self.token else None
+        authorize(ctx, token)  # SPADE writes with its own identity, never one gfal2 finds in the environment
+        return ctx, token
 
     def __call__(self, delivery: Delivery) -> int:
         """Write one file; returns the bytes written (0 when it was already there)."""
@@ -353,7 +359,8 @@ class Gfal2Writer:
 
         if delivery.content_seed is None:
             raise ValueError(f"{delivery.name}: no content to write (planned without files)")
-        ctx = self._context()
+        ctx, token = self._context()
+        url = with_token(delivery.location, token)
         with tempfile.NamedTemporaryFile(dir=self.tmp_dir, prefix="spade-sim-") as handle:
             for chunk in content_chunks(delivery.content_seed, delivery.size):
                 handle.write(chunk)
@@ -363,24 +370,32 @@ class Gfal2Writer:
                 params.overwrite = False
                 params.create_parent = True
                 params.timeout = self.timeout
-                params.set_checksum(gfal2.checksum_mode.target, "adler32", delivery.adler32)
                 try:
-                    ctx.filecopy(params, f"file://{handle.name}", delivery.location)
+                    ctx.filecopy(params, f"file://{handle.name}", url)
+                    # the SE's adler32 against ours, asked by gfal2 itself: XRootD's copy would ask without the
+                    # URL's token (XrdCl drops the CGI of its checksum query) and be refused
+                    written = str(ctx.checksum(url, "adler32")).lower().zfill(8)
+                    if written != delivery.adler32:
+                        raise gfal2.GError(f"adler32 at the SE is {written}, ours {delivery.adler32}", errno.EIO)
                     return delivery.size
                 except gfal2.GError as exc:
                     if exc.code == errno.EEXIST:
-                        return self._existing(ctx, delivery)
-                    self._remove(ctx, delivery.location)
+                        return self._existing(ctx, delivery, url)
+                    why = redact(exc.message.strip())
+                    if exc.code in (errno.EACCES, errno.EPERM):  # refused: trying again changes nothing
+                        raise SimError(f"the SE refused to let SPADE write {delivery.location}: [{exc.code}] "
+                                       f"{why}") from None
+                    self._remove(ctx, url)
                     if attempt == self.attempts:
                         raise SimError(f"could not write {delivery.location} ({attempt} attempts): "
-                                       f"[{exc.code}] {exc.message.strip()}") from exc
-                    logger.warning("writing %s failed (attempt %d): %s", delivery.location, attempt, exc.message)
+                                       f"[{exc.code}] {why}") from None
+                    logger.warning("writing %s failed (attempt %d): %s", delivery.location, attempt, why)
                     time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))  # 0.5, 1, 2, 4, 8 s: outlasts an SE restart
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _existing(self, ctx: Any, delivery: Delivery) -> int:
-        size = int(ctx.stat(delivery.location).st_size)
-        checksum = str(ctx.checksum(delivery.location, "adler32")).lower()
+    def _existing(self, ctx: Any, delivery: Delivery, url: str) -> int:
+        size = int(ctx.stat(url).st_size)
+        checksum = str(ctx.checksum(url, "adler32")).lower()
         if size != delivery.size or checksum != delivery.adler32:
             raise SimError(f"{delivery.location} exists with other content ({size} bytes, adler32 {checksum}; "
                            f"this plan's: {delivery.size}, {delivery.adler32}): choose another run, stream or "
@@ -396,7 +411,7 @@ class Gfal2Writer:
             ctx.unlink(url)
         except gfal2.GError as exc:
             if exc.code != errno.ENOENT:
-                logger.warning("could not remove the partial file %s: %s", url, exc.message)
+                logger.warning("could not remove the partial file %s: %s", redact(url), redact(exc.message))
 
 
 @dataclass

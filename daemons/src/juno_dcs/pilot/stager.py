@@ -8,6 +8,13 @@ The owner's client configuration is `<rucio_configs>/<owner>.cfg`, given to Ruci
 configuration (RUCIO_CONFIG). Rucio caches its configuration per process, so the pilot (one job at a time) points
 RUCIO_CONFIG at the owner's file and drops the cache before it makes the job's client.
 
+The storage elements take the owner's token (docs/security.md, "Storage elements"): stage-in reads and stage-out
+writes with the identity the job runs as, production's for a production and the user's for a user task, so the
+outputs land only where the owner may write. The owner's token client is `<rucio_configs>/<owner>.token.yaml`
+(a ClientAuth: the issuer and the path of the 0600 secret file, never the secret), written by `juno-dcs up`
+beside the owner's Rucio configuration; Rucio's upload and download clients hand the token to gfal2 (and, over
+root://, into the URL: juno_rucio_policy.gfal_tokens).
+
 Every write is safe to replay: an output already registered with a replica is kept as it is (a retried attempt
 or a pilot that died after its upload), a dataset that exists is used, an attachment that exists is fine.
 """
@@ -21,7 +28,11 @@ from typing import Any
 
 from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import JunoDcsError
+from juno_dcs.tokens.config import ClientAuth
+from juno_dcs.tokens.fetch import TokenSource
+from juno_dcs.tokens.storage import STORAGE_AUDIENCE, redact
 from juno_dcs.wms.models import OutputFile
+from juno_dcs.yamlconfig import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +72,24 @@ def _rucio_logger(name: str) -> Any:
     return logging.getLogger(f"juno_dcs.pilot.rucio.{name}")
 
 
+def token_client_file(config_file: Path) -> Path:
+    """The owner's token client beside its Rucio configuration: <account>.cfg -> <account>.token.yaml."""
+    return config_file.with_suffix(".token.yaml")
+
+
+def _owner_tokens(path: Path) -> TokenSource | None:
+    if not path.is_file():
+        return None  # a grid without tokens: the storage gets none
+    try:
+        return load_model(path, ClientAuth, "token client", StageError).source()
+    except JunoDcsError as exc:
+        raise StageError(f"the owner's token client {path}: {exc}") from exc
+
+
+def _problem(exc: Exception) -> str:
+    return redact(" ".join(str(exc).split()))
+
+
 class RucioStager:
     """Downloads a job's inputs and uploads its outputs with the owner's Rucio client."""
 
@@ -80,10 +109,20 @@ class RucioStager:
             raise StageError(f"cannot make a Rucio client from {config_file}: {' '.join(str(exc).split())}",
                              ) from exc
         self.config_file = config_file
+        self._tokens = _owner_tokens(token_client_file(config_file))
         self.scheme = scheme  # None: Rucio's protocol order (davs first in the grid); e.g. "root" to force it
         self.account = str(self.client.account)
         self._tapes = tape_rses
         self._distances: dict[tuple[str, str], int] = {}
+
+    def _storage_token(self) -> str | None:
+        """The owner's token for the storage elements (every scope of its role), fetched or refreshed as needed."""
+        if self._tokens is None:
+            return None
+        try:
+            return self._tokens.get(STORAGE_AUDIENCE).value
+        except JunoDcsError as exc:
+            raise StageError(f"no storage token for {self.account}: {exc}") from exc
 
     # --- stage-in
     def _tape_rses(self) -> frozenset[str]:
@@ -123,6 +162,7 @@ class RucioStager:
         except RucioException as exc:
             raise StageInError(f"{did}: cannot list its replicas: {' '.join(str(exc).split())}") from exc
         downloader = DownloadClient(client=self.client, logger=_rucio_logger("download"))
+        downloader.auth_token = self._storage_token()  # Rucio's own token is not a JWT here: give it the owner's
         problems: list[str] = []
         for rse in candidates:
             logger.info("stage-in %s from %s (distance %d to %s)", did, rse, self.distance(rse, near), near)
@@ -130,7 +170,7 @@ class RucioStager:
                 downloader.download_dids([{"did": did, "rse": rse, "base_dir": str(destination), "no_subdir": True,
                                            "force_scheme": self.scheme}])
             except RucioException as exc:
-                problems.append(f"{rse}: {' '.join(str(exc).split())}")
+                problems.append(f"{rse}: {_problem(exc)}")
                 logger.warning("stage-in %s from %s failed: %s", did, rse, problems[-1])
                 continue
             path = destination / name
@@ -183,7 +223,7 @@ class RucioStager:
         try:
             return self._stage_out(path, scope, name, dataset, rse)
         except RucioException as exc:
-            raise StageOutError(f"{scope}:{name} to {rse}: {' '.join(str(exc).split())}") from exc
+            raise StageOutError(f"{scope}:{name} to {rse}: {_problem(exc)}") from None
 
     def _stage_out(self, path: Path, scope: str, name: str, dataset: str, rse: str) -> OutputFile:
         from rucio.client.uploadclient import UploadClient
@@ -204,6 +244,7 @@ class RucioStager:
         ds_scope, ds_name = _split(dataset)
         logger.info("stage-out %s:%s (%d bytes, adler32 %s) to %s", scope, name, size, checksum, rse)
         uploader = UploadClient(_client=self.client, logger=_rucio_logger("upload"))
+        uploader.auth_token = self._storage_token()
         uploader.upload([{"path": str(path), "rse": rse, "did_scope": scope, "did_name": name,
                           "dataset_scope": ds_scope, "dataset_name": ds_name, "register_after_upload": True,
                           "force_scheme": self.scheme}])

@@ -112,12 +112,12 @@ def copy(request: CopyRequest) -> CopyResult:
         return CopyResult(False, elapsed, None, reason)
 
 
-def remove_quietly(url: str, ctx: object | None = None) -> None:
-    """Delete a (partial) destination file; a missing file is fine."""
+def remove_quietly(url: str, ctx: object | None = None, token: str | None = None) -> None:
+    """Delete a (partial) destination file, with the destination's token; a missing file is fine."""
     import gfal2
 
     if ctx is None:
-        ctx = _context(CopyRequest(source=url, destination=url))
+        ctx = _context(CopyRequest(source=url, destination=url, source_token=token, dest_token=token))
     try:
         ctx.unlink(url)  # type: ignore[attr-defined]
         logger.info("removed the partial destination %s", url)
@@ -126,10 +126,11 @@ def remove_quietly(url: str, ctx: object | None = None) -> None:
             logger.warning("could not remove %s: %s", url, exc.message)
 
 
-def exists(url: str) -> bool:
+def exists(url: str, token: str | None = None) -> bool:
+    """Is the file there? Asked with `token` (the destination's: storage elements refuse a stat without one)."""
     import gfal2
 
-    ctx = _context(CopyRequest(source=url, destination=url))
+    ctx = _context(CopyRequest(source=url, destination=url, source_token=token, dest_token=token))
     try:
         ctx.stat(url)  # type: ignore[attr-defined]
     except gfal2.GError:

@@ -128,9 +128,12 @@ TOKENLESS_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
 def cancel_files(conn: psycopg.Connection[Row], job_id: str) -> list[Row]:
     """Cancel every unfinished file of a job; returns the ones that were ACTIVE (their copies run on)."""
     conn.execute("UPDATE fts.jobs SET canceled = true WHERE job_id = %s", (job_id,))
-    cancel = ("UPDATE fts.files SET file_state = 'CANCELED', finish_time = now(), reason = 'Job canceled by the user', "
-              "source_token = NULL, dest_token = NULL "
-              "WHERE job_id = %s AND file_state = ANY(%s) RETURNING file_id, dest_surl")
+    # RETURNING shows the row after the update: the token (erased here) comes from the row as it was, for the
+    # removal of what a running copy leaves at its destination
+    cancel = ("UPDATE fts.files f SET file_state = 'CANCELED', finish_time = now(), "
+              "reason = 'Job canceled by the user', source_token = NULL, dest_token = NULL "
+              "FROM (SELECT file_id, dest_token FROM fts.files WHERE job_id = %s AND file_state = ANY(%s) "
+              "FOR UPDATE) AS was WHERE f.file_id = was.file_id RETURNING f.file_id, f.dest_surl, was.dest_token")
     running = conn.execute(cancel, (job_id, ["ACTIVE"])).fetchall()
     conn.execute(cancel, (job_id, ["SUBMITTED", "STAGING", "ARCHIVING"]))
     return running

@@ -194,7 +194,7 @@ def create_app(config: TransferConfig, pool: Pool, verifier: Verifier | None = N
                             "http_message": f"No job with the id {job_id} has been found"})
                 continue
             for row in running:  # copies still running: their results are dropped; remove what they left
-                copier.remove_quietly(row["dest_surl"])
+                copier.remove_quietly(row["dest_surl"], token=sealer.open(row["dest_token"]))
             with transaction() as conn:
                 out.append(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
         if len(ids) == 1:

@@ -131,7 +131,7 @@ class Worker:
                 with self.lock:
                     if row["file_id"] in self.running:
                         continue
-                copier.remove_quietly(row["dest_surl"])
+                copier.remove_quietly(row["dest_surl"], token=self.sealer.open(row["dest_token"]))
                 reason = f"transfer lost: worker {row['worker']} stopped reporting during the copy"
                 if row["retry_count"] < row["retry"]:
                     db.update_file(conn, row["file_id"], file_state=FileState.SUBMITTED.value,
@@ -167,7 +167,7 @@ class Worker:
         done: list[int] = []
         with self.pool.connection() as conn, conn.transaction():
             for row in db.due(conn, FileState.ARCHIVING.value):
-                if copier.exists(row["dest_surl"]):
+                if copier.exists(row["dest_surl"], self.sealer.open(row["dest_token"])):
                     db.update_file(conn, row["file_id"], file_state=FileState.FINISHED.value,
                                    finish_time=dt.datetime.now(dt.UTC))
                 else:
@@ -264,7 +264,8 @@ class Worker:
                 else:
                     fields["file_state"] = FileState.FINISHED.value
                 if not db.update_file(conn, row["file_id"], only_if=FileState.ACTIVE.value, **fields):
-                    copier.remove_quietly(row["dest_surl"])  # canceled while copying: leave nothing behind
+                    # canceled while copying: leave nothing behind
+                    copier.remove_quietly(row["dest_surl"], token=self.sealer.open(row["dest_token"]))
                 else:
                     self._retire_alternatives(conn, row)
                     if tape is None:

@@ -216,7 +216,8 @@ def check(where: WebuiLayout, timeout: float = 3.0) -> Health:
         with requests.Session() as session:  # verify= per request: REQUESTS_CA_BUNDLE overrides session.verify
             ca = str(where.ca_file)
             ping = session.get(f"{where.url}proxy/ping", timeout=timeout, verify=ca)
-            page = session.get(where.url, timeout=timeout, allow_redirects=False, verify=ca)
+            # the userpass login page: the grid's one login (`[webui] auth_type`; every other page sends there)
+            page = session.get(f"{where.url}login", timeout=timeout, allow_redirects=False, verify=ca)
     except requests.exceptions.SSLError as exc:
         return Health(False, f"TLS: {exc.__class__.__name__}")
     except requests.RequestException as exc:
@@ -228,7 +229,7 @@ def check(where: WebuiLayout, timeout: float = 3.0) -> Health:
     except (ValueError, KeyError, TypeError):
         return Health(False, "/proxy/ping answered something that is not Rucio's ping")
     if page.status_code != 200:
-        return Health(False, f"the WebUI answered HTTP {page.status_code}")
+        return Health(False, f"the WebUI's login page answered HTTP {page.status_code}")
     return Health(True, f"TLS, WebUI and /proxy to Rucio {version}")
 
 

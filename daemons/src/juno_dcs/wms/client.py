@@ -62,6 +62,22 @@ class WmsClient:
         # hooks) cost more CPU than the dispatcher's answer (benchmarks/wms.py)
         self._http = _pool_manager(self.url)
 
+    def close(self) -> None:
+        """Close the pooled connections (the client stays usable: a later call opens new ones)."""
+        self._http.clear()
+
+    def __enter__(self) -> WmsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # a client dropped without close() must not leave its keep-alive sockets to the garbage collector
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.clear()
+
     # --- plumbing
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         url = self.url + path + (f"?{urlencode(params, doseq=True)}" if params else "")

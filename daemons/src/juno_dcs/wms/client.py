@@ -64,7 +64,7 @@ class WmsClient:
 
     def close(self) -> None:
         """Close the pooled connections (the client stays usable: a later call opens new ones)."""
-        self._http.clear()
+        self._http.clear()  # type: ignore[no-untyped-call]  # (untyped in types-urllib3 1.26)
 
     def __enter__(self) -> WmsClient:
         return self

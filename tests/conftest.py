@@ -188,3 +188,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.grid)
         elif "integration" in path.parts:
             item.add_marker(pytest.mark.services)
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("last") is not None)  # stable

@@ -18,12 +18,14 @@ from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin
-from authlib.oauth2.rfc6749.errors import InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import Flask, jsonify, request
 from joserfc.jwk import ECKey, KeySet
 
+from juno_dcs.issuer.exchange import GRANT_TYPE as EXCHANGE_GRANT
+from juno_dcs.issuer.exchange import Signer, Subject, bound_grants
 from juno_dcs.issuer.registry import Client, IssuerConfig, load_clients, load_config
 from juno_dcs.tokens.scopes import ANY_AUDIENCE, WLCG_VERSION, ScopeError, parse_scopes, permitted
 
@@ -65,12 +67,24 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         return False
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type in (EXCHANGE_GRANT, "refresh_token"):
+            return self.entry.exchange
         return grant_type == "client_credentials"
 
 
 def requested_audiences() -> list[str]:
     raw = request.form.get("audience") or request.form.get("resource") or ""
     return raw.split() or [ANY_AUDIENCE]
+
+
+def requested_lifetime() -> int | None:
+    """`lifetime` (seconds): a client may ask for a token that expires sooner than its registration says."""
+    raw = request.form.get("lifetime")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InvalidRequestError(description=f"lifetime must be a positive number of seconds, not {raw!r}")
+    return int(raw)
 
 
 class ScopedClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
@@ -100,25 +114,31 @@ class WlcgTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
     """RFC 9068 access tokens with the WLCG profile's claims (`wlcg.ver`, `wlcg.groups`, `nbf`) and the
     requested audience."""
 
-    def __init__(self, issuer: str, key: ECKey) -> None:
-        super().__init__(issuer=issuer, alg=ALG, expires_generator=self._lifetime)
+    def __init__(self, issuer: str, key: ECKey, refresh_token: Any = None) -> None:
+        super().__init__(issuer=issuer, alg=ALG, expires_generator=self._lifetime,
+                         refresh_token_generator=refresh_token)
         self.key = key
 
     @staticmethod
     def _lifetime(client: RegisteredClient, grant_type: str) -> int:
-        return client.entry.lifetime
+        return min(client.entry.lifetime, requested_lifetime() or client.entry.lifetime)
 
     def get_jwks(self) -> KeySet:
         return KeySet([self.key])  # from a key set, joserfc names the key in the header (`kid`)
 
     def get_audiences(self, client: RegisteredClient, user: Any, scope: str) -> str | list[str]:
-        audiences = requested_audiences()
+        audiences = list(user.audiences) if isinstance(user, Subject) else requested_audiences()
         return audiences[0] if len(audiences) == 1 else audiences
 
     def get_extra_claims(self, client: RegisteredClient, grant_type: str, user: Any, scope: str) -> dict[str, Any]:
-        claims: dict[str, Any] = {"sub": client.entry.subject, "wlcg.ver": WLCG_VERSION, "nbf": _now()}
-        if client.entry.groups:
-            claims["wlcg.groups"] = list(client.entry.groups)
+        if isinstance(user, Subject):  # exchanged or refreshed: the subject's token, acted on by the client
+            claims: dict[str, Any] = {"sub": user.sub, "act": {"sub": client.entry.subject}}
+            groups = list(user.groups)
+        else:
+            claims, groups = {"sub": client.entry.subject}, list(client.entry.groups)
+        claims |= {"wlcg.ver": WLCG_VERSION, "nbf": _now()}
+        if groups:
+            claims["wlcg.groups"] = groups
         return claims
 
 
@@ -137,7 +157,7 @@ def discovery(issuer: str) -> dict[str, Any]:
         "issuer": issuer,
         "jwks_uri": f"{base}/jwks",
         "token_endpoint": f"{base}/token",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", EXCHANGE_GRANT, "refresh_token"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
@@ -167,13 +187,20 @@ def create_app(config_path: str | None = None) -> Flask:
 
     def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         client: RegisteredClient = oauth_request.client
-        logger.info("granted client=%s sub=%s aud=%s scope=%s expires_in=%s", client.entry.client_id,
-                    client.entry.subject, " ".join(requested_audiences()), token.get("scope", ""),
-                    token.get("expires_in"))
+        user = getattr(oauth_request, "user", None)
+        subject, audiences = ((user.sub, list(user.audiences)) if isinstance(user, Subject)
+                              else (client.entry.subject, requested_audiences()))
+        logger.info("granted %s client=%s sub=%s aud=%s scope=%s expires_in=%s%s", oauth_request.payload.grant_type,
+                    client.entry.client_id, subject, " ".join(audiences), token.get("scope", ""),
+                    token.get("expires_in"), " with a refresh token" if "refresh_token" in token else "")
 
+    signer = Signer(config.issuer, key, config.refresh_lifetime)
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
     server.register_grant(ScopedClientCredentials)
-    server.register_token_generator("default", WlcgTokenGenerator(config.issuer, key))
+    for grant in bound_grants(signer):
+        server.register_grant(grant)
+    server.register_token_generator("default", WlcgTokenGenerator(config.issuer, key,
+                                                                  refresh_token=signer.refresh_token))
     document = discovery(config.issuer)
 
     @app.get("/.well-known/openid-configuration")

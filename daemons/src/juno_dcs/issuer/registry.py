@@ -36,6 +36,9 @@ class Client(BaseModel):
     scopes: Annotated[list[str], AfterValidator(_scope_list)] = []  # what it may ask for; storage paths cover below
     audiences: list[str] = []  # what `aud` may be; "*" any
     lifetime: Annotated[int, Field(gt=0, le=86400)] = 3600  # seconds
+    # may exchange other subjects' tokens for refresh tokens and refresh them (issuer/exchange.py): the transfer
+    # service, which copies with the tokens its jobs carry long after they were handed to it
+    exchange: bool = False
 
     def check_secret(self, secret: str) -> bool:
         digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -62,6 +65,8 @@ class IssuerConfig(BaseModel):
     issuer: Annotated[str, Field(pattern=r"^https://")]  # the `iss` claim and the discovery base, ending with /
     key_file: Path  # PEM, ES256 (P-256)
     clients_file: Path
+    # how long a refresh token from a token exchange lasts (issuer/exchange.py): longer than a transfer job waits
+    refresh_lifetime: Annotated[int, Field(gt=0, le=30 * 86400)] = 4 * 86400
 
 
 def secret_digest(secret: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,11 +16,22 @@ import psycopg
 import pytest
 import requests
 
-from juno_dcs.grid import database
+from juno_dcs.grid import database, issuer
 from juno_dcs.grid.home import GridHome
 from juno_dcs.issuer.app import load_key
+from juno_dcs.tokens.sealed import Sealer
+from juno_dcs.transfer.keeper import Kept, expires_at
 from tests.conftest import Grid
-from tests.integration.transfer_helpers import CA, FTS_AUDIENCE, fts_url, put, submit, wait_final
+from tests.integration.transfer_helpers import (
+    CA,
+    FTS_AUDIENCE,
+    STORAGE_AUDIENCE,
+    fts_url,
+    https,
+    put,
+    submit,
+    wait_final,
+)
 from tests.tokens import LocalIssuer, hostile_tokens
 
 pytestmark = pytest.mark.grid
@@ -162,3 +174,47 @@ def test_tokens_handed_to_the_service_are_sealed_and_dropped_when_done(grid: Gri
     logs = "".join(p.read_text(errors="replace") for p in (grid.home / "logs").glob("fts-*.log"))
     assert source_token not in logs
     assert dest_token not in logs
+
+
+def _short_token(grid: Grid, account: str, scope: str, lifetime: int) -> str:
+    """A token of `account` for the storage that expires after `lifetime` seconds (the issuer's `lifetime`)."""
+    home = GridHome(grid.home)
+    state = home.load_state()
+    creds = issuer.credentials(issuer.layout(home, state), state, account)
+    reply = requests.post(f"{creds.issuer}token", auth=(creds.client_id, creds.client_secret), verify=CA, timeout=30,
+                          data={"grant_type": "client_credentials", "audience": STORAGE_AUDIENCE, "scope": scope,
+                                "lifetime": str(lifetime)})
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["access_token"])
+
+
+def test_tokens_that_run_out_while_the_job_waits_are_refreshed_by_the_service(grid: Grid, ses: dict[str, str],
+                                                                              db: psycopg.Connection[Any]) -> None:
+    """alice's tokens, good for 6 s, are handed over with a job by the conveyor's account; the job waits longer
+    than that (the workers held). The service exchanged them at submission, so the worker refreshes them and
+    the copy runs with alice's rights; the storage refuses the tokens she handed over by then."""
+    data = os.urandom(8192)
+    src = f"{ses['IHEP_DISK']}/user/alice/refresh/{uuid.uuid4().hex}"
+    put(grid, src, data)
+    name = f"/user/alice/refresh/{uuid.uuid4().hex}"
+    read = _short_token(grid, "alice", "storage.read:/user/alice", 6)
+    write = _short_token(grid, "alice", "storage.create:/user/alice storage.modify:/user/alice", 6)
+    with grid.stopped("fts-worker"):
+        job_id = submit(grid, [{"sources": [src], "destinations": [ses["JINR_DISK"] + name],
+                                "source_tokens": [read], "destination_tokens": [write]}])
+        row = db.execute("SELECT source_token, dest_token FROM fts.files WHERE job_id = %s", (job_id,)).fetchone()
+        sealer = Sealer(grid.home / "secrets" / "fts-token-key")
+        kept = [Kept.loads(str(sealer.open(v))) for v in row]
+        assert [k.access for k in kept] == [read, write]
+        assert all(k.refresh for k in kept), "the service holds a refresh token for each"
+        time.sleep(max(0.0, max(expires_at(t) or 0 for t in (read, write)) - time.time()) + 1.5)
+        refused = requests.put(https(ses["JINR_DISK"] + name + "-direct"), data=b"x", verify=CA, timeout=30,
+                               headers={"Authorization": f"Bearer {write}"})
+        assert refused.status_code in (401, 403), refused.status_code
+    final = wait_final(grid, job_id)
+    assert final["job_state"] == "FINISHED", final
+    assert (grid.rse_dir("JINR_DISK") / name.lstrip("/")).read_bytes() == data
+    assert not (grid.rse_dir("JINR_DISK") / (name.lstrip("/") + "-direct")).exists()
+    logs = "".join(p.read_text(errors="replace") for p in (grid.home / "logs").glob("issuer*.log"))
+    assert "token-exchange client=fts sub=alice" in logs
+    assert "granted refresh_token client=fts sub=alice" in logs

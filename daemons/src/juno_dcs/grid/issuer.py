@@ -9,7 +9,8 @@
 Every account of the topology is a client of its own (client id = account), with the scopes its role gives:
 the raw-data service writes /raw, production /mc, /rec and /calib, a user /user/<name>, a group /group/<name>,
 root everything; every member reads everything. The services are clients too: `rucio` (the conveyor's and the
-reaper's per-transfer tokens, and the `fts` scope), `pilot` (the dispatcher's pilot calls) and `probes`.
+reaper's per-transfer tokens, and the `fts` scope), `pilot` (the dispatcher's pilot calls), `probes`, `dashboard`
+and `fts` (the transfer service, which exchanges and refreshes its jobs' tokens).
 Secrets derive from the grid's `token_secret` (grid.json, 0600) by HMAC, so `up` writes the same ones every time.
 """
 
@@ -44,6 +45,7 @@ STORAGE_AUDIENCE = "localhost"  # Rucio asks for the davs hostname of an RSE's p
 FTS_AUDIENCE = "127.0.0.1"  # Rucio asks for the transfer service's hostname (its `fts` RSE attribute)
 WMS_AUDIENCE = "juno-wms"
 RUCIO_AUDIENCE = "rucio"
+FTS_CLIENT = "fts"  # the transfer service's own client (token exchange)
 USER_AUDIENCES = (STORAGE_AUDIENCE, FTS_AUDIENCE, WMS_AUDIENCE, RUCIO_AUDIENCE)
 MEMBERS = "/juno"
 ADMINS = "/juno/admin"
@@ -150,6 +152,9 @@ def service_clients(state: GridState) -> list[Client]:
                scopes=["storage.read:/", *_writes("/probes"), "compute.read", "fts"]),
         # the operators' dashboard: reads the transfer service and the dispatcher
         client("dashboard", groups=[OPS], audiences=[FTS_AUDIENCE, WMS_AUDIENCE], scopes=["compute.read", "fts"]),
+        # the transfer service: nothing of its own; it exchanges the tokens its jobs carry for refresh tokens and
+        # refreshes them, never to more than each token held (juno_dcs.issuer.exchange, transfer/keeper.py)
+        client(FTS_CLIENT, exchange=True),
     ]
 
 

@@ -186,6 +186,8 @@ def render_configs(
                                                      "issuer_ca": tokens_at.issuer_ca or "null",
                                                      "fts_audience": issuer.FTS_AUDIENCE,
                                                      "fts_token_key": tokens_at.fts_token_key,
+                                                     "fts_client": issuer.FTS_CLIENT,
+                                                     "fts_client_secret": tokens_at.secret_file(issuer.FTS_CLIENT),
                                                      "fts_worker_pool": FTS_WORKER_POOL,
                                                      "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml

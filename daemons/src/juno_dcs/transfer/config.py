@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.tokens.config import ServiceAuth
+from juno_dcs.tokens.config import ClientAuth, ServiceAuth
 from juno_dcs.yamlconfig import load_model
 
 CopyMode = Literal["pull", "push", "streamed"]
@@ -86,6 +86,11 @@ class TransferConfig(_Frozen):
     server_key: Path | None = None
     auth: ServiceAuth = Field(description="Whose tokens the REST API accepts (docs/security.md): every call but "
                               "`GET /` needs one.")
+    exchange: ClientAuth | None = Field(
+        default=None,
+        description="The service's own client at the issuer, registered for token exchange: a job's tokens are "
+        "exchanged for refresh tokens at submission and refreshed when they would run out before a copy is done "
+        "(juno_dcs.transfer.keeper). None: a job's copies work while the tokens it came with last.")
     token_key_file: Path = Field(description="The key (mode 0600) that seals the tokens a job carries while it "
                                  "waits for its copies (juno_dcs.tokens.sealed).")
 

@@ -11,7 +11,6 @@ from typing import Any
 import psycopg
 
 from juno_dcs import errors
-from juno_dcs.tokens.sealed import Sealer
 from juno_dcs.transfer import db
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.models import SubmitRequest, storage_element
@@ -44,8 +43,14 @@ def new_job_id(request: SubmitRequest, user_dn: str, vo: str) -> str:
     return str(uuid.uuid1())
 
 
-def submit(conn: Conn, request: SubmitRequest, user_dn: str, config: TransferConfig, sealer: Sealer) -> str:
-    """Store a job of `user_dn` (the token's subject); its tokens are stored sealed."""
+def tokens_of(request: SubmitRequest) -> set[str]:
+    """The distinct tokens a submission carries."""
+    return {t for f in request.files for t in (*(f.source_tokens or ()), *(f.destination_tokens or ())) if t}
+
+
+def submit(conn: Conn, request: SubmitRequest, user_dn: str, config: TransferConfig, kept: dict[str, str]) -> str:
+    """Store a job of `user_dn` (the token's subject); each token is stored as `kept` has it (sealed, with its
+    refresh token: juno_dcs.transfer.keeper)."""
     params = request.params
     job_id = new_job_id(request, user_dn, config.vo)
     job = {
@@ -79,8 +84,8 @@ def submit(conn: Conn, request: SubmitRequest, user_dn: str, config: TransferCon
                 "dest_surl": dest,
                 "source_se": storage_element(source),
                 "dest_se": storage_element(dest),
-                "source_token": sealer.seal(f.source_tokens[rank] if f.source_tokens else None),
-                "dest_token": sealer.seal(f.destination_tokens[0] if f.destination_tokens else None),
+                "source_token": kept.get(f.source_tokens[rank]) if f.source_tokens else None,
+                "dest_token": kept.get(f.destination_tokens[0]) if f.destination_tokens else None,
                 "file_metadata": f.metadata,
                 "staging_metadata": f.staging_metadata,
                 "archive_metadata": f.archive_metadata,

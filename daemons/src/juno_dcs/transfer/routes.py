@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
@@ -24,6 +25,7 @@ from juno_dcs.tokens.sealed import Sealer
 from juno_dcs.tokens.verify import Identity, Verifier, bearer
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
+from juno_dcs.transfer.keeper import CLEANUP_S, TokenKeeper
 from juno_dcs.transfer.models import parse_submission
 
 API_VERSION = {"major": 3, "minor": 12, "patch": 0}
@@ -65,7 +67,7 @@ def create_app(config: TransferConfig, pool: Pool, verifier: Verifier | None = N
     app = FastAPI(title="JUNO DCS transfer service (FTS3 REST compatible)", version="1.0")
     auth = config.auth
     app.state.identities = IdentityCache(verifier or auth.verifier())
-    sealer = Sealer(config.token_key_file)
+    keeper = TokenKeeper(Sealer(config.token_key_file), config.exchange)
 
     @contextmanager
     def transaction() -> Iterator[psycopg.Connection[db.Row]]:
@@ -112,8 +114,10 @@ def create_app(config: TransferConfig, pool: Pool, verifier: Verifier | None = N
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"the body is not valid JSON: {exc}") from exc
         parsed = parse_submission(body)
+        # exchanged for refresh tokens at the issuer (a round trip each, so out of the event loop)
+        kept = await run_in_threadpool(keeper.keep_all, logic.tokens_of(parsed))
         with transaction() as conn:
-            job_id = logic.submit(conn, parsed, who.subject, config, sealer)
+            job_id = logic.submit(conn, parsed, who.subject, config, kept)
         logger.info("job %s submitted by %s (token %s)", job_id, who.subject, who.token_id)
         return JSONResponse({"job_id": job_id})
 
@@ -194,7 +198,7 @@ def create_app(config: TransferConfig, pool: Pool, verifier: Verifier | None = N
                             "http_message": f"No job with the id {job_id} has been found"})
                 continue
             for row in running:  # copies still running: their results are dropped; remove what they left
-                copier.remove_quietly(row["dest_surl"], token=sealer.open(row["dest_token"]))
+                copier.remove_quietly(row["dest_surl"], token=keeper.token(row["dest_token"], CLEANUP_S))
             with transaction() as conn:
                 out.append(logic.query(conn, [job_id], with_files=False, file_fields=None)[0])
         if len(ids) == 1:

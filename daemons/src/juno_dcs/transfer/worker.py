@@ -27,6 +27,7 @@ from juno_dcs.heartbeat import ALL, Share
 from juno_dcs.tokens.sealed import Sealer
 from juno_dcs.transfer import copier, db, logic
 from juno_dcs.transfer.config import TransferConfig
+from juno_dcs.transfer.keeper import CLEANUP_S, MARGIN_S, TokenKeeper
 from juno_dcs.transfer.messages import Publisher, completion
 from juno_dcs.transfer.optimizer import Window, decide
 from juno_dcs.transfer.states import FileState
@@ -42,7 +43,7 @@ def _later(seconds: float) -> dt.datetime:
 class Worker:
     def __init__(self, config: TransferConfig, pool: Pool, name: str | None = None) -> None:
         self.config = config
-        self.sealer = Sealer(config.token_key_file)
+        self.keeper = TokenKeeper(Sealer(config.token_key_file), config.exchange)
         self.pool = pool
         self.publisher = Publisher(config.messaging) if config.messaging is not None else None
         self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -131,7 +132,7 @@ class Worker:
                 with self.lock:
                     if row["file_id"] in self.running:
                         continue
-                copier.remove_quietly(row["dest_surl"], token=self.sealer.open(row["dest_token"]))
+                copier.remove_quietly(row["dest_surl"], token=self.keeper.token(row["dest_token"], CLEANUP_S))
                 reason = f"transfer lost: worker {row['worker']} stopped reporting during the copy"
                 if row["retry_count"] < row["retry"]:
                     db.update_file(conn, row["file_id"], file_state=FileState.SUBMITTED.value,
@@ -167,7 +168,7 @@ class Worker:
         done: list[int] = []
         with self.pool.connection() as conn, conn.transaction():
             for row in db.due(conn, FileState.ARCHIVING.value):
-                if copier.exists(row["dest_surl"], self.sealer.open(row["dest_token"])):
+                if copier.exists(row["dest_surl"], self.keeper.token(row["dest_token"], CLEANUP_S)):
                     db.update_file(conn, row["file_id"], file_state=FileState.FINISHED.value,
                                    finish_time=dt.datetime.now(dt.UTC))
                 else:
@@ -237,11 +238,13 @@ class Worker:
             job = db.job_of_file(conn, row["job_id"])
             conn.commit()
         mode = job["copy_mode"] or self.config.links.mode(row["source_se"], row["dest_se"])
+        timeout = job["timeout"] or self.config.worker.default_timeout
         request = copier.CopyRequest(
             source=row["source_surl"], destination=row["dest_surl"], mode=mode,
             checksum_mode=job["verify_checksum"], checksum=row["checksum"], overwrite=job["overwrite"],
-            timeout=job["timeout"] or self.config.worker.default_timeout,
-            source_token=self.sealer.open(row["source_token"]), dest_token=self.sealer.open(row["dest_token"]),
+            timeout=timeout,
+            source_token=self.keeper.token(row["source_token"], timeout + MARGIN_S),
+            dest_token=self.keeper.token(row["dest_token"], timeout + MARGIN_S),
             filesize=row["filesize"],
         )
         with self.pool.connection() as conn, conn.transaction():
@@ -265,7 +268,7 @@ class Worker:
                     fields["file_state"] = FileState.FINISHED.value
                 if not db.update_file(conn, row["file_id"], only_if=FileState.ACTIVE.value, **fields):
                     # canceled while copying: leave nothing behind
-                    copier.remove_quietly(row["dest_surl"], token=self.sealer.open(row["dest_token"]))
+                    copier.remove_quietly(row["dest_surl"], token=self.keeper.token(row["dest_token"], CLEANUP_S))
                 else:
                     self._retire_alternatives(conn, row)
                     if tape is None:

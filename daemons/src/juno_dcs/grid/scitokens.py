@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from juno_dcs.errors import ServiceError
+from juno_dcs.tokens import discovery
 
 CACHE_YEARS = 10  # the entry neither expires nor asks for a refresh: `up` replaces it
 SCHEMA = "CREATE TABLE IF NOT EXISTS keycache (issuer text UNIQUE PRIMARY KEY NOT NULL, keys text NOT NULL)"
@@ -35,21 +34,10 @@ def cache_file(cache_home: Path) -> Path:
 def fetch_jwks(issuer_url: str, ca_file: Path | None, timeout: float = 10.0) -> dict[str, Any]:
     """The issuer's key set, found through its discovery document, over HTTPS checked against `ca_file` (None: the
     system's CA store, as for a site's IAM)."""
-    verify: str | bool = str(ca_file) if ca_file else True
     try:
-        with requests.get(f"{issuer_url.rstrip('/')}/.well-known/openid-configuration", verify=verify,
-                          timeout=timeout) as reply:
-            reply.raise_for_status()
-            jwks_uri = str(reply.json()["jwks_uri"])
-        with requests.get(jwks_uri, verify=verify, timeout=timeout) as reply:
-            reply.raise_for_status()
-            jwks = reply.json()
-    except (requests.RequestException, ValueError, KeyError) as exc:
-        raise ServiceError(f"cannot read the keys of the token issuer {issuer_url} for the storage elements: "
-                           f"{exc.__class__.__name__}: {exc}") from None
-    if not isinstance(jwks, dict) or not jwks.get("keys"):
-        raise ServiceError(f"the token issuer {issuer_url} publishes no keys ({jwks!r:.200})")
-    return jwks
+        return discovery.key_set(issuer_url, str(ca_file) if ca_file else True, timeout)
+    except ServiceError as exc:
+        raise ServiceError(f"cannot read the keys of the token issuer for the storage elements: {exc}") from None
 
 
 def entry(jwks: dict[str, Any], now: float) -> str:

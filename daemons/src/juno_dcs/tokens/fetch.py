@@ -14,6 +14,7 @@ from requests import PreparedRequest
 from requests.auth import AuthBase
 
 from juno_dcs.errors import PermissionDenied, ServiceError
+from juno_dcs.tokens import discovery
 
 REFRESH_BEFORE = 120  # seconds: a token with less left than this is not handed out again
 
@@ -40,13 +41,7 @@ class Token:
 
 
 def token_endpoint(issuer: str, ca_file: str | bool) -> str:
-    try:
-        reply = requests.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration", verify=ca_file, timeout=10)
-        reply.raise_for_status()
-        return str(reply.json()["token_endpoint"])
-    except (requests.RequestException, ValueError, KeyError) as exc:
-        raise ServiceError(f"the token issuer {issuer} does not answer its discovery document "
-                           f"({exc.__class__.__name__})") from None
+    return discovery.endpoint(issuer, "token_endpoint", ca_file)
 
 
 @dataclass

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from juno_dcs.errors import PermissionDenied, Unauthenticated
+from juno_dcs.errors import PermissionDenied, ServiceError, Unauthenticated
+from juno_dcs.tokens import discovery
 from juno_dcs.tokens.scopes import Scope, ScopeError, parse_scopes, storage_permits
 
 ALGORITHMS = ("ES256", "RS256")
@@ -78,15 +78,9 @@ class Verifier:
 
     def _fetch_keys(self) -> KeySet:
         try:
-            meta = requests.get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration",
-                                verify=self.ca_file, timeout=10)
-            meta.raise_for_status()
-            reply = requests.get(meta.json()["jwks_uri"], verify=self.ca_file, timeout=10)
-            reply.raise_for_status()
-            return KeySet.import_key_set(reply.json())
-        except (requests.RequestException, ValueError, KeyError, JoseError) as exc:
-            raise Unauthenticated(f"cannot check the token: the issuer's keys at {self.issuer} are out of reach "
-                                  f"({exc.__class__.__name__})") from None
+            return KeySet.import_key_set(discovery.key_set(self.issuer, self.ca_file))  # type: ignore[arg-type]
+        except (ServiceError, ValueError, KeyError, JoseError) as exc:
+            raise Unauthenticated(f"cannot check the token: {exc}") from None
 
     def keys(self, kid: str | None) -> KeySet:
         if self.static_keys is not None:

@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def ensure_ca(directory: Path) -> bool:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "JUNO DCS local grid"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "JUNO DCS local CA"),
+        # a subject of its own: CAs of two checkouts in one trust directory (their OpenSSL subject-hash links) or
+        # in one browser must not be taken for each other
+        x509.NameAttribute(NameOID.COMMON_NAME, f"JUNO DCS local CA {secrets.token_hex(4)}"),
     ])
     now = dt.datetime.now(dt.UTC)
     cert = (

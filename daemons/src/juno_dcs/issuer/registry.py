@@ -1,5 +1,5 @@
-"""The issuer's configuration and its registered clients, read from YAML files that only the issuer's user can
-read. A client's secret is kept as its SHA-256 only."""
+"""The issuer's configuration, its registered clients and the people who may log in, read from YAML files that only
+the issuer's user can read. A client's secret is kept as its SHA-256 only, a person's password as a PBKDF2 hash."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ class Client(BaseModel):
     scopes: Annotated[list[str], AfterValidator(_scope_list)] = []  # what it may ask for; storage paths cover below
     audiences: list[str] = []  # what `aud` may be; "*" any
     lifetime: Annotated[int, Field(gt=0, le=86400)] = 3600  # seconds
+    # where a login (the authorization-code grant) may send the browser back to; none: no logins for this client
+    redirect_uris: list[Annotated[str, Field(pattern=r"^https://")]] = []
+
+    @property
+    def logs_in(self) -> bool:
+        """Whether this client may use the authorization-code grant (it has registered redirect URIs)."""
+        return bool(self.redirect_uris)
 
     def check_secret(self, secret: str) -> bool:
         digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -48,10 +55,39 @@ class Client(BaseModel):
         return "*" in self.audiences or audience in self.audiences or audience == ANY_AUDIENCE
 
 
+PBKDF2_ROUNDS = 100_000
+
+
+def password_digest(name: str, password: str, rounds: int = PBKDF2_ROUNDS) -> str:
+    """PBKDF2-HMAC-SHA256 of a person's password, salted with the person's name (stable, so `up` rewrites the same
+    file; the grid's passwords are random, so the salt needs no secrecy)."""
+    salt = f"juno-dcs-issuer-user:{name}".encode()
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds).hex()
+
+
+class User(BaseModel):
+    """One person who may log in at the issuer's form: a Rucio account and its password."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]  # what the person types: the account
+    subject: Annotated[str, Field(min_length=1)]  # the ID token's `sub`: Rucio's identity SUB=<subject>, ISS=<iss>
+    groups: list[str] = []  # `wlcg.groups` of the access token
+    password_pbkdf2: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+    def get_user_id(self) -> str:
+        """What Authlib puts in an access token's `sub`."""
+        return self.subject
+
+    def check_password(self, password: str) -> bool:
+        return hmac.compare_digest(password_digest(self.name, password), self.password_pbkdf2)
+
+
 class ClientsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     clients: list[Client]
+    users: list[User] = []
 
 
 class IssuerConfig(BaseModel):
@@ -62,6 +98,7 @@ class IssuerConfig(BaseModel):
     issuer: Annotated[str, Field(pattern=r"^https://")]  # the `iss` claim and the discovery base, ending with /
     key_file: Path  # PEM, ES256 (P-256)
     clients_file: Path
+    codes_file: Path | None = None  # SQLite: the pending authorization codes (logins); none: no logins
 
 
 def secret_digest(secret: str) -> str:
@@ -80,3 +117,14 @@ def load_clients(path: Path) -> dict[str, Client]:
             raise ConfigError(f"{path}: client {client.client_id!r} is registered twice")
         clients[client.client_id] = client
     return clients
+
+
+def load_users(path: Path) -> dict[str, User]:
+    """The people of the clients file, by the name they log in with."""
+    data = load_model(path, ClientsFile, "issuer's clients", ConfigError)
+    users: dict[str, User] = {}
+    for user in data.users:
+        if user.name in users:
+            raise ConfigError(f"{path}: user {user.name!r} is listed twice")
+        users[user.name] = user
+    return users

@@ -197,6 +197,8 @@ def programs(where: WebuiLayout, home: GridHome, state: GridState, settings: Gri
             command=[
                 venv_bin("gunicorn"), "--bind", f"127.0.0.1:{where.app_port}", "--workers", "2",
                 "--timeout", "120", "--access-logfile", str(where.logs / "webui-access.log"),
+                # paths without their query: /auth/oidc_code?code=...&state=... ends every OIDC login
+                "--config", "python:juno_dcs.grid.webui_gunicorn",
                 "--error-logfile", "-", "juno_dcs.grid.webui:wsgi_app()",
             ],
         ),
@@ -221,7 +223,7 @@ def check(where: WebuiLayout, timeout: float = 3.0) -> Health:
         with requests.Session() as session:  # verify= per request: REQUESTS_CA_BUNDLE overrides session.verify
             ca = str(where.ca_file)
             ping = session.get(f"{where.url}proxy/ping", timeout=timeout, verify=ca)
-            # the userpass login page: the grid's one login (`[webui] auth_type`; every other page sends there)
+            # the userpass login page (one of the two logins of the login-method page every other page shows)
             page = session.get(f"{where.url}login", timeout=timeout, allow_redirects=False, verify=ca)
     except requests.exceptions.SSLError as exc:
         return Health(False, f"TLS: {exc.__class__.__name__}")

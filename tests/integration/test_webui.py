@@ -1,9 +1,12 @@
 """The Rucio WebUI of the grid: nginx with TLS from the grid's CA in front of rucio-webui 41.5.1, on one origin
-with the Rucio REST API (/proxy/ and /auth/), logged into with userpass by a headless Chromium. The first tests
-need no grid: the rendered nginx config passes `nginx -t`, and every CDN asset of the UI's templates is served."""
+with the Rucio REST API (/proxy/ and /auth/), logged into by a headless Chromium with userpass and with OIDC through
+the grid's token issuer. The first tests need no grid: the rendered nginx config passes `nginx -t`, and every CDN
+asset of the UI's templates is served."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 import shutil
@@ -12,7 +15,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -200,6 +203,22 @@ def test_bad_requests_get_clear_answers_and_write_nothing(webui: str, grid: Grid
     assert rse_names(grid) == before
 
 
+def read_rses(page: Any, webui: str, shot: Path) -> tuple[set[str], str]:
+    """The RSE names of the UI's RSE list and the account the UI says it uses."""
+    page.goto(f"{webui}/rses")
+    page.wait_for_selector("#resulttable tbody tr a", timeout=30_000)
+    names = set(page.locator("#resulttable tbody tr td:first-child a").all_inner_texts())
+    current = page.inner_text("#current_account").strip()
+    page.screenshot(path=str(shot), full_page=True)
+    return names, current
+
+
+def login_methods(page: Any) -> list[str]:
+    """The login buttons of the login-method page (every page of the UI shows it to a browser not logged in)."""
+    page.wait_for_selector("#login_methods a")
+    return [text.strip() for text in page.locator("#login_methods a").all_inner_texts()]
+
+
 def login_and_list_rses(webui: str, account: str, password: str, shot: Path) -> tuple[set[str], str]:
     """Log in through the UI's pages as a person would and read the RSE list page; returns the RSE names and
     the account the UI says it uses."""
@@ -208,22 +227,108 @@ def login_and_list_rses(webui: str, account: str, password: str, shot: Path) -> 
         try:
             page = context.new_page()
             page.goto(f"{webui}/rses")
-            page.wait_for_url("**/login*")  # straight to the one login the grid offers: no X509, no other method
-            content = page.content()
-            assert "X509" not in content
-            assert "Select Login Method" not in page.title()
+            assert login_methods(page) == ["Rucio Userpass", "OIDC: JUNO token issuer"]
+            page.click("#login_userpass")
+            page.wait_for_url("**/login*")
             page.fill("#username", account)
             page.fill("#password", password)
             page.click("#login_button")
             page.wait_for_load_state()
-            page.goto(f"{webui}/rses")
-            page.wait_for_selector("#resulttable tbody tr a", timeout=30_000)
-            names = set(page.locator("#resulttable tbody tr td:first-child a").all_inner_texts())
-            current = page.inner_text("#current_account").strip()
-            page.screenshot(path=str(shot), full_page=True)
+            return read_rses(page, webui, shot)
         finally:
             context.close()
-    return names, current
+
+
+def test_the_login_page_offers_userpass_and_oidc_only(webui: str, http: requests.Session) -> None:
+    with chromium() as browser:
+        context = browser.new_context(ignore_https_errors=True)
+        try:
+            page = context.new_page()
+            for path in ("/", "/rses"):
+                page.goto(f"{webui}{path}")
+                assert login_methods(page) == ["Rucio Userpass", "OIDC: JUNO token issuer"], path
+                assert "X509" not in page.content()
+                assert "certificate" not in page.content().lower()
+        finally:
+            context.close()
+    assert http.get(f"{webui}/x509", verify=CA, timeout=10).status_code == 404
+
+
+@contextlib.contextmanager
+def issuer_login(webui: str, account: str, password: str) -> Iterator[tuple[Any, Any, Any]]:
+    """A browser on the UI, sent by its OIDC button to the issuer's form, which it fills in; yields the browser
+    context, the page and the issuer's reply to the form."""
+    with chromium() as browser:
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
+        try:
+            page = context.new_page()
+            page.goto(f"{webui}/rses")
+            page.click("#login_oidc_juno")
+            page.wait_for_selector("#account")  # the issuer's form
+            webui_port = urlsplit(webui).port
+            assert webui_port is not None
+            assert urlsplit(page.url).port == webui_port - 61 + 33, page.url
+            page.fill("#account", account)
+            page.fill("#password", password)
+            with page.expect_response(lambda r: r.request.method == "POST" and "/authorize" in r.url) as posted:
+                page.click("#submit")
+            yield context, page, posted.value
+        finally:
+            context.close()
+
+
+def test_browser_logs_in_with_oidc_through_the_issuer(webui: str, grid: Grid, tmp_path: Path) -> None:
+    passwords = grid.state()["account_passwords"]
+    assert isinstance(passwords, dict)
+    with issuer_login(webui, "alice", passwords["alice"]) as (context, page, reply):
+        assert reply.status == 302
+        page.wait_for_url(f"{webui}/rses*", timeout=60_000)  # back through Rucio's /auth/oidc_code to the page
+        cookies = {c["name"]: c["value"] for c in context.cookies()}
+        assert cookies["x-rucio-auth-type"] == "OIDC"
+        names, current = read_rses(page, webui, tmp_path / "webui-rses-oidc.png")
+    assert current == "alice"
+    assert names == rse_names(grid)
+    # the UI's token is the issuer's access token for Rucio: alice's, audience rucio, validated by Rucio
+    token = unquote(cookies["x-rucio-auth-token"])
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    issuer = f"https://127.0.0.1:{grid.base_port + 33}/"
+    assert (claims["sub"], claims["aud"], claims["iss"]) == ("alice", "rucio", issuer)
+    whoami = requests.get(f"{webui}/proxy/accounts/whoami", headers={"X-Rucio-Auth-Token": token}, verify=CA,
+                          timeout=10)
+    assert whoami.status_code == 200, whoami.text
+    assert whoami.json()["account"] == "alice"
+
+
+def test_a_wrong_password_at_the_issuer_is_refused(webui: str, grid: Grid) -> None:
+    with issuer_login(webui, "alice", "not-her-password") as (context, page, reply):
+        assert reply.status == 401
+        assert page.inner_text("#error").strip() == "Wrong account name or password."
+        assert page.locator("#password").count() == 1  # the form again, nowhere else
+        assert "x-rucio-auth-token" not in {c["name"] for c in context.cookies()}
+
+
+@pytest.mark.parametrize(("change", "phrase"), [
+    ({"redirect_uri": "https://evil.example/auth/oidc_code"}, "is not supported by client"),
+    ({"client_id": "mallory"}, "The client does not exist"),
+    ({"client_id": "alice"}, "is not supported by client"),  # an account's client logs nobody in
+])
+def test_the_issuer_refuses_unknown_clients_and_redirect_uris(grid: Grid, webui: str, http: requests.Session,
+                                                              change: dict[str, str], phrase: str) -> None:
+    base = f"https://127.0.0.1:{grid.base_port + 33}"
+    query = {"response_type": "code", "client_id": "rucio", "scope": "openid profile", "state": "s", "nonce": "n",
+             "redirect_uri": f"{webui}/auth/oidc_code", **change}
+    assert http.get(f"{base}/.well-known/openid-configuration", verify=CA, timeout=10).json()[
+        "authorization_endpoint"] == f"{base}/authorize"
+    passwords = grid.state()["account_passwords"]
+    assert isinstance(passwords, dict)
+    for method in ("GET", "POST"):
+        form = {"account": "alice", "password": passwords["alice"]} if method == "POST" else None
+        reply = http.request(method, f"{base}/authorize", params=query, data=form, verify=CA, timeout=10,
+                             allow_redirects=False)
+        assert reply.status_code == 400, (method, reply.status_code, reply.text)
+        assert "Location" not in reply.headers
+        assert phrase in reply.text
+        assert "login request is refused" in reply.text
 
 
 @pytest.mark.parametrize("account", ["root", "alice"])

@@ -5,6 +5,7 @@
     home/secrets/issuer-clients.yaml    its clients: account or service, subject, groups, scopes (0600)
     home/secrets/clients/<client>       each client's secret (0600), for the programs that use it
     home/secrets/idpsecrets.json        the Rucio daemons' client, in Rucio's own format ([oidc] idpsecrets)
+    home/secrets/issuer-codes.sqlite    the pending authorization codes of logins (0600; juno_dcs.issuer.codes)
 
 Every account of the topology is a client of its own (client id = account), with the scopes its role gives:
 the raw-data service writes /raw, production /mc, /rec and /calib, a user /user/<name>, a group /group/<name>,
@@ -12,6 +13,11 @@ root everything; every member reads everything. The services are clients too: `r
 reaper's per-transfer tokens, and the `fts` scope), `pilot` (the dispatcher's pilot calls), `probes`, `dashboard`
 and `fts` (the transfer service, which exchanges and refreshes its jobs' tokens).
 Secrets derive from the grid's `token_secret` (grid.json, 0600) by HMAC, so `up` writes the same ones every time.
+
+People log in at the issuer (the WebUI's OIDC login, through Rucio): every account of the topology with its Rucio
+password (`root_password`, `account_passwords` of grid.json), kept in the clients file as a PBKDF2 hash; the
+login's `sub` is the account, as for the account's own client, so Rucio's identity `SUB=<account>, ISS=<issuer>`
+(grid/apply.py) names it. Only `rucio` may log people in, and only back to the WebUI's `/auth/oidc_code`.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program, venv_bin
 from juno_dcs.grid.render import digest
-from juno_dcs.issuer.registry import Client, ClientsFile, IssuerConfig, secret_digest
+from juno_dcs.issuer.registry import Client, ClientsFile, IssuerConfig, User, password_digest, secret_digest
 from juno_dcs.settings import GridSettings
 from juno_dcs.tokens.config import ClientAuth, ServiceAuth
 from juno_dcs.tokens.fetch import Credentials
@@ -72,7 +78,19 @@ class IssuerLayout:
     idpsecrets: Path
     ca_file: Path  # the grid CA's certificate, beside the host certificate: what clients check the issuer with
     port: int
+    webui_port: int  # the WebUI's nginx: where a login comes back to (Rucio's /auth/oidc_code on its origin)
     external: str | None = None  # a site's IAM in the grid's place (settings.token_issuer)
+
+    @property
+    def codes(self) -> Path:
+        """The pending authorization codes (SQLite, 0600)."""
+        return self.secrets / "issuer-codes.sqlite"
+
+    @property
+    def login_redirect_uri(self) -> str:
+        """Where the issuer sends a browser back after a login: Rucio's `/auth/oidc_code` on the WebUI's origin
+        (nginx hands that one path to the WebUI, which finishes the login; docs/webui.md)."""
+        return f"https://localhost:{self.webui_port}/auth/oidc_code"
 
     @property
     def url(self) -> str:
@@ -97,7 +115,8 @@ def layout(home: GridHome, state: GridState) -> IssuerLayout:
     return IssuerLayout(config=home.etc / "issuer.yaml", key=home.secrets / "issuer-key.pem",
                         clients=home.secrets / "issuer-clients.yaml", secrets=home.secrets,
                         idpsecrets=home.secrets / "idpsecrets.json", ca_file=home.pki / "ca.pem",
-                        port=state.ports.port("issuer"), external=state.token_issuer)
+                        port=state.ports.port("issuer"), webui_port=state.ports.port("webui"),
+                        external=state.token_issuer)
 
 
 def client_secret(state: GridState, client_id: str) -> str:
@@ -137,15 +156,17 @@ def account_client(state: GridState, name: str, kind: str) -> Client:
                   groups=groups, scopes=scopes, audiences=list(USER_AUDIENCES))
 
 
-def service_clients(state: GridState) -> list[Client]:
+def service_clients(state: GridState, login_redirect_uris: list[str] | None = None) -> list[Client]:
     def client(client_id: str, **fields: object) -> Client:
         return Client.model_validate({"client_id": client_id, "subject": client_id,
                                       "secret_sha256": secret_digest(client_secret(state, client_id)), **fields})
 
     return [
         # Rucio's conveyor and reaper: per-transfer tokens for any RSE path, and its own for the transfer service
+        # ... and the one client that logs people in (the WebUI's OIDC login), back to Rucio only
         client("rucio", groups=[MEMBERS, ADMINS], audiences=["*"],
-               scopes=["storage.read:/", *_writes("/"), "storage.stage:/", "fts", *OIDC]),
+               scopes=["storage.read:/", *_writes("/"), "storage.stage:/", "fts", *OIDC],
+               redirect_uris=list(login_redirect_uris or [])),
         client("pilot", groups=[PILOTS], audiences=[WMS_AUDIENCE, STORAGE_AUDIENCE],
                scopes=["compute.read", "compute.modify", "storage.read:/"]),
         client("probes", groups=[MEMBERS, OPS], audiences=list(USER_AUDIENCES),
@@ -158,9 +179,19 @@ def service_clients(state: GridState) -> list[Client]:
     ]
 
 
-def clients(state: GridState, topo: Topology) -> list[Client]:
+def clients(state: GridState, topo: Topology, login_redirect_uris: list[str] | None = None) -> list[Client]:
     accounts = [account_client(state, name, account.type) for name, account in sorted(topo.accounts.items())]
-    return accounts + service_clients(state)
+    return accounts + service_clients(state, login_redirect_uris)
+
+
+def users(state: GridState, topo: Topology) -> list[User]:
+    """The people who may log in: every account of the topology, with its Rucio password and its client's groups."""
+    people = []
+    for name, account in sorted(topo.accounts.items()):
+        groups = account_client(state, name, account.type).groups
+        people.append(User(name=name, subject=name, groups=groups,
+                           password_pbkdf2=password_digest(name, state.password(name))))
+    return people
 
 
 def credentials(where: IssuerLayout, state: GridState, client_id: str) -> Credentials:
@@ -203,7 +234,10 @@ def idpsecret(where: IssuerLayout, state: GridState) -> dict[str, object]:
     makes two pyoidc clients of it, the second from "SCIM", and loads none when either lacks a client_id; the
     daemons ask for tokens with the top-level client."""
     rucio = {"issuer": where.url, "client_id": "rucio", "client_secret": secret_of(where, state, "rucio")}
-    return {**rucio, "redirect_uris": [], "SCIM": dict(rucio)}
+    # the login (rucio.core.oidc.get_auth_oidc): back to the one redirect URI with "auth/oidc_code"; pyoidc checks
+    # the ID token's signature algorithm against `id_token_signed_response_alg` (its default: RS256)
+    return {**rucio, "redirect_uris": [where.login_redirect_uri], "id_token_signed_response_alg": "ES256",
+            "SCIM": dict(rucio)}
 
 
 def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settings: GridSettings,
@@ -213,12 +247,13 @@ def render_configs(where: IssuerLayout, home: GridHome, state: GridState, settin
     }
     if where.external is not None:  # a site's IAM: its clients and secrets are the IAM's (docs/security.md)
         return files
-    config = IssuerConfig(issuer=where.url, key_file=where.key, clients_file=where.clients)
-    registered = ClientsFile(clients=clients(state, topo))
+    config = IssuerConfig(issuer=where.url, key_file=where.key, clients_file=where.clients, codes_file=where.codes)
+    registered = ClientsFile(clients=clients(state, topo, [where.login_redirect_uri]), users=users(state, topo))
     files[where.config] = ("# The token issuer. Written by `juno-dcs up`; edits are overwritten "
                            "(docs/security.md).\n" + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    files[where.clients] = ("# The issuer's clients (secrets as SHA-256). Written by `juno-dcs up` from the "
-                            "topology.\n" + yaml.safe_dump(registered.model_dump(mode="json"), sort_keys=False))
+    files[where.clients] = ("# The issuer's clients (secrets as SHA-256) and people (passwords as PBKDF2). Written "
+                            "by `juno-dcs up` from the topology.\n"
+                            + yaml.safe_dump(registered.model_dump(mode="json"), sort_keys=False))
     for client in registered.clients:
         files[where.secret_file(client.client_id)] = client_secret(state, client.client_id) + "\n"
     return files

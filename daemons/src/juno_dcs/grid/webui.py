@@ -11,6 +11,10 @@ reports, `services` its URLs in `status --json`.
 The UI's pages call `https://<their host>/proxy/...` (static/rucio.js), so the API must sit on their origin.
 The UI itself reads the Rucio database (token validation, account lookup) through Rucio's gateway, which is why
 it runs with the server's configuration. docs/webui.md has the routes and the login flow.
+
+Two logins: Rucio userpass, and OpenID Connect through the grid's token issuer. The UI's login-method page is the
+grid's own (data/webui/select_login_method.html: no X509), and the end of an OIDC login, `/auth/oidc_code`, is
+handled here (`finish_oidc_login`): Rucio 41 would show the browser a code to paste into a terminal instead.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +197,8 @@ def programs(where: WebuiLayout, home: GridHome, state: GridState, settings: Gri
             command=[
                 venv_bin("gunicorn"), "--bind", f"127.0.0.1:{where.app_port}", "--workers", "2",
                 "--timeout", "120", "--access-logfile", str(where.logs / "webui-access.log"),
+                # paths without their query: /auth/oidc_code?code=...&state=... ends every OIDC login
+                "--config", "python:juno_dcs.grid.webui_gunicorn",
                 "--error-logfile", "-", "juno_dcs.grid.webui:wsgi_app()",
             ],
         ),
@@ -216,7 +223,7 @@ def check(where: WebuiLayout, timeout: float = 3.0) -> Health:
         with requests.Session() as session:  # verify= per request: REQUESTS_CA_BUNDLE overrides session.verify
             ca = str(where.ca_file)
             ping = session.get(f"{where.url}proxy/ping", timeout=timeout, verify=ca)
-            # the userpass login page: the grid's one login (`[webui] auth_type`; every other page sends there)
+            # the userpass login page (one of the two logins of the login-method page every other page shows)
             page = session.get(f"{where.url}login", timeout=timeout, allow_redirects=False, verify=ca)
     except requests.exceptions.SSLError as exc:
         return Health(False, f"TLS: {exc.__class__.__name__}")
@@ -233,6 +240,35 @@ def check(where: WebuiLayout, timeout: float = 3.0) -> Health:
     return Health(True, f"TLS, WebUI and /proxy to Rucio {version}")
 
 
+def templates_dir() -> Path:
+    """The grid's own templates of the UI (the login-method page), put before the package's."""
+    return Path(str(resources.files("juno_dcs") / "data" / "webui"))
+
+
+def finish_oidc_login() -> Any:
+    """The end of an OIDC login (the issuer sends the browser to `/auth/oidc_code?code=...&state=...`): Rucio
+    redeems the code at the issuer (`get_token_oidc`: ID token, nonce, identity SUB=<sub>, ISS=<iss>), keeps the
+    access token under a one-time fetch code, and the UI logs in with that token as after any login."""
+    from flask import render_template, request
+    from rucio.gateway.authentication import get_token_oidc, redirect_auth_oidc
+    from rucio.web.ui.flask.common.utils import finalize_auth
+
+    if "code" not in request.args:  # the issuer sent an error back (e.g. access_denied)
+        reason = request.args.get("error_description") or request.args.get("error") or "no authorization code"
+        return render_template("problem.html", msg=f"The login at the token issuer did not complete: {reason}"), 401
+    result = get_token_oidc(request.query_string.decode(), request.remote_addr)
+    if result and result.get("polling"):  # a Rucio client's browser login: the client fetches the token itself
+        return render_template("problem.html", msg="Logged in: the Rucio client now fetches its token.")
+    token = redirect_auth_oidc(str(result["fetchcode"]), fetchtoken=True) if result and "fetchcode" in result else None
+    if not token:
+        logger.warning("OIDC login: Rucio did not accept the issuer's answer (see the WebUI's log)")
+        return render_template("problem.html", msg="The OIDC login failed: Rucio did not accept the issuer's "
+                                                   "answer, or the identity is not an account's."), 401
+    if not request.cookies.get("rucio-requested-path"):  # no page waiting: the home page, not this callback again
+        request.environ["REQUEST_URI"] = "/"
+    return finalize_auth(token, "OIDC")
+
+
 def with_request_uri(app: Callable[..., Any]) -> Callable[..., Any]:
     """WSGI middleware: the UI remembers the page to return to after login from REQUEST_URI, which Apache's
     mod_wsgi sets and gunicorn does not (it has RAW_URI, the same request target)."""
@@ -247,8 +283,13 @@ def with_request_uri(app: Callable[..., Any]) -> Callable[..., Any]:
 def wsgi_app() -> Callable[..., Any]:
     """The WebUI application as gunicorn runs it (`juno_dcs.grid.webui:wsgi_app()`): Rucio's Flask UI behind
     nginx (client address and scheme from its X-Forwarded-* headers), with REQUEST_URI set."""
+    from jinja2 import ChoiceLoader, FileSystemLoader
     from rucio.web.ui.flask.main import application  # reads rucio.cfg: only in the UI's own process
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     application.wsgi_app = ProxyFix(application.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    package_loader = application.jinja_loader
+    application.jinja_loader = ChoiceLoader([FileSystemLoader(templates_dir()),
+                                             *([package_loader] if package_loader else [])])
+    application.add_url_rule("/auth/oidc_code", "juno_oidc_code", finish_oidc_login, methods=["GET"])
     return with_request_uri(application)

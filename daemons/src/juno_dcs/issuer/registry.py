@@ -1,5 +1,5 @@
-"""The issuer's configuration and its registered clients, read from YAML files that only the issuer's user can
-read. A client's secret is kept as its SHA-256 only."""
+"""The issuer's configuration, its registered clients and the people who may log in, read from YAML files that only
+the issuer's user can read. A client's secret is kept as its SHA-256 only, a person's password as a PBKDF2 hash."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ class Client(BaseModel):
     # may exchange other subjects' tokens for refresh tokens and refresh them (issuer/exchange.py): the transfer
     # service, which copies with the tokens its jobs carry long after they were handed to it
     exchange: bool = False
+    # where a login (the authorization-code grant) may send the browser back to; none: no logins for this client
+    redirect_uris: list[Annotated[str, Field(pattern=r"^https://")]] = []
+
+    @property
+    def logs_in(self) -> bool:
+        """Whether this client may use the authorization-code grant (it has registered redirect URIs)."""
+        return bool(self.redirect_uris)
 
     def check_secret(self, secret: str) -> bool:
         digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -51,10 +58,39 @@ class Client(BaseModel):
         return "*" in self.audiences or audience in self.audiences or audience == ANY_AUDIENCE
 
 
+PBKDF2_ROUNDS = 100_000
+
+
+def password_digest(name: str, password: str, rounds: int = PBKDF2_ROUNDS) -> str:
+    """PBKDF2-HMAC-SHA256 of a person's password, salted with the person's name (stable, so `up` rewrites the same
+    file; the grid's passwords are random, so the salt needs no secrecy)."""
+    salt = f"juno-dcs-issuer-user:{name}".encode()
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds).hex()
+
+
+class User(BaseModel):
+    """One person who may log in at the issuer's form: a Rucio account and its password."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]  # what the person types: the account
+    subject: Annotated[str, Field(min_length=1)]  # the ID token's `sub`: Rucio's identity SUB=<subject>, ISS=<iss>
+    groups: list[str] = []  # `wlcg.groups` of the access token
+    password_pbkdf2: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+    def get_user_id(self) -> str:
+        """What Authlib puts in an access token's `sub`."""
+        return self.subject
+
+    def check_password(self, password: str) -> bool:
+        return hmac.compare_digest(password_digest(self.name, password), self.password_pbkdf2)
+
+
 class ClientsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     clients: list[Client]
+    users: list[User] = []
 
 
 class IssuerConfig(BaseModel):
@@ -67,6 +103,7 @@ class IssuerConfig(BaseModel):
     clients_file: Path
     # how long a refresh token from a token exchange lasts (issuer/exchange.py): longer than a transfer job waits
     refresh_lifetime: Annotated[int, Field(gt=0, le=30 * 86400)] = 4 * 86400
+    codes_file: Path | None = None  # SQLite: the pending authorization codes (logins); none: no logins
 
 
 def secret_digest(secret: str) -> str:
@@ -85,3 +122,14 @@ def load_clients(path: Path) -> dict[str, Client]:
             raise ConfigError(f"{path}: client {client.client_id!r} is registered twice")
         clients[client.client_id] = client
     return clients
+
+
+def load_users(path: Path) -> dict[str, User]:
+    """The people of the clients file, by the name they log in with."""
+    data = load_model(path, ClientsFile, "issuer's clients", ConfigError)
+    users: dict[str, User] = {}
+    for user in data.users:
+        if user.name in users:
+            raise ConfigError(f"{path}: user {user.name!r} is listed twice")
+        users[user.name] = user
+    return users

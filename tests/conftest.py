@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True,
 
 
 _TOKEN_SOURCES: dict[tuple[Path, str], TokenSource] = {}
+_ENVS: dict[tuple[Path, str], tuple[float, dict[str, str]]] = {}  # Grid.env's, until the time given
 
 
 @dataclass
@@ -113,14 +115,20 @@ class Grid:
         return {"Authorization": f"Bearer {self.token(account, audience, scope)}"}
 
     def env(self, account: str = "root") -> dict[str, str]:
-        """The environment `eval "$(juno-dcs env --account A)"` gives a shell."""
+        """The environment `eval "$(juno-dcs env --account A)"` gives a shell. `juno-dcs env` runs once per
+        account and grid every 15 minutes (the token it writes lasts an hour): the suite calls this often."""
+        key = (self.home, account)
+        held = _ENVS.get(key)
+        if held is not None and held[0] > time.monotonic():
+            return dict(held[1])
         exports = self.juno_dcs("env", "--account", account).stdout
         env = dict(os.environ)
         for line in exports.splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             env[key] = value.strip("'")
         env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
-        return env
+        _ENVS[key] = (time.monotonic() + 900, env)
+        return dict(env)
 
     def rucio(self, *args: str, account: str = "root", check: bool = True,
               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,8 @@ def _uid() -> str:
 
 
 def kafka_bootstrap(shell: Shell) -> str:
-    services = shell.json("juno-dcs", "status", "--json")["services"]
+    # the services' addresses, healthy or not (`status` exits 1 while a program is still coming back)
+    services = json.loads(shell.run("juno-dcs", "status", "--json", check=False).stdout)["services"]
     return str(services["kafka"]).removeprefix("kafka://")
 
 

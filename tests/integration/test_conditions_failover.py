@@ -62,6 +62,7 @@ def test_server_stopped_cached_answers_still_served(stack: Stack, tmp_path: Path
         stack.service.start()
 
 
+@pytest.mark.slow  # the database stopped until Squid's copies go stale
 def test_database_down_503_and_squid_serves_stale(stack: Stack, tmp_path: Path) -> None:
     open_tag, _ = build_tag(stack.db, tmp_path, lock=False)
     unseen, _ = build_tag(stack.db, tmp_path, lock=False)  # never read through the Squid

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from juno_dcs.grid.home import GridHome
 from juno_dcs.grid.wms import database_url
@@ -46,6 +47,7 @@ def _unbrokerable(log: Path) -> int:
     return total
 
 
+@pytest.mark.slow  # a second agent until the heartbeats settle
 def test_a_second_agent_shares_the_brokerage_with_the_grids_own(grid: Grid, tmp_path: Path) -> None:
     home = GridHome(grid.home)
     url = database_url(home.load_state())

@@ -118,6 +118,7 @@ def brokered(log: Path) -> int:
     return total
 
 
+@pytest.mark.slow  # two agent processes until their heartbeats settle
 def test_two_agent_processes_share_the_jobs(wms: tuple[Path, WmsClient], database: str, tmp_path: Path) -> None:
     config, client = wms
     logs = [tmp_path / "agent-0.log", tmp_path / "agent-1.log"]

@@ -118,6 +118,7 @@ def test_round_trip_with_the_grid_client_settings(grid: Grid) -> None:
     assert _consume(settings, topic, len(more), group=group) == more  # the group resumes where it committed
 
 
+@pytest.mark.slow  # the broker restarted and killed
 def test_messages_survive_a_restart_and_a_kill_of_the_broker(grid: Grid) -> None:
     home, state = _grid(grid)
     settings = grid_kafka.kafka_settings(state)

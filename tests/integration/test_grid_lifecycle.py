@@ -354,6 +354,7 @@ def test_a_failed_up_leaves_nothing_running_and_down_finds_a_supervisor_without_
     run([JUNO_DCS, "down", "--home", str(home), "--purge"])
 
 
+@pytest.mark.slow  # a program killed until the supervisor gives up, then the watchdog's restart
 def test_a_program_the_supervisor_gives_up_on_raises_every_alarm_and_is_started_again(grid: Grid) -> None:
     """Killed at every start, a program goes FATAL: `status` names it and exits 1, the `programs` probe goes
     CRITICAL naming it, the dashboard's alarms panel shows that run; the watchdog then starts it again."""

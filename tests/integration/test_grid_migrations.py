@@ -80,7 +80,7 @@ def _upgrade_story(grid: Grid) -> None:
     out = grid.up().stdout
     assert "schema wms upgraded from nothing to version 2" in out, out
     assert "schema probes upgraded from nothing to version 2" in out, out
-    assert "schema fts upgraded from nothing to version 1" in out, out
+    assert "schema fts upgraded from nothing to version 2" in out, out
     _healthy(grid)
     assert _one(url, "SELECT error_code FROM wms.jobs WHERE key = 'old'") == 1201
     assert _one(url, "SELECT to_regnamespace('monitor')") is None

@@ -130,6 +130,7 @@ def test_memory_exceeded_then_more_memory(wms: WmsClient, grid: Grid, tmp_path: 
 SLEEPY = "import os, time; time.sleep(300 if os.environ['JUNO_ATTEMPT'] == '1' else 0)"
 
 
+@pytest.mark.slow  # a pilot killed, its job's lease left to run out
 def test_sigkilled_pilot_job_comes_back(wms: WmsClient, grid: Grid, tmp_path: Path) -> None:
     spec = JobSpec(key="sleepy", transformation="exec", memory_mb=100, walltime_s=600, site="CNAF",
                    args=[sys.executable, "-c", SLEEPY])

@@ -80,6 +80,7 @@ def stopped_se(grid: Grid) -> Iterator[str]:
 
 
 @pytest.mark.usefixtures("no_scheduler")
+@pytest.mark.slow  # an SE stopped and started
 def test_tpc_is_critical_with_the_failing_pairs_named_while_an_se_is_down(grid: Grid, stopped_se: str) -> None:
     since = datetime.now(UTC)
     proc = probe(grid, "tpc", "--rses", f"{stopped_se},{TARGET},{THIRD}", "--modes", "pull,push", "--timeout", "20",
@@ -207,6 +208,7 @@ def test_the_scheduler_keeps_history_and_two_schedulers_do_not_double_run(grid: 
         assert len(runs) == 1, (probe_name, runs)
 
 
+@pytest.mark.slow  # the conveyor stopped for minutes
 def test_a_conveyor_that_submits_nothing_is_named_within_minutes_and_the_rule_completes_once_it_is_back(
         grid: Grid, client: Any, tmp_path: Path) -> None:
     """rucio-conveyor-submitter stopped: a new rule's request waits QUEUED while the transfer service is idle.

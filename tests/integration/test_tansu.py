@@ -24,6 +24,7 @@ def _poll(consumer: Any, expected: int, timeout: float = 60) -> list[Any]:
     return records
 
 
+@pytest.mark.slow  # a broker of its own
 def test_round_trip_with_a_consumer_group() -> None:
     with tansu_broker() as broker:
         topic, group = f"test.tansu.{uuid.uuid4().hex[:10]}", f"g-{uuid.uuid4().hex[:8]}"

@@ -154,6 +154,7 @@ def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, t
     assert '"step": "rec"' in text
 
 
+@pytest.mark.slow  # a failed attempt, then a retry at another site
 def test_a_muon_job_at_a_low_memory_site_is_retried_at_jinr(grid: Grid, tmp_path: Path) -> None:
     """A muon-like detsim job asks for 250 MB, is brokered to a 3 GB/core site (300 MB here), exceeds it
     (error 1235) and is retried by the rules with twice the memory, which only JINR (16 GB/core) gives."""

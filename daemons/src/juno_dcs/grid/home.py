@@ -185,6 +185,11 @@ class GridHome:
     def make_dirs(self) -> None:
         for path in (self.etc / "clients", self.logs, self.logs / "trace", self.run, self.data, self.pki):
             path.mkdir(parents=True, exist_ok=True)
+        # the Rucio clients' session tokens (auth_token_file_path): Rucio makes the per-account directories with
+        # the umask's mode, so the directory above them is the owner's alone
+        tokens = self.run / "tokens"
+        tokens.mkdir(mode=0o700, exist_ok=True)
+        tokens.chmod(0o700)
 
     # --- identity
     @property

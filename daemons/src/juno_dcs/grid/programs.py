@@ -215,7 +215,7 @@ def grid_programs(
                 "--timeout", "300",
                 "--access-logfile", str(home.logs / "rucio-server-access.log"),
                 "--error-logfile", "-",
-                "rucio.web.rest.flaskapi.v1.main:application",
+                "juno_dcs.grid.rucio_app:application",  # Rucio's, but for the CLI's browser login
             ],
             priority=200,
             environment=rucio_env,

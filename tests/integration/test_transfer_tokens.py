@@ -197,8 +197,10 @@ def test_tokens_that_run_out_while_the_job_waits_are_refreshed_by_the_service(gr
     src = f"{ses['IHEP_DISK']}/user/alice/refresh/{uuid.uuid4().hex}"
     put(grid, src, data)
     name = f"/user/alice/refresh/{uuid.uuid4().hex}"
-    read = _short_token(grid, "alice", "storage.read:/user/alice", 6)
-    write = _short_token(grid, "alice", "storage.create:/user/alice storage.modify:/user/alice", 6)
+    area = "/user/alice"
+    read = _short_token(grid, "alice", f"storage.read:{area}", 6)
+    # as Rucio asks for a destination: a stat before the copy needs storage.read too
+    write = _short_token(grid, "alice", f"storage.read:{area} storage.create:{area} storage.modify:{area}", 6)
     with grid.stopped("fts-worker"):
         job_id = submit(grid, [{"sources": [src], "destinations": [ses["JINR_DISK"] + name],
                                 "source_tokens": [read], "destination_tokens": [write]}])

@@ -30,7 +30,7 @@ from juno_dcs.issuer.codes import CodeStore
 from juno_dcs.issuer.exchange import GRANT_TYPE as EXCHANGE_GRANT
 from juno_dcs.issuer.exchange import Signer, Subject, bound_grants
 from juno_dcs.issuer.login import IssuerOpenIDCode, LoginCodeGrant, redirect_uri_allowed, user_info
-from juno_dcs.issuer.registry import Client, IssuerConfig, User, load_clients, load_config, load_users
+from juno_dcs.issuer.registry import Client, IssuerConfig, User, load_config, load_registry
 from juno_dcs.tokens.scopes import ANY_AUDIENCE, WLCG_VERSION, ScopeError, parse_scopes, permitted
 
 logger = logging.getLogger("juno_dcs.issuer")
@@ -212,8 +212,7 @@ def create_app(config_path: str | None = None) -> Flask:
 
         configure(os.environ.get("JUNO_DCS_LOG_JSON") == "1")
     config: IssuerConfig = load_config(Path(config_path or os.environ["JUNO_ISSUER_CONFIG"]))
-    clients = load_clients(config.clients_file)
-    users = load_users(config.clients_file)
+    clients, users = load_registry(config.clients_file)
     key = load_key(config.key_file)
     public = KeySet([key]).as_dict(private=False)
     codes = CodeStore(config.codes_file) if config.codes_file else None

@@ -114,22 +114,17 @@ def load_config(path: Path) -> IssuerConfig:
     return load_model(path, IssuerConfig, "issuer's configuration", ConfigError)
 
 
-def load_clients(path: Path) -> dict[str, Client]:
+def load_registry(path: Path) -> tuple[dict[str, Client], dict[str, User]]:
+    """The clients file, read once: its clients by client id and its people by the name they log in with."""
     data = load_model(path, ClientsFile, "issuer's clients", ConfigError)
     clients: dict[str, Client] = {}
     for client in data.clients:
         if client.client_id in clients:
             raise ConfigError(f"{path}: client {client.client_id!r} is registered twice")
         clients[client.client_id] = client
-    return clients
-
-
-def load_users(path: Path) -> dict[str, User]:
-    """The people of the clients file, by the name they log in with."""
-    data = load_model(path, ClientsFile, "issuer's clients", ConfigError)
     users: dict[str, User] = {}
     for user in data.users:
         if user.name in users:
             raise ConfigError(f"{path}: user {user.name!r} is listed twice")
         users[user.name] = user
-    return users
+    return clients, users

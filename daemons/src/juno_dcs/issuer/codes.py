@@ -80,12 +80,11 @@ class CodeStore:
             path.touch(mode=0o600)
         os.chmod(path, 0o600)
         with closing(self._connect()) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: set once, not at every connection
             db.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
 
     def save(self, code: str, entry: AuthorizationCode) -> None:
         now = int(time.time())

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests import PreparedRequest
@@ -70,24 +71,35 @@ class TokenSource:
         data = {"grant_type": "client_credentials", "audience": audience}
         if scope:
             data["scope"] = scope
-        try:
-            reply = requests.post(self._endpoint, data=data, auth=(creds.client_id, creds.client_secret),
-                                  verify=creds.ca_file, timeout=10)
-        except requests.RequestException as exc:
-            raise ServiceError(f"the token issuer {creds.issuer} is out of reach ({exc.__class__.__name__})") from None
-        if reply.status_code in (400, 401, 403):
-            try:
-                body = reply.json()
-                why = f"{body.get('error')}: {body.get('error_description', '')}"
-            except ValueError:
-                why = reply.text[:200]
-            raise PermissionDenied(f"the token issuer refused client {creds.client_id!r} "
-                                   f"(audience {audience!r}, scope {scope!r}): {why}")
-        if reply.status_code != 200:
-            raise ServiceError(f"the token issuer answered HTTP {reply.status_code}")
-        body = reply.json()
+        body = post_grant(creds, self._endpoint, data, f"(audience {audience!r}, scope {scope!r})")
         return Token(value=str(body["access_token"]), expires_at=time.time() + float(body.get("expires_in", 0)),
                      scope=str(body.get("scope", scope)))
+
+
+def post_grant(creds: Credentials, endpoint: str, form: dict[str, str], what: str) -> dict[str, Any]:
+    """One request to the issuer's token endpoint as `creds`' client: its JSON answer, PermissionDenied when the
+    issuer refuses (with its error and description), ServiceError when it cannot be asked."""
+    try:
+        reply = requests.post(endpoint, data=form, auth=(creds.client_id, creds.client_secret), verify=creds.ca_file,
+                              timeout=10)
+    except requests.RequestException as exc:
+        raise ServiceError(f"the token issuer {creds.issuer} is out of reach ({exc.__class__.__name__})") from None
+    if reply.status_code in (400, 401, 403):
+        try:
+            body = reply.json()
+            why = f"{body.get('error')}: {body.get('error_description', '')}"
+        except ValueError:
+            why = reply.text[:200]
+        raise PermissionDenied(f"the token issuer refused client {creds.client_id!r} {what}: {why}")
+    if reply.status_code != 200:
+        raise ServiceError(f"the token issuer answered HTTP {reply.status_code}")
+    try:
+        body = reply.json()
+    except ValueError:
+        raise ServiceError("the token issuer's answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise ServiceError("the token issuer's answer is not a JSON object")
+    return body
 
 
 def write_token_file(path: Path, token: str) -> None:

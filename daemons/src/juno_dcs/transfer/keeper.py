@@ -23,11 +23,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import requests
-
 from juno_dcs.errors import JunoDcsError, ServiceError
 from juno_dcs.tokens.config import ClientAuth
-from juno_dcs.tokens.fetch import Credentials, token_endpoint
+from juno_dcs.tokens.fetch import Credentials, post_grant, token_endpoint
 from juno_dcs.tokens.sealed import Sealer
 
 logger = logging.getLogger(__name__)
@@ -138,23 +136,9 @@ class TokenKeeper:
         assert self.exchange is not None  # noqa: S101 - callers check
         if self._credentials is None:
             self._credentials = self.exchange.credentials()
-        creds = self._credentials
         if self._endpoint is None:
-            self._endpoint = token_endpoint(creds.issuer, creds.ca_file)
-        try:
-            reply = requests.post(self._endpoint, data=form, auth=(creds.client_id, creds.client_secret),
-                                  verify=creds.ca_file, timeout=10)
-        except requests.RequestException as exc:
-            raise ServiceError(f"{what}: the token issuer {creds.issuer} is out of reach "
-                               f"({exc.__class__.__name__})") from None
-        try:
-            body = reply.json()
-        except ValueError:
-            body = {}
-        if reply.status_code != 200 or not isinstance(body, dict):
-            why = f"{body.get('error')}: {body.get('error_description', '')}" if isinstance(body, dict) else ""
-            raise ServiceError(f"{what}: the token issuer answered HTTP {reply.status_code} {why}".rstrip())
-        return body
+            self._endpoint = token_endpoint(self._credentials.issuer, self._credentials.ca_file)
+        return post_grant(self._credentials, self._endpoint, form, what)
 
     def _exchange(self, token: str) -> str:
         body = self._post({"grant_type": EXCHANGE_GRANT, "subject_token": token,

@@ -31,14 +31,21 @@ $(STAMP): $(BIN)/python $(DISTS)
 
 venv: $(STAMP)
 
-# Debian's gfal2 binding (python3-gfal2) for the venv: a directory holding only a link to its module, on the
-# venv's path through a .pth file (PyPI's gfal2-python does not build against Debian's gfal2).
+# Debian's gfal2 binding (python3-gfal2) and XRootD's own client (python3-xrootd: the ingestor's checks at the SE)
+# for the venv: a directory holding only links to them, on the venv's path through a .pth file (PyPI's gfal2-python
+# and xrootd do not build against Debian's libraries).
+DEBIAN_PY := /usr/lib/python3/dist-packages
+BINDINGS := $(VENV)/debian-gfal2
 $(GFAL_PTH): $(BIN)/python
-	mkdir -p $(VENV)/debian-gfal2
-	ln -sf /usr/lib/python3/dist-packages/gfal2.cpython-311-x86_64-linux-gnu.so $(VENV)/debian-gfal2/
-	echo "$(abspath $(VENV))/debian-gfal2" > $(GFAL_PTH)
+	mkdir -p $(BINDINGS)
+	ln -sf $(DEBIAN_PY)/gfal2.cpython-311-x86_64-linux-gnu.so $(BINDINGS)/
+	echo "$(abspath $(BINDINGS))" > $(GFAL_PTH)
 
-gfal2: $(GFAL_PTH)
+$(BINDINGS)/XRootD: $(GFAL_PTH)
+	ln -sfn $(DEBIAN_PY)/pyxrootd $(BINDINGS)/pyxrootd
+	ln -sfn $(DEBIAN_PY)/XRootD $(BINDINGS)/XRootD
+
+gfal2: $(GFAL_PTH) $(BINDINGS)/XRootD
 
 share: $(BIN)/python
 	@mkdir -p $(SHARE) var/lib var/pki

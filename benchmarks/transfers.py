@@ -6,10 +6,14 @@
    service with adler32 checked on both sides is reported too.
 2. 1,000 files of 1 MB registered at IHEP_DISK in one dataset, one Rucio rule to CNAF_DISK: files per second
    from rule creation to rule OK (`rule_files_per_s`, aim: >= 50) and the rule's latency (`rule_latency_s`).
+3. What tokens cost rules: rules of `--pair-files` files with tokens (IHEP_DISK -> CNAF_DISK) and without them
+   (two SEs and a transfer API that check nothing, RSEs without `oidc_support`: benchmarks/open_side.py), run by
+   run alternately: `rule_files_per_s_tokens_on`/`_off` (medians), `rule_token_cost` = 1 - on/off (aim: <= 0.10).
 
 Starts its own grid under a temporary home (or uses --home of a running one) and prints one JSON object.
 
-    .venv/bin/python benchmarks/transfers.py [--runs 5] [--files 1000] [--home DIR] [--only tpc|rule]
+    .venv/bin/python benchmarks/transfers.py [--runs 5] [--files 1000] [--home DIR] [--only tpc|rule|tokens]
+                                             [--pair-files 300] [--pair-runs 3]
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
     }
 
 
-def rule(home: Path, st: dict[str, Any], nfiles: int) -> dict[str, Any]:
+def rule(home: Path, nfiles: int, src: str = "IHEP_DISK", dst: str = "CNAF_DISK") -> dict[str, Any]:
     os.environ["RUCIO_CONFIG"] = str(home / "etc" / "clients" / "rawdata.cfg")
     from rucio.client import Client
     from rucio.rse import rsemanager
@@ -144,7 +148,7 @@ def rule(home: Path, st: dict[str, Any], nfiles: int) -> dict[str, Any]:
     # Rucio registers policy-package algorithms when the first translator is made; before that a protocol
     # asks the server for PFNs in one GET, and 1,000 names are too long for a URL (414)
     RSEDeterministicTranslation()
-    rse_settings = rsemanager.get_rse_info("IHEP_DISK")
+    rse_settings = rsemanager.get_rse_info(src)
     names = [f"RUN.009999.{stream}.{i:05d}.20261125.rtraw" for i in range(nfiles)]
     pfns = rsemanager.lfns2pfns(rse_settings, [{"scope": "raw", "name": n} for n in names], operation="write",
                                 scheme="davs")
@@ -152,19 +156,19 @@ def rule(home: Path, st: dict[str, Any], nfiles: int) -> dict[str, Any]:
     replicas = []
     for n in names:
         pfn = pfns[f"raw:{n}"]
-        path = home / "data" / "rses" / "IHEP_DISK" / pfn.split(":", 2)[2].split("/", 1)[1]
+        path = GridHome(home).rse_dir(src) / pfn.split(":", 2)[2].split("/", 1)[1]
         data = write_owned(path, 1_000_000, random=False)
         assert data is not None
         replicas.append({"scope": "raw", "name": n, "bytes": len(data),
                          "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"})
     for i in range(0, nfiles, 500):
-        client.add_replicas("IHEP_DISK", replicas[i:i + 500])
+        client.add_replicas(src, replicas[i:i + 500])
     client.add_dataset("raw", dataset)
     for i in range(0, nfiles, 500):
         client.attach_dids("raw", dataset, [{"scope": "raw", "name": r["name"]} for r in replicas[i:i + 500]])
     prepared = time.perf_counter() - start
     created = time.perf_counter()
-    [rule_id] = client.add_replication_rule([{"scope": "raw", "name": dataset}], 1, "CNAF_DISK")
+    [rule_id] = client.add_replication_rule([{"scope": "raw", "name": dataset}], 1, dst)
     while True:
         info = client.get_replication_rule(rule_id)
         if info["state"] == "OK":
@@ -177,12 +181,30 @@ def rule(home: Path, st: dict[str, Any], nfiles: int) -> dict[str, Any]:
             "rule_files_per_s": round(nfiles / latency, 1), "rule_prepare_s": round(prepared, 1)}
 
 
+def token_pair(home: Path, nfiles: int, runs: int) -> dict[str, Any]:
+    """Rules of `nfiles` files with tokens (IHEP_DISK -> CNAF_DISK) and without (benchmarks/open_side.py), run by run
+    alternately, the order swapped each run: the medians, what tokens cost (1 - on/off of the medians, and the
+    median of the runs' pairs)."""
+    from benchmarks.open_side import DESTINATION, SOURCE, alternate, open_side, pair_figures
+
+    samples: dict[str, list[float]] = {"on": [], "off": []}
+    with open_side(home):
+        rule(home, 20, SOURCE, DESTINATION)  # the first rule to new RSEs warms Rucio's caches of them
+        for _, mode in alternate(runs):
+            src, dst = ("IHEP_DISK", "CNAF_DISK") if mode == "on" else (SOURCE, DESTINATION)
+            samples[mode].append(rule(home, nfiles, src, dst)["rule_files_per_s"])
+    return {**pair_figures("rule_files_per_s", "rule_token_cost", samples), "rule_pair_files": nfiles,
+            "rule_pair_runs": runs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--home", type=Path, default=None, help="a running grid to use (default: a new one)")
-    parser.add_argument("--only", choices=("tpc", "rule"), default=None, help="run one of the two parts")
+    parser.add_argument("--only", choices=("tpc", "rule", "tokens"), default=None, help="run one of the parts")
+    parser.add_argument("--pair-files", type=int, default=300, help="files of each rule of the tokens on/off pair")
+    parser.add_argument("--pair-runs", type=int, default=3, help="rules on each side of the tokens on/off pair")
     args = parser.parse_args()
     own = args.home is None
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-"))
@@ -197,7 +219,9 @@ def main() -> int:
         if args.only in (None, "tpc"):
             result |= tpc(home, st, args.runs)
         if args.only in (None, "rule"):
-            result |= rule(home, st, args.files)
+            result |= rule(home, args.files)
+        if args.only in (None, "tokens"):
+            result |= token_pair(home, args.pair_files, args.pair_runs)
         print(json.dumps(stamp(result), indent=2))
     finally:
         if own:

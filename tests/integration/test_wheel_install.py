@@ -50,9 +50,10 @@ def _fresh_venv(root: Path, wheels: list[Path]) -> Path:
     others = [str(w) for w in wheels if w != dcs]
     _run([str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(CHECKOUT / "constraints.txt"),
           f"{dcs}[grid]", *others], cwd=root, env=env)
-    gfal = venv / "debian-gfal2"  # as the Makefile links Debian's gfal2 binding into the checkout's venv
+    gfal = venv / "debian-gfal2"  # as the Makefile links Debian's gfal2 and XRootD bindings into the checkout's venv
     gfal.mkdir()
-    (gfal / DEBIAN_GFAL2.name).symlink_to(DEBIAN_GFAL2)
+    for binding in (DEBIAN_GFAL2, DEBIAN_GFAL2.parent / "XRootD", DEBIAN_GFAL2.parent / "pyxrootd"):
+        (gfal / binding.name).symlink_to(binding)
     (venv / "lib" / "python3.11" / "site-packages" / "debian-gfal2.pth").write_text(f"{gfal}\n")
     return venv
 

@@ -22,6 +22,8 @@ SOURCES = {
 NOT_FROM_PYPI = {
     "gfal2": "Debian's python3-gfal2 (PyPI's gfal2-python does not build against Debian's gfal2); "
              "`make setup` links it into the venv",
+    "XRootD": "Debian's python3-xrootd, XRootD's own client built against Debian's XRootD 5.5 (PyPI's xrootd builds "
+              "its own from source); `make setup` links it into the venv",
 }
 # (distribution, module) -> why it is left undeclared
 HOST_PROVIDED = {

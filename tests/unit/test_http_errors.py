@@ -95,6 +95,24 @@ def transfer_config(tmp_path: Path, issuer: LocalIssuer) -> TransferConfig:
                           auth=ServiceAuth(issuer=issuer.issuer, audiences=["127.0.0.1"]))
 
 
+def test_a_transfer_service_with_checks_off_takes_every_caller_as_an_admin(tmp_path: Path) -> None:
+    """`auth: null` (the token benchmarks' "off" side): no token needed, everything allowed, said at start."""
+    key = tmp_path / "token-key"
+    ensure_key(key)
+    config = TransferConfig(database_url="postgresql://nobody@127.0.0.1:1/none", token_key_file=key, auth=None)
+    client = TestClient(transfer_app(config, _EmptyPool()))  # type: ignore[arg-type]
+    who = client.get("/whoami").json()
+    assert (who["user_dn"], who["is_root"], who["scopes"], who["level"]["transfer"]) == ("anonymous", True, ["fts"],
+                                                                                          "all")
+    assert client.get("/jobs/nosuchjob").status_code == 404  # no 401: nobody is asked for a token
+
+
+def test_the_transfer_services_auth_key_must_be_written_out(tmp_path: Path) -> None:
+    """Token checks are never off by omission: `auth` has no default."""
+    with pytest.raises(ValueError, match="auth"):
+        TransferConfig(database_url="postgresql:///x", token_key_file=tmp_path / "k")  # type: ignore[call-arg]
+
+
 @pytest.fixture
 def wms() -> TestClient:
     ctx = Context(queues={}, rules=load_rules(data_file("wms-retry.yaml")), lease_s=60)

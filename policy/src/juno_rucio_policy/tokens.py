@@ -21,7 +21,13 @@ def with_token(url: str, token: str | None) -> str:
     token travels in a header)."""
     if not token or not url.startswith(_TOKEN_SCHEMES):
         return url
-    return f"{url}{'&' if '?' in url else '?'}authz={quote('Bearer ' + token, safe='')}"
+    return f"{url}{'&' if '?' in url else '?'}{authz(token)}"
+
+
+def authz(token: str) -> str:
+    """The CGI element that carries `token` over root:// (`authz=Bearer%20<token>`, what XRootD's SciTokens plugin
+    reads)."""
+    return f"authz={quote('Bearer ' + token, safe='')}"
 
 
 def redact(text: str) -> str:

@@ -84,8 +84,9 @@ class TransferConfig(_Frozen):
     server_cert: Path | None = Field(default=None, description="The REST API's TLS certificate (PEM); with "
                                      "`server_key`, it serves HTTPS (Rucio sends its token only over HTTPS).")
     server_key: Path | None = None
-    auth: ServiceAuth = Field(description="Whose tokens the REST API accepts (docs/security.md): every call but "
-                              "`GET /` needs one.")
+    auth: ServiceAuth | None = Field(description="Whose tokens the REST API accepts (docs/security.md): every call "
+                                     "but `GET /` needs one. A required key: `null` turns the checks off (every "
+                                     "caller may do everything; for the token benchmarks only, warned at start).")
     exchange: ClientAuth | None = Field(
         default=None,
         description="The service's own client at the issuer, registered for token exchange: a job's tokens are "

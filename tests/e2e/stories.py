@@ -178,7 +178,7 @@ class MonteCarloProduction:
         steering = self.manager.cwd / f"{self.name}.yaml"
         steering.write_text(yaml.safe_dump({
             "name": self.name, "campaign": self.campaign, "software": "J25.1.0",
-            "tags": {"particle": "e-", "energy_mev": 1.0, "position": "center"}, "events_per_job": 10,
+            "args": {"detsim": "gun --particles e- --momentums 1.0"}, "events_per_job": 10,
             "jobs": self.jobs, "workflow": ["detsim", "elecsim", "cal", "rec"], "conditions_tag": self.tag,
             "run": 1234, "output_storage": "site-local", "destinations": list(self.destinations),
             "lifetime": "2 days", "resources": {"detsim": {"memory_mb": 200}, "rec": {"memory_mb": 150}},

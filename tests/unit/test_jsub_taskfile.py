@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juno_dcs.jsub.build import build, naming_for
+from juno_dcs.jsub.build import build, check_payloads, naming_for
 from juno_dcs.jsub.errors import SplitError, TaskFileError
 from juno_dcs.jsub.split import split
 from juno_dcs.jsub.taskfile import load_task
+from juno_dcs.payloads.grammar import check
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -19,7 +20,7 @@ taskName: t1
 splitter: {mode: splitByEvent, totalEvents: 10, evtMaxPerJob: 5}
 workflow:
   steps: [detsim]
-  detsim: {particle: e-}
+  detsim: {particles: e-}
 """
 
 BAD = [
@@ -110,8 +111,10 @@ def test_payload_detsim_line_and_outputs(tmp_path: Path) -> None:
     naming = naming_for(task, "alice", "t1.abc123")
     subs = split(task, {}).subjobs
     built = build(task, subs[1], naming)
-    assert ("juno-payload detsim --particle e- --energy-mev 1.0 --position center --events 5 --seed 2 "
-            "--output detsim.root") in built.script
+    assert "juno-payload detsim --evtmax 5 --output detsim.root --seed 2 gun --particles e-\n" in built.script
+    assert [(c.where, c.step, c.argv) for c in built.payloads] == [
+        ("workflow.detsim", "detsim", ["--evtmax", "5", "--output", "detsim.root", "--seed", "2", "gun", "--particles",
+                                       "e-"])]
     assert built.outputs == {"detsim.root": "t1.abc123.00002.detsim.root"}
     spec = built.spec
     assert spec.transformation == "exec"
@@ -126,9 +129,10 @@ def test_payload_detsim_line_and_outputs(tmp_path: Path) -> None:
 def test_chained_payload_steps_feed_each_other(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
     path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 3}\n"
-                    "workflow: {steps: [detsim, elecsim, rec], detsim: {upload: false}, elecsim: {upload: false}}")
+                    "workflow: {steps: [detsim, elecsim, rec], detsim: {upload: false, particles: e-},"
+                    " elecsim: {upload: false}}")
     script = _built(path)[0]
-    assert "juno-payload elecsim --input detsim.root --seed 1 --output elecsim.root" in script
+    assert "juno-payload elecsim --input detsim.root --output elecsim.root --seed 1" in script
     assert "juno-payload rec --input elecsim.root --output rec.root" in script
     assert "mv -f -- rec.root t.abc123.00001.rec.root" in script
     assert "detsim.root t.abc123" not in script
@@ -161,16 +165,22 @@ def test_jsub_103_example_as_jsub_wrote_it(tmp_path: Path) -> None:
     """JUNO JSUB's examples/juno/103_jobvar_splitter.yaml (copied in etc/jsub) loads: 6 x 20 = 120 sub-jobs."""
     path = CHECKOUT / "etc" / "jsub" / "jsub_juno_103.yaml"
     task = load_task(path)
-    assert task.ignored == ["softVersion", "workflow.detsim.userOutput"]
+    assert task.ignored == []
+    assert task.soft_version == "centos7_amd64_gcc830/Pre-Release/J20v1r0-Pre2"
     assert task.backend.kind == "dispatcher"
     naming = naming_for(task, "alice", "x.1")
     assert naming.output_dataset == "jsub_tests.juno_sim_jobvar_splitter"
     subs = split(task, {}).subjobs
     assert len(subs) == 120
     assert len({s.vars["seed"] for s in subs}) == 120
-    script = build(task, subs[0], naming).script
-    assert "--seed 10001" in script
-    assert "gendecay --nuclear U-238 --volume pTarget" in script
+    built = build(task, subs[0], naming)
+    assert ("juno-payload detsim --evtmax 5000 --output U-238.1.detsim.root --seed 10001 --user-output "
+            "U-238.1.user.detsim.root gendecay --nuclear U-238 --volume pTarget --material LS\n") in built.script
+    assert set(built.outputs) == {"U-238.1.detsim.root", "U-238.1.user.detsim.root"}
+    assert built.spec.env["JUNO_SOFTWARE_VERSION"] == task.soft_version
+    check_payloads(built.payloads, str(path))
+    parsed = check("detsim", built.payloads[0].argv)
+    assert (parsed.generator, parsed.gen("nuclear"), parsed["evtmax"]) == ("gendecay", "U-238", 5000)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (CHECKOUT / "etc" / "jsub").glob("*.yaml")))

@@ -136,10 +136,17 @@ def _convert(step: str, where: str, opt: Opt, text: str) -> Any:
         if opt.choices and text not in opt.choices:
             raise _fail(step, opt.name, f"{label}: unknown {opt.noun} (one of {', '.join(opt.choices)})")
     if (opt.low is not None and value < opt.low) or (opt.high is not None and value > opt.high):
-        bounds = f"{opt.low:g} to {opt.high:g}" if opt.low is not None and opt.high is not None else (
-            f"at least {opt.low:g}" if opt.low is not None else f"at most {opt.high:g}")
+        shown = [_number(b, opt.kind) for b in (opt.low, opt.high)]
+        bounds = (f"{shown[0]} to {shown[1]}" if opt.low is not None and opt.high is not None
+                  else f"at least {shown[0]}" if opt.low is not None else f"at most {shown[1]}")
         raise _fail(step, opt.name, f"{label}: expected {bounds}")
     return value
+
+
+def _number(bound: float | None, kind: Kind) -> str:
+    if bound is None:
+        return ""
+    return str(int(bound)) if kind == "int" else f"{bound:g}"
 
 
 def _options(step: str, cmd: Command, argv: Sequence[str], start: int, *, stop_at_word: bool,
@@ -330,7 +337,7 @@ GENERATORS: dict[str, Command] = {c.name: c for c in (GUN, GENDECAY, HEPEVT)}
 COMMANDS: dict[str, Command] = {
     "detsim": Command("detsim", (
         _evtmax(10, 1),
-        Opt("--seed", "int", default=42, low=0, high=2**63 - 1),
+        Opt("--seed", "int", default=42, low=0),
         Opt("--start-evtid", "int", default=0, low=0, high=2**62, help="the first event's id"),
         Opt("--output", default="sample_detsim.root", help="the ROOT file to write (tree sim)"),
         Opt("--user-output", help="also write the primaries' truth here (tree evt)"),
@@ -342,7 +349,7 @@ COMMANDS: dict[str, Command] = {
     ), _check_detsim, "simulate events of a generator: particles -> photoelectron hits"),
     "elecsim": Command("elecsim", (
         _evtmax(-1, -1), *_io("elecsim", "detsim"),
-        Opt("--seed", "int", default=42, low=0, high=2**63 - 1),
+        Opt("--seed", "int", default=42, low=0),
         Opt("--rate", "float", default=1.0, low=1e-6, high=1e8, help="the events' rate in Hz (their times)"),
         Opt("--user-output", help="also write each readout's summary here (tree elecsum)"),
     ), _check_io, "electronics: hits -> per-PMT charges and times"),

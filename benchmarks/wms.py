@@ -61,7 +61,7 @@ from juno_dcs.wms.models import JobSpec
 
 
 def specs(n: int) -> list[JobSpec]:
-    return [JobSpec(key=f"j{i}", transformation="detsim", args=["--events", "10", "--seed", str(i)],
+    return [JobSpec(key=f"j{i}", transformation="detsim", args=["--evtmax", "10", "--seed", str(i), "gun"],
                     memory_mb=200, site="IHEP") for i in range(n)]
 
 

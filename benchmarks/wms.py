@@ -61,7 +61,7 @@ from juno_dcs.wms.models import JobSpec
 
 
 def specs(n: int) -> list[JobSpec]:
-    return [JobSpec(key=f"j{i}", transformation="detsim", args=["--events", "10", "--seed", str(i)],
+    return [JobSpec(key=f"j{i}", transformation="detsim", args=["--evtmax", "10", "--seed", str(i), "gun"],
                     memory_mb=200, site="IHEP") for i in range(n)]
 
 
@@ -127,7 +127,7 @@ def production(home: Path, jobs: int, tmp: Path) -> dict[str, Any]:
     steering = tmp / f"{name}.yaml"
     steering.write_text(yaml.safe_dump({
         "name": name, "campaign": "BENCH", "software": "J25.1.0",
-        "tags": {"particle": "e-", "energy_mev": 2.0, "position": "uniform"}, "events_per_job": 20, "jobs": jobs,
+        "args": {"detsim": "gun --particles e- --momentums 2.0 --volume pTarget"}, "events_per_job": 20, "jobs": jobs,
         "workflow": ["detsim", "elecsim", "cal", "rec"], "conditions_tag": tag, "run": 1234,
         "output_storage": "site-local", "destinations": ["CNAF_DISK"], "lifetime": "2 days"}))
     started = time.monotonic()

@@ -178,7 +178,7 @@ class MonteCarloProduction:
         steering = self.manager.cwd / f"{self.name}.yaml"
         steering.write_text(yaml.safe_dump({
             "name": self.name, "campaign": self.campaign, "software": "J25.1.0",
-            "tags": {"particle": "e-", "energy_mev": 1.0, "position": "center"}, "events_per_job": 10,
+            "args": {"detsim": "gun --particles e- --momentums 1.0"}, "events_per_job": 10,
             "jobs": self.jobs, "workflow": ["detsim", "elecsim", "cal", "rec"], "conditions_tag": self.tag,
             "run": 1234, "output_storage": "site-local", "destinations": list(self.destinations),
             "lifetime": "2 days", "resources": {"detsim": {"memory_mb": 200}, "rec": {"memory_mb": 150}},
@@ -204,8 +204,10 @@ class MonteCarloProduction:
 
 @dataclass
 class UserTask:
-    """alice's jsub task: two jobvar groups crossed (2 particles x 2 energies = 4 sub-jobs), each a detsim payload
-    step and a shell step that writes a summary, both uploaded to her scope."""
+    """alice's jsub task, written as JUNO's JSUB examples are: two jobvar groups crossed (2 particles, each zipped
+    with a nuclide, x 2 momenta = 4 sub-jobs), each a detsim gun step (the gun as the step's keys), a detsim
+    gendecay step (`additionalArgs: 'gendecay --nuclear $(nuclear) ...'`) and a shell step that writes a summary,
+    all uploaded to her scope."""
 
     user: Shell
     name: str = field(default_factory=lambda: "e2escan" + _uid())
@@ -220,16 +222,18 @@ class UserTask:
     def task_file(self) -> Path:
         path = self.user.cwd / f"{self.name}.yaml"
         path.write_text(yaml.safe_dump({
-            "taskName": self.name, "experiment": "juno",
-            "backend": {"type": "dispatcher", "outputSubDir": "e2e", "memoryMB": 300, "walltime": 1800},
+            "taskName": self.name, "experiment": "juno", "softVersion": "J25.1.0",
+            "backend": {"type": "dirac", "outputSubDir": "e2e", "memoryMB": 300, "walltime": 1800},
             "splitter": {"mode": "splitByJobvars", "evtMaxPerJob": 5, "jobvarLists": {
                 "particle": {"type": "enumerate", "list": ["e-", "gamma"], "group": "particle"},
+                "nuclear": {"type": "enumerate", "list": ["K-40", "Co-60"], "group": "particle"},
                 "energy": {"type": "enumerate", "list": [1, 3], "group": "energy"},
                 "label": {"type": "composite_string", "value": "$(particle)_$(energy)MeV"}}},
             "workflow": {
-                "steps": ["detsim", "summary"],
-                "detsim": {"particle": "$(particle)", "energyMeV": "$(energy)", "position": "center",
-                           "output": "$(label).detsim.root"},
+                "steps": ["detsim", "decay", "summary"],
+                "detsim": {"particles": "$(particle)", "momentums": "$(energy)", "output": "$(label).detsim.root"},
+                "decay": {"type": "payload", "payload": "detsim", "output": "$(label).decay.root",
+                          "additionalArgs": "gendecay --nuclear $(nuclear) --volume pTarget --material LS"},
                 "summary": {"type": "cmd",
                             "cmd": "echo particle=$(particle) energy=$(energy) events=$(evtmax) seed=$(seed) "
                                    "bytes=$$(stat -c %s $(label).detsim.root) > $(label).txt",

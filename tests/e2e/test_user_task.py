@@ -1,13 +1,16 @@
-"""A user task, as alice tells it: a JSUB-style task file whose jobvar splitter crosses two particles with two
-energies; `jsub create --submit` sends its four sub-jobs to the dispatcher; the grid's pilots run each (a detsim
-payload, then her shell step); the outputs land in her scope `user.alice`, where she downloads them with the stock
-rucio CLI; `jsub getlog` brings back one sub-job's log."""
+"""A user task, as alice tells it: a JSUB-style task file whose jobvar splitter crosses two particles (each zipped
+with a nuclide) with two momenta; `jsub create --submit` sends its four sub-jobs to the dispatcher; the grid's
+pilots run each (a detsim gun payload, a detsim gendecay payload, then her shell step); the outputs land in her
+scope `user.alice`, where she downloads them with the stock rucio CLI, and their metadata shows the options each
+sub-job ran with; `jsub getlog` brings back one sub-job's log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import uproot
 
 from tests.e2e.shell import downloaded, table
 from tests.e2e.stories import UserTask
@@ -37,7 +40,7 @@ def test_a_users_jobvar_task_fills_her_scope_and_gives_back_a_subjobs_log(user_t
     # her dataset: each sub-job's detsim file and summary, named <uid>.<jobid:05d>.<file>
     content = {row["SCOPE:NAME"] for row in table(alice.out("rucio", "did", "content", "list", task.dataset))}
     expected = {f"user.alice:{task.uid}.{j:05d}.{v['label']}.{kind}" for j, v in labels.items()
-                for kind in ("detsim.root", "txt")}
+                for kind in ("detsim.root", "decay.root", "txt")}
     assert content == expected
 
     where = tmp_path / "outputs"
@@ -50,6 +53,15 @@ def test_a_users_jobvar_task_fills_her_scope_and_gives_back_a_subjobs_log(user_t
         assert summary == [f"particle={v['particle']}", f"energy={v['energy']}", "events=5", f"seed={v['seed']}",
                            f"bytes={root.stat().st_size}"], (j, summary)
         assert root.read_bytes()[:4] == b"root"  # a ROOT file, written by the detsim payload
+        with uproot.open(root) as gun, uproot.open(got[f"{task.uid}.{j:05d}.{v['label']}.decay.root"]) as decay:
+            gun_meta, decay_meta = json.loads(str(gun["meta"])), json.loads(str(decay["meta"]))
+            assert gun["sim"].num_entries == 5
+            assert decay["sim"].num_entries == 5
+        assert gun_meta["generator"]["particles"] == [v["particle"]], gun_meta
+        assert gun_meta["generator"]["momentums"] == [float(v["energy"])], gun_meta
+        assert (gun_meta["options"]["seed"], gun_meta["options"]["evtmax"]) == (int(v["seed"]), 5), gun_meta
+        assert decay_meta["generator"] == {"name": "gendecay", "nuclear": v["nuclear"], "volume": "pTarget",
+                                           "material": "LS"}, decay_meta
 
     # one sub-job's log: the pilot's tarball from Rucio, unpacked
     logs = tmp_path / "logs"

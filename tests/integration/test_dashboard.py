@@ -68,7 +68,7 @@ def _production(grid: Grid, tmp_path: Path) -> str:
     steering = tmp_path / f"{name}.yaml"
     steering.write_text(yaml.safe_dump({
         "name": name, "campaign": "ITdash", "software": "J25.1.0",
-        "tags": {"particle": "e-", "energy_mev": 2.0, "position": "center"}, "events_per_job": 10, "jobs": 3,
+        "args": {"detsim": "gun --particles e- --momentums 2.0"}, "events_per_job": 10, "jobs": 3,
         "workflow": ["detsim", "elecsim"], "conditions_tag": tag, "run": 4321, "output_storage": "site-local",
         "destinations": ["CNAF_DISK"], "lifetime": "2 days"}))
     run([str(BIN / "juno-prod"), "submit", str(steering)], env=grid.env("production"))

@@ -46,7 +46,7 @@ splitter:
     particle: {type: enumerate, list: [e-, gamma], group: p}
 workflow:
   steps: [detsim, summary]
-  detsim: {particle: '$(particle)', energyMeV: '$(energy)'}
+  detsim: {particles: '$(particle)', momentums: '$(energy)'}
   summary:
     type: cmd
     cmd: 'echo $(particle) $(energy) > summary.txt'
@@ -107,6 +107,27 @@ def make_task(grid: Grid, tmp_path: Path, url: str) -> Path:
     return registry
 
 
+def test_an_unknown_generator_option_is_refused_at_create_and_no_job_exists(
+        grid: Grid, tmp_path: Path, server: tuple[Server, Path]) -> None:
+    url = server[0].url
+    wms = user_client(url, grid.home, "alice")
+    before = {t["name"] for t in wms.tasks()}
+    (tmp_path / "bad.yaml").write_text(
+        "taskName: badgen\nbackend: {type: dirac, site: IHEP}\nsoftVersion: J25.1.0\n"
+        "splitter: {mode: splitByEvent, njobs: 3, evtMaxPerJob: 5}\n"
+        "workflow: {steps: [detsim], detsim: {additionalArgs: 'gun --particles e+ --nuclear U-238'}}\n")
+    registry = tmp_path / "reg"
+    proc = jsub(grid, registry, url, "create", str(tmp_path / "bad.yaml"), "--submit", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"jsub: error: {tmp_path / 'bad.yaml'}: workflow.detsim: juno-payload detsim: "
+                                   "gun --nuclear: no such option (the options of gun: --particles, --momentums, "
+                                   "--momentums-mode, --momentums-extra-params, --momentums-interp, --positions, "
+                                   "--volume, --material)"), proc.stderr
+    assert proc.stdout == ""
+    assert not list(registry.glob("tasks/*.json"))
+    assert {t["name"] for t in wms.tasks()} == before  # nothing reached the dispatcher
+
+
 def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path: Path, server: tuple[Server, Path],
                                                            agent: Agent) -> None:
     url = server[0].url
@@ -134,7 +155,8 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path:
     first = jobs[1]
     assert first.transformation == "exec"
     assert first.args[:2] == ["bash", "-c"]
-    assert "juno-payload detsim --particle e- --energy-mev 1 " in first.args[2]
+    assert "juno-payload detsim --evtmax 5 --output detsim.root --seed 1 gun --particles e- --momentums 1\n" in (
+        first.args[2])
     assert [o.name for o in first.outputs] == [f"{uid}.00001.detsim.root", f"{uid}.00001.summary.txt"]
     assert first.log is not None
     assert first.log.name == f"{uid}.00001.log.tgz"

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from juno_dcs.payloads import elecsim
 from juno_dcs.payloads.cli import main
-from juno_dcs.payloads.detsim import DetsimConfig, Position
 from juno_dcs.payloads.detsim import run as detsim
+from juno_dcs.payloads.grammar import check
 from tests.conftest import Grid
 
 BIN = Path(sys.executable).parent
@@ -72,8 +72,9 @@ def tag(grid_conditions: GridConditions) -> str:
 def elec_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("payloads")
     sim, elec = directory / "sim.root", directory / "elec.root"
-    detsim(DetsimConfig("e-", 3.0, Position.parse("center"), 30, 21, sim))
-    elecsim.run(sim, elec, 22)
+    detsim(check("detsim", ["--evtmax", "30", "--seed", "21", "--output", str(sim), "gun", "--particles", "e-",
+                            "--momentums", "3", "--momentums-interp", "KineticEnergy"]))
+    elecsim.run(check("elecsim", ["--input", str(sim), "--output", str(elec), "--seed", "22"]))
     return elec
 
 

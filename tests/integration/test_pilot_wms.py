@@ -68,8 +68,8 @@ def test_detsim_elecsim_chain(wms: WmsClient, grid: Grid, tmp_path: Path, monkey
     detsim, elecsim = mc_file(camp, "detsim", 1), mc_file(camp, "elecsim", 1)
     jobs = [
         JobSpec(key="detsim-1", transformation="detsim", priority=10, site="CNAF", memory_mb=200, walltime_s=600,
-                args=["--particle", "e-", "--energy-mev", "2", "--position", "center", "--events", "5", "--seed", "1",
-                      "--output", detsim],
+                args=["--evtmax", "5", "--seed", "1", "--output", detsim, "gun", "--particles", "e-", "--momentums",
+                      "2"],
                 outputs=[OutputSpec(scope="mc", name=detsim, dataset=mc_dataset(camp, "detsim"))],
                 log=LogSpec(scope="mc", name=mc_log(camp, "detsim", 1),
                             dataset=mc_dataset(camp, "detsim", log=True))),

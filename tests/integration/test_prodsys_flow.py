@@ -164,7 +164,7 @@ def steering(tmp_path: Path, **changes: Any) -> tuple[Path, dict[str, Any]]:
     """A steering file with a unique name (its DIDs are new in the shared grid)."""
     data: dict[str, Any] = {
         "name": "it" + uuid.uuid4().hex[:12], "campaign": "ITprod", "software": "J25.1.0",
-        "tags": {"particle": "e-", "energy_mev": 1.0, "position": "center"}, "events_per_job": 5, "jobs": 3,
+        "args": {"detsim": "gun --particles e- --momentums 1.0"}, "events_per_job": 5, "jobs": 3,
         "workflow": ["detsim", "elecsim"], "output_storage": "site-local",
         "destinations": ["IHEP_DISK", "CNAF_DISK"], "lifetime": "2 days",
         "resources": {"detsim": {"memory_mb": 100}, "elecsim": {"memory_mb": 100}},

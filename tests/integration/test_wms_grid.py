@@ -88,7 +88,7 @@ def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, t
     name, campaign, jobs = f"e-grid-{uuid.uuid4().hex[:4]}", "ITwms", 20
     steering = _steering(
         tmp_path, name=name, campaign=campaign, software="J25.1.0",
-        tags={"particle": "e-", "energy_mev": 2.0, "position": "center"}, events_per_job=10, jobs=jobs,
+        args={"detsim": "gun --particles e- --momentums 2.0"}, events_per_job=10, jobs=jobs,
         workflow=["detsim", "elecsim", "cal", "rec"], conditions_tag=tag, run=RUN,
         output_storage="site-local", destinations=["CNAF_DISK"], lifetime="2 days",
     )
@@ -161,7 +161,8 @@ def test_a_muon_job_at_a_low_memory_site_is_retried_at_jinr(grid: Grid, tmp_path
     name = f"mu-grid-{uuid.uuid4().hex[:4]}"
     steering = _steering(
         tmp_path, name=name, campaign="ITwms", software="J25.1.0",
-        tags={"particle": "mu-", "energy_mev": 10000.0, "position": "uniform", "muon_mb_per_event": 500},
+        args={"detsim": "--muon-mb-per-event 500 gun --particles mu- --momentums-interp KineticEnergy "
+                          "--momentums 10000 --volume pTarget"},
         events_per_job=1, jobs=1, workflow=["detsim"], output_storage="site-local", destinations=["IHEP_DISK"],
         lifetime="2 days", resources={"detsim": {"memory_mb": 250}},
     )

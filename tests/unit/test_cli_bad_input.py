@@ -22,7 +22,7 @@ from juno_dcs.prodsys.cli import main as juno_prod
 PILOT = ["run", "--dispatcher", "http://127.0.0.1:1", "--site", "IHEP", "--queue", "q", "--cores", "1",
          "--memory-mb", "1000", "--walltime-s", "60", "--lifetime-s", "60", "--workdir", "{tmp}/w",
          "--rucio-configs", "{tmp}"]
-DETSIM = ["detsim", "--particle", "e-", "--energy-mev", "3", "--events", "2", "--seed", "1", "--output", "{tmp}/s.root"]
+DETSIM = ["detsim", "--evtmax", "2", "--seed", "1", "--output", "{tmp}/s.root"]
 
 CASES: list[tuple[str, click.Command, list[str], str]] = [
     # (name, command, arguments ({tmp}: a fresh directory), a phrase of the message)
@@ -65,12 +65,12 @@ CASES: list[tuple[str, click.Command, list[str], str]] = [
     ("prod-config", juno_prod, ["--config", "{tmp}/none.yaml", "status"], "juno-prod: error: {tmp}/none.yaml"),
     ("prod-extend", juno_prod, ["extend", "1", "--jobs", "0"], "0 is not in the range"),
     ("prod-steering", juno_prod, ["submit"], "Missing argument 'STEERING_FILE'"),
-    ("payload-events", juno_payload, [*DETSIM, "--events", "x"], "'x' is not a valid integer"),
-    ("payload-energy", juno_payload, [*DETSIM, "--energy-mev", "-1"],
-     "juno-payload detsim: error: --energy-mev -1.0"),
-    ("payload-output", juno_payload, ["detsim", "--particle", "e-", "--energy-mev", "3", "--events", "2", "--seed",
-                                      "1", "--output", "{tmp}/missing/s.root"], "does not exist"),
-    ("payload-particle", juno_payload, [*DETSIM, "--particle", "pi0"], "'pi0' is not one of"),
+    ("payload-events", juno_payload, ["detsim", "--evtmax", "x", "gun"], "--evtmax 'x': not an integer"),
+    ("payload-energy", juno_payload, [*DETSIM, "gun", "--momentums", "-1"],
+     "juno-payload detsim: error: gun --momentums '-1'"),
+    ("payload-output", juno_payload, ["detsim", "--evtmax", "2", "--output", "{tmp}/missing/s.root", "gun"],
+     "does not exist"),
+    ("payload-particle", juno_payload, [*DETSIM, "gun", "--particles", "pi0"], "'pi0': unknown particle"),
     ("payload-runs", juno_payload, ["make-conditions", "--tag", "T1", "--runs", "9-3", "--db", "sqlite://"],
      "run range '9-3'"),
     ("pilot-cores", juno_pilot, [*PILOT, "--cores", "0"], "0 is not in the range x>0"),

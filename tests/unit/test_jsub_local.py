@@ -139,7 +139,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
 def test_local_runs_the_real_juno_payloads(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text(
         "taskName: pl\nbackend: {type: local}\nsplitter: {mode: splitByEvent, totalEvents: 6, evtMaxPerJob: 3}\n"
-        "workflow:\n  steps: [detsim, elecsim]\n  detsim: {particle: e+, energyMeV: 1.398, upload: false}\n"
+        "workflow:\n  steps: [detsim, elecsim]\n  detsim: {particles: e+, momentums: 1.398, upload: false}\n"
         "  elecsim: {}\n")
     reg = tmp_path / "reg"
     out = jsub(reg, "create", str(tmp_path / "t.yaml"), "--account", "alice", "--submit")

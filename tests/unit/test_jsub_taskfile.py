@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juno_dcs.jsub.build import build, naming_for
+from juno_dcs.jsub.build import build, check_payloads, naming_for
 from juno_dcs.jsub.errors import SplitError, TaskFileError
 from juno_dcs.jsub.split import split
 from juno_dcs.jsub.taskfile import load_task
+from juno_dcs.payloads.grammar import check
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -19,7 +20,7 @@ taskName: t1
 splitter: {mode: splitByEvent, totalEvents: 10, evtMaxPerJob: 5}
 workflow:
   steps: [detsim]
-  detsim: {particle: e-}
+  detsim: {particles: e-}
 """
 
 BAD = [
@@ -110,8 +111,10 @@ def test_payload_detsim_line_and_outputs(tmp_path: Path) -> None:
     naming = naming_for(task, "alice", "t1.abc123")
     subs = split(task, {}).subjobs
     built = build(task, subs[1], naming)
-    assert ("juno-payload detsim --particle e- --energy-mev 1.0 --position center --events 5 --seed 2 "
-            "--output detsim.root") in built.script
+    assert "juno-payload detsim --evtmax 5 --output detsim.root --seed 2 gun --particles e-\n" in built.script
+    assert [(c.where, c.step, c.argv) for c in built.payloads] == [
+        ("workflow.detsim", "detsim", ["--evtmax", "5", "--output", "detsim.root", "--seed", "2", "gun", "--particles",
+                                       "e-"])]
     assert built.outputs == {"detsim.root": "t1.abc123.00002.detsim.root"}
     spec = built.spec
     assert spec.transformation == "exec"
@@ -126,9 +129,10 @@ def test_payload_detsim_line_and_outputs(tmp_path: Path) -> None:
 def test_chained_payload_steps_feed_each_other(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
     path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 1, evtMax: 3}\n"
-                    "workflow: {steps: [detsim, elecsim, rec], detsim: {upload: false}, elecsim: {upload: false}}")
+                    "workflow: {steps: [detsim, elecsim, rec], detsim: {upload: false, particles: e-},"
+                    " elecsim: {upload: false}}")
     script = _built(path)[0]
-    assert "juno-payload elecsim --input detsim.root --seed 1 --output elecsim.root" in script
+    assert "juno-payload elecsim --input detsim.root --output elecsim.root --seed 1" in script
     assert "juno-payload rec --input elecsim.root --output rec.root" in script
     assert "mv -f -- rec.root t.abc123.00001.rec.root" in script
     assert "detsim.root t.abc123" not in script
@@ -161,16 +165,22 @@ def test_jsub_103_example_as_jsub_wrote_it(tmp_path: Path) -> None:
     """JUNO JSUB's examples/juno/103_jobvar_splitter.yaml (copied in etc/jsub) loads: 6 x 20 = 120 sub-jobs."""
     path = CHECKOUT / "etc" / "jsub" / "jsub_juno_103.yaml"
     task = load_task(path)
-    assert task.ignored == ["softVersion", "workflow.detsim.userOutput"]
+    assert task.ignored == []
+    assert task.soft_version == "centos7_amd64_gcc830/Pre-Release/J20v1r0-Pre2"
     assert task.backend.kind == "dispatcher"
     naming = naming_for(task, "alice", "x.1")
     assert naming.output_dataset == "jsub_tests.juno_sim_jobvar_splitter"
     subs = split(task, {}).subjobs
     assert len(subs) == 120
     assert len({s.vars["seed"] for s in subs}) == 120
-    script = build(task, subs[0], naming).script
-    assert "--seed 10001" in script
-    assert "gendecay --nuclear U-238 --volume pTarget" in script
+    built = build(task, subs[0], naming)
+    assert ("juno-payload detsim --evtmax 5000 --output U-238.1.detsim.root --seed 10001 --user-output "
+            "U-238.1.user.detsim.root gendecay --nuclear U-238 --volume pTarget --material LS\n") in built.script
+    assert set(built.outputs) == {"U-238.1.detsim.root", "U-238.1.user.detsim.root"}
+    assert built.spec.env["JUNO_SOFTWARE_VERSION"] == task.soft_version
+    check_payloads(built.payloads, str(path))
+    parsed = check("detsim", built.payloads[0].argv)
+    assert (parsed.generator, parsed.gen("nuclear"), parsed["evtmax"]) == ("gendecay", "U-238", 5000)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (CHECKOUT / "etc" / "jsub").glob("*.yaml")))
@@ -182,3 +192,86 @@ def test_every_example_task_file_loads(name: str, tmp_path: Path) -> None:
     if data["splitter"]["mode"] != "splitByDataset":
         shutil.copy(path, tmp_path / name)
         assert split(task, {}).subjobs
+
+
+def test_jsub_chain_with_gun_keys_and_a_default_calib_step() -> None:
+    path = CHECKOUT / "etc" / "jsub" / "jsub_juno_chain.yaml"
+    task = load_task(path)
+    assert [(name, step.payload) for name, step in task.steps] == [
+        ("detsim", "detsim"), ("elecsim", "elecsim"), ("calib", "cal"), ("rec", "rec")]
+    assert task.ignored == []
+    subs = split(task, {}).subjobs
+    built = build(task, subs[1], naming_for(task, "alice", "c.1"))
+    lines = [line for line in built.script.splitlines() if line.startswith("juno-payload")]
+    assert lines == [
+        "juno-payload detsim --evtmax 50 --output detsim.root --seed 2 --user-output detsim_user.root "
+        "gun --particles e+ --momentums 1.398",
+        "juno-payload elecsim --input detsim.root --output elecsim.root --seed 2 --rate 10.0",
+        "juno-payload cal --input elecsim.root --output calib.root",
+        "juno-payload rec --input calib.root --output rec.root"]
+    assert list(built.outputs) == ["detsim.root", "detsim_user.root", "elecsim.root", "calib.root", "rec.root"]
+    assert built.spec.env["JUNO_GLOBAL_TAG"] == "GT-J25a"
+    check_payloads(built.payloads, str(path))
+    assert [p.step for p in built.payloads] == ["detsim", "elecsim", "cal", "rec"]
+
+
+def test_jsub_101_additional_args_gun() -> None:
+    path = CHECKOUT / "etc" / "jsub" / "jsub_juno_101.yaml"
+    task = load_task(path)
+    built = build(task, split(task, {}).subjobs[2], naming_for(task, "alice", "g.1"))
+    assert ("juno-payload detsim --evtmax 100 --output detsim-3.root --seed 3 gun --particles e+ --momentums 1.398"
+            in built.script)
+    parsed = check("detsim", built.payloads[0].argv)
+    assert (parsed.gen("particles"), parsed.gen("momentums"), parsed["evtmax"]) == (["e+"], [1.398], 100)
+
+
+@pytest.mark.parametrize(("workflow", "message"), [
+    ("detsim: {additionalArgs: '--no-such-option 3 gun'}",
+     "workflow.detsim: juno-payload detsim: --no-such-option: no such option"),
+    ("detsim: {additionalArgs: 'gun --nuclear U-238'}", "workflow.detsim: juno-payload detsim: gun --nuclear: no such"),
+    ("detsim: {additionalArgs: 'gendecay --nuclear Xx-1'}", "gendecay --nuclear 'Xx-1': unknown nuclide"),
+    ("detsim: {}", "workflow.detsim: juno-payload detsim: a generator is needed"),
+    ("detsim: {particles: e+, additionalArgs: 'gendecay'}", "workflow.detsim.particles: the step's gun keys and the "
+                                                            "generator 'gendecay' of additionalArgs"),
+    ("detsim: {particles: pi0}", "gun --particles 'pi0': unknown particle"),
+    ("detsim: {fullArgs: '--evtmax x gun'}", "juno-payload detsim: --evtmax 'x': not an integer"),
+    ("detsim: {particles: e-, additionalArgs: \"--seed 'x\"}", "workflow.detsim.additionalArgs"),
+    ("{steps: [detsim, elecsim], detsim: {particles: e-}, elecsim: {rate: fast}}",
+     "workflow.elecsim: juno-payload elecsim: --rate 'fast': not a number"),
+])
+def test_payload_command_lines_are_checked_at_create(tmp_path: Path, workflow: str, message: str) -> None:
+    from juno_dcs.jsub.registry import Registry
+    from juno_dcs.jsub.tasks import create
+
+    path = tmp_path / "t.yaml"
+    body = workflow if workflow.startswith("{") else "{" + workflow + "}"
+    path.write_text(f"taskName: t\nsplitter: {{mode: splitByEvent, njobs: 2, evtMax: 3}}\nworkflow: {body}\n")
+    registry = Registry(tmp_path / "reg")
+    with pytest.raises((TaskFileError, SplitError)) as info:
+        create(registry, path, "alice", None)
+    assert message in str(info.value), str(info.value)
+    assert not list((tmp_path / "reg").glob("tasks/*.json"))  # nothing stored
+
+
+def test_keys_that_do_not_apply_are_reported() -> None:
+    from juno_dcs.jsub.taskfile import parse_task
+
+    task = parse_task({"taskName": "t", "splitter": {"mode": "splitByEvent", "njobs": 1, "evtMax": 2},
+                       "workflow": {"detsim": {"particles": "e-", "rate": 3}, "rec": {"particles": "e-"}}})
+    assert task.ignored == ["workflow.detsim.rate: not an option of detsim: ignored",
+                            "workflow.rec.particles: not an option of rec: ignored"]
+
+
+def test_submit_checks_the_stored_command_lines_again(tmp_path: Path) -> None:
+    from juno_dcs.jsub.registry import PayloadCall, Registry
+    from juno_dcs.jsub.tasks import create, submit_dispatcher
+
+    path = tmp_path / "t.yaml"
+    path.write_text("taskName: t\nsplitter: {mode: splitByEvent, njobs: 2, evtMax: 3}\n"
+                    "workflow: {detsim: {particles: e-}}\n")
+    registry = Registry(tmp_path / "reg")
+    record = create(registry, path, "alice", "http://127.0.0.1:9")
+    record.subjobs[0].payloads = [PayloadCall(where="workflow.detsim", step="detsim", argv=["gun", "--bad"])]
+    with pytest.raises(TaskFileError, match=r"workflow\.detsim: juno-payload detsim: gun --bad: no such option"):
+        submit_dispatcher(registry, record, None, None)  # type: ignore[arg-type]  # refused before any client call
+    assert not registry.load(record.id).datasets_created

@@ -37,9 +37,9 @@ from juno_dcs.payloads.conditions import (
     make_conditions,
     writer_transaction,
 )
-from juno_dcs.payloads.detsim import DetsimConfig, Position
 from juno_dcs.payloads.detsim import run as detsim
 from juno_dcs.payloads.errors import PayloadInputError
+from juno_dcs.payloads.grammar import Parsed, check
 
 BIN = Path(sys.executable).parent
 TAG = "JUNO-TOY-TEST"
@@ -92,13 +92,28 @@ class Chain:
     summaries: list[dict[str, Any]]
 
 
+def gun(particle: str, kinetic_mev: float, position: str, events: int, seed: int, output: Path,
+        muon_mb: float = 500) -> Parsed:
+    """detsim of one particle of this kinetic energy at `position` (center, uniform or x,y,z)."""
+    where = {"center": [], "uniform": ["--volume", "pTarget"]}.get(position)
+    if where is None:
+        where = ["--positions", *position.split(",")]
+    return check("detsim", ["--evtmax", str(events), "--seed", str(seed), "--output", str(output),
+                            "--muon-mb-per-event", str(muon_mb), "gun", "--particles", particle,
+                            "--momentums", str(kinetic_mev), "--momentums-interp", "KineticEnergy", *where])
+
+
+def io(step: str, source: Path, output: Path, *more: str) -> Parsed:
+    return check(step, ["--input", str(source), "--output", str(output), *more])
+
+
 def run_chain(directory: Path, conditions: DetectorConditions, particle: str = "e-", energy: float = 3.0,
               position: str = "center", events: int = 40, seed: int = 11) -> Chain:
     files = [directory / f"{name}.root" for name in ("sim", "elec", "calib", "rec")]
-    summaries = [detsim(DetsimConfig(particle, energy, Position.parse(position), events, seed, files[0], 20))]
-    summaries.append(elecsim.run(files[0], files[1], seed + 1))
-    summaries.append(cal.run(files[1], files[2], conditions))
-    summaries.append(rec.run(files[2], files[3]))
+    summaries = [detsim(gun(particle, energy, position, events, seed, files[0], 20))]
+    summaries.append(elecsim.run(io("elecsim", files[0], files[1], "--seed", str(seed + 1))))
+    summaries.append(cal.run(io("cal", files[1], files[2]), conditions))
+    summaries.append(rec.run(io("rec", files[2], files[3])))
     return Chain(*files, summaries=[json.loads(s.to_json()) for s in summaries])
 
 
@@ -145,7 +160,11 @@ def test_tree_layout_and_summaries(chain: Chain) -> None:
                                       "track_length_mm", "pe_fraction", "nhit", "hit_pmt", "hit_time"]
         meta = json.loads(str(root["meta"]))
         assert meta["detector"] == det.DETECTOR_VERSION
-        assert meta["particle"] == "e-"
+        assert meta["generator"] == {"name": "gun", "particles": ["e-"], "momentums": [3.0], "momentums_mode": "Fix",
+                                     "momentums_extra_params": None, "momentums_interp": "KineticEnergy",
+                                     "positions": None, "volume": None, "material": None}
+        assert (meta["options"]["evtmax"], meta["options"]["seed"], meta["gdml"]) == (40, 11, True)
+        assert "geometry" in {k.split(";")[0] for k in root.keys()}  # noqa: SIM118 (uproot's keys)
         hits = root["sim"].arrays(["nhit", "hit_pmt", "hit_time"])
         assert 3000 < np.mean(hits["nhit"]) < 6000  # 1600 pe/MeV
     with uproot.open(chain.elec) as root:
@@ -177,7 +196,7 @@ def test_cal_removes_the_gains(chain: Chain) -> None:
 # --- determinism
 def test_detsim_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     def sim(name: str, seed: int, events: int) -> dict[str, Any]:
-        detsim(DetsimConfig("gamma", 2.0, Position.parse("uniform"), events, seed, tmp_path / name))
+        detsim(gun("gamma", 2.0, "uniform", events, seed, tmp_path / name))
         return arrays(tmp_path / name, "sim")
 
     a, b, c, longer = sim("a.root", 5, 6), sim("b.root", 5, 6), sim("c.root", 6, 6), sim("d.root", 5, 9)
@@ -190,8 +209,8 @@ def test_detsim_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 
 
 def test_elecsim_is_deterministic_for_a_seed(chain: Chain, tmp_path: Path) -> None:
-    elecsim.run(chain.sim, tmp_path / "again.root", 12)  # the chain used seed 11 + 1
-    elecsim.run(chain.sim, tmp_path / "other.root", 13)
+    elecsim.run(io("elecsim", chain.sim, tmp_path / "again.root", "--seed", "12"))  # the chain used seed 11 + 1
+    elecsim.run(io("elecsim", chain.sim, tmp_path / "other.root", "--seed", "13"))
     first, again, other = (arrays(p, "elec") for p in (chain.elec, tmp_path / "again.root", tmp_path / "other.root"))
     assert all(np.array_equal(x, y) for x, y in zip(first["pmt_charge"], again["pmt_charge"], strict=True))
     assert not np.array_equal(first["pmt_charge"][0], other["pmt_charge"][0])
@@ -199,7 +218,7 @@ def test_elecsim_is_deterministic_for_a_seed(chain: Chain, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("particle", "energy"), [("e+", 2.0), ("gamma", 1.0), ("neutron", 5.0), ("mu-", 2e5)])
 def test_every_particle(tmp_path: Path, particle: str, energy: float) -> None:
-    detsim(DetsimConfig(particle, energy, Position.parse("0,0,1000"), 3, 1, tmp_path / "s.root", 1))
+    detsim(gun(particle, energy, "0,0,1000", 3, 1, tmp_path / "s.root", 1))
     sim = arrays(tmp_path / "s.root", "sim")
     if particle == "e+":
         assert np.allclose(sim["edep_mev"], 3.022, atol=0.05)
@@ -265,37 +284,62 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
     return result.exit_code, result.stdout, result.stderr
 
 
-DETSIM = ["detsim", "--particle", "e-", "--energy-mev", "3", "--events", "2", "--seed", "1"]
+DETSIM = ["detsim", "--evtmax", "2", "--seed", "1"]
+GUN = ["gun", "--particles", "e-", "--momentums", "3"]
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["--energy-mev", "-1"], 2, "--energy-mev -1.0: expected 0 < E"),
-    (["--energy-mev", "nan"], 2, "--energy-mev nan"),
-    (["--energy-mev", "three"], 2, "is not a valid float"),
-    (["--events", "0"], 2, "--events 0: expected 1 to"),
-    (["--seed", "-4"], 2, "--seed -4"),
-    (["--particle", "pi0"], 2, "'pi0' is not one of"),
-    (["--position", "1,2"], 2, "expected center, uniform or x,y,z"),
-    (["--position", "a,b,c"], 2, "expected center, uniform or x,y,z"),
-    (["--position", "inf,0,0"], 2, "finite"),
-    (["--position", "0,0,18000"], 2, "outside the central detector"),
-    (["--muon-mb-per-event", "-5"], 2, "--muon-mb-per-event -5.0"),
+@pytest.mark.parametrize(("args", "message"), [
+    (["--evtmax", "0", *GUN], "--evtmax '0': expected 1 to 10000000"),
+    (["--seed", "-4", *GUN], "--seed '-4': expected at least 0"),
+    (["--seed", "1", "--seed", "2", *GUN], "--seed: given twice"),
+    (["--seed", *GUN], "--seed 'gun': not an integer"),
+    (["--seed"], "--seed: needs a value"),
+    (["--detoption", "Steel", *GUN], "--detoption 'Steel': unknown detector option (one of Acrylic, Balloon)"),
+    (["--no-gdml=yes", *GUN], "--no-gdml: a flag takes no value"),
+    ([*GUN, "--seed", "3"], "--seed: an option of detsim, not of the generator gun: give it before `gun`"),
+    (["--muon-mb-per-event", "-5", *GUN], "--muon-mb-per-event '-5': expected 0 to 65536"),
+    (["gun", "--particles", "pi0"], "gun --particles 'pi0': unknown particle (one of e-, e+, gamma"),
+    (["gun", "--momentums", "-1"], "gun --momentums '-1': expected 1e-06 to"),
+    (["gun", "--momentums", "nan"], "gun --momentums 'nan': not a finite number"),
+    (["gun", "--momentums", "three"], "gun --momentums 'three': not a number"),
+    (["gun", "--positions", "1", "2"], "gun --positions: x y z in mm, a multiple of three numbers (got 2)"),
+    (["gun", "--positions", "0", "0", "18000"], "gun --positions 0 0 18000: outside the central detector"),
+    (["gun", "--particle", "e-"], "gun --particle: no such option (the options of gun: --particles"),
+    (["--particle", "e-", *GUN], "--particle: no such option (the options of detsim: --evtmax"),
+    (["--energy-mev", "3", *GUN], "--energy-mev: no such option"),
+    (["gendecay", "--nuclear", "Xx-99"], "gendecay --nuclear 'Xx-99': unknown nuclide (one of U-238, Th-232"),
+    (["gendecay", "--material", "Water"], "gendecay --material 'Water': unknown material"),
+    (["gendecay", "--nuclear"], "gendecay --nuclear: needs a value"),
+    (["gendecay", "--volume", "pTarget", "--material", "Acrylic"],
+     "gendecay --material Acrylic: volume pTarget holds LS"),
+    (["hepevt"], "hepevt --exe: required (one of IBD, IBD-eplus, IBD-neutron, Muon)"),
+    (["hepevt", "--exe", "Muon", "--volume", "pTarget"], "hepevt --exe Muon: muons come from the rock"),
+    (["beam"], "'beam': no such generator (generators: gun, gendecay, hepevt)"),
+    ([], "a generator is needed after the options: gun, gendecay, hepevt"),
 ])
-def test_detsim_bad_arguments(tmp_path: Path, args: list[str], code: int, message: str) -> None:
-    exit_code, stdout, stderr = invoke(*DETSIM, "--output", str(tmp_path / "s.root"), *args)
-    assert exit_code == code, stderr
-    assert message in stderr
+def test_detsim_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
+    exit_code, stdout, stderr = invoke("detsim", "--output", str(tmp_path / "s.root"), *args)
+    assert exit_code == 2, stderr
+    assert stderr.startswith(f"juno-payload detsim: error: {message}"), stderr
+    assert len(stderr.strip().splitlines()) == 1
     assert stdout == ""
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_payload_help_lists_the_options() -> None:
+    code, stdout, _ = invoke("detsim", "--help")
+    assert code == 0
+    assert "--nuclear" in stdout
+    assert "--momentums-interp" in stdout
+
+
 def test_detsim_bad_outputs(tmp_path: Path) -> None:
-    code, _, stderr = invoke(*DETSIM, "--output", str(tmp_path / "missing" / "s.root"))
+    code, _, stderr = invoke(*DETSIM, "--output", str(tmp_path / "missing" / "s.root"), *GUN)
     assert code == 2
     assert f"directory {tmp_path / 'missing'} does not exist" in stderr
-    code, _, stderr = invoke(*DETSIM, "--output", str(tmp_path / "s.txt"))
+    code, _, stderr = invoke(*DETSIM, "--output", str(tmp_path / "s.txt"), *GUN)
     assert code == 2
-    assert "must end with .root" in stderr
+    assert "--output 's.txt': a ROOT file's name ends with .root" in stderr.replace(str(tmp_path) + "/", "")
 
 
 @pytest.fixture(scope="module")
@@ -336,7 +380,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_steps_refuse_bad_input_files(bad_files: dict[str, Path], tmp_path: Path, step: str, name: str,
                                       message: str) -> None:
     path = bad_files.get(name, tmp_path / "missing.root")
-    seed = ["--seed", "1"] if step == "elecsim" else []
+    seed = ["--seed", "1"] if step == "elecsim" else []  # the other steps have no --seed
     code, stdout, stderr = invoke(step, "--input", str(path), "--output", str(tmp_path / "o.root"), *seed)
     assert code == 2, stderr
     assert message in stderr
@@ -355,10 +399,10 @@ def test_wrong_tree_and_wrong_detector(chain: Chain, bad_files: dict[str, Path],
     assert "made for detector model 'juno-full/9'" in stderr
     code, _, stderr = invoke("elecsim", "--input", str(bad_files["dir"]), "--output", str(tmp_path / "o.root"),
                              "--seed", "1")
-    assert code == 2  # click: a directory where a file belongs
+    assert code == 2  # a directory where a file belongs
     code, _, stderr = invoke("elecsim", "--input", str(chain.sim), "--output", str(chain.sim), "--seed", "1")
     assert code == 2
-    assert "is the input too" in stderr
+    assert "is the --input too" in stderr
 
 
 def test_cal_bad_arguments(chain: Chain, tmp_path: Path) -> None:
@@ -369,13 +413,14 @@ def test_cal_bad_arguments(chain: Chain, tmp_path: Path) -> None:
     assert "JUNO_CONDITIONS_URLS is not set" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--tag", TAG, "--run", "-5")
     assert code == 2
-    assert "--run -5" in stderr
+    assert "--run '-5': expected 0 to 999999" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.sim), "--output", out, "--tag", TAG, "--run", "5")
     assert code == 2
     assert "no TTree 'elec' (trees: sim)" in stderr
-    code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--run", "5")
+    code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--run", "5",
+                             env={"JUNO_GLOBAL_TAG": ""})
     assert code == 2
-    assert "Missing option '--tag'" in stderr
+    assert "--tag: no global tag: give --tag or set JUNO_GLOBAL_TAG" in stderr
     code, _, stderr = invoke("cal", "--input", str(chain.elec), "--output", out, "--tag", "bad tag!", "--run", "5",
                              env={"JUNO_CONDITIONS_URLS": "http://127.0.0.1:9"})
     assert code == 2
@@ -409,7 +454,7 @@ def test_make_conditions_cli(conditions_db: Conditions) -> None:
 # --- the real program
 def test_console_script_prints_one_json_line(tmp_path: Path) -> None:
     out = tmp_path / "s.root"
-    proc = subprocess.run([str(BIN / "juno-payload"), *DETSIM, "--output", str(out)], capture_output=True,
+    proc = subprocess.run([str(BIN / "juno-payload"), *DETSIM, "--output", str(out), *GUN], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -436,9 +481,10 @@ def max_rss_mb(*args: str) -> float:
 
 
 def test_muon_events_hold_their_memory(tmp_path: Path) -> None:
-    base = ["detsim", "--energy-mev", "5000", "--seed", "3", "--muon-mb-per-event", "300"]
-    electron = max_rss_mb(*base, "--particle", "e-", "--events", "3", "--output", str(tmp_path / "e.root"))
-    muon = max_rss_mb(*base, "--particle", "mu-", "--events", "3", "--output", str(tmp_path / "m.root"))
+    base = ["detsim", "--seed", "3", "--muon-mb-per-event", "300", "--evtmax", "3"]
+    gun = ["gun", "--momentums", "5000", "--particles"]
+    electron = max_rss_mb(*base, "--output", str(tmp_path / "e.root"), *gun, "e-")
+    muon = max_rss_mb(*base, "--output", str(tmp_path / "m.root"), *gun, "mu-")
     assert muon - electron > 0.9 * 300, (electron, muon)
     assert muon - electron < 2 * 300, (electron, muon)  # one event's buffer at a time, not all three
     own = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # this process's children so far

@@ -168,9 +168,9 @@ def test_payload_command_for_juno_steps(tmp_path: Path) -> None:
     fake = tmp_path / "juno-payload"
     fake.write_text("#!/bin/sh\necho \"$@\" > args.txt\ncp args.txt mc.c.t.detsim.000001.root\n")
     fake.chmod(0o755)
-    description = job(["--events", "3"], transformation="detsim",
+    description = job(["--evtmax", "3"], transformation="detsim",
                       outputs=[{"scope": "mc", "name": "mc.c.t.detsim.000001.root", "dataset": "mc:mc.c.t.detsim"}])
     report, _, stager = go(tmp_path, description, payload_program=str(fake))
     assert report is not None
     assert report.state == "finished", report.error_diag
-    assert stager.uploaded["mc.c.t.detsim.000001.root"] == b"detsim --events 3\n"
+    assert stager.uploaded["mc.c.t.detsim.000001.root"] == b"detsim --evtmax 3\n"

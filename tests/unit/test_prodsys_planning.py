@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def topology() -> Topology:
 def steering(**changes: object) -> Steering:
     data: dict[str, object] = {
         "name": "e-_1MeV", "campaign": "J25a", "software": "J25.1.0",
-        "tags": {"particle": "e-", "energy_mev": 1.5, "position": "0,0,1000"},
+        "args": {"detsim": "gun --particles e- --momentums 1.5 --positions 0 0 1000", "elecsim": "--rate 5"},
         "events_per_job": 10, "jobs": 4, "workflow": ["detsim", "elecsim", "cal", "rec"],
         "conditions_tag": "GT-1", "run": 1234, "destinations": ["IHEP_DISK"],
         "resources": {"elecsim": {"memory_mb": 300, "cores": 2, "walltime": "30 min"}},
@@ -51,8 +52,8 @@ def test_detsim_jobs_carry_the_physics_and_seed_the_job_number() -> None:
     spec = planning.job_spec(s, "detsim", 3)
     assert spec.key == "detsim.000003"
     assert spec.transformation == "detsim"
-    assert spec.args == ["--particle", "e-", "--energy-mev", "1.5", "--position", "0,0,1000", "--events", "10",
-                         "--seed", "3", "--output", "mc.J25a.e-_1MeV.detsim.000003.root"]
+    assert spec.args == ["--evtmax", "10", "--seed", "3", "--output", "mc.J25a.e-_1MeV.detsim.000003.root",
+                         "gun", "--particles", "e-", "--momentums", "1.5", "--positions", "0", "0", "1000"]
     assert spec.inputs == []
     assert [(o.scope, o.name, o.dataset) for o in spec.outputs] == [
         ("mc", "mc.J25a.e-_1MeV.detsim.000003.root", "mc:mc.J25a.e-_1MeV.detsim")]
@@ -64,14 +65,28 @@ def test_detsim_jobs_carry_the_physics_and_seed_the_job_number() -> None:
 
 
 def test_muon_memory_per_event_is_passed() -> None:
-    s = steering(tags={"particle": "mu-", "energy_mev": 1e4, "position": "uniform", "muon_mb_per_event": 2})
+    s = steering(args={"detsim": "--muon-mb-per-event 2 hepevt --exe Muon"})
     args = planning.job_spec(s, "detsim", 1).args
     assert args[args.index("--muon-mb-per-event") + 1] == "2"
-    assert args[args.index("--energy-mev") + 1] == "10000"
+    assert args[-3:] == ["hepevt", "--exe", "Muon"]
+    planning.check_commands(s)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"detsim": "--seed 3 gun"}, "args.detsim: juno-payload detsim: --seed: given twice"),
+    ({"detsim": "gun --nuclear K-40"}, "args.detsim: juno-payload detsim: gun --nuclear: no such option"),
+    ({"detsim": "gendecay --nuclear Xx-1"}, "gendecay --nuclear 'Xx-1': unknown nuclide"),
+    ({"detsim": "gun", "elecsim": "--rate fast"}, "args.elecsim: juno-payload elecsim: --rate 'fast': not a number"),
+    ({"detsim": "gun", "cal": "--run 3"}, "args.cal: juno-payload cal: --run: given twice"),
+    ({"detsim": "gun 'e+"}, "args.detsim: No closing quotation"),
+])
+def test_commands_are_checked_before_submission(args: dict[str, str], message: str) -> None:
+    with pytest.raises(planning.PlanningError, match=re.escape(message)):
+        planning.check_commands(steering(args=args))
 
 
 @pytest.mark.parametrize(("step", "before", "extra"), [
-    ("elecsim", "detsim", ["--seed", "5"]),
+    ("elecsim", "detsim", ["--seed", "5", "--rate", "5"]),
     ("cal", "elecsim", ["--tag", "GT-1", "--run", "1234"]),
     ("rec", "cal", []),
 ])

@@ -98,7 +98,7 @@ def production(settings: GridSettings) -> bool:
     steering = settings.home / f"{name}.yaml"
     steering.write_text(yaml.safe_dump({
         "name": name, "campaign": "DEMO", "software": "J25.1.0",
-        "tags": {"particle": "e-", "energy_mev": 2.0, "position": "uniform"}, "events_per_job": 50,
+        "args": {"detsim": "gun --particles e- --momentums 2.0 --volume pTarget"}, "events_per_job": 50,
         "jobs": PROD_JOBS, "workflow": ["detsim", "elecsim", "cal", "rec"], "conditions_tag": tag, "run": 1234,
         "output_storage": "site-local", "destinations": ["CNAF_DISK"], "lifetime": "7 days",
     }, sort_keys=False))

@@ -9,7 +9,9 @@ Names (in the user's scope `user.<account>`; Rucio generic names):
     log file          <uid>.<jobid:05d>.log.tgz                the pilot's log tarball
     dispatcher task   jsub.<account>.<uid>                     job key: <jobid:05d>
 
-The script runs the steps in order in the job's work directory (where the pilot put the inputs, named by
+A payload step is `juno-payload <step>` with the offline software's options (docs/payloads.md), made of the step's
+keys and its additionalArgs; `check_payloads` parses the first sub-job's command lines before anything is stored
+or sent. The script runs the steps in order in the job's work directory (where the pilot put the inputs, named by
 their DID names), then renames each output to its DID name, which is what the pilot uploads.
 """
 
@@ -22,8 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from juno_dcs.jsub.errors import SplitError, TaskFileError
+from juno_dcs.jsub.registry import PayloadCall
 from juno_dcs.jsub.split import SubJob, substitute
-from juno_dcs.jsub.taskfile import Step, TaskFile
+from juno_dcs.jsub.taskfile import PAYLOAD_STEPS, STEP_KEYS, Step, TaskFile
+from juno_dcs.payloads import grammar
+from juno_dcs.payloads.grammar import GENERATORS
 from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec
 from juno_rucio_policy.naming import BadName, parse
 
@@ -85,6 +90,7 @@ class Built:
     script: str
     outputs: dict[str, str]
     spec: JobSpec
+    payloads: list[PayloadCall]
 
 
 def _q(value: str) -> str:
@@ -97,41 +103,83 @@ def _opt(step: Step, attr: str, default: str | None, variables: dict[str, str], 
     return None if text is None else substitute(text, variables, f"{where}.{attr}")
 
 
-def _payload_line(name: str, step: Step, variables: dict[str, str], previous: str | None,
-                  has_inputs: bool, where: str) -> tuple[str, str]:
-    """The `juno-payload` command line of a payload step and its local output file."""
-    kind = step.payload or name
+def _words(step: Step, attr: str, variables: dict[str, str], where: str) -> list[str]:
+    """A step key holding one or more values (a list, or a string split at spaces)."""
+    value = getattr(step, attr)
+    items = value if isinstance(value, list) else [value]
+    return [w for item in items for w in substitute(str(item), variables, f"{where}.{attr}").split()]
+
+
+def _split(text: str, where: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise SplitError(f"{where}: {text!r}: {exc}") from exc
+
+
+def _gun(step: Step, extra: list[str], variables: dict[str, str], where: str) -> list[str]:
+    """detsim's `gun ...` made of the step's keys particles/momentums/positions (none: no gun here)."""
+    keys = [k for k in ("particles", "momentums", "positions") if getattr(step, k) is not None]
+    if not keys:
+        return []
+    generator = next((w for w in extra if not w.startswith("-")), None)
+    if generator in GENERATORS:
+        raise SplitError(f"{where}.{keys[0]}: the step's gun keys and the generator {generator!r} of "
+                         "additionalArgs: give the generator one way")
+    args = ["gun"]
+    for key in keys:
+        args += [f"--{key}", *_words(step, key, variables, where)]
+    return args
+
+
+def _payload_call(name: str, step: Step, variables: dict[str, str], previous: str | None,
+                  has_inputs: bool, where: str) -> tuple[str, list[str], PayloadCall]:
+    """The `juno-payload` command line of a payload step, the files it writes, and its arguments to check."""
+    kind = step.payload or PAYLOAD_STEPS[name]
     output = _opt(step, "output", f"{name}.root", variables, where) or f"{name}.root"
-    extra = substitute(step.additional_args, variables, f"{where}.additionalArgs")
+    user_output = _opt(step, "user_output", None, variables, where)
+    written = [output] + ([user_output] if user_output else [])
     if step.full_args is not None:
-        return f"juno-payload {kind} {substitute(step.full_args, variables, f'{where}.fullArgs')}", output
+        text = substitute(step.full_args, variables, f"{where}.fullArgs")
+        return (f"juno-payload {kind} {text}", written,
+                PayloadCall(where=where, step=kind, argv=_split(text, f"{where}.fullArgs")))
+    extra_text = substitute(step.additional_args, variables, f"{where}.additionalArgs")
+    extra = _split(extra_text, f"{where}.additionalArgs")
     args: list[str] = []
-    if kind == "detsim":
-        args += ["--particle", _opt(step, "particle", "e-", variables, where) or "e-",
-                 "--energy-mev", _opt(step, "energy_mev", "1.0", variables, where) or "1.0",
-                 "--position", _opt(step, "position", "center", variables, where) or "center",
-                 "--events", _opt(step, "events", "$(evtmax)", variables, where) or "",
-                 "--seed", _opt(step, "seed", "$(seed)", variables, where) or ""]
-        mb = _opt(step, "muon_mb_per_event", None, variables, where)
-        if mb is not None:
-            args += ["--muon-mb-per-event", mb]
-    else:
+    default_evtmax = "$(evtmax)" if kind == "detsim" and "evtmax" in variables else None
+    evtmax = _opt(step, "evtmax", default_evtmax, variables, where)
+    if evtmax is not None:
+        args += ["--evtmax", evtmax]
+    if kind != "detsim":
         default_input = previous if previous is not None else ("$(input)" if has_inputs else None)
         source = _opt(step, "input", default_input, variables, where)
         if source is None:
             raise SplitError(f"{where}.input: {kind} needs an input: give `input`, put a step before it, "
                              "or split by dataset")
         args += ["--input", source]
-        if kind == "elecsim":
-            args += ["--seed", _opt(step, "seed", "$(seed)", variables, where) or ""]
-        if kind == "cal":
-            tag, run = _opt(step, "tag", None, variables, where), _opt(step, "run", None, variables, where)
-            if tag is None or run is None:
-                raise SplitError(f"{where}: cal needs `tag` (the global tag) and `run`")
-            args += ["--tag", tag, "--run", run]
     args += ["--output", output]
-    line = "juno-payload " + " ".join([kind, *(_q(a) for a in args)])
-    return (f"{line} {extra}" if extra else line), output
+    if kind in ("detsim", "elecsim"):
+        args += ["--seed", _opt(step, "seed", "$(seed)", variables, where) or ""]
+        if user_output:
+            args += ["--user-output", user_output]
+    for key in ("rate", "tag", "run"):
+        value = _opt(step, key, None, variables, where) if kind in STEP_KEYS[key] else None
+        if value is not None:
+            args += [f"--{key}", value]
+    gun = _gun(step, extra, variables, where) if kind == "detsim" else []
+    line = " ".join(["juno-payload", kind, *(_q(a) for a in args + gun)])
+    return (f"{line} {extra_text}" if extra_text else line), written, PayloadCall(
+        where=where, step=kind, argv=[*args, *gun, *extra])
+
+
+def check_payloads(calls: list[PayloadCall], path: str) -> None:
+    """Parse each payload step's command line as the payload will (nothing runs): TaskFileError names the task
+    file, the step and the option."""
+    for call in calls:
+        try:
+            grammar.check(call.step, call.argv)
+        except grammar.GrammarError as exc:
+            raise TaskFileError(f"{path}: {call.where}: juno-payload {call.step}: {exc}") from exc
 
 
 def _embed(path: Path, where: str) -> str:
@@ -160,15 +208,17 @@ def build(task: TaskFile, sub: SubJob, naming: Naming) -> Built:
     variables = dict(sub.vars)
     lines = ["set -euo pipefail", f"echo \"jsub: task {naming.uid} sub-job {sub.jobid}\""]
     uploads: list[str] = []
+    calls: list[PayloadCall] = []
     previous: str | None = None
     for i, (name, step) in enumerate(task.steps, 1):
         where = f"workflow.{name}"
         lines.append(f"echo \"jsub: step {i}/{len(task.steps)} {name} ($(date -u +%FT%TZ))\"")
         if step.type == "payload":
-            line, output = _payload_line(name, step, variables, previous, bool(sub.inputs), where)
-            previous = output
+            line, written, call = _payload_call(name, step, variables, previous, bool(sub.inputs), where)
+            previous = written[0]
+            calls.append(call)
             if step.upload:
-                uploads.append(output)
+                uploads += written
         elif step.type == "exe":
             line = _exe_line(step, variables, task.directory, where)
         else:
@@ -192,6 +242,8 @@ def build(task: TaskFile, sub: SubJob, naming: Naming) -> Built:
     script = "\n".join(lines) + "\n"
     env = {k: substitute(v, variables, f"env.{k}") for k, v in task.env.items()}
     env.update({"JSUB_TASK": naming.uid, "JSUB_JOBID": str(sub.jobid)})
+    if task.soft_version:
+        env["JUNO_SOFTWARE_VERSION"] = task.soft_version
     dataset = f"{naming.scope}:{naming.output_dataset}"
     backend = task.backend
     spec = JobSpec(
@@ -209,4 +261,4 @@ def build(task: TaskFile, sub: SubJob, naming: Naming) -> Built:
         priority=backend.priority,
         site=backend.pinned_site,
     )
-    return Built(sub.jobid, script, outputs, spec)
+    return Built(sub.jobid, script, outputs, spec, calls)

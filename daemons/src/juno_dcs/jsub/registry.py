@@ -22,6 +22,16 @@ from juno_dcs.jsub.errors import RegistryError
 from juno_dcs.wms.models import JobSpec
 
 
+class PayloadCall(BaseModel):
+    """A payload step's command line in a sub-job's script: checked before anything is queued."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    where: str  # the task file's field, e.g. workflow.detsim
+    step: str  # detsim, elecsim, cal, rec
+    argv: list[str]
+
+
 class SubJobRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +41,7 @@ class SubJobRecord(BaseModel):
     outputs: dict[str, str] = {}  # local file name -> DID name
     script: str
     spec: JobSpec
+    payloads: list[PayloadCall] = []  # its payload steps' command lines (older records: none)
     job_id: int | None = None  # the dispatcher's, once submitted
 
 

@@ -1,9 +1,11 @@
 """The YAML task file, validated once at the boundary into typed objects (docs/jsub.md).
 
-It accepts JUNO JSUB's names where the features overlap (`taskName`, `experiment`, `backend.type`,
+It accepts JUNO JSUB's names where the features overlap (`taskName`, `experiment`, `softVersion`, `backend.type`,
 `splitter.mode` splitByJobvars/splitByEvent, `jobvarLists` (or `jobvar_lists`, `jobvars`), `maxSubJobs`,
-`evtMaxPerJob`, `njobs`, `workflow.steps`, step types `exe`/`cmd` with `actvar`, `outputSubDir`, `workSubdir`,
-`maxSubmit`), and refuses what this system cannot honour with an error that names the file and the field.
+`evtMaxPerJob`, `njobs`, `workflow.steps`, the payload steps detsim, elecsim, calib (or cal) and rec with their
+keys, step types `exe`/`cmd` with `actvar`, `outputSubDir`, `workSubdir`, `maxSubmit`), and refuses what this
+system cannot honour with an error that names the file and the field. A payload step's key that is not an option
+of that step (`rate` on detsim) is reported as ignored.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from juno_dcs.jsub.errors import TaskFileError
 
-PAYLOAD_STEPS = ("detsim", "elecsim", "cal", "rec")
-# JSUB fields that mean nothing here (no CVMFS software releases, no user ROOT output of the payloads):
-# accepted so JSUB's files load, and reported as ignored.
-IGNORED_TOP = ("softVersion",)
-IGNORED_STEP = ("userOutput", "rate")
+# JSUB's step names -> the payload they run (`calib` is JSUB's name of the calibration step)
+PAYLOAD_STEPS = {"detsim": "detsim", "elecsim": "elecsim", "calib": "cal", "cal": "cal", "rec": "rec"}
+# The payload steps' keys and the payloads they apply to (the others are reported as ignored)
+STEP_KEYS: dict[str, frozenset[str]] = {
+    "seed": frozenset({"detsim", "elecsim"}), "evtmax": frozenset({"detsim", "elecsim", "cal", "rec"}),
+    "input": frozenset({"elecsim", "cal", "rec"}), "output": frozenset({"detsim", "elecsim", "cal", "rec"}),
+    "user_output": frozenset({"detsim", "elecsim"}), "rate": frozenset({"elecsim"}),
+    "tag": frozenset({"cal"}), "run": frozenset({"cal"}), "particles": frozenset({"detsim"}),
+    "momentums": frozenset({"detsim"}), "positions": frozenset({"detsim"}),
+}
 
 Positive = Annotated[int, Field(gt=0)]
 
@@ -184,18 +191,19 @@ class Step(_Model):
 
     type: Literal["payload", "exe", "cmd"]
     payload: Literal["detsim", "elecsim", "cal", "rec"] | None = None
-    # payload steps
+    # payload steps: the options of `juno-payload <payload>` (docs/payloads.md)
     seed: str | int | None = None
-    events: str | int | None = Field(default=None, validation_alias=AliasChoices("events", "evtmax", "evtMax"))
+    evtmax: str | int | None = Field(default=None, validation_alias=AliasChoices("evtmax", "evtMax"))
     input: str | None = None
     output: str | None = None
-    particle: str | None = None
-    energy_mev: str | float | None = Field(default=None, validation_alias=AliasChoices("energyMeV", "energy_mev"))
-    position: str | None = None
+    user_output: str | None = Field(default=None, validation_alias=AliasChoices("userOutput", "user_output"))
+    rate: str | float | None = None
     tag: str | None = None
     run: str | int | None = None
-    muon_mb_per_event: str | float | None = Field(
-        default=None, validation_alias=AliasChoices("muonMbPerEvent", "muon_mb_per_event"))
+    # detsim's gun, as JSUB's step keys (a space-separated string or a list)
+    particles: str | list[str] | None = None
+    momentums: str | float | list[str | float] | None = None
+    positions: str | list[str | float] | None = None
     additional_args: str = Field(default="", validation_alias=AliasChoices("additionalArgs", "additional_args"))
     full_args: str | None = Field(default=None, validation_alias=AliasChoices("fullArgs", "full_args"))
     upload: bool = True
@@ -232,6 +240,13 @@ class Step(_Model):
             raise ValueError("a cmd step needs `cmd` (or actvar.cmd): the shell command line")
         return self
 
+    def inapplicable(self) -> list[str]:
+        """The payload step's keys that are not options of its payload."""
+        if self.type != "payload":
+            return []
+        return [key for key, steps in STEP_KEYS.items()
+                if getattr(self, key) is not None and self.payload not in steps]
+
     @property
     def program(self) -> str:
         return self.exe or (self.actvar.exe if self.actvar and self.actvar.exe else "")
@@ -251,12 +266,15 @@ class TaskFile(_Model):
     task_name: str = Field(validation_alias=AliasChoices("taskName", "task_name"),
                            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     experiment: Literal["juno", "common"] = "juno"
+    # the offline software release (JSUB's softVersion); the jobs get it as JUNO_SOFTWARE_VERSION
+    soft_version: str | None = Field(default=None, validation_alias=AliasChoices("softVersion", "soft_version"),
+                                     min_length=1, max_length=200)
     account: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,25}$")
     backend: Backend = Backend()
     splitter: Splitter
     env: dict[str, str] = {}
     steps: list[tuple[str, Step]]
-    ignored: list[str] = []  # JSUB fields accepted and not used (reported by create)
+    ignored: list[str] = []  # keys accepted and not used, each with why (reported by create)
     path: str = ""  # where the task file was read (relative files in it are relative to its directory)
 
     @property
@@ -264,21 +282,19 @@ class TaskFile(_Model):
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
 
-def _step_raw(name: str, raw: Any, ignored: list[str]) -> Any:
+def _step_raw(name: str, raw: Any) -> Any:
     if not isinstance(raw, dict):
         if raw is None and name in PAYLOAD_STEPS:
             raw = {}
         else:
             return raw
     raw = dict(raw)
-    for key in IGNORED_STEP:
-        if key in raw:
-            raw.pop(key)
-            ignored.append(f"workflow.{name}.{key}")
     if "type" not in raw and name in PAYLOAD_STEPS:
         raw["type"] = "payload"
     if raw.get("type") == "payload" and "payload" not in raw and name in PAYLOAD_STEPS:
-        raw["payload"] = name
+        raw["payload"] = PAYLOAD_STEPS[name]
+    elif raw.get("payload") == "calib":
+        raw["payload"] = "cal"
     return raw
 
 
@@ -298,7 +314,7 @@ def parse_task(data: Any, path: str = "<task>") -> TaskFile:
         raise TaskFileError(f"{path}: a task file is a YAML mapping (taskName, splitter, workflow...)")
     data = dict(data)
     problems: list[str] = []
-    ignored = [key for key in IGNORED_TOP if data.pop(key, None) is not None]
+    ignored: list[str] = []
     workflow = data.pop("workflow", None)
     steps: list[tuple[str, Step]] = []
     if not isinstance(workflow, dict) or not workflow:
@@ -318,9 +334,13 @@ def parse_task(data: Any, path: str = "<task>") -> TaskFile:
                 problems.append(f"workflow.{name}: listed in workflow.steps but not defined")
                 continue
             try:
-                steps.append((name, Step.model_validate(_step_raw(name, defs.get(name), ignored))))
+                step = Step.model_validate(_step_raw(name, defs.get(name)))
             except ValidationError as exc:
                 problems.extend(_problems(exc, f"workflow.{name}."))
+                continue
+            steps.append((name, step))
+            ignored += [f"workflow.{name}.{key}: not an option of {step.payload}: ignored"
+                        for key in step.inapplicable()]
         for name in defs:
             if name not in order:
                 problems.append(f"workflow.{name}: defined but not listed in workflow.steps {order}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from juno_dcs.jsub import local
-from juno_dcs.jsub.build import build, naming_for, new_uid
+from juno_dcs.jsub.build import build, check_payloads, naming_for, new_uid
 from juno_dcs.jsub.errors import RegistryError, SplitError
 from juno_dcs.jsub.registry import Registry, SubJobRecord, TaskRecord, now
 from juno_dcs.jsub.rucio import create_dataset, download
@@ -39,9 +39,11 @@ def create(registry: Registry, task_path: Path, account: str, url: str | None,
         for sub in result.subjobs:
             built = build(task, sub, naming)
             subjobs.append(SubJobRecord(jobid=sub.jobid, vars=sub.vars, inputs=sub.inputs, outputs=built.outputs,
-                                        script=built.script, spec=built.spec))
+                                        script=built.script, spec=built.spec, payloads=built.payloads))
     except SplitError as exc:
         raise SplitError(f"{task_path}: {exc}") from exc
+    if subjobs:
+        check_payloads(subjobs[0].payloads, str(task_path))  # before anything is stored
     backend = task.backend
     work_dir = None
     if backend.kind == "local":
@@ -56,7 +58,7 @@ def create(registry: Registry, task_path: Path, account: str, url: str | None,
         scope=naming.scope, output_dataset=naming.output_dataset, log_dataset=naming.log_dataset,
         work_dir=work_dir, max_submit=backend.max_submit, dispatcher_task=naming.dispatcher_task,
         priority=backend.priority,
-        warnings=[*result.warnings, *(f"{f}: ignored (no meaning here)" for f in task.ignored)], subjobs=subjobs)
+        warnings=[*result.warnings, *task.ignored], subjobs=subjobs)
     registry.save(record)
     return record
 
@@ -68,7 +70,10 @@ def _chunks(items: Sequence[SubJobRecord], size: int) -> Iterator[list[SubJobRec
 
 def submit_dispatcher(registry: Registry, record: TaskRecord, wms: WmsClient, rucio: Rucio | None) -> TaskRecord:
     """Create the output and log datasets, then send every sub-job. Safe to repeat after an interruption:
-    a task name that exists is looked up, and jobs whose key exists are not created again."""
+    a task name that exists is looked up, and jobs whose key exists are not created again. The first sub-job's
+    payload command lines are checked again first (the payloads may be newer than the stored task)."""
+    if record.subjobs:
+        check_payloads(record.subjobs[0].payloads, record.task_file)
     if not record.datasets_created:
         if rucio is None:
             raise RegistryError("submitting to the dispatcher creates the output datasets in Rucio: "
@@ -109,6 +114,8 @@ def _task_by_name(wms: WmsClient, name: str) -> int:
 def submit_local(registry: Registry, record: TaskRecord, wait: bool,
                  stage_in: local.StageIn | None) -> dict[int, str] | int:
     """Run the sub-jobs locally: in this process (`wait`, their final states) or detached (the runner's pid)."""
+    if record.subjobs:
+        check_payloads(record.subjobs[0].payloads, record.task_file)
     Path(record.work_dir or ".").mkdir(parents=True, exist_ok=True)
     record.submitted = True
     registry.save(record)

@@ -1,12 +1,17 @@
 """`juno-payload`: the JUNO payload steps and the condition data that matches them.
 
-    juno-payload detsim --particle e-|e+|gamma|mu-|mu+|neutron --energy-mev E --position center|x,y,z|uniform
-                        --events N --seed S --output FILE.root [--muon-mb-per-event MB]
-    juno-payload elecsim --input IN.root --output OUT.root --seed S
-    juno-payload cal --input IN.root --output OUT.root --tag GLOBALTAG --run RUN     (JUNO_CONDITIONS_URLS)
-    juno-payload rec --input IN.root --output OUT.root
+    juno-payload detsim [--evtmax N] [--seed S] [--output F.root] [--user-output F.root] [--no-gdml] ...
+                        gun [--particles P...] [--momentums M...] [--positions X Y Z...] ...
+                      | gendecay [--nuclear U-238|Th-232|K-40|...] [--volume pTarget] [--material LS]
+                      | hepevt --exe IBD|IBD-eplus|IBD-neutron|Muon [--volume V] [--material M]
+    juno-payload elecsim [--evtmax N] [--input IN.root] [--output OUT.root] [--seed S] [--rate HZ] [--user-output F]
+    juno-payload cal [--evtmax N] [--input IN.root] [--output OUT.root] [--tag GLOBALTAG] [--run RUN]
+                                                              (JUNO_CONDITIONS_URLS; the tag: else $JUNO_GLOBAL_TAG)
+    juno-payload rec [--evtmax N] [--input IN.root] [--output OUT.root]
     juno-payload make-conditions --tag TAG --runs FIRST-LAST [--db URL | --home GRID_HOME] [--description TEXT]
 
+The steps take the JUNO offline tutorial scripts' command lines, parsed by juno_dcs.payloads.grammar (the same
+parser `jsub` and `juno-prod` run before they submit; `juno-payload STEP --help` lists the options; docs/payloads.md).
 A step prints one JSON line on stdout ({"step", "events", "bytes", "output", "seconds", ...}) and exits 0;
 otherwise it prints `juno-payload <step>: error: <what and where>` on stderr and exits with the kit's codes
 (juno_dcs.clikit, docs/admin.md "Exit codes"), which keep the payload's two kinds of failure apart:
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,10 +35,12 @@ from typing import Any, TypeVar
 import click
 
 from juno_dcs.clikit import KitGroup, home_option
+from juno_dcs.payloads import grammar
 from juno_dcs.payloads.errors import PayloadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 PATH = click.Path(path_type=Path, dir_okay=False)
+GLOBAL_TAG_ENV = "JUNO_GLOBAL_TAG"
 EPILOG = "Exit codes: 0 done, 1 failed, 2 bad input (arguments, input files, conditions), 3 transient (retry)."
 
 
@@ -57,75 +65,82 @@ def main(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-@main.command()
-@click.option("--particle", required=True, type=click.Choice(["e-", "e+", "gamma", "mu-", "mu+", "neutron"]))
-@click.option("--energy-mev", required=True, type=float, help="Kinetic energy in MeV.")
-@click.option("--position", default="center", show_default=True,
-              help="center, uniform (in the 17.7 m scintillator sphere) or x,y,z in mm.")
-@click.option("--events", required=True, type=int)
-@click.option("--seed", required=True, type=int)
-@click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `sim`).")
-@click.option("--muon-mb-per-event", default=500.0, show_default=True, type=float,
-              help="Memory a muon event holds while it is simulated (MB).")
+STEP = {"context_settings": {"ignore_unknown_options": True, "allow_extra_args": True,
+                             "help_option_names": []}, "add_help_option": False}
+ARGV = click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+
+
+def _parse(step: str, argv: tuple[str, ...]) -> grammar.Parsed | None:
+    """The checked command line, or None after printing the usage for --help/-h."""
+    if "--help" in argv or "-h" in argv:
+        click.echo(grammar.usage(step))
+        return None
+    return grammar.check(step, argv)
+
+
+@main.command(**STEP)
+@ARGV
 @_files
-def detsim(particle: str, energy_mev: float, position: str, events: int, seed: int, output: Path,
-           muon_mb_per_event: float) -> None:
-    """Simulate events: particles -> photoelectron hits on the PMTs."""
+def detsim(argv: tuple[str, ...]) -> None:
+    """Simulate a generator's events: particles -> photoelectron hits (tree `sim`)."""
     from juno_dcs.payloads import detsim as step
 
-    config = step.DetsimConfig(particle=particle, energy_mev=energy_mev, position=step.Position.parse(position),
-                               events=events, seed=seed, output=output, muon_mb_per_event=muon_mb_per_event)
-    click.echo(step.run(config).to_json())
+    parsed = _parse("detsim", argv)
+    if parsed is not None:
+        click.echo(step.run(parsed).to_json())
 
 
-@main.command()
-@click.option("--input", "input_path", required=True, type=PATH, help="A detsim file.")
-@click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `elec`).")
-@click.option("--seed", required=True, type=int)
+@main.command(**STEP)
+@ARGV
 @_files
-def elecsim(input_path: Path, output: Path, seed: int) -> None:
+def elecsim(argv: tuple[str, ...]) -> None:
     """Electronics: hits -> per-PMT charges (ADC) and times, with gain spread, dark noise and jitter."""
     from juno_dcs.payloads import elecsim as step
 
-    click.echo(step.run(input_path, output, seed).to_json())
+    parsed = _parse("elecsim", argv)
+    if parsed is not None:
+        click.echo(step.run(parsed).to_json())
 
 
-@main.command()
-@click.option("--input", "input_path", required=True, type=PATH, help="An elecsim file.")
-@click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `calib`).")
-@click.option("--tag", required=True, help="A locked global tag.")
-@click.option("--run", "run_number", required=True, type=int, help="The run whose conditions apply.")
+@main.command(**STEP)
+@ARGV
 @_files
-def cal(input_path: Path, output: Path, tag: str, run_number: int) -> None:
+def cal(argv: tuple[str, ...]) -> None:
     """Calibrate charges and times with the run's conditions (JUNO_CONDITIONS_URLS: proxies, then servers)."""
     from juno_dcs.payloads import cal as step
     from juno_dcs.payloads.conditions import client_from_env, load_conditions
     from juno_dcs.payloads.rootio import check_output, open_input
 
+    parsed = _parse("cal", argv)
+    if parsed is None:
+        return
+    input_path, output = Path(parsed["input"]), Path(parsed["output"])
+    tag = parsed["tag"] or os.environ.get(GLOBAL_TAG_ENV)
+    if not tag:
+        raise PayloadInputError(f"--tag: no global tag: give --tag or set {GLOBAL_TAG_ENV}")
     check_output(output, input_path)  # before asking the service: a bad input fails fast
     with open_input(input_path, "elec", step.BRANCHES, needs="juno-payload elecsim"):
         pass
-    if run_number < 0:
-        raise PayloadInputError(f"--run {run_number}: expected a non-negative run number")
     client = client_from_env()
     try:
-        conditions = load_conditions(client, tag, run_number)
+        conditions = load_conditions(client, tag, parsed["run"])
     finally:
         client.close()
-    summary = step.run(input_path, output, conditions)
+    summary = step.run(parsed, conditions)
     summary.extra["conditions_endpoint"] = client.last_endpoint
     click.echo(summary.to_json())
 
 
-@main.command()
-@click.option("--input", "input_path", required=True, type=PATH, help="A cal file.")
-@click.option("--output", required=True, type=PATH, help="The ROOT file to write (tree `rec`).")
+@main.command(**STEP)
+@ARGV
 @_files
-def rec(input_path: Path, output: Path) -> None:
+def rec(argv: tuple[str, ...]) -> None:
     """Reconstruct each event's energy and vertex."""
     from juno_dcs.payloads import rec as step
 
-    click.echo(step.run(input_path, output).to_json())
+    parsed = _parse("rec", argv)
+    if parsed is not None:
+        click.echo(step.run(parsed).to_json())
 
 
 @main.command("make-conditions")

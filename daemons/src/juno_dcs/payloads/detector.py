@@ -39,6 +39,15 @@ GAIN_ADC_PER_PE = 100.0  # nominal gain; each channel's is spread by GAIN_SPREAD
 GAIN_SPREAD = 0.08
 OFFSET_MEAN_NS = 40.0  # cable and electronics delays
 OFFSET_SPREAD_NS = 5.0
+ACRYLIC_THICKNESS_MM = 120.0
+# detsim --detoption: the vessel that holds the scintillator; its light transmission relative to the acrylic
+# sphere (the conditions' energy scale is the acrylic one)
+VESSELS = {"Acrylic": 1.0, "Balloon": 1.03}
+# Volumes a generator may place vertices in (the offline software's physical volume names): material, radii in mm
+VOLUMES: dict[str, tuple[str, float, float]] = {
+    "pTarget": ("LS", 0.0, LS_RADIUS_MM),
+    "pAcrylic": ("Acrylic", LS_RADIUS_MM, LS_RADIUS_MM + ACRYLIC_THICKNESS_MM),
+}
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -1,96 +1,54 @@
-"""detsim: particles in the toy central detector -> photoelectron hits (pmt id, time) per event.
+"""detsim: a generator's primary particles in the toy central detector -> photoelectron hits (pmt id, time).
 
+The command line is the offline software's (grammar.py): common options, then a generator (generators.py).
 Energy deposits by particle:
     e-        one point deposit of its kinetic energy at the vertex
     e+        the same plus two 0.511 MeV annihilation gammas
     gamma     Compton-like: two to four deposits a few tens of cm from the vertex (energy outside the
               scintillator escapes)
-    neutron   thermalised within ~0.3 m, then captured on hydrogen: a 2.223 MeV gamma
+    neutron   thermalised within ~0.3 m, then captured on hydrogen: a 2.223 MeV gamma (the toy keeps the capture
+              in the event's readout window)
+    alpha, proton  one point deposit, quenched (ALPHA_QUENCH, PROTON_QUENCH of the kinetic energy is seen)
     mu-, mu+  a straight track through the vertex (downward, cos^2 zenith), MUON_DEDX_MEV_PER_MM along its chord
               through the scintillator (at most its energy), in 40 segments; each event holds a buffer of
-              `muon_mb_per_event` MB, written through, for as long as the event is processed (real muon
+              `--muon-mb-per-event` MB, written through, for as long as the event is processed (real muon
               events need that much memory for their optical photons)
 
-Each deposit gives Poisson(LIGHT_YIELD * E * collection) photoelectrons, spread over the PMTs by the light
-weights; a hit's time is the deposit time + distance / group velocity + a scintillation decay time.
-Events are seeded by (seed, event id): the same seed gives the same file, whatever the chunking.
+Deposits outside the scintillator (a decay in the acrylic) give no light. Each deposit gives Poisson(LIGHT_YIELD *
+E * collection * vessel transmission (--detoption)) photoelectrons, spread over the PMTs by the light weights; a
+hit's time is the deposit time + distance / group velocity + a scintillation decay time. Events are seeded by
+(seed, event id), ids from --start-evtid: the same seed gives the same events, whatever the chunking.
+The output's meta holds every option and the generator's; the geometry is stored (TObjString `geometry`) unless
+--no-gdml; --user-output writes the primaries' truth (tree `evt`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 
 from juno_dcs.payloads import detector as det
-from juno_dcs.payloads.errors import PayloadInputError
+from juno_dcs.payloads import generators as gen
+from juno_dcs.payloads.grammar import Parsed
 from juno_dcs.payloads.rootio import CHUNK, OutputTree, Summary, check_output, jagged
 
-PARTICLES: dict[str, int] = {"e-": 11, "e+": -11, "gamma": 22, "mu-": 13, "mu+": -13, "neutron": 2112}
-MUONS = frozenset({"mu-", "mu+"})
-MAX_ENERGY_MEV = 1e7
-MAX_EVENTS = 10_000_000
 MUON_SEGMENTS = 40
 H_CAPTURE_MEV = 2.223
+ALPHA_QUENCH = 0.1
+PROTON_QUENCH = 0.3
 STEP_SALT = 1  # detsim's part of the per-event seed
 SCHEMA = {"event_id": "int64", "pdg": "int32", "energy_mev": "float64", "x_mm": "float64", "y_mm": "float64",
           "z_mm": "float64", "edep_mev": "float64", "track_length_mm": "float64", "pe_fraction": "float64",
           "hit": "var * {pmt: int32, time: float32}"}
-
-
-@dataclass(frozen=True)
-class Position:
-    kind: Literal["center", "point", "uniform"]
-    point: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    @classmethod
-    def parse(cls, text: str) -> Position:
-        """'center', 'uniform' or 'x,y,z' in mm inside the scintillator sphere."""
-        value = text.strip().lower()
-        if value in ("center", "centre"):
-            return cls("center")
-        if value == "uniform":
-            return cls("uniform")
-        parts = value.split(",")
-        try:
-            x, y, z = (float(p) for p in parts)
-        except ValueError as exc:
-            raise PayloadInputError(f"--position {text!r}: expected center, uniform or x,y,z in mm") from exc
-        if not all(math.isfinite(c) for c in (x, y, z)):
-            raise PayloadInputError(f"--position {text!r}: coordinates must be finite numbers")
-        if math.sqrt(x * x + y * y + z * z) > det.LS_RADIUS_MM:
-            raise PayloadInputError(f"--position {text!r}: outside the central detector "
-                                    f"(radius {det.LS_RADIUS_MM:.0f} mm)")
-        return cls("point", (x, y, z))
-
-    def __str__(self) -> str:
-        return ",".join(f"{c:g}" for c in self.point) if self.kind == "point" else self.kind
-
-
-@dataclass(frozen=True)
-class DetsimConfig:
-    particle: str
-    energy_mev: float
-    position: Position
-    events: int
-    seed: int
-    output: Path
-    muon_mb_per_event: float = 500.0
-
-    def __post_init__(self) -> None:
-        if self.particle not in PARTICLES:
-            raise PayloadInputError(f"--particle {self.particle!r}: expected one of {', '.join(PARTICLES)}")
-        if not (math.isfinite(self.energy_mev) and 0 < self.energy_mev <= MAX_ENERGY_MEV):
-            raise PayloadInputError(f"--energy-mev {self.energy_mev}: expected 0 < E <= {MAX_ENERGY_MEV:g}")
-        if not 1 <= self.events <= MAX_EVENTS:
-            raise PayloadInputError(f"--events {self.events}: expected 1 to {MAX_EVENTS}")
-        if self.seed < 0:
-            raise PayloadInputError(f"--seed {self.seed}: expected a non-negative integer")
-        if not (math.isfinite(self.muon_mb_per_event) and 0 <= self.muon_mb_per_event <= 64 * 1024):
-            raise PayloadInputError(f"--muon-mb-per-event {self.muon_mb_per_event}: expected 0 to 65536")
+USER_SCHEMA = {"event_id": "int64", "pdg": "int32", "energy_mev": "float64", "x_mm": "float64", "y_mm": "float64",
+               "z_mm": "float64", "edep_mev": "float64", "npe": "int64",
+               "primary": "var * {pdg: int32, kinetic_mev: float64, x_mm: float64, y_mm: float64, z_mm: float64}"}
 
 
 @dataclass(frozen=True)
@@ -103,58 +61,63 @@ class SimEvent:
     hit_time: np.ndarray
 
 
-def _isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
-    cos_t = rng.uniform(-1.0, 1.0, n)
-    phi = rng.uniform(0.0, 2 * np.pi, n)
-    sin_t = np.sqrt(1 - cos_t**2)
-    return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
-
-
-def _uniform_vertex(rng: np.random.Generator) -> np.ndarray:
-    r = det.LS_RADIUS_MM * rng.uniform() ** (1 / 3)
-    return np.asarray(r * _isotropic(rng, 1)[0])
-
-
 def _gamma(rng: np.random.Generator, vertex: np.ndarray, energy: float) -> tuple[np.ndarray, np.ndarray]:
     n = int(rng.integers(2, 5))
-    steps = rng.exponential(250.0, n)[:, None] * _isotropic(rng, n)
+    steps = rng.exponential(250.0, n)[:, None] * gen.isotropic(rng, n)
     points = vertex + np.cumsum(steps, axis=0)
     energies = energy * rng.dirichlet(np.ones(n))
     return points, energies
 
 
-def _deposits(rng: np.random.Generator, particle: str, energy: float,
-              vertex: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(K, 3) points, (K,) energies, (K,) times of the deposits and the muon's track length."""
-    if particle in MUONS:
-        cos_zenith = rng.uniform() ** (1 / 3)
-        phi = rng.uniform(0, 2 * np.pi)
-        sin_z = math.sqrt(1 - cos_zenith**2)
-        direction = np.array([sin_z * math.cos(phi), sin_z * math.sin(phi), -cos_zenith])
-        b = float(vertex @ direction)
-        root = math.sqrt(max(b * b - float(vertex @ vertex) + det.LS_RADIUS_MM**2, 0.0))
-        s_in, s_out = -b - root, -b + root
-        length = s_out - s_in
-        s = s_in + (np.arange(MUON_SEGMENTS) + 0.5) * length / MUON_SEGMENTS
-        edep = min(energy, det.MUON_DEDX_MEV_PER_MM * length)
-        points = vertex + s[:, None] * direction
-        return (points, np.full(MUON_SEGMENTS, edep / MUON_SEGMENTS), (s - s_in) / det.LIGHT_SPEED_MM_PER_NS,
-                length)
-    pieces: list[tuple[np.ndarray, np.ndarray]] = []
-    if particle == "e-":
-        pieces.append((vertex[None, :], np.array([energy])))
-    elif particle == "e+":
-        pieces.append((vertex[None, :], np.array([energy])))
-        pieces.extend(_gamma(rng, vertex, 0.511) for _ in range(2))
-    elif particle == "gamma":
-        pieces.append(_gamma(rng, vertex, energy))
-    else:  # neutron: thermalised, captured on hydrogen
-        capture = vertex + rng.normal(0.0, 180.0, 3)
-        pieces.append(_gamma(rng, capture, H_CAPTURE_MEV))
-    points = np.concatenate([p for p, _ in pieces])
-    energies = np.concatenate([e for _, e in pieces])
+def _muon(rng: np.random.Generator, energy: float,
+          vertex: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    cos_zenith = rng.uniform() ** (1 / 3)
+    phi = rng.uniform(0, 2 * np.pi)
+    sin_z = math.sqrt(1 - cos_zenith**2)
+    direction = np.array([sin_z * math.cos(phi), sin_z * math.sin(phi), -cos_zenith])
+    b = float(vertex @ direction)
+    root = math.sqrt(max(b * b - float(vertex @ vertex) + det.LS_RADIUS_MM**2, 0.0))
+    s_in, s_out = -b - root, -b + root
+    length = s_out - s_in
+    s = s_in + (np.arange(MUON_SEGMENTS) + 0.5) * length / MUON_SEGMENTS
+    edep = min(energy, det.MUON_DEDX_MEV_PER_MM * length)
+    points = vertex + s[:, None] * direction
+    return points, np.full(MUON_SEGMENTS, edep / MUON_SEGMENTS), (s - s_in) / det.LIGHT_SPEED_MM_PER_NS, length
+
+
+def _deposits(rng: np.random.Generator,
+              primaries: tuple[gen.Primary, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(K, 3) points, (K,) energies, (K,) times of the deposits inside the scintillator and the muons' track length."""
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    length = 0.0
+    for p in primaries:
+        vertex, energy = p.vertex, p.kinetic_mev
+        if p.particle in gen.MUONS:
+            points, energies, times, chord = _muon(rng, energy, vertex)
+            pieces.append((points, energies, times))
+            length += chord
+            continue
+        here: list[tuple[np.ndarray, np.ndarray]] = []
+        if p.particle in ("e-", "e+"):
+            here.append((vertex[None, :], np.array([energy])))
+            if p.particle == "e+":
+                here.extend(_gamma(rng, vertex, 0.511) for _ in range(2))
+        elif p.particle == "gamma":
+            here.append(_gamma(rng, vertex, energy))
+        elif p.particle in ("alpha", "proton"):
+            quench = ALPHA_QUENCH if p.particle == "alpha" else PROTON_QUENCH
+            here.append((vertex[None, :], np.array([energy * quench])))
+        else:  # neutron: thermalised, captured on hydrogen
+            capture = vertex + rng.normal(0.0, 180.0, 3)
+            here.append(_gamma(rng, capture, H_CAPTURE_MEV))
+        pieces += [(pts, e, np.zeros(len(e))) for pts, e in here]
+    if not pieces:
+        return np.zeros((0, 3)), np.zeros(0), np.zeros(0), 0.0
+    points = np.concatenate([p for p, _, _ in pieces])
+    energies = np.concatenate([e for _, e, _ in pieces])
+    times = np.concatenate([t for _, _, t in pieces])
     keep = det.inside(points)
-    return points[keep], energies[keep], np.zeros(int(keep.sum())), 0.0
+    return points[keep], energies[keep], times[keep], length
 
 
 def _decay_times(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -164,14 +127,15 @@ def _decay_times(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.asarray(rng.exponential(taus[component]))
 
 
-def simulate_event(rng: np.random.Generator, particle: str, energy_mev: float, vertex: np.ndarray) -> SimEvent:
-    points, energies, times, length = _deposits(rng, particle, energy_mev, vertex)
+def simulate_event(rng: np.random.Generator, event: gen.Event, transmission: float = 1.0) -> SimEvent:
+    """The hits of one generated event; `transmission` is the vessel's (detector.VESSELS)."""
+    points, energies, times, length = _deposits(rng, event.primaries)
     pmt_parts: list[np.ndarray] = []
     time_parts: list[np.ndarray] = []
     fraction = 1.0
     if len(points):
         frac, prob, distance = det.collection(points)
-        mean_pe = det.LIGHT_YIELD * energies * frac
+        mean_pe = det.LIGHT_YIELD * energies * frac * transmission
         if mean_pe.sum() > det.MAX_PE_PER_EVENT:  # thinned: each photoelectron kept with this probability
             fraction = det.MAX_PE_PER_EVENT / float(mean_pe.sum())
         n_pe = rng.poisson(mean_pe * fraction)
@@ -184,14 +148,8 @@ def simulate_event(rng: np.random.Generator, particle: str, energy_mev: float, v
     hit_time = np.concatenate(time_parts) if time_parts else np.zeros(0)
     hit_time = hit_time + _decay_times(rng, len(hit_time))
     order = np.lexsort((hit_time, hit_pmt))
-    return SimEvent(vertex, float(energies.sum()), length, fraction, hit_pmt[order].astype(np.int32),
+    return SimEvent(event.vertex, float(energies.sum()), length, fraction, hit_pmt[order].astype(np.int32),
                     hit_time[order].astype(np.float32))
-
-
-def _vertex(rng: np.random.Generator, position: Position) -> np.ndarray:
-    if position.kind == "uniform":
-        return _uniform_vertex(rng)
-    return np.array(position.point, dtype=np.float64)
 
 
 def _muon_buffer(megabytes: float, event_id: int) -> np.ndarray:
@@ -201,40 +159,75 @@ def _muon_buffer(megabytes: float, event_id: int) -> np.ndarray:
     return buffer
 
 
-def run(config: DetsimConfig) -> Summary:
-    """Simulate `config.events` events into `config.output`; the summary of what was written."""
-    check_output(config.output)
-    pdg = PARTICLES[config.particle]
-    meta = {"step": "detsim", "particle": config.particle, "energy_mev": config.energy_mev,
-            "position": str(config.position), "events": config.events, "seed": config.seed,
-            "muon_mb_per_event": config.muon_mb_per_event if config.particle in MUONS else 0}
+def _one(rng: np.random.Generator, generator: gen.Generator, event_id: int, muon_mb: float,
+         transmission: float) -> tuple[gen.Event, SimEvent]:
+    event = generator.event(rng)
+    if not (generator.muons and muon_mb > 0):
+        return event, simulate_event(rng, event, transmission)
+    buffer = _muon_buffer(muon_mb, event_id)
+    simulated = simulate_event(rng, event, transmission)
+    buffer[::4096] += 1  # still this event's: touched again at its end
+    del buffer
+    return event, simulated
+
+
+def geometry() -> str:
+    """The detector description stored in the output unless --no-gdml (the toy's stand-in for the GDML)."""
+    return json.dumps({"detector": det.DETECTOR_VERSION, "ls_radius_mm": det.LS_RADIUS_MM,
+                       "pmt_radius_mm": det.PMT_RADIUS_MM, "n_pmt": det.N_PMT, "volumes": det.VOLUMES,
+                       "attenuation_mm": det.ATTENUATION_MM}, sort_keys=True)
+
+
+def _truth(ids: np.ndarray, generated: list[gen.Event], simulated: list[SimEvent]) -> dict[str, Any]:
+    vertices = np.array([e.vertex for e in simulated]).reshape(len(ids), 3)
+    return {"event_id": ids, "pdg": np.array([e.pdg for e in generated], dtype=np.int32),
+            "energy_mev": np.array([e.energy_mev for e in generated]), "x_mm": vertices[:, 0],
+            "y_mm": vertices[:, 1], "z_mm": vertices[:, 2], "edep_mev": np.array([e.edep_mev for e in simulated])}
+
+
+def _user_columns(truth: dict[str, Any], generated: list[gen.Event], counts: np.ndarray) -> dict[str, Any]:
+    primaries = [p for e in generated for p in e.primaries]
+    where = np.array([p.vertex for p in primaries]).reshape(len(primaries), 3)
+    return {**truth, "npe": counts, "primary": jagged(
+        np.array([len(e.primaries) for e in generated], dtype=np.int64),
+        pdg=np.array([gen.PDG[p.particle] for p in primaries], dtype=np.int32),
+        kinetic_mev=np.array([p.kinetic_mev for p in primaries], dtype=np.float64),
+        x_mm=where[:, 0], y_mm=where[:, 1], z_mm=where[:, 2])}
+
+
+def run(parsed: Parsed) -> Summary:
+    """Simulate the events of a checked detsim command line (grammar.check) into its --output."""
+    output = Path(parsed["output"])
+    user_path = Path(parsed["user_output"]) if parsed["user_output"] else None
+    check_output(output)
+    if user_path is not None:
+        check_output(user_path, output)
+    generator = gen.generator(parsed)
+    seed, first_id, events = parsed["seed"], parsed["start_evtid"], parsed["evtmax"]
+    muon_mb, transmission = parsed["muon_mb_per_event"], det.VESSELS[parsed["detoption"]]
+    meta = {"step": "detsim", **parsed.meta(), "gdml": not parsed["no_gdml"],
+            "muon_mb_per_event": muon_mb if generator.muons else 0}
+    objects = {} if parsed["no_gdml"] else {"geometry": geometry()}
     total_hits = 0
-    chunk = 10 if config.particle in MUONS else CHUNK  # a muon event holds up to MAX_PE_PER_EVENT hits
-    with OutputTree(config.output, "sim", SCHEMA, meta) as out:
-        for first in range(0, config.events, chunk):
-            ids = np.arange(first, min(first + chunk, config.events), dtype=np.int64)
-            events: list[SimEvent] = []
-            for event_id in ids:
-                rng = np.random.default_rng([config.seed, STEP_SALT, int(event_id)])
-                vertex = _vertex(rng, config.position)
-                if config.particle in MUONS and config.muon_mb_per_event > 0:
-                    buffer = _muon_buffer(config.muon_mb_per_event, int(event_id))
-                    events.append(simulate_event(rng, config.particle, config.energy_mev, vertex))
-                    buffer[::4096] += 1  # still this event's: touched again at its end
-                    del buffer
-                else:
-                    events.append(simulate_event(rng, config.particle, config.energy_mev, vertex))
-            counts = np.array([len(e.hit_pmt) for e in events], dtype=np.int64)
+    chunk = 10 if generator.muons else CHUNK  # a muon event holds up to MAX_PE_PER_EVENT hits
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(OutputTree(output, "sim", SCHEMA, meta, objects))
+        user = stack.enter_context(OutputTree(user_path, "evt", USER_SCHEMA, meta)) if user_path else None
+        for start in range(first_id, first_id + events, chunk):
+            ids = np.arange(start, min(start + chunk, first_id + events), dtype=np.int64)
+            pairs = [_one(np.random.default_rng([seed, STEP_SALT, int(i)]), generator, int(i), muon_mb, transmission)
+                     for i in ids]
+            generated, simulated = [g for g, _ in pairs], [s for _, s in pairs]
+            counts = np.array([len(e.hit_pmt) for e in simulated], dtype=np.int64)
             total_hits += int(counts.sum())
-            vertices = np.array([e.vertex for e in events])
-            out.extend({
-                "event_id": ids, "pdg": np.full(len(ids), pdg, dtype=np.int32),
-                "energy_mev": np.full(len(ids), config.energy_mev), "x_mm": vertices[:, 0],
-                "y_mm": vertices[:, 1], "z_mm": vertices[:, 2],
-                "edep_mev": np.array([e.edep_mev for e in events]),
-                "track_length_mm": np.array([e.track_length_mm for e in events]),
-                "pe_fraction": np.array([e.pe_fraction for e in events]),
-                "hit": jagged(counts, pmt=np.concatenate([e.hit_pmt for e in events]),
-                              time=np.concatenate([e.hit_time for e in events])),
-            })
-    return out.summary("detsim", hits=total_hits, particle=config.particle)
+            truth = _truth(ids, generated, simulated)
+            out.extend({**truth, "track_length_mm": np.array([e.track_length_mm for e in simulated]),
+                        "pe_fraction": np.array([e.pe_fraction for e in simulated]),
+                        "hit": jagged(counts, pmt=np.concatenate([e.hit_pmt for e in simulated]),
+                                      time=np.concatenate([e.hit_time for e in simulated]))})
+            if user is not None:
+                user.extend(_user_columns(truth, generated, counts))
+    extra: dict[str, Any] = {"hits": total_hits, "generator": parsed.meta()["generator"]}
+    if user_path is not None:
+        extra["user_output"] = str(user_path)
+    return out.summary("detsim", **extra, options=dict(parsed.options))

@@ -4,17 +4,23 @@ Per event: dark-noise photoelectrons (DARK_RATE_HZ per PMT over the readout wind
 photoelectron's time gets the PMT's transit time spread; hits outside the readout window are lost. A fired
 PMT reads the sum of its photoelectrons' charges (its gain times 1 +- SPE_RESOLUTION each) and its first time,
 shifted by its timing offset. Gains and offsets are the detector's true constants (detector.electronics()).
-Events are seeded by (seed, event id).
+Events are seeded by (seed, event id). Each event's trigger time (branch `time_ns`, from the file's start) follows
+the previous one's by an exponential gap at `--rate` Hz. `--evtmax N` digitises the first N events; `--user-output`
+writes one summary row per readout (tree `elecsum`: event_id, time_ns, n_fired, total_adc). The output's meta
+holds the options and the simulation's meta.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from juno_dcs.payloads import detector as det
 from juno_dcs.payloads.errors import PayloadInputError
+from juno_dcs.payloads.grammar import Parsed
 from juno_dcs.payloads.rootio import (
     TRUTH,
     TRUTH_TYPES,
@@ -30,7 +36,9 @@ from juno_dcs.payloads.rootio import (
 
 STEP_SALT = 2
 PMT_SCHEMA = "var * {id: int32, charge: float32, time: float32}"
-SCHEMA = {**TRUTH_TYPES, "pmt": PMT_SCHEMA}
+SCHEMA = {**TRUTH_TYPES, "time_ns": "float64", "pmt": PMT_SCHEMA}
+USER_SCHEMA = {"event_id": "int64", "time_ns": "float64", "n_fired": "int32", "total_adc": "float64"}
+BRANCHES = [*TRUTH, "hit_pmt", "hit_time"]
 
 
 def digitise(rng: np.random.Generator, hit_pmt: np.ndarray,
@@ -56,31 +64,53 @@ def digitise(rng: np.random.Generator, hit_pmt: np.ndarray,
     return fired, charge, first[fired] + elec.offset_ns[fired]
 
 
-def run(input_path: Path, output: Path, seed: int) -> Summary:
-    """Digitise every event of a detsim file into `output`."""
-    if seed < 0:
-        raise PayloadInputError(f"--seed {seed}: expected a non-negative integer")
+def _digitise_chunk(chunk: Any, seed: int, rate_hz: float, clock: float) -> tuple[dict[str, Any], float]:
+    """The elec columns of one chunk of sim events and the clock after its last event."""
+    counts = counts_of(chunk["hit_pmt"])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    pmt_all, time_all = flat(chunk["hit_pmt"], np.int64), flat(chunk["hit_time"], np.float64)
+    ids, charges, times, fired, stamps = [], [], [], [], []
+    for i, event_id in enumerate(np.asarray(chunk["event_id"])):
+        rng = np.random.default_rng([seed, STEP_SALT, int(event_id)])
+        clock += float(rng.exponential(1e9 / rate_hz))
+        sl = slice(offsets[i], offsets[i + 1])
+        pmt, charge, time = digitise(rng, pmt_all[sl], time_all[sl])
+        ids.append(pmt)
+        charges.append(charge)
+        times.append(time)
+        fired.append(len(pmt))
+        stamps.append(clock)
+    n_fired = np.array(fired, dtype=np.int64)
+    columns = {**truth_columns(chunk), "time_ns": np.array(stamps), "pmt": jagged(
+        n_fired, id=np.concatenate(ids).astype(np.int32), charge=np.concatenate(charges).astype(np.float32),
+        time=np.concatenate(times).astype(np.float32))}
+    return columns, clock
+
+
+def run(parsed: Parsed) -> Summary:
+    """Digitise the events of a detsim file, as a checked elecsim command line (grammar.check) says."""
+    input_path, output = Path(parsed["input"]), Path(parsed["output"])
+    user_path = Path(parsed["user_output"]) if parsed["user_output"] else None
     check_output(output, input_path)
-    with open_input(input_path, "sim", [*TRUTH, "hit_pmt", "hit_time"], needs="juno-payload detsim") as source:
-        meta = {"step": "elecsim", "seed": seed, "input": str(input_path), "simulation": source.meta}
-        fired_total = 0
-        with OutputTree(output, "elec", SCHEMA, meta) as out:
-            for chunk in source.chunks([*TRUTH, "hit_pmt", "hit_time"]):
-                counts = counts_of(chunk["hit_pmt"])
-                offsets = np.concatenate([[0], np.cumsum(counts)])
-                pmt_all, time_all = flat(chunk["hit_pmt"], np.int64), flat(chunk["hit_time"], np.float64)
-                ids, charges, times, fired = [], [], [], []
-                for i, event_id in enumerate(np.asarray(chunk["event_id"])):
-                    rng = np.random.default_rng([seed, STEP_SALT, int(event_id)])
-                    sl = slice(offsets[i], offsets[i + 1])
-                    pmt, charge, time = digitise(rng, pmt_all[sl], time_all[sl])
-                    ids.append(pmt)
-                    charges.append(charge)
-                    times.append(time)
-                    fired.append(len(pmt))
-                n_fired = np.array(fired, dtype=np.int64)
+    if user_path is not None:
+        check_output(user_path, input_path, output)
+    with open_input(input_path, "sim", BRANCHES, needs="juno-payload detsim") as source:
+        meta = {"step": "elecsim", **parsed.meta(), "input": str(input_path), "simulation": source.meta}
+        fired_total, clock = 0, 0.0
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(OutputTree(output, "elec", SCHEMA, meta))
+            user = stack.enter_context(OutputTree(user_path, "elecsum", USER_SCHEMA, meta)) if user_path else None
+            for chunk in source.chunks(BRANCHES, evtmax=parsed["evtmax"]):
+                columns, clock = _digitise_chunk(chunk, parsed["seed"], parsed["rate"], clock)
+                n_fired = counts_of(columns["pmt"])
                 fired_total += int(n_fired.sum())
-                out.extend({**truth_columns(chunk), "pmt": jagged(
-                    n_fired, id=np.concatenate(ids).astype(np.int32), charge=np.concatenate(charges).astype(np.float32),
-                    time=np.concatenate(times).astype(np.float32))})
-        return out.summary("elecsim", fired_pmts=fired_total)
+                out.extend(columns)
+                if user is not None:
+                    adc = np.bincount(np.repeat(np.arange(len(n_fired)), n_fired),
+                                      weights=flat(columns["pmt"]["charge"], np.float64), minlength=len(n_fired))
+                    user.extend({"event_id": columns["event_id"], "time_ns": columns["time_ns"],
+                                 "n_fired": n_fired.astype(np.int32), "total_adc": adc})
+        extra: dict[str, Any] = {"fired_pmts": fired_total, "options": dict(parsed.options)}
+        if user_path is not None:
+            extra["user_output"] = str(user_path)
+        return out.summary("elecsim", **extra)

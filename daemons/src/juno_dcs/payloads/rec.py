@@ -17,6 +17,7 @@ import numpy as np
 
 from juno_dcs.payloads import detector as det
 from juno_dcs.payloads.errors import PayloadInputError
+from juno_dcs.payloads.grammar import Parsed
 from juno_dcs.payloads.rootio import (
     TRUTH,
     TRUTH_TYPES,
@@ -71,17 +72,19 @@ def reconstruct(counts: np.ndarray, pmt: np.ndarray, charge: np.ndarray, pe_per_
             "rec_r_mm": radius, "total_pe": total, "n_fired": counts.astype(np.int32)}
 
 
-def run(input_path: Path, output: Path) -> Summary:
-    """Reconstruct every event of a cal file into `output`."""
+def run(parsed: Parsed) -> Summary:
+    """Reconstruct the events of a cal file, as a checked rec command line (grammar.check) says."""
+    input_path, output = Path(parsed["input"]), Path(parsed["output"])
     check_output(output, input_path)
     with open_input(input_path, "calib", BRANCHES, needs="juno-payload cal") as source:
         scale, nonlinearity = energy_scale(source.meta, input_path)
-        meta = {"step": "rec", "input": str(input_path), "conditions": source.meta.get("conditions"),
+        meta = {"step": "rec", **parsed.meta(), "input": str(input_path), "conditions": source.meta.get("conditions"),
+                "calibration": source.meta.get("options", {}), "electronics": source.meta.get("electronics", {}),
                 "simulation": source.meta.get("simulation", {})}
         with OutputTree(output, "rec", SCHEMA, meta) as out:
-            for chunk in source.chunks(BRANCHES):
+            for chunk in source.chunks(BRANCHES, evtmax=parsed["evtmax"]):
                 counts = counts_of(chunk["pmt_id"])
                 result = reconstruct(counts, flat(chunk["pmt_id"], np.int64), flat(chunk["pmt_charge"], np.float64),
                                      scale, nonlinearity)
                 out.extend({**truth_columns(chunk), **result})
-        return out.summary("rec")
+        return out.summary("rec", options=dict(parsed.options))

@@ -70,9 +70,11 @@ class InputTree:
     def entries(self) -> int:
         return int(self.tree.num_entries)
 
-    def chunks(self, branches: Sequence[str], step_size: int = CHUNK) -> Iterator[ak.Array]:
+    def chunks(self, branches: Sequence[str], step_size: int = CHUNK, evtmax: int = -1) -> Iterator[ak.Array]:
+        """The branches in chunks; only the first `evtmax` events unless it is -1."""
+        stop = None if evtmax < 0 else min(evtmax, self.entries)
         try:
-            yield from self.tree.iterate(list(branches), step_size=step_size, library="ak")
+            yield from self.tree.iterate(list(branches), step_size=step_size, library="ak", entry_stop=stop)
         except (OSError, ValueError, KeyError) as exc:
             raise PayloadInputError(f"{self.path}: cannot read tree {self.tree.name!r}: {exc}") from exc
 
@@ -161,8 +163,10 @@ def counts_of(array: ak.Array) -> npt.NDArray[np.int64]:
 class OutputTree:
     """`with OutputTree(path, "sim", schema, meta) as out: out.extend({...})`: renamed into place on success."""
 
-    def __init__(self, path: Path, tree_name: str, schema: Mapping[str, str], meta: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, tree_name: str, schema: Mapping[str, str], meta: Mapping[str, Any],
+                 objects: Mapping[str, str] | None = None) -> None:
         self.path = path
+        self.objects = dict(objects or {})  # more TObjStrings to store (name -> text)
         self.tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         self.tree_name = tree_name
         self.schema = dict(schema)
@@ -178,6 +182,8 @@ class OutputTree:
         except OSError as exc:
             raise PayloadInputError(f"output {self.path}: cannot write ({exc})") from exc
         self._file[META] = json.dumps(self.meta, sort_keys=True)
+        for name, text in self.objects.items():
+            self._file[name] = text
         self._tree = self._file.mktree(self.tree_name, self.schema, field_name=lambda outer, inner: f"{outer}_{inner}",
                                        counter_name=lambda name: f"n{name}")
         return self

@@ -12,7 +12,10 @@ Job numbers run from 1. A later step's job N reads the previous step's file of j
 
 from __future__ import annotations
 
+import shlex
+
 from juno_dcs.errors import ConfigError
+from juno_dcs.payloads import grammar
 from juno_dcs.prodsys.steering import SITE_LOCAL, Steering
 from juno_dcs.topology import Topology
 from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec
@@ -91,22 +94,32 @@ def site_of_storage(steering: Steering, topology: Topology) -> str | None:
 
 
 def payload_args(steering: Steering, step: str, job: int) -> list[str]:
-    """The arguments of `juno-payload <step>` for job `job` (docs/wms.md)."""
+    """The arguments of `juno-payload <step>` for job `job` (docs/payloads.md): the planner's, then the steering's
+    `args` of the step."""
     out = output_file(steering, step, job)
     if step == "detsim":
-        tags = steering.tags
-        args = ["--particle", tags.particle, "--energy-mev", f"{tags.energy_mev:g}", "--position", tags.position,
-                "--events", str(steering.events_per_job), "--seed", str(job), "--output", out]
-        if tags.muon_mb_per_event is not None:
-            args += ["--muon-mb-per-event", f"{tags.muon_mb_per_event:g}"]
-        return args
-    before = previous_step(steering, step) or "detsim"  # only detsim has no input
-    args = ["--input", output_file(steering, before, job), "--output", out]
-    if step == "elecsim":
-        return [*args, "--seed", str(job)]
-    if step == "cal":
-        return [*args, "--tag", str(steering.conditions_tag), "--run", str(steering.run)]
-    return args
+        args = ["--evtmax", str(steering.events_per_job), "--seed", str(job), "--output", out]
+    else:
+        before = previous_step(steering, step) or "detsim"  # only detsim has no input
+        args = ["--input", output_file(steering, before, job), "--output", out]
+        if step == "elecsim":
+            args += ["--seed", str(job)]
+        if step == "cal":
+            args += ["--tag", str(steering.conditions_tag), "--run", str(steering.run)]
+    try:
+        return args + shlex.split(steering.args.get(step, ""))  # type: ignore[call-overload]
+    except ValueError as exc:
+        raise PlanningError(f"args.{step}: {exc}") from exc
+
+
+def check_commands(steering: Steering) -> None:
+    """Parse job 1's command line of every step as the payload will (nothing runs); PlanningError names the step
+    and the option."""
+    for step in steering.workflow:
+        try:
+            grammar.check(step, payload_args(steering, step, 1))
+        except grammar.GrammarError as exc:
+            raise PlanningError(f"args.{step}: juno-payload {step}: {exc}") from exc
 
 
 def job_spec(steering: Steering, step: str, job: int, site: str | None = None) -> JobSpec:

@@ -3,7 +3,9 @@
     name: e-_1MeV_center            # the production; also the <tag> of its DIDs (mc.<campaign>.<name>...)
     campaign: J25a
     software: J25.1.0               # the JUNO software version (given to every job as JUNO_SOFTWARE_VERSION)
-    tags: {particle: e-, energy_mev: 1.0, position: center}
+    args:                           # each step's options in the offline software's grammar (docs/payloads.md)
+      detsim: gun --particles e- --momentums 1.0 --momentums-interp KineticEnergy
+      elecsim: --rate 10            # optional for the other steps
     events_per_job: 100
     jobs: 10
     workflow: [detsim, elecsim, cal, rec]   # any prefix of detsim elecsim cal rec
@@ -15,7 +17,10 @@
     resources:                      # per step, optional
       detsim: {memory_mb: 1500, cores: 1, walltime: 2 hours}
 
-Every problem is reported with the file and the field (`SteeringError`).
+The planner gives each job its `--evtmax`, `--seed`, `--input`, `--output` (and cal's `--tag`, `--run`), then
+`args`; `juno-prod submit` parses job 1's command lines before anything is stored (an option given twice, an
+unknown one or an unknown generator is refused there). Every problem is reported with the file and the field
+(`SteeringError`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ from juno_rucio_policy.naming import STEPS
 
 Step = Literal["detsim", "elecsim", "cal", "rec"]
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # naming.py's campaign/tag label
-PARTICLES = ("e-", "e+", "gamma", "mu-", "mu+", "neutron")
 SITE_LOCAL = "site-local"
 MAX_JOBS = 999_999  # job numbers have 6 digits
 
@@ -60,29 +64,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Tags(_Model):
-    """The physics of the production (detsim's generator settings)."""
-
-    particle: Literal["e-", "e+", "gamma", "mu-", "mu+", "neutron"]
-    energy_mev: Annotated[float, Field(gt=0, le=1e7)]
-    position: str = Field(description="center, uniform or x,y,z in mm")
-    muon_mb_per_event: Annotated[float, Field(ge=0)] | None = None
-
-    @field_validator("position")
-    @classmethod
-    def _position(cls, value: str) -> str:
-        if value in ("center", "uniform"):
-            return value
-        parts = value.split(",")
-        try:
-            if len(parts) == 3:
-                [float(p) for p in parts]
-                return value
-        except ValueError:
-            pass
-        raise ValueError("position must be 'center', 'uniform' or 'x,y,z' (three numbers in mm)")
-
-
 class Resources(_Model):
     """What one job of a step asks of its slot."""
 
@@ -95,7 +76,8 @@ class Steering(_Model):
     name: str = Field(description="the production's name, also the <tag> in its DIDs")
     campaign: str
     software: str = Field(min_length=1, max_length=64)
-    tags: Tags
+    args: dict[Step, Annotated[str, Field(max_length=4000)]] = Field(
+        description="per step: its options (detsim: and its generator), as `juno-payload <step>` takes them")
     events_per_job: Annotated[int, Field(ge=1, le=10_000_000)]
     jobs: Annotated[int, Field(ge=1, le=MAX_JOBS)]
     workflow: list[Step] = Field(min_length=1)
@@ -142,9 +124,13 @@ class Steering(_Model):
             missing = [f for f in ("conditions_tag", "run") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"the cal step needs {' and '.join(missing)}")
-        extra = sorted(set(self.resources) - set(self.workflow))
-        if extra:
-            raise ValueError(f"resources for steps not in the workflow: {', '.join(extra)}")
+        for field_name, given in (("resources", self.resources), ("args", self.args)):
+            extra = sorted(set(given) - set(self.workflow))
+            if extra:
+                raise ValueError(f"{field_name} for steps not in the workflow: {', '.join(extra)}")
+        if not self.args.get("detsim", "").strip():
+            raise ValueError("args.detsim: the generator and its options are needed "
+                             "(e.g. 'gun --particles e- --momentums 1.0')")
         return self
 
     def resources_of(self, step: str) -> Resources:
@@ -159,7 +145,7 @@ def parse_steering(data: Any, source: str = "<steering>") -> Steering:
     """The steering of `data` (parsed YAML); SteeringError names `source` and every faulty field."""
     if not isinstance(data, dict):
         shown = "empty" if data is None else f"a {type(data).__name__}"
-        raise SteeringError(f"{source}: a steering file is a mapping (name, campaign, software, tags, "
+        raise SteeringError(f"{source}: a steering file is a mapping (name, campaign, software, args, "
                             f"events_per_job, jobs, workflow, destinations, ...), not {shown}")
     try:
         return Steering.model_validate(data)

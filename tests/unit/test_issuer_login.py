@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ from joserfc.jwk import KeySet
 from juno_dcs.grid import issuer as grid_issuer
 from juno_dcs.grid.apply import oidc_identity
 from juno_dcs.grid.home import GridHome
-from juno_dcs.issuer.app import create_app, discovery
-from juno_dcs.issuer.codes import AuthorizationCode, CodeStore
+from juno_dcs.issuer.app import CSRF_COOKIE, create_app, discovery
+from juno_dcs.issuer.codes import FAILURE_WINDOW, MAX_ADDRESS_FAILURES, MAX_FAILURES, AuthorizationCode, CodeStore
 from juno_dcs.issuer.login import login_scope_problem
 from juno_dcs.issuer.registry import password_digest, secret_digest
 from juno_dcs.settings import GridSettings
@@ -65,9 +66,17 @@ def _authorize_url(**overrides: str) -> str:
     return "/authorize?" + urlencode(query)
 
 
+def _form_value(issuer: Any, url: str) -> str:
+    """The login form's check value (its hidden field; the test client keeps the cookie that goes with it), or ""
+    when the request is refused before any form is shown."""
+    found = re.search(r'name="csrf" value="([^"]+)"', issuer.get(url).text)
+    return found.group(1) if found else ""
+
+
 def _login(issuer: Any, account: str = "alice", password: str = "alice-pw",  # noqa: S107
            **overrides: str) -> Any:
-    return issuer.post(_authorize_url(**overrides), data={"account": account, "password": password})
+    url = _authorize_url(**overrides)
+    return issuer.post(url, data={"account": account, "password": password, "csrf": _form_value(issuer, url)})
 
 
 def _code(reply: Any) -> str:
@@ -220,3 +229,48 @@ def test_the_grid_lets_every_account_log_in_as_its_rucio_identity(tmp_path: Path
     assert state.password("alice") not in text
     assert state.password("root") not in text
     assert json.loads(files[where.idpsecrets])["juno"]["client_id"] == "rucio"
+
+
+def test_a_login_posted_without_the_forms_check_value_is_refused(issuer: Any) -> None:
+    """Login CSRF: a form posted from another site has no cookie of the issuer's, or not the one of its field."""
+    url = _authorize_url()
+    good = _form_value(issuer, url)
+    for data in ({"account": "alice", "password": "alice-pw"},
+                 {"account": "alice", "password": "alice-pw", "csrf": "forged"},
+                 {"account": "alice", "password": "alice-pw", "csrf": ""}):
+        reply = issuer.post(url, data=data)
+        assert reply.status_code == 400, reply.text
+        assert "This form has expired or was not sent from this page" in reply.text
+        assert "Location" not in reply.headers
+    issuer.delete_cookie(CSRF_COOKIE, path="/authorize")
+    reply = issuer.post(url, data={"account": "alice", "password": "alice-pw", "csrf": good})
+    assert reply.status_code == 400
+
+
+def test_the_forms_cookie_is_the_issuers_own(issuer: Any) -> None:
+    cookie = issuer.get(_authorize_url()).headers["Set-Cookie"]
+    for attribute in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/authorize"):
+        assert attribute in cookie
+
+
+def test_failed_logins_lock_the_account_before_its_password_is_checked(issuer: Any) -> None:
+    for _ in range(MAX_FAILURES):
+        assert _login(issuer, "alice", "guess").status_code == 401
+    locked = _login(issuer, "alice", "alice-pw")  # the right password, too late
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.text
+    assert 0 < int(locked.headers["Retry-After"]) <= FAILURE_WINDOW
+
+
+def test_failures_are_counted_per_account_and_per_address(tmp_path: Path) -> None:
+    store = CodeStore(tmp_path / "codes.sqlite")
+    for _ in range(MAX_FAILURES - 1):
+        store.failed_login("alice", "10.0.0.1")
+    assert store.locked_for("alice", "10.0.0.2") == 0  # four failures, not five
+    store.failed_login("alice", "10.0.0.3")
+    assert store.locked_for("alice", "10.0.0.2") > 0  # the account, from anywhere
+    assert store.locked_for("bob", "10.0.0.1") == 0  # one address's failures lock it only at a higher count
+    for i in range(MAX_ADDRESS_FAILURES - MAX_FAILURES + 1):
+        store.failed_login(f"user{i}", "10.0.0.1")
+    assert store.locked_for("bob", "10.0.0.1") > 0
+    assert store.locked_for("bob", "10.0.0.2") == 0

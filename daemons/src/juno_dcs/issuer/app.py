@@ -11,8 +11,10 @@ audience and scopes; a login by its account and outcome, never a password.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +24,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator, JWTBearerTokenValidator
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, make_response, request
 from joserfc.jwk import ECKey, KeySet
 
 from juno_dcs.issuer import pages
@@ -36,6 +38,8 @@ from juno_dcs.tokens.scopes import ANY_AUDIENCE, WLCG_VERSION, ScopeError, parse
 logger = logging.getLogger("juno_dcs.issuer")
 ALG = "ES256"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+CSRF_COOKIE = "juno_issuer_form"
+CSRF_LIFETIME = 900  # seconds a login form may stay open
 
 
 class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
@@ -206,6 +210,16 @@ def login_validator(issuer: str, key: ECKey, audience: str) -> JWTBearerTokenVal
     return LoginTokenValidator(issuer, audience)
 
 
+def _form(client_id: str, error: str, account: str, status: int) -> Response:
+    """The login form with a fresh check value, in the form and in a cookie that only this page's own posts carry
+    (SameSite=Strict, HTTPS only, not readable by scripts)."""
+    value = secrets.token_urlsafe(32)
+    reply = make_response(pages.login_form(client_id, error, value, account), status)
+    reply.set_cookie(CSRF_COOKIE, value, max_age=CSRF_LIFETIME, path="/authorize", secure=True, httponly=True,
+                     samesite="Strict")
+    return reply
+
+
 def create_app(config_path: str | None = None) -> Flask:
     if config_path is None:  # under gunicorn: the grants go to the program's log, one line each
         from juno_dcs.logsetup import configure
@@ -274,12 +288,27 @@ def create_app(config_path: str | None = None) -> Flask:
             return pages.refused(error.error, error.description or ""), 400
         client_id = grant.client.get_client_id()
         if request.method == "GET":
-            return pages.login_form(client_id, "")
+            return _form(client_id, "", "", 200)
         name = request.form.get("account", "").strip()
+        sent, kept = request.form.get("csrf", ""), request.cookies.get(CSRF_COOKIE, "")
+        if not sent or not hmac.compare_digest(sent, kept):
+            logger.warning("login refused: client=%s account=%s: the form's check value does not match its cookie",
+                           client_id, name)
+            return _form(client_id, pages.STALE_FORM, name, 400)
+        address = str(request.remote_addr)
+        wait = codes.locked_for(name, address) if codes is not None else 0
+        if wait:
+            logger.warning("login refused: client=%s account=%s: too many failed logins (%d s left)", client_id,
+                           name, wait)
+            reply = _form(client_id, pages.too_many(wait), name, 429)
+            reply.headers["Retry-After"] = str(wait)
+            return reply
         user = users.get(name)
         if user is None or not user.check_password(request.form.get("password", "")):
             logger.warning("login refused: client=%s account=%s: wrong account or password", client_id, name)
-            return pages.login_form(client_id, pages.WRONG_PASSWORD, name), 401
+            if codes is not None:
+                codes.failed_login(name, address)
+            return _form(client_id, pages.WRONG_PASSWORD, name, 401)
         logger.info("login: client=%s account=%s sub=%s", client_id, user.name, user.subject)
         return server.create_authorization_response(grant=grant, grant_user=user)
 

@@ -1,8 +1,13 @@
-"""The issuer's pending authorization codes, in one SQLite file that both gunicorn workers open.
+"""The issuer's pending authorization codes and its count of failed logins, in one SQLite file that both gunicorn
+workers open.
 
 A code is kept by its SHA-256 (the file holds nothing a browser could redeem), lives `CODE_LIFETIME` seconds and is
 redeemed at most once: `take` deletes the row in the statement that reads it, so of two workers presented the same
 code, one gets it and the other nothing. Expired rows are purged at every save.
+
+Failed logins are counted per account and per client address: `MAX_FAILURES` (`MAX_ADDRESS_FAILURES`) within
+`FAILURE_WINDOW` seconds lock the account (the address) until the oldest of them leaves the window. A locked login
+is refused before its password is checked (guessing costs the guesser time, and the issuer no PBKDF2 rounds).
 """
 
 from __future__ import annotations
@@ -29,7 +34,15 @@ CREATE TABLE IF NOT EXISTS codes (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS codes_nonce ON codes (client_id, nonce);
+CREATE TABLE IF NOT EXISTS login_failures (
+    who TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_who ON login_failures (who, at);
 """
+FAILURE_WINDOW = 300  # seconds: failed logins of an account, or from an address, are counted this long
+MAX_FAILURES = 5  # ... and this many lock an account until the oldest of them is older than the window
+MAX_ADDRESS_FAILURES = 20  # ... or an address (higher: people behind one NAT, or on one box, share theirs)
 
 
 @dataclass(frozen=True)
@@ -112,3 +125,23 @@ class CodeStore:
             row = db.execute("SELECT 1 FROM codes WHERE client_id = ? AND nonce = ? LIMIT 1",
                              (client_id, nonce)).fetchone()
         return row is not None
+
+    def failed_login(self, account: str, address: str) -> None:
+        """Count a failed login against the account and the client's address."""
+        now = int(time.time())
+        with closing(self._connect()) as db:
+            db.execute("DELETE FROM login_failures WHERE at <= ?", (now - FAILURE_WINDOW,))
+            db.executemany("INSERT INTO login_failures VALUES (?, ?)",
+                           [(f"account:{account}", now), (f"address:{address}", now)])
+
+    def locked_for(self, account: str, address: str) -> int:
+        """Seconds until a login of `account` from `address` may be tried again (0: now)."""
+        now = int(time.time())
+        wait = 0
+        with closing(self._connect()) as db:
+            for who, limit in ((f"account:{account}", MAX_FAILURES), (f"address:{address}", MAX_ADDRESS_FAILURES)):
+                rows = db.execute("SELECT at FROM login_failures WHERE who = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                                  (who, now - FAILURE_WINDOW, limit)).fetchall()
+                if len(rows) >= limit:
+                    wait = max(wait, rows[-1][0] + FAILURE_WINDOW - now)
+        return wait

@@ -1,12 +1,19 @@
 """The issuer's two HTML pages: the login form and the refusal of a request it will not serve. Jinja escapes every
 value (Flask's `render_template_string`); the form posts back to the URL it was served at, so the authorization
-request's parameters travel in the query string and nothing is kept between the two requests."""
+request's parameters travel in the query string and nothing is kept between the two requests but the form's
+check value, in a cookie of the issuer's own (a login posted from another site is refused: login CSRF)."""
 
 from __future__ import annotations
 
 from flask import render_template_string
 
 WRONG_PASSWORD = "Wrong account name or password."  # noqa: S105 (a message, not a password)
+STALE_FORM = "This form has expired or was not sent from this page: log in again."
+
+
+def too_many(wait_s: int) -> str:
+    return f"Too many failed logins for this account or from this address: try again in {wait_s} s."
+
 
 _STYLE = """<style>body{font-family:sans-serif;max-width:28em;margin:4em auto}label,input,button{display:block;
 width:100%;margin:.3em 0}input{padding:.4em}button{padding:.5em}.error{color:#a00;font-weight:bold}</style>"""
@@ -17,6 +24,7 @@ _LOGIN = """<!DOCTYPE html>
 <p>Log in for <b>{{ client_id }}</b> with your Rucio account and its password.</p>
 {% if error %}<p class="error" id="error" role="alert">{{ error }}</p>{% endif %}
 <form method="post" id="login">
+<input type="hidden" name="csrf" value="{{ csrf }}">
 <label for="account">Rucio account</label>
 <input id="account" name="account" autocomplete="username" required value="{{ account }}">
 <label for="password">Password</label>
@@ -31,8 +39,9 @@ _REFUSED = """<!DOCTYPE html>
 </body></html>"""
 
 
-def login_form(client_id: str, error: str, account: str = "") -> str:
-    return render_template_string(_LOGIN, client_id=client_id, error=error, account=account)
+def login_form(client_id: str, error: str, csrf: str, account: str = "") -> str:
+    """The form; `csrf` goes into a hidden field, and the caller sets the same value as the form's cookie."""
+    return render_template_string(_LOGIN, client_id=client_id, error=error, account=account, csrf=csrf)
 
 
 def refused(error: str, description: str) -> str:

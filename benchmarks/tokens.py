@@ -11,7 +11,10 @@ Prints one JSON object:
 - `fts_open_ms` (`GET /`, no token) and `fts_auth_ms` (`GET /whoami`, a token), medians over `--calls`, taken
   alternately so that the machine's noise falls on both;
 - `rule_token_share`: the share of a rule's time that Rucio's token requests take at the transfer benchmark's
-  `rule_files_per_s` (benchmarks/results/transfers.json): two grants per file (source and destination).
+  `rule_files_per_s` (benchmarks/results/transfers.json): two grants per file (source and destination);
+- `exchange_ms` and `refresh_ms`: medians over `--exchanges` of what the transfer service's keeper pays, once per
+  distinct token a job brings (an exchange of Rucio's storage token for a refresh token) and once per copy that
+  would outlive its token (a refresh), with the grid's `fts` client.
 """
 
 from __future__ import annotations
@@ -57,12 +60,47 @@ def grants(where: issuer.IssuerLayout, state: Any, n: int, threads: int) -> floa
     return n / (time.perf_counter() - start)
 
 
+def keeper_costs(home: Path, where: issuer.IssuerLayout, state: Any, n: int) -> dict[str, float]:
+    """The keeper's exchange and refresh at the issuer, as the transfer service's processes make them."""
+    import tempfile
+
+    import yaml
+
+    from juno_dcs.tokens.config import ClientAuth
+    from juno_dcs.tokens.sealed import Sealer, ensure_key
+    from juno_dcs.transfer.keeper import TokenKeeper
+
+    exchange = ClientAuth(**yaml.safe_load((home / "etc" / "transfer.yaml").read_text())["exchange"])
+    creds = issuer.credentials(where, state, "rucio")
+    endpoint = token_endpoint(creds.issuer, creds.ca_file)
+    subject = requests.post(endpoint, data={"grant_type": "client_credentials", "audience": "localhost",
+                                            "scope": "storage.read:/raw offline_access"},
+                            auth=(creds.client_id, creds.client_secret), verify=creds.ca_file, timeout=30)
+    subject.raise_for_status()
+    token = subject.json()["access_token"]
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "key"
+        ensure_key(key)
+        keeper = TokenKeeper(Sealer(key), exchange)
+        refresh = keeper._exchange(token)  # the warm-up (the keeper's own calls, timed)
+        timed: dict[str, list[float]] = {"exchange": [], "refresh": []}
+        for _ in range(n):
+            t0 = time.perf_counter()
+            refresh = keeper._exchange(token)
+            t1 = time.perf_counter()
+            keeper._refresh(refresh)
+            timed["exchange"].append(t1 - t0)
+            timed["refresh"].append(time.perf_counter() - t1)
+    return {f"{k}_ms": round(statistics.median(v) * 1000, 1) for k, v in timed.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True, help="a running grid's home")
     parser.add_argument("--grants", type=int, default=300)
     parser.add_argument("--checks", type=int, default=2000)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--exchanges", type=int, default=100)
     args = parser.parse_args()
     home = GridHome(args.home)
     state = home.load_state()
@@ -108,6 +146,7 @@ def main() -> int:
     if rule_rate:
         result["rule_files_per_s_without_tokens"] = rule_rate
         result["rule_token_share"] = round(2 * rule_rate / result["grants_per_s"], 3)
+    result |= keeper_costs(args.home, where, state, args.exchanges)
     print(json.dumps(stamp(result), indent=2))
     return 0
 

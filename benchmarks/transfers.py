@@ -79,6 +79,20 @@ def fts_headers(home: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {account_token(grid, grid.load_state(), 'root', '127.0.0.1', 'fts').value}"}
 
 
+def storage_tokens(home: Path) -> tuple[str, str]:
+    """(source, destination) tokens for a bare copy under /bench, from Rucio's own client as its conveyor gets
+    them: the curl COPY carries them the way the transfer service does (TransferHeaderAuthorization)."""
+    from juno_dcs.grid import issuer
+    from juno_dcs.tokens.fetch import TokenSource
+    from juno_dcs.tokens.storage import STORAGE_AUDIENCE, read_scope, write_scope
+
+    grid = GridHome(home)
+    state = grid.load_state()
+    source = TokenSource(issuer.credentials(issuer.layout(grid, state), state, "rucio"))
+    return (source.get(STORAGE_AUDIENCE, read_scope("/bench")).value,
+            source.get(STORAGE_AUDIENCE, write_scope("/bench")).value)
+
+
 def wait_job(fts: str, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
     while True:
         job = requests.get(f"{fts}/jobs/{job_id}", timeout=30, headers=headers, verify=str(CA_DIR / "ca.pem")).json()
@@ -101,6 +115,11 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
     src = f"davs://localhost:{src_port}/bench/{name}"
     https_src = src.replace("davs", "https", 1)
     samples: dict[str, list[float]] = {"service": [], "service_checksum": [], "bare": []}
+    src_token, dst_token = storage_tokens(home)
+    handle, headers_file = tempfile.mkstemp(suffix=".headers")  # 0600: curl reads the tokens from it, so that
+    token_headers = Path(headers_file)  # none is on a command line
+    with os.fdopen(handle, "w") as out:
+        out.write(f"Authorization: Bearer {dst_token}\nTransferHeaderAuthorization: Bearer {src_token}\n")
     for i in range(runs):
         for kind in ("bare", "service", "service_checksum"):
             dst_path = f"/bench/{name}.{kind}.{i}"
@@ -108,11 +127,13 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
             if kind == "bare":
                 proc = subprocess.run(
                     ["curl", "-s", "--capath", str(CA_DIR), "-X", "COPY", "-H", f"Source: {https_src}",
-                     f"https://localhost:{dst_port}{dst_path}"], capture_output=True, text=True, check=True)
+                     "-H", f"@{token_headers}", f"https://localhost:{dst_port}{dst_path}"],
+                    capture_output=True, text=True, check=True)
                 if "success" not in proc.stdout:
                     raise SystemExit(f"curl COPY failed: {proc.stdout}")
             else:
-                body = {"files": [{"sources": [src], "destinations": [f"davs://localhost:{dst_port}{dst_path}"]}],
+                body = {"files": [{"sources": [src], "destinations": [f"davs://localhost:{dst_port}{dst_path}"],
+                                   "source_tokens": [src_token], "destination_tokens": [dst_token]}],
                         "params": {"verify_checksum": "both" if kind == "service_checksum" else "none",
                                    "copy_mode": "pull"}}
                 headers = fts_headers(home)
@@ -125,6 +146,7 @@ def tpc(home: Path, st: dict[str, Any], runs: int) -> dict[str, Any]:
             samples[kind].append(GIB / elapsed / 1e6)
             (GridHome(home).rse_dir("CNAF_DISK") / dst_path.lstrip("/")).unlink()
             os.sync()  # write-back of this copy must not slow the next one down (outside the timed part)
+    token_headers.unlink()
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
         "tpc_ratio": round(med["service"] / med["bare"], 3),

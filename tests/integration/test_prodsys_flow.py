@@ -291,6 +291,13 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     container = f"mc.ITprod.{name}"
     stack.prod("submit", str(path))
     assert stack.status(name)["final_rules"] == []  # at_close, the default: not before the final step closes
+    # the intermediate and log datasets have the policy's rules from the start (production.yaml's lifetimes)
+    for dataset, days in ((f"{container}.detsim", 180), (f"{container}.detsim.log", 90),
+                          (f"{container}.elecsim.log", 90)):
+        rules = rucio_py(grid, f"out = [(r['rse_expression'], r['account'], round((r['expires_at'] - "
+                               f"r['created_at']).total_seconds() / 86400)) for r in c.list_did_rules('mc', "
+                               f"{dataset!r})]")
+        assert rules == [["IHEP_DISK", "production", days]], (dataset, rules)
     detsim_task = _steps(stack.status(name))["detsim"]["task_id"]
     # job 1 finishes (its file registered as a pilot would), job 2 fails for good
     upload(grid, tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")

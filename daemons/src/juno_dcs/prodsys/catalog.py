@@ -28,7 +28,7 @@ class Catalog(Protocol):
     def ensure_collections(self, container: str, datasets: list[str], attach: list[str]) -> None: ...
     def files(self, dataset: str) -> list[CatalogFile]: ...
     def close(self, dataset: str) -> bool: ...
-    def apply_rules(self, dataset: str, destinations: list[str], lifetime: int | None) -> ApplyReport: ...
+    def apply_rules(self, dataset: str, destinations: list[str] | None, lifetime: int | None) -> ApplyReport: ...
 
 
 class RucioCatalog:
@@ -65,6 +65,8 @@ class RucioCatalog:
         self.client.close(SCOPE, dataset)
         return True
 
-    def apply_rules(self, dataset: str, destinations: list[str], lifetime: int | None) -> ApplyReport:
+    def apply_rules(self, dataset: str, destinations: list[str] | None, lifetime: int | None) -> ApplyReport:
+        """The policy's rules of the dataset that are missing; `destinations` and `lifetime` replace the policy's
+        (None: the policy's, production.yaml)."""
         return apply(self.client, f"{SCOPE}:{dataset}", self.policies, self.topology, destinations=destinations,
                      lifetime=lifetime)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from juno_dcs.errors import ConfigError, Conflict, NotFound, ServiceError
@@ -65,6 +65,7 @@ class Manager:
     catalog: Catalog
     topology: Topology
     owner: str = "production"
+    _policy_applied: set[int] = field(default_factory=set, repr=False)  # productions whose policy rules exist
 
     # --- commands
     def submit(self, steering: Steering) -> tuple[int, bool]:
@@ -89,6 +90,7 @@ class Manager:
         outputs = [planning.dataset(steering, s) for s in steering.workflow]
         logs = [planning.dataset(steering, s, log=True) for s in steering.workflow]
         self.catalog.ensure_collections(planning.container(steering), outputs + logs, attach=outputs)
+        self.apply_policy_rules(pid)
         if steering.final_rules == "at_start":
             self.apply_final_rules(pid)
         self.store.set_state(pid, "running", only_from=["submitting"], detail="collections and rules made")
@@ -105,6 +107,24 @@ class Manager:
             self.store.set_rule_ids(pid, ids)
             self.store.note(pid, "rules", ", ".join(ids))
         return ids
+
+    def apply_policy_rules(self, pid: int) -> None:
+        """The rules the policy (production.yaml) gives the intermediate steps' datasets and every log dataset,
+        with its lifetimes and destinations, from the start: their files are kept where the policy says for as
+        long as it says, and then Rucio removes them. Once per production and process; the applier creates only
+        what is missing, so a restart or a second instance makes nothing twice."""
+        if pid in self._policy_applied:
+            return
+        steering = _steering(self.get(pid))
+        names = [planning.dataset(steering, s) for s in steering.workflow if s != steering.final_step]
+        names += [planning.dataset(steering, s, log=True) for s in steering.workflow]
+        made = []
+        for name in names:
+            report = self.catalog.apply_rules(name, None, None)
+            made += [f"{name}: {o.rule_id}" for o in report.outcomes if o.status == "created" and o.rule_id]
+        if made:
+            self.store.note(pid, "rules", "policy: " + ", ".join(made))
+        self._policy_applied.add(pid)
 
     def extend(self, key: int | str, more: int) -> int:
         if more < 1:
@@ -150,6 +170,7 @@ class Manager:
         if row["state"] != "running":
             return 0
         steering = _steering(row)
+        self.apply_policy_rules(pid)
         if row["rule_ids"] is None and steering.final_rules == "at_start":
             self.apply_final_rules(pid)
         created = self.create_detsim_jobs(pid)

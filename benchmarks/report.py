@@ -152,8 +152,6 @@ BENCHMARKS: dict[str, Benchmark] = {
                ("verify_per_s", "verify_cached_per_s"), "checks/s"),
         Figure("the transfer service: `GET /` without a token / `GET /whoami` with one",
                ("fts_open_ms", "fts_auth_ms"), "ms"),
-        Figure("a rule's time in token grants without Rucio's token cache, at {rule_files_per_s_without_tokens:g} "
-               "files/s (`rule_token_share`)", ("rule_token_share",)),
         Figure("the transfer service's keeper: an exchange for a refresh token / a refresh (`exchange_ms`)",
                ("exchange_ms", "refresh_ms"), "ms"),
     )),

@@ -10,8 +10,6 @@ Prints one JSON object:
   every call of a client after its first);
 - `fts_open_ms` (`GET /`, no token) and `fts_auth_ms` (`GET /whoami`, a token), medians over `--calls`, taken
   alternately so that the machine's noise falls on both;
-- `rule_token_share`: the share of a rule's time that Rucio's token requests take at the transfer benchmark's
-  `rule_files_per_s` (benchmarks/results/transfers.json): two grants per file (source and destination);
 - `exchange_ms` and `refresh_ms`: medians over `--exchanges` of what the transfer service's keeper pays, once per
   distinct token a job brings (an exchange of Rucio's storage token for a refresh token) and once per copy that
   would outlive its token (a refresh), with the grid's `fts` client.
@@ -39,8 +37,6 @@ from juno_dcs.grid.home import GridHome
 from juno_dcs.tokens.config import IdentityCache
 from juno_dcs.tokens.fetch import TokenSource, token_endpoint
 from juno_dcs.tokens.verify import Verifier
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def grants(where: issuer.IssuerLayout, state: Any, n: int, threads: int) -> float:
@@ -139,13 +135,6 @@ def main() -> int:
     result["fts_open_ms"] = round(statistics.median(opened) * 1000, 2)
     result["fts_auth_ms"] = round(statistics.median(authed) * 1000, 2)
     result["fts_auth_overhead_ms"] = round(result["fts_auth_ms"] - result["fts_open_ms"], 2)
-    try:
-        rule_rate = float(json.loads((RESULTS / "transfers.json").read_text())["rule_files_per_s"])
-    except (OSError, KeyError, ValueError, TypeError):
-        rule_rate = None
-    if rule_rate:
-        result["rule_files_per_s_without_tokens"] = rule_rate
-        result["rule_token_share"] = round(2 * rule_rate / result["grants_per_s"], 3)
     result |= keeper_costs(args.home, where, state, args.exchanges)
     print(json.dumps(stamp(result), indent=2))
     return 0

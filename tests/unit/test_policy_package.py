@@ -301,3 +301,44 @@ print(before, type(oidc.REGION.backend).__name__, oidc.REGION.get("k"), type(rse
 """
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["NullBackend", "MemoryBackend", "token", "NullBackend"]
+
+
+def test_the_transfertools_claims_are_kept_for_a_while_per_rse_and_scopes() -> None:
+    from juno_rucio_policy.tokencache import remembered
+
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    now = [100.0]
+
+    def scope_for(rse_id: str, scopes: list[str], extra_scopes: list[str] | None = None) -> str:
+        calls.append((rse_id, tuple(scopes)))
+        return f"{rse_id}:{' '.join(scopes)}:{len(calls)}"
+
+    kept = remembered(scope_for, ttl=60, clock=lambda: now[0])
+    first = kept(rse_id="a", scopes=["storage.read"], extra_scopes=["offline_access"])
+    assert kept(rse_id="a", scopes=["storage.read"], extra_scopes=["offline_access"]) == first  # lists: as tuples
+    assert kept(rse_id="a", scopes=["storage.modify", "storage.read"]) != first  # other scopes, another answer
+    assert kept(rse_id="b", scopes=["storage.read"], extra_scopes=["offline_access"]) != first
+    assert len(calls) == 3
+    now[0] += 61  # older than the TTL: asked again
+    assert kept(rse_id="a", scopes=["storage.read"], extra_scopes=["offline_access"]) != first
+    assert len(calls) == 4
+
+
+def test_the_transfertools_claims_are_wrapped_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a module shaped as rucio.transfertool.fts3 (the real one needs a server's rucio.cfg to import; the
+    transfer benchmark shows the effect on the real conveyor)."""
+    import types
+
+    from juno_rucio_policy import tokencache
+
+    fake = types.ModuleType("rucio.transfertool.fts3")
+    fake.determine_audience_for_rse = lambda rse_id: f"host-of-{rse_id}"  # type: ignore[attr-defined]
+    fake.determine_scope_for_rse = lambda rse_id, scopes, extra_scopes=None: "s"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rucio.transfertool.fts3", fake)
+    monkeypatch.setattr(sys.modules["rucio.transfertool"], "fts3", fake, raising=False)
+    assert tokencache.remember_rse_claims() is True
+    wrapped = fake.determine_audience_for_rse  # type: ignore[attr-defined]
+    assert getattr(wrapped, "__wrapped_by_juno__", False)
+    assert wrapped(rse_id="x") == "host-of-x"
+    assert tokencache.remember_rse_claims() is False
+    assert fake.determine_audience_for_rse is wrapped  # type: ignore[attr-defined]

@@ -6,7 +6,8 @@ server and in clients alike, so it imports nothing of the juno_dcs daemons. It h
 - naming: JUNO's scopes and name patterns (the single source for the rest);
 - schema: Rucio's generic schema with JUNO's scopes, names and activities;
 - permission: who may write which scope and change which rules;
-- tokencache: a memory backend for Rucio's token cache where Rucio has none (no memcached);
+- tokencache: a memory backend for Rucio's token cache where Rucio has none (no memcached), and the transfertool's
+  per-file token claims (audience, scope) kept for a minute;
 - the algorithms registered below, each under the name "juno": lfn2pfn and pfn2lfn (paths.py), scope
   extraction (scope.py) and the tape-metadata plugin for FTS (tape.py).
 
@@ -32,6 +33,7 @@ def get_algorithms() -> dict[str, dict[str, Callable[..., Any]]]:
     from juno_rucio_policy import paths, scope, tape, tokencache
 
     tokencache.cache_tokens_in_memory()
+    tokencache.remember_rse_claims()
 
     return {
         "lfn2pfn": {ALGORITHM_NAME: paths.lfn2pfn},

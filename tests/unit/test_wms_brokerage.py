@@ -119,3 +119,23 @@ def test_an_owner_is_brokered_only_where_their_quota_lets_them_write(queues: dic
     assert isinstance(refused, NoFit)
     assert refused.permanent
     assert "dave has no quota" in refused.reason
+
+
+def test_a_job_retried_elsewhere_avoids_the_queues_it_failed_at(queues: dict[str, Queue]) -> None:
+    first = broker(job(), queues, {}, {})
+    assert isinstance(first, Choice)
+    again = broker(Job(1, 1, 200, 3600, (), None, avoid=frozenset({first.queue.name})), queues, {}, {})
+    assert isinstance(again, Choice)
+    assert again.queue.name != first.queue.name
+    assert f"failed before at {first.queue.name}: avoided" in again.reason
+
+
+def test_a_job_goes_back_where_it_failed_when_nothing_else_fits(queues: dict[str, Queue]) -> None:
+    big = Job(1, 1, 600, 3600, (), None, avoid=frozenset({"JINR"}))  # only JINR has the memory
+    choice = broker(big, queues, {}, {})
+    assert isinstance(choice, Choice)
+    assert choice.queue.name == "JINR"
+    assert "failed before at JINR: no other queue fits" in choice.reason
+    pinned = broker(Job(1, 1, 200, 3600, (), "CNAF", avoid=frozenset({"CNAF"})), queues, {}, {})
+    assert isinstance(pinned, Choice)
+    assert pinned.queue.name == "CNAF"

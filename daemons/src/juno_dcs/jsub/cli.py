@@ -152,10 +152,15 @@ def status(ctx: Context, task_id: int, show_jobs: bool, as_json: bool) -> None:
     result = do_status(record, _wms(ctx, record) if record.task_id is not None else None)
     if as_json:
         click.echo(json.dumps({"task": record.id, "uid": record.uid, "by_state": result.by_state,
+                               "errors": [g.as_json() for g in result.errors],
                                "subjobs": result.subjobs if show_jobs else None}, indent=1))
         return
     click.echo(f"task {record.id} {record.uid} ({record.backend}): "
                + ", ".join(f"{s} {n}" for s, n in result.by_state.items()))
+    for g in result.errors:
+        example = g.example.get("jobid")
+        job = f" (job {g.example['job_id']})" if g.example.get("job_id") is not None else ""
+        click.echo(f"  failed {g.count:>5} x {g.error_class}: {g.message} [e.g. sub-job {example}{job}]")
     if show_jobs:
         for row in result.subjobs:
             extra = " ".join(f"{k}={row[k]}" for k in ("job_id", "attempt", "site", "exit_code", "error")

@@ -19,6 +19,7 @@ from juno_dcs.jsub.rucio import create_dataset, download
 from juno_dcs.jsub.split import ListFiles, split
 from juno_dcs.jsub.taskfile import load_task
 from juno_dcs.wms.client import WmsClient, WmsError
+from juno_dcs.wms.failures import ErrorGroup, group
 
 CHUNK = 500  # jobs per dispatcher request
 PAGE = 1000  # jobs per listing page
@@ -140,6 +141,7 @@ def dispatcher_jobs(wms: WmsClient, task_id: int, state: str | None = None) -> l
 class Status:
     by_state: dict[str, int]
     subjobs: list[dict[str, Any]] = field(default_factory=list)  # {jobid, job_id, state, attempt, site, error}
+    errors: list[ErrorGroup] = field(default_factory=list)  # the failed sub-jobs by reason, most frequent first
 
 
 def status(record: TaskRecord, wms: WmsClient | None) -> Status:
@@ -153,19 +155,31 @@ def status(record: TaskRecord, wms: WmsClient | None) -> Status:
             rows.append({"jobid": sub.jobid, "state": local.current_state(record, sub.jobid),
                          "attempt": state.get("attempt", 0), "exit_code": state.get("exit_code"),
                          "error": state.get("error")})
-        return Status(_count(r["state"] for r in rows), rows)
+        failed = [{"jobid": r["jobid"], "error_class": str(r["error"] or "").partition(":")[0],
+                   "error_diag": str(r["error"] or "").partition(":")[2].strip()}
+                  for r in rows if r["state"] == "failed"]
+        return Status(_count(r["state"] for r in rows), rows, _groups(failed))
     if wms is None or record.task_id is None:
         raise RegistryError(f"task {record.id} has no dispatcher task yet: run `jsub submit {record.id}`")
     by_job = {s.job_id: s.jobid for s in record.subjobs}
     rows = []
+    failed = []
     for job in dispatcher_jobs(wms, record.task_id):
         rows.append({"jobid": by_job.get(job["job_id"]), "job_id": job["job_id"], "state": job.get("state"),
                      "attempt": job.get("attempt"), "site": job.get("site"),
                      "error": _error_text(job)})
+        if job.get("state") == "failed":
+            failed.append({"jobid": by_job.get(job["job_id"]), "job_id": job["job_id"],
+                           "error_class": job.get("error_class"), "error_diag": job.get("error_diag")})
     rows.sort(key=lambda r: r["jobid"] or 0)
     unsent = [s.jobid for s in record.subjobs if s.job_id is None]
     rows += [{"jobid": j, "state": "unsent"} for j in unsent]
-    return Status(_count(r["state"] for r in rows), rows)
+    return Status(_count(r["state"] for r in rows), rows, _groups(failed))
+
+
+def _groups(failed: list[dict[str, Any]]) -> list[ErrorGroup]:
+    """The failed sub-jobs by reason; each group's example is its lowest sub-job."""
+    return group(sorted(failed, key=lambda f: f.get("jobid") or 0))
 
 
 def _error_text(job: dict[str, Any]) -> str | None:

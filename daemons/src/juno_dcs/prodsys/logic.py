@@ -29,6 +29,7 @@ from juno_dcs.prodsys.db import Row, Store
 from juno_dcs.prodsys.steering import MAX_JOBS, Steering
 from juno_dcs.topology import Topology
 from juno_dcs.wms.client import WmsError
+from juno_dcs.wms.failures import group
 from juno_dcs.wms.models import FINAL_STATES, JobSpec
 
 logger = logging.getLogger(__name__)
@@ -279,6 +280,7 @@ class Manager:
                 "dataset": planning.did(planning.dataset(steering, step)), "closed": s["closed"],
                 "jobs_created": counts.get(step, 0), "jobs_by_state": by_state,
                 "files": len(files), "bytes": sum(f.bytes for f in files), "failures": failures,
+                "errors": [g.as_json() for g in group(failures)],
             })
         return {"production_id": pid, "name": row["name"], "state": row["state"], "jobs": row["jobs"],
                 "campaign": steering.campaign, "workflow": list(steering.workflow),

@@ -3,8 +3,10 @@
 Queues are the topology's sites. A job fits a queue when the queue is online, `job.cores <= slots.cores`,
 `job.memory_mb <= job.cores * memory_mb_per_core` and `job.walltime_s <= walltime_s`, where
 `memory_mb_per_core = memory_per_core_gb * 1000 * memory_scale` (the job's memory_mb is real MB on this
-machine; only the queue's memory is scaled). Among the queues that fit, the one holding most of the job's
-inputs (replicas at the site's RSEs) wins, then the least loaded (jobs queued or running there), then the name.
+machine; only the queue's memory is scaled). A job retried elsewhere (`avoid`: the queues where it failed with a
+transient error) goes to another queue that fits when there is one, else back to one it failed at. Among the
+queues that remain, the one holding most of the job's inputs (replicas at the site's RSEs) wins, then the least
+loaded (jobs queued or running there), then the name.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class Job:
     pinned_site: str | None
     owner: str = ""
     writes: bool = False  # it stages outputs or a log out, as its owner, to its queue's RSE
+    avoid: frozenset[str] = frozenset()  # queues where it failed with a transient error (retry_elsewhere)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,10 @@ def broker(job: Job, queues: Mapping[str, Queue], replicas: Mapping[str, set[str
         detail = "; ".join(f"{n}: {w}" for n, w in sorted(excluded.items()))
         return NoFit(f"no queue fits{pinned}: {detail}", permanent=never)
 
+    avoided = [q.name for q in fitting if q.name in job.avoid]
+    if avoided and len(avoided) < len(fitting):
+        fitting = [q for q in fitting if q.name not in job.avoid]
+
     def local(q: Queue) -> int:
         return sum(1 for d in job.inputs if replicas.get(d, set()) & q.site_rses)
 
@@ -177,6 +184,9 @@ def broker(job: Job, queues: Mapping[str, Queue], replicas: Mapping[str, set[str
     others = [f"{q.name} ({local(q)} local, load {load.get(q.name, 0)})" for q in fitting if q is not best]
     if others:
         words.append("over " + ", ".join(others))
+    if avoided:
+        words.append(f"failed before at {', '.join(avoided)}"
+                     + (": no other queue fits" if best.name in job.avoid else ": avoided"))
     if excluded:
         words.append("excluded " + ", ".join(f"{n}: {w}" for n, w in sorted(excluded.items())))
     words.append(f"outputs to {best.rse}")

@@ -19,6 +19,7 @@ from typing import Any
 from juno_dcs import errors
 from juno_dcs.wms import db
 from juno_dcs.wms.brokerage import Queue
+from juno_dcs.wms.classify import Classified, ErrorRules, classify
 from juno_dcs.wms.models import (
     ACTIVATED,
     CANCELLED,
@@ -68,6 +69,7 @@ class Context:
 
     queues: Mapping[str, Queue]
     rules: RetryRules
+    classes: ErrorRules
     lease_s: int
 
 
@@ -81,7 +83,7 @@ def job_json(row: db.Row) -> dict[str, Any]:
     out = {k: row[k] for k in ("job_id", "task_id", "key", "state", "attempt", "site", "queue", "output_rse",
                                "broker_reason", "pilot_id", "command", "exit_code", "error_code", "error_class",
                                "error_diag", "cores", "memory_mb", "walltime_s", "max_attempts", "priority",
-                               "pinned_site")}
+                               "pinned_site", "avoid_queues")}
     out.update({k: spec[k] for k in SPEC_FIELDS})
     out.update(job_priority=spec["priority"], output_files=row["output_files"], log_file=row["log_file"],
                resources=row["resources"], lease_until=_iso(row["lease_until"]), created=_iso(row["created"]),
@@ -274,23 +276,33 @@ def finish(conn: db.Conn, ctx: Context, job_id: int, req: FinishRequest) -> dict
         db.update_job(conn, job_id, state=FINISHED, error_code=None, error_class=None, error_diag=None, **common)
         db.add_history(conn, [(job_id, attempt, FINISHED, f"pilot {req.pilot_id}: {len(req.outputs)} outputs")])
         return job(conn, job_id)
-    db.update_job(conn, job_id, state=FAILED, error_code=req.error_code, error_class=req.error_class,
-                  error_diag=req.error_diag, **common)
-    fail_why = f"pilot {req.pilot_id}: error {req.error_code} ({req.error_class}) {req.error_diag}".rstrip()
-    db.add_history(conn, [(job_id, attempt, FAILED, fail_why)])
-    after_failure(conn, ctx, {**row, "state": FAILED}, req.error_code, req.error_class)
+    fail(conn, ctx, {**row, "state": FAILED}, req.error_code, req.exit_code, req.error_diag,
+         f"pilot {req.pilot_id}", **common)
     return job(conn, job_id)
 
 
-def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None,
-                  error_class: str | None) -> None:
+def fail(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None, exit_code: int | None, diag: str,
+         who: str, **values: Any) -> Classified:
+    """Record a failed attempt (classified by the failure classes: error_class is the class, error_code stays
+    the pilot's code) and apply the retry rules to it; `values`: more columns to set."""
+    job_id = int(row["job_id"])
+    failure = classify(ctx.classes, error_code, exit_code, diag)
+    db.update_job(conn, job_id, state=FAILED, error_code=error_code, error_class=failure.error_class,
+                  error_diag=diag, **values)
+    why = f"{who}: error {error_code} ({failure.words()}) {diag}".rstrip()
+    db.add_history(conn, [(job_id, int(row["attempt"]), FAILED, why)])
+    after_failure(conn, ctx, {**row, "state": FAILED}, error_code, failure)
+    return failure
+
+
+def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None, failure: Classified) -> None:
     """Apply the kill command or the retry rules to a job whose attempt just failed (its row is locked)."""
     job_id, attempt = int(row["job_id"]), int(row["attempt"])
     if row["command"] == "kill":  # the pilot obeyed (1144) or failed anyway: the job ends cancelled
         db.update_job(conn, job_id, state=CANCELLED, command=None)
         db.add_history(conn, [(job_id, attempt, CANCELLED, "killed by command")])
         return
-    d = decide(ctx.rules, error_code, error_class, attempt, int(row["max_attempts"]), int(row["memory_mb"]))
+    d = decide(ctx.rules, error_code, failure, attempt, int(row["max_attempts"]), int(row["memory_mb"]))
     if d.action == "no_retry":
         db.add_history(conn, [(job_id, attempt, FAILED, d.reason)])
         return
@@ -300,6 +312,12 @@ def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | No
         db.update_job(conn, job_id, state=ACTIVATED, **reset)
         db.add_history(conn, [(job_id, attempt + 1, ACTIVATED, f"{d.reason}, again at {queue.name}")])
         return
+    if d.action == "retry_elsewhere" and row["queue"]:
+        avoid = sorted({*(row.get("avoid_queues") or []), row["queue"]})
+        reset["avoid_queues"] = avoid
+        why = f"{d.reason}, back to brokerage avoiding {', '.join(avoid)}"
+    else:
+        why = f"{d.reason}, back to brokerage"
     db.update_job(conn, job_id, state=DEFINED, memory_mb=d.memory_mb, site=None, queue=None, output_rse=None,
                   **reset)
-    db.add_history(conn, [(job_id, attempt + 1, DEFINED, f"{d.reason}, back to brokerage")])
+    db.add_history(conn, [(job_id, attempt + 1, DEFINED, why)])

@@ -71,7 +71,8 @@ class Manager:
     def submit(self, steering: Steering) -> tuple[int, bool]:
         """Store the production and make it real: (id, new). Submitting the same steering again completes
         what an interrupted submit left; a different steering under an existing name is refused."""
-        planning.site_of_storage(steering, self.topology)  # PlanningError before anything is written
+        site = planning.site_of_storage(steering, self.topology)  # PlanningError before anything is written
+        planning.check_release(steering, self.topology, site)
         planning.check_commands(steering)  # an option the payload would refuse: before anything is written
         data = steering.model_dump(mode="json")
         pid, new = self.store.insert_production(steering.name, data, steering.jobs, steering.workflow)

@@ -68,7 +68,8 @@ class Agent:
         jobs = [Job(int(r["job_id"]), int(r["cores"]), int(r["memory_mb"]), int(r["walltime_s"]),
                     tuple(r["spec"]["inputs"]), r["pinned_site"], owner=str(r["owner"]),
                     writes=bool(r["spec"].get("outputs") or r["spec"].get("log")),
-                    avoid=frozenset(r.get("avoid_queues") or ())) for r in rows]
+                    avoid=frozenset(r.get("avoid_queues") or ()), release=r["spec"].get("release"))
+                for r in rows]
         replicas = self._replicas(sorted({d for j in jobs for d in j.inputs}))
         writable = self._writable(sorted({j.owner for j in jobs if j.writes}))
         load = db.queue_load(conn)

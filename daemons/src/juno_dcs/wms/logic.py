@@ -18,7 +18,7 @@ from typing import Any
 
 from juno_dcs import errors
 from juno_dcs.wms import db
-from juno_dcs.wms.brokerage import Queue
+from juno_dcs.wms.brokerage import Queue, releases_text
 from juno_dcs.wms.classify import Classified, ErrorRules, classify
 from juno_dcs.wms.models import (
     ACTIVATED,
@@ -85,16 +85,17 @@ def job_json(row: db.Row) -> dict[str, Any]:
                                "error_diag", "cores", "memory_mb", "walltime_s", "max_attempts", "priority",
                                "pinned_site", "avoid_queues")}
     out.update({k: spec[k] for k in SPEC_FIELDS})
-    out.update(job_priority=spec["priority"], output_files=row["output_files"], log_file=row["log_file"],
-               resources=row["resources"], lease_until=_iso(row["lease_until"]), created=_iso(row["created"]),
-               modified=_iso(row["modified"]))
+    out.update(release=spec.get("release"), job_priority=spec["priority"], output_files=row["output_files"],
+               log_file=row["log_file"], resources=row["resources"], lease_until=_iso(row["lease_until"]),
+               created=_iso(row["created"]), modified=_iso(row["modified"]))
     return out
 
 
 def description_json(row: db.Row, lease_s: int) -> dict[str, Any]:
     """The JobDescription (JobSpec plus where and as what) of a leased job row."""
     spec = row["spec"]
-    return {"key": row["key"], **{k: spec[k] for k in SPEC_FIELDS}, "cores": row["cores"],
+    return {"key": row["key"], **{k: spec[k] for k in SPEC_FIELDS}, "release": spec.get("release"),
+            "cores": row["cores"],
             "memory_mb": row["memory_mb"], "walltime_s": row["walltime_s"], "max_attempts": row["max_attempts"],
             "priority": spec["priority"], "site": row["site"], "job_id": row["job_id"], "task_id": row["task_id"],
             "task_name": row["task_name"], "owner": row["owner"], "attempt": row["attempt"], "queue": row["queue"],
@@ -108,10 +109,18 @@ def task_json(row: db.Row, by_state: dict[str, int]) -> dict[str, Any]:
 
 
 # --- submission
-def _job_row(spec: JobSpec, task_priority: int, queues: Mapping[str, Queue]) -> db.Row:
+def check_spec(spec: JobSpec, queues: Mapping[str, Queue]) -> None:
+    """Invalid for a job that names a site that is no queue, or a release that no site has."""
     if spec.site is not None and spec.site not in queues:
         raise Invalid(f"job {spec.key!r}: site {spec.site!r} is not a queue; queues are {sorted(queues)}")
-    body = spec.model_dump(mode="json", include={*SPEC_FIELDS, "priority"})
+    if spec.release is not None and not any(spec.release in q.releases for q in queues.values()):
+        raise Invalid(f"job {spec.key!r}: release {spec.release!r} is installed at no site; the releases are "
+                      f"{releases_text(queues)}")
+
+
+def _job_row(spec: JobSpec, task_priority: int, queues: Mapping[str, Queue]) -> db.Row:
+    check_spec(spec, queues)
+    body = spec.model_dump(mode="json", include={*SPEC_FIELDS, "priority", "release"})
     return {"task_id": 0, "key": spec.key, "spec": body, "cores": spec.cores, "memory_mb": spec.memory_mb,
             "walltime_s": spec.walltime_s, "max_attempts": spec.max_attempts,
             "priority": task_priority + spec.priority, "pinned_site": spec.site, "state": DEFINED}

@@ -148,7 +148,7 @@ def test_the_release_must_be_installed_where_the_jobs_go(topology: Topology) -> 
     with pytest.raises(planning.PlanningError) as err:
         planning.check_release(steering(software="J99.0.0"), topology, None)
     assert str(err.value).startswith("software: release 'J99.0.0' is installed at no site of the topology; the "
-                                     "releases are J20v1r0-Pre2 (CNAF, IHEP, IN2P3, JINR), J23.1.0 (CNAF, IHEP, ")
+                                     "releases are J20v1r0-Pre2 (CNAF, IHEP, IN2P3, JINR), J23.1.0 (CNAF, IHEP), J24")
     with pytest.raises(planning.PlanningError, match=r"release 'J24\.1\.0' is not installed at SYSU-CLUSTER, "
                                                      r"where output_storage .* pins the jobs; it is at CNAF, IHEP,"):
         planning.check_release(steering(software="J24.1.0"), topology, "SYSU-CLUSTER")

@@ -95,11 +95,10 @@ def description_json(row: db.Row, lease_s: int) -> dict[str, Any]:
     """The JobDescription (JobSpec plus where and as what) of a leased job row."""
     spec = row["spec"]
     return {"key": row["key"], **{k: spec[k] for k in SPEC_FIELDS}, "release": spec.get("release"),
-            "cores": row["cores"],
-            "memory_mb": row["memory_mb"], "walltime_s": row["walltime_s"], "max_attempts": row["max_attempts"],
-            "priority": spec["priority"], "site": row["site"], "job_id": row["job_id"], "task_id": row["task_id"],
-            "task_name": row["task_name"], "owner": row["owner"], "attempt": row["attempt"], "queue": row["queue"],
-            "output_rse": row["output_rse"], "lease_s": lease_s}
+            "cores": row["cores"], "memory_mb": row["memory_mb"], "walltime_s": row["walltime_s"],
+            "max_attempts": row["max_attempts"], "priority": spec["priority"], "site": row["site"],
+            "job_id": row["job_id"], "task_id": row["task_id"], "task_name": row["task_name"], "owner": row["owner"],
+            "attempt": row["attempt"], "queue": row["queue"], "output_rse": row["output_rse"], "lease_s": lease_s}
 
 
 def task_json(row: db.Row, by_state: dict[str, int]) -> dict[str, Any]:

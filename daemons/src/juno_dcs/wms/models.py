@@ -198,6 +198,8 @@ class FinishReport(_Strict):
     """The pilot's final word on a job (without its pilot_id, which the client adds).
 
     A failure names its error: `error_code` from ERROR_CODES, `error_class` its class (filled in when omitted).
+    The dispatcher then classifies the failure (juno_dcs.wms.classify) and keeps the finer class it finds in the
+    job's `error_class`; `error_code` stays the pilot's.
     """
 
     state: FinishState

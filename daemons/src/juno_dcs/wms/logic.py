@@ -284,6 +284,7 @@ def finish(conn: db.Conn, ctx: Context, job_id: int, req: FinishRequest) -> dict
         db.update_job(conn, job_id, state=FINISHED, error_code=None, error_class=None, error_diag=None, **common)
         db.add_history(conn, [(job_id, attempt, FINISHED, f"pilot {req.pilot_id}: {len(req.outputs)} outputs")])
         return job(conn, job_id)
+    del common["exit_code"]  # fail() records it
     fail(conn, ctx, {**row, "state": FAILED}, req.error_code, req.exit_code, req.error_diag,
          f"pilot {req.pilot_id}", **common)
     return job(conn, job_id)
@@ -292,11 +293,12 @@ def finish(conn: db.Conn, ctx: Context, job_id: int, req: FinishRequest) -> dict
 def fail(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None, exit_code: int | None, diag: str,
          who: str, **values: Any) -> Classified:
     """Record a failed attempt (classified by the failure classes: error_class is the class, error_code stays
-    the pilot's code) and apply the retry rules to it; `values`: more columns to set."""
+    the pilot's code; exit_code is the payload's, None when it did not end by itself) and apply the retry rules
+    to it; `values`: more columns to set."""
     job_id = int(row["job_id"])
     failure = classify(ctx.classes, error_code, exit_code, diag)
-    db.update_job(conn, job_id, state=FAILED, error_code=error_code, error_class=failure.error_class,
-                  error_diag=diag, **values)
+    db.update_job(conn, job_id, state=FAILED, exit_code=exit_code, error_code=error_code,
+                  error_class=failure.error_class, error_diag=diag, **values)
     why = f"{who}: error {error_code} ({failure.words()}) {diag}".rstrip()
     db.add_history(conn, [(job_id, int(row["attempt"]), FAILED, why)])
     after_failure(conn, ctx, {**row, "state": FAILED}, error_code, failure)

@@ -126,6 +126,15 @@ def test_an_unknown_generator_option_is_refused_at_create_and_no_job_exists(
     assert proc.stdout == ""
     assert not list(registry.glob("tasks/*.json"))
     assert {t["name"] for t in wms.tasks()} == before  # nothing reached the dispatcher
+    (tmp_path / "norel.yaml").write_text(
+        "taskName: norel\nbackend: {type: dirac}\nsoftVersion: centos7_amd64_gcc830/Release/J99.0.0\n"
+        "splitter: {mode: splitByEvent, njobs: 1, evtMaxPerJob: 5}\nworkflow: {steps: [detsim]}\n")
+    proc = jsub(grid, registry, url, "create", str(tmp_path / "norel.yaml"), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"jsub: error: {tmp_path / 'norel.yaml'}: softVersion: release 'J99.0.0' is "
+                                  "installed at no site; the releases are J20v1r0-Pre2 (CNAF, IHEP, IN2P3, JINR), "
+                                  "J23.1.0 (CNAF, IHEP), "), proc.stderr
+    assert not list(registry.glob("tasks/*.json"))
 
 
 def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path: Path, server: tuple[Server, Path],
@@ -171,7 +180,9 @@ def test_submit_play_pilot_fail_some_reschedule_only_those(grid: Grid, tmp_path:
                                                               error_diag="payload exited 2"))
     assert by_state(grid, registry, url) == {"failed": 2, "finished": 2}
     lines = jsub(grid, registry, url, "status", "1", "--jobs").stdout
-    assert "1305 payload: payload exited 2" in lines
+    assert "1305 bad_input: payload exited 2" in lines  # exit 2: bad input (wms-errors.yaml)
+    grouped = jsub(grid, registry, url, "status", "1").stdout.splitlines()
+    assert grouped[1:] == [f"  failed     2 x bad_input: payload exited N [e.g. sub-job 2 (job {jobs[2].job_id})]"]
     out = jsub(grid, registry, url, "reschedule", "1")
     assert "2 failed sub-job(s) rescheduled: 2, 3" in out.stdout
     after = {j["job_id"]: j for j in wms.jobs(task_id=task_id)}

@@ -326,7 +326,11 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     assert steps["detsim"]["failures"][0]["error_code"] == 1305
     assert rucio_py(grid, f"out = c.get_did('mc', {container + '.detsim'!r})['open']") is False
     assert steps["elecsim"]["closed"] is False
-    assert "geometry file missing" in stack.prod("status", name).stdout
+    failed_id = by_key["detsim.000002"]["job_id"]
+    assert [(e["error_class"], e["count"], e["example"]["job_id"]) for e in steps["detsim"]["errors"]] == [
+        ("service", 1, failed_id)]  # exit 3: transient, but max_attempts 1
+    assert (f"    failed     1 x service: detsim: geometry file missing [e.g. job {failed_id} detsim.000002 attempt 1 "
+            "at ") in stack.prod("status", name).stdout
 
     elecsim = wms.jobs(task_id=steps["elecsim"]["task_id"])
     assert [j["key"] for j in elecsim] == ["elecsim.000001"]

@@ -15,6 +15,7 @@ import requests
 
 from juno_dcs.wms.agent import Agent
 from juno_dcs.wms.client import WmsClient, WmsError
+from juno_dcs.wms.failures import group
 from juno_dcs.wms.models import FinishReport, JobSpec, OutputFile
 from tests.integration.wms_helpers import Server, agent_for, throwaway_database, truncate, write_config
 
@@ -227,12 +228,61 @@ def test_unbrokerable_job_fails_with_reason(client: WmsClient, agent: Agent) -> 
     assert "no queue fits" in job["error_diag"]
 
 
-def test_payload_failure_retries_at_the_same_queue(client: WmsClient, agent: Agent) -> None:
-    client.submit_task("flaky", "production", "production", specs(1, site="IHEP"))
-    job_id = _run_one(client, agent)
-    after = client.finish(job_id, "p1", FinishReport(state="failed", exit_code=3, error_code=1305))
-    assert (after["state"], after["attempt"], after["queue"]) == ("activated", 2, "IHEP")
-    assert after["error_code"] == 1305  # the last attempt's error stays visible
+def test_a_transient_failure_is_retried_at_another_site(client: WmsClient, agent: Agent) -> None:
+    _, (job_id,) = client.submit_task("flaky", "production", "production", specs(1))
+    settle(agent)
+    first = client.job(job_id)
+    assert client.get_job("p1", first["site"], first["queue"], 1, 400, 3600) is not None
+    after = client.finish(job_id, "p1", FinishReport(state="failed", exit_code=3, error_code=1305, error_diag=(
+        "the payload exited with code 3: juno-payload cal: error: no conditions endpoint answered")))
+    assert (after["state"], after["attempt"], after["avoid_queues"]) == ("defined", 2, [first["queue"]])
+    assert (after["error_code"], after["error_class"]) == (1305, "service")  # the last error stays visible
+    assert "(service, transient (rule 4))" in after["history"][-2]["reason"]
+    settle(agent)
+    second = client.job(job_id)
+    assert second["state"] == "activated"
+    assert second["queue"] != first["queue"]
+    assert f"failed before at {first['queue']}: avoided" in second["broker_reason"]
+
+
+def test_a_deterministic_failure_is_tried_once(client: WmsClient, agent: Agent) -> None:
+    """A user's typo costs one attempt per job, not max_attempts; the reasons group into one line."""
+    task_id, ids = client.submit_task("typo", "user", "alice", specs(3, site="IHEP"))
+    settle(agent)
+    for n in range(3):
+        got = client.get_job(f"p{n}", "IHEP", "IHEP", 1, 400, 3600)
+        assert got is not None
+        client.finish(got.job_id, f"p{n}", FinishReport(state="failed", exit_code=2, error_code=1305, error_diag=(
+            f"the payload exited with code 2: juno-payload detsim: error: gun --nuclear: no such option (job "
+            f"{got.job_id}, /work/job-{got.job_id}-1)")))
+    settle(agent)
+    jobs = client.jobs(task_id=task_id)
+    assert {(j["state"], j["attempt"], j["error_class"]) for j in jobs} == {("failed", 1, "usage")}
+    assert all(j["max_attempts"] == 3 for j in jobs)
+    assert "(usage, deterministic (rule 1))" in client.job(ids[0])["history"][-2]["reason"]
+    assert "rule 3 says no_retry" in client.job(ids[0])["history"][-1]["reason"]
+    (reason,) = group(jobs)
+    assert (reason.error_class, reason.count) == ("usage", 3)
+    assert reason.message.endswith("gun --nuclear: no such option (job N, <path>)")
+
+
+def test_a_release_goes_only_where_it_is_installed(client: WmsClient, agent: Agent) -> None:
+    """J23.1.0 is at IHEP and CNAF only (topology.yaml); a release no site has is refused with those that exist."""
+    _, ids = client.submit_task("rel", "user", "alice", specs(6, release="J23.1.0"))
+    settle(agent)
+    jobs = [client.job(i) for i in ids]
+    assert {j["queue"] for j in jobs} == {"IHEP", "CNAF"}  # least loaded first: both get some
+    assert all("JINR: no release J23.1.0" in j["broker_reason"] for j in jobs)
+    with pytest.raises(WmsError) as err:
+        client.submit_task("norel", "user", "alice", specs(1, release="J99.0.0"))
+    assert err.value.status == 400
+    assert "job 'j0': release 'J99.0.0' is installed at no site; the releases are J20v1r0-Pre2 (CNAF, IHEP, " \
+           "IN2P3, JINR), J23.1.0 (CNAF, IHEP), " in err.value.detail
+    assert "norel" not in {t["name"] for t in client.tasks()}
+    with pytest.raises(WmsError, match=r"release 'J99\.0\.0' is installed at no site"):
+        client.add_jobs(client.tasks()[0]["task_id"], specs(1, key="more", release="J99.0.0"))
+    queues = {q["queue"]: q for q in client.queues()}
+    assert "J23.1.0" in queues["CNAF"]["releases"]
 
 
 def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:

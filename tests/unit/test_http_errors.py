@@ -31,6 +31,7 @@ from juno_dcs.tokens.sealed import ensure_key
 from juno_dcs.tokens.verify import Verifier
 from juno_dcs.transfer.config import TransferConfig
 from juno_dcs.transfer.routes import create_app as transfer_app
+from juno_dcs.wms.classify import load_error_rules
 from juno_dcs.wms.logic import Context
 from juno_dcs.wms.retry import load_rules
 from juno_dcs.wms.routes import create_app as wms_app
@@ -115,7 +116,8 @@ def test_the_transfer_services_auth_key_must_be_written_out(tmp_path: Path) -> N
 
 @pytest.fixture
 def wms() -> TestClient:
-    ctx = Context(queues={}, rules=load_rules(data_file("wms-retry.yaml")), lease_s=60)
+    classes = load_error_rules(data_file("wms-errors.yaml"))
+    ctx = Context(queues={}, rules=load_rules(data_file("wms-retry.yaml"), classes), classes=classes, lease_s=60)
     return TestClient(_raising(wms_app(ctx, _EmptyPool(), None, None)))  # type: ignore[arg-type]
 
 

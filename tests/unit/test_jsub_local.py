@@ -81,6 +81,9 @@ def test_reschedule_reruns_only_the_failed(tmp_path: Path) -> None:
     status = jsub(reg, "status", "1", "--jobs").output
     assert "failed" in status
     assert "payload: exit code 3" in status
+    assert "  failed     2 x payload: exit code N [e.g. sub-job 1]" in status  # one line per reason
+    errors = json.loads(jsub(reg, "status", "1", "--json").output)["errors"]
+    assert [(e["error_class"], e["count"], e["example"]["jobid"]) for e in errors] == [("payload", 2, 1)]
     out = jsub(reg, "reschedule", "1")
     assert "2 failed sub-job(s) rescheduled: 1, 3" in out.output, out.output
     assert json.loads(jsub(reg, "status", "1", "--json").output)["by_state"] == {"finished": 4}

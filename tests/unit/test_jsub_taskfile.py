@@ -10,8 +10,10 @@ import yaml
 
 from juno_dcs.jsub.build import build, check_payloads, naming_for
 from juno_dcs.jsub.errors import SplitError, TaskFileError
+from juno_dcs.jsub.registry import Registry
 from juno_dcs.jsub.split import split
 from juno_dcs.jsub.taskfile import load_task
+from juno_dcs.jsub.tasks import create
 from juno_dcs.payloads.grammar import check
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -178,6 +180,7 @@ def test_jsub_103_example_as_jsub_wrote_it(tmp_path: Path) -> None:
             "U-238.1.user.detsim.root gendecay --nuclear U-238 --volume pTarget --material LS\n") in built.script
     assert set(built.outputs) == {"U-238.1.detsim.root", "U-238.1.user.detsim.root"}
     assert built.spec.env["JUNO_SOFTWARE_VERSION"] == task.soft_version
+    assert built.spec.release == "J20v1r0-Pre2"  # the CVMFS path's last part: brokerage sends it where that is
     check_payloads(built.payloads, str(path))
     parsed = check("detsim", built.payloads[0].argv)
     assert (parsed.generator, parsed.gen("nuclear"), parsed["evtmax"]) == ("gendecay", "U-238", 5000)
@@ -275,3 +278,40 @@ def test_submit_checks_the_stored_command_lines_again(tmp_path: Path) -> None:
     with pytest.raises(TaskFileError, match=r"workflow\.detsim: juno-payload detsim: gun --bad: no such option"):
         submit_dispatcher(registry, record, None, None)  # type: ignore[arg-type]  # refused before any client call
     assert not registry.load(record.id).datasets_created
+
+
+RELEASES = {"J24.1.0": ["CNAF", "IHEP"], "J25.1.0": ["IHEP"]}
+
+
+@pytest.mark.parametrize(("version", "backend", "answer", "expected"), [
+    ("J25.1.0", "dirac", RELEASES, []),
+    ("centos7_amd64_gcc830/Release/J24.1.0", "dispatcher", RELEASES, []),
+    ("J25.1.0", "dirac", None, ["softVersion: release J25.1.0 not checked (the dispatcher did not answer); it is "
+                                "at submit"]),
+    ("J99.0.0", "local", RELEASES, []),  # a local task runs here
+])
+def test_create_checks_the_release_with_the_dispatcher(tmp_path: Path, version: str, backend: str,
+                                                        answer: dict[str, list[str]] | None,
+                                                        expected: list[str]) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(f"softVersion: {version}\nbackend: {{type: {backend}}}\n" + GOOD)
+    record = create(Registry(tmp_path / "reg"), path, "alice", "http://127.0.0.1:9", releases=lambda: answer)
+    assert [w for w in record.warnings if w.startswith("softVersion")] == expected
+
+
+def test_create_refuses_a_release_no_site_has(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("softVersion: centos7_amd64_gcc830/Pre-Release/J20v1r0-Pre2\n" + GOOD)
+    reg = Registry(tmp_path / "reg")
+    with pytest.raises(TaskFileError) as err:
+        create(reg, path, "alice", None, releases=lambda: RELEASES)
+    assert str(err.value) == (f"{path}: softVersion: release 'J20v1r0-Pre2' is installed at no site; the releases "
+                              "are J24.1.0 (CNAF, IHEP), J25.1.0 (IHEP)")
+    assert reg.next_id() == 1  # nothing was stored
+
+
+def test_a_soft_version_that_names_no_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("softVersion: 'J25 beta/'\n" + GOOD)
+    with pytest.raises(TaskFileError, match=r"softVersion: .*release 'J25 beta' \(the last part of"):
+        load_task(path)

@@ -61,6 +61,7 @@ def test_detsim_jobs_carry_the_physics_and_seed_the_job_number() -> None:
     assert (spec.log.name, spec.log.dataset) == ("mc.J25a.e-_1MeV.detsim.000003.log.tgz",
                                                  "mc:mc.J25a.e-_1MeV.detsim.log")
     assert spec.env["JUNO_SOFTWARE_VERSION"] == "J25.1.0"
+    assert spec.release == "J25.1.0"
     assert (spec.cores, spec.memory_mb, spec.walltime_s, spec.site) == (1, 250, 3600, None)
 
 
@@ -139,3 +140,15 @@ def test_output_storage_pins_the_site(topology: Topology) -> None:
         planning.site_of_storage(steering(output_storage="NOWHERE_DISK"), topology)
     with pytest.raises(planning.PlanningError, match=r"output_storage: 'IHEP_TAPE' is a TAPE RSE"):
         planning.site_of_storage(steering(output_storage="IHEP_TAPE"), topology)
+
+
+def test_the_release_must_be_installed_where_the_jobs_go(topology: Topology) -> None:
+    assert planning.check_release(steering(), topology, None) == "J25.1.0"
+    assert planning.check_release(steering(software="x86_64/Release/J24.1.0"), topology, "JINR") == "J24.1.0"
+    with pytest.raises(planning.PlanningError) as err:
+        planning.check_release(steering(software="J99.0.0"), topology, None)
+    assert str(err.value).startswith("software: release 'J99.0.0' is installed at no site of the topology; the "
+                                     "releases are J20v1r0-Pre2 (CNAF, IHEP, IN2P3, JINR), J23.1.0 (CNAF, IHEP), J24")
+    with pytest.raises(planning.PlanningError, match=r"release 'J24\.1\.0' is not installed at SYSU-CLUSTER, "
+                                                     r"where output_storage .* pins the jobs; it is at CNAF, IHEP,"):
+        planning.check_release(steering(software="J24.1.0"), topology, "SYSU-CLUSTER")

@@ -48,6 +48,13 @@ def test_shipped_topology_has_the_juno_sites(topo: Topology) -> None:
     assert {"raw", "mc", "rec", "calib"} <= set(topo.scopes)
 
 
+def test_sites_publish_their_releases(topo: Topology) -> None:
+    releases = topo.releases()
+    assert releases["J25.1.0"] == sorted(topo.sites)  # the production release is everywhere
+    assert releases["J20v1r0-Pre2"] == ["CNAF", "IHEP", "IN2P3", "JINR"]  # JSUB's examples' release
+    assert "J24.1.0" in topo.sites["MSU"].releases
+
+
 def test_derived_attributes_and_expressions(topo: Topology) -> None:
     assert topo.rse_attributes("JINR_TAPE") == {"site": "JINR", "tier": 1, "country": "RU", "type": "TAPE"}
     assert topo.rse_type("JINR_TAPE") == "TAPE"
@@ -159,6 +166,7 @@ def _case(name: str, old: str, new: str, field: str, needle: str | tuple[str, in
 
 
 MSU_DISK = "MSU_DISK:   {site: MSU,   type: DISK}"
+MSU_RELEASES = "    releases: [J24.1.0, J25.1.0]\n  SYSU"
 BOB_MSU = "    MSU_DISK: 1 TB\n"
 SCOPES = "scopes:\n  raw: rawdata\n  mc: production\n  rec: production\n  calib: production\n  group.solar: solar\n"
 
@@ -167,7 +175,7 @@ BAD = [
           "unknown key 'colour' (allowed: version, sites, rses, distances, accounts, scopes, quotas)"),
     _case("unknown key in a site", "    country: CN\n    description: Institute",
           "    country: CN\n    colour: red\n    description: Institute", "sites.IHEP.colour", "colour:",
-          "unknown key 'colour' (allowed: tier, country, description, slots, online)"),
+          "unknown key 'colour' (allowed: tier, country, description, slots, online, releases)"),
     _case("unknown key in an RSE", MSU_DISK, "MSU_DISK:   {site: MSU, type: DISK, size: 3}", "rses.MSU_DISK.size",
           "MSU_DISK:", "unknown key 'size'"),
     _case("unknown key in slots", "walltime_hours: 96}", "walltime_hours: 96, gpus: 2}", "sites.JINR.slots.gpus",
@@ -226,6 +234,12 @@ BAD = [
           "expected a whole number, got 'many'"),
     _case("site without slots", "    slots: {cores: 8, memory_per_core_gb: 3, walltime_hours: 48}\n", "",
           "sites.MSU.slots", "  MSU:", "missing required key 'slots'"),
+    _case("bad release name", MSU_RELEASES, "    releases: [J24.1.0, 'J25 1']\n  SYSU",
+          "sites.MSU.releases.1", "'J25 1'", "release name 'J25 1' must match ^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"),
+    _case("release listed twice", MSU_RELEASES, "    releases: [J24.1.0, J24.1.0]\n  SYSU",
+          "sites.MSU.releases", "[J24.1.0, J24.1.0]", "listed more than once: J24.1.0"),
+    _case("releases that are text", MSU_RELEASES, "    releases: J24.1.0\n  SYSU",
+          "sites.MSU.releases", "releases: J24.1.0\n  SYSU", "expected a list"),
     _case("bad site name", "  INFN-CLOUD:\n", "  infn-cloud:\n", "sites.infn-cloud", "infn-cloud:",
           "site name 'infn-cloud' must match ^[A-Z0-9][A-Z0-9_-]*$"),
     _case("bad RSE name", f"  {MSU_DISK}\n", f"  {MSU_DISK}\n  msu-tape:   {{site: MSU, type: TAPE}}\n",

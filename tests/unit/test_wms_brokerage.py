@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from juno_dcs.packaged import data_file
 from juno_dcs.topology import load_topology
 from juno_dcs.wms.brokerage import Choice, Job, NoFit, Queue, ReplicaLocator, broker, output_rse, queues_from_topology
+from juno_dcs.wms.logic import Invalid, check_spec
+from juno_dcs.wms.models import JobSpec
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +122,64 @@ def test_an_owner_is_brokered_only_where_their_quota_lets_them_write(queues: dic
     assert isinstance(refused, NoFit)
     assert refused.permanent
     assert "dave has no quota" in refused.reason
+
+
+def test_a_job_retried_elsewhere_avoids_the_queues_it_failed_at(queues: dict[str, Queue]) -> None:
+    first = broker(job(), queues, {}, {})
+    assert isinstance(first, Choice)
+    again = broker(Job(1, 1, 200, 3600, (), None, avoid=frozenset({first.queue.name})), queues, {}, {})
+    assert isinstance(again, Choice)
+    assert again.queue.name != first.queue.name
+    assert f"failed before at {first.queue.name}: avoided" in again.reason
+
+
+def test_a_job_goes_back_where_it_failed_when_nothing_else_fits(queues: dict[str, Queue]) -> None:
+    big = Job(1, 1, 600, 3600, (), None, avoid=frozenset({"JINR"}))  # only JINR has the memory
+    choice = broker(big, queues, {}, {})
+    assert isinstance(choice, Choice)
+    assert choice.queue.name == "JINR"
+    assert "failed before at JINR: no other queue fits" in choice.reason
+    pinned = broker(Job(1, 1, 200, 3600, (), "CNAF", avoid=frozenset({"CNAF"})), queues, {}, {})
+    assert isinstance(pinned, Choice)
+    assert pinned.queue.name == "CNAF"
+
+
+def _with_release(queues: dict[str, Queue], release: str, sites: set[str]) -> dict[str, Queue]:
+    return {n: replace(q, releases=q.releases | {release} if n in sites else q.releases) for n, q in queues.items()}
+
+
+def test_a_release_known_at_two_sites_only_sends_its_jobs_there(queues: dict[str, Queue]) -> None:
+    two = _with_release(queues, "J99.1.0", {"CNAF", "MSU"})
+    load: dict[str, int] = {}
+    for i in range(6):  # the least loaded would be any other site; the release keeps them at CNAF and MSU
+        choice = broker(Job(i, 1, 200, 3600, (), None, release="J99.1.0"), two, {}, load)
+        assert isinstance(choice, Choice)
+        assert choice.queue.name in {"CNAF", "MSU"}
+        load[choice.queue.name] = load.get(choice.queue.name, 0) + 1
+        assert "release J99.1.0" in choice.reason
+        assert "IHEP: no release J99.1.0" in choice.reason
+    assert load == {"CNAF": 3, "MSU": 3}
+    anywhere = broker(Job(9, 1, 200, 3600, (), None), two, {}, {"CNAF": 9, "MSU": 9})
+    assert isinstance(anywhere, Choice)
+    assert anywhere.queue.name not in {"CNAF", "MSU"}  # a job without a release goes anywhere, as before
+
+
+def test_a_release_no_site_has_never_fits(queues: dict[str, Queue]) -> None:
+    nowhere = broker(Job(1, 1, 200, 3600, (), None, release="J01.0.0"), queues, {}, {})
+    assert isinstance(nowhere, NoFit)
+    assert nowhere.permanent
+    assert "JINR: no release J01.0.0" in nowhere.reason
+    memory = broker(Job(1, 1, 600, 3600, (), None, release="J99.1.0"),
+                    _with_release(queues, "J99.1.0", {"CNAF", "MSU"}), {}, {})
+    assert isinstance(memory, NoFit)  # the sites with the release lack the memory; JINR lacks the release
+    assert memory.permanent
+
+
+def test_the_dispatcher_refuses_a_release_no_site_has(queues: dict[str, Queue]) -> None:
+    check_spec(JobSpec(key="k", transformation="detsim", release="J25.1.0"), queues)
+    check_spec(JobSpec(key="k", transformation="detsim"), queues)
+    with pytest.raises(Invalid) as err:
+        check_spec(JobSpec(key="k7", transformation="detsim", release="J99.9.9"), queues)
+    assert "job 'k7': release 'J99.9.9' is installed at no site; the releases are J20v1r0-Pre2 (CNAF, IHEP, " \
+           "IN2P3, JINR), J23.1.0 (CNAF, IHEP), J24.1.0" in str(err.value)
+    assert queues["IHEP"].as_json()["releases"] == ["J20v1r0-Pre2", "J23.1.0", "J24.1.0", "J25.1.0"]

@@ -1,4 +1,5 @@
-"""The dispatcher's messages, retry rules and configuration: validation at the edge, each problem named."""
+"""The dispatcher's messages and configuration: validation at the edge, each problem named (retry rules and
+failure classes: test_wms_failures.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from juno_dcs.errors import ConfigError
-from juno_dcs.packaged import data_file
 from juno_dcs.wms.config import load_config
 from juno_dcs.wms.models import ERROR_CODES, FinishReport, JobDescription, JobSpec, TaskSpec
-from juno_dcs.wms.retry import decide, load_rules
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -57,34 +56,6 @@ def test_job_description_is_a_jobspec_with_placement() -> None:
                           site="JINR", queue="JINR", output_rse="JINR_DISK", lease_s=120)
     assert isinstance(desc, JobSpec)
     assert desc.site == "JINR"
-
-
-def test_default_retry_rules() -> None:
-    rules = load_rules(data_file("wms-retry.yaml"))
-    memory = decide(rules, 1235, "memory", 1, 3, 300)
-    assert (memory.action, memory.memory_mb) == ("retry_more_memory", 600)
-    for code in (1099, 1305, 1213, 1137, 1201):
-        assert decide(rules, code, ERROR_CODES[code], 1, 3, 300).action == "retry"
-    assert decide(rules, 1144, "killed", 1, 3, 300).action == "no_retry"
-    last = decide(rules, 1305, "payload", 3, 3, 300)
-    assert last.action == "no_retry"
-    assert "was the last" in last.reason
-
-
-@pytest.mark.parametrize(("text", "problem"), [
-    ("rules: [{match: {error_code: 9999}, action: retry}]", "rules.0.match.error_code"),
-    ("rules: [{match: {}, action: retry}]", "needs error_code or error_class"),
-    ("rules: [{match: {error_class: memory}, action: pray}]", "rules.0.action"),
-    ("rules: [{match: {error_class: memory}, action: retry_more_memory, factor: 0.5}]", "rules.0.factor"),
-    ("rules: [{match: {error_class: memory}, action: retry, colour: red}]", "rules.0.colour"),
-])
-def test_bad_retry_file_names_file_and_field(tmp_path: Path, text: str, problem: str) -> None:
-    path = tmp_path / "retry.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_rules(path)
-    assert str(path) in str(err.value)
-    assert problem in str(err.value)
 
 
 def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:

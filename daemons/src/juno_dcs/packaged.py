@@ -4,6 +4,7 @@
     data/topology.yaml         the grid's shape (docs/topology.md)
     data/placement/*.yaml      the data placement policy: raw.yaml, production.yaml, user.yaml (docs/placement.md)
     data/wms-retry.yaml        the dispatcher's retry rules (docs/wms.md)
+    data/wms-errors.yaml       the dispatcher's failure classes (docs/wms.md)
     data/native/               the C source of the XRootD loopback shim (juno_dcs.grid.assets builds it)
     data/npm/                  package.json and package-lock.json: Kafka's jars, Chart.js, the WebUI's CDN files
 
@@ -21,7 +22,8 @@ from juno_dcs.errors import ConfigError
 
 # The files the package must carry: the wheel test and `data_file` check against it.
 CONFIG_FILES: tuple[str, ...] = (
-    "topology.yaml", "wms-retry.yaml", "placement/raw.yaml", "placement/production.yaml", "placement/user.yaml",
+    "topology.yaml", "wms-retry.yaml", "wms-errors.yaml", "placement/raw.yaml", "placement/production.yaml",
+    "placement/user.yaml",
 )
 
 

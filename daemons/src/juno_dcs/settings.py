@@ -4,8 +4,8 @@ Every setting can be given in the environment with the prefix JUNO_DCS_ (e.g. JU
 JUNO_DCS_PG_ADMIN_URL); CLI options override the environment.
 
 Where files come from (docs/admin.md, "Where the files come from"):
-    templates, topology.yaml, placement/, wms-retry.yaml   the package (juno_dcs/data), unless the override directory
-                                                           `etc_dir` holds its own (juno_dcs.packaged)
+    templates, topology.yaml, placement/, wms-retry.yaml,  the package (juno_dcs/data), unless the override directory
+    wms-errors.yaml                                        `etc_dir` holds its own (juno_dcs.packaged)
     node_modules, bind_shim, pki_dir                       outside the package (a wheel cannot carry them); by default
                                                            in <sys.prefix>/share/juno-dcs, which `juno-dcs
                                                            install-assets` fills and `make setup` links to the checkout
@@ -46,9 +46,9 @@ class GridSettings(BaseSettings):
     )
     etc_dir: Path = Field(
         default_factory=lambda: share_dir() / "etc",
-        description="The operator's overrides: topology.yaml, placement/, wms-retry.yaml and templates/<name> found "
-        "here replace the package's own; what is missing here comes from the package (the checkout's etc/ after "
-        "`make setup`).",
+        description="The operator's overrides: topology.yaml, placement/, wms-retry.yaml, wms-errors.yaml and "
+        "templates/<name> found here replace the package's own; what is missing here comes from the package (the "
+        "checkout's etc/ after `make setup`).",
     )
     topology: Path | None = Field(
         default=None, description="The topology file; default etc_dir/topology.yaml, else the package's."
@@ -131,6 +131,10 @@ class GridSettings(BaseSettings):
     @property
     def wms_retry_file(self) -> Path:
         return packaged.config_file(self.etc_dir, "wms-retry.yaml")
+
+    @property
+    def wms_errors_file(self) -> Path:
+        return packaged.config_file(self.etc_dir, "wms-errors.yaml")
 
     def template(self, name: str) -> Path:
         """The config template `name`: etc_dir/templates/<name> when the operator has one, else the package's."""

@@ -87,6 +87,7 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
     tokens = issuer.layout(home, state)  # a site's IAM would change only the issuer's URL (and its CA)
     wms = WmsConfig(
         database_url=db, topology=topology, retry_rules=settings.wms_retry_file.resolve(),
+        error_rules=settings.wms_errors_file.resolve(),
         lease_s=settings.wms_lease, memory_scale=settings.wms_memory_scale, rucio=True,
         rucio_config=home.client_cfg("root"), agent_sleep_s=2.0, pool_size=WMS_SERVER_POOL,
         auth=issuer.service_auth(tokens, issuer.WMS_AUDIENCE), pilot_group=issuer.PILOTS,

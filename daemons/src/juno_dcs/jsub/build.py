@@ -29,7 +29,7 @@ from juno_dcs.jsub.split import SubJob, substitute
 from juno_dcs.jsub.taskfile import PAYLOAD_STEPS, STEP_KEYS, Step, TaskFile
 from juno_dcs.payloads import grammar
 from juno_dcs.payloads.grammar import GENERATORS
-from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec
+from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec, release_name
 from juno_rucio_policy.naming import BadName, parse
 
 MAX_EMBEDDED_BYTES = 256 * 1024
@@ -260,5 +260,6 @@ def build(task: TaskFile, sub: SubJob, naming: Naming) -> Built:
         max_attempts=backend.max_attempts,
         priority=backend.priority,
         site=backend.pinned_site,
+        release=release_name(task.soft_version) if task.soft_version else None,
     )
     return Built(sub.jobid, script, outputs, spec, calls)

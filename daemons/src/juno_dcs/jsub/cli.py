@@ -95,13 +95,34 @@ def create(ctx: Context, task_file: Path, account: str | None, then_submit: bool
         raise TaskFileError(f"{task_file}: account: not given and no Rucio config names one "
                             "(give --account, `account:` or RUCIO_CONFIG)")
     record = do_create(_registry(ctx), task_file, account, ctx.dispatcher,
-                       list_files=lambda did: file_dids(_rucio(), did))
+                       list_files=lambda did: file_dids(_rucio(), did),
+                       releases=lambda: _releases(ctx.dispatcher or task.backend.url))
     for warning in record.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"task {record.id} created: {record.uid}, {len(record.subjobs)} sub-job(s), backend "
                f"{record.backend}, outputs {record.scope}:{record.output_dataset}")
     if then_submit:
         _submit(ctx, record, detach=False)
+
+
+def _releases(url: str | None) -> dict[str, list[str]] | None:
+    """The releases the dispatcher's queues have, each with its sites; None when it cannot be asked."""
+    from juno_dcs.errors import JunoDcsError
+    from juno_dcs.wms.client import WmsClient
+    from juno_dcs.wms.credentials import user_token
+
+    if not url:
+        return None
+    try:
+        with WmsClient(url, token=user_token()) as wms:
+            queues = wms.queues()
+    except JunoDcsError:
+        return None
+    out: dict[str, list[str]] = {}
+    for queue in queues:
+        for release in queue.get("releases") or []:
+            out.setdefault(str(release), []).append(str(queue["queue"]))
+    return out
 
 
 def _submit(ctx: Context, record: Any, detach: bool) -> None:
@@ -152,10 +173,15 @@ def status(ctx: Context, task_id: int, show_jobs: bool, as_json: bool) -> None:
     result = do_status(record, _wms(ctx, record) if record.task_id is not None else None)
     if as_json:
         click.echo(json.dumps({"task": record.id, "uid": record.uid, "by_state": result.by_state,
+                               "errors": [g.as_json() for g in result.errors],
                                "subjobs": result.subjobs if show_jobs else None}, indent=1))
         return
     click.echo(f"task {record.id} {record.uid} ({record.backend}): "
                + ", ".join(f"{s} {n}" for s, n in result.by_state.items()))
+    for g in result.errors:
+        example = g.example.get("jobid")
+        job = f" (job {g.example['job_id']})" if g.example.get("job_id") is not None else ""
+        click.echo(f"  failed {g.count:>5} x {g.error_class}: {g.message} [e.g. sub-job {example}{job}]")
     if show_jobs:
         for row in result.subjobs:
             extra = " ".join(f"{k}={row[k]}" for k in ("job_id", "attempt", "site", "exit_code", "error")

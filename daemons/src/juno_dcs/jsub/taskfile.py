@@ -14,9 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from juno_dcs.jsub.errors import TaskFileError
+from juno_dcs.wms.models import check_soft_version
 
 # JSUB's step names -> the payload they run (`calib` is JSUB's name of the calibration step)
 PAYLOAD_STEPS = {"detsim": "detsim", "elecsim": "elecsim", "calib": "cal", "cal": "cal", "rec": "rec"}
@@ -267,8 +277,8 @@ class TaskFile(_Model):
                            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     experiment: Literal["juno", "common"] = "juno"
     # the offline software release (JSUB's softVersion); the jobs get it as JUNO_SOFTWARE_VERSION
-    soft_version: str | None = Field(default=None, validation_alias=AliasChoices("softVersion", "soft_version"),
-                                     min_length=1, max_length=200)
+    soft_version: Annotated[str, AfterValidator(check_soft_version)] | None = Field(
+        default=None, validation_alias=AliasChoices("softVersion", "soft_version"), min_length=1, max_length=200)
     account: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,25}$")
     backend: Backend = Backend()
     splitter: Splitter

@@ -13,22 +13,28 @@ from typing import Any
 
 from juno_dcs.jsub import local
 from juno_dcs.jsub.build import build, check_payloads, naming_for, new_uid
-from juno_dcs.jsub.errors import RegistryError, SplitError
+from juno_dcs.jsub.errors import RegistryError, SplitError, TaskFileError
 from juno_dcs.jsub.registry import Registry, SubJobRecord, TaskRecord, now
 from juno_dcs.jsub.rucio import create_dataset, download
 from juno_dcs.jsub.split import ListFiles, split
-from juno_dcs.jsub.taskfile import load_task
+from juno_dcs.jsub.taskfile import TaskFile, load_task
 from juno_dcs.wms.client import WmsClient, WmsError
+from juno_dcs.wms.failures import ErrorGroup, group
+from juno_dcs.wms.models import release_name, releases_words
 
 CHUNK = 500  # jobs per dispatcher request
 PAGE = 1000  # jobs per listing page
 Rucio = Any
+Releases = Callable[[], dict[str, list[str]] | None]  # release -> the sites that have it; None: no answer
 
 
 def create(registry: Registry, task_path: Path, account: str, url: str | None,
-           list_files: ListFiles | None = None, work_root: Path | None = None) -> TaskRecord:
-    """Validate the task file, split it, build every sub-job and store the task; nothing is sent yet."""
+           list_files: ListFiles | None = None, work_root: Path | None = None,
+           releases: Releases | None = None) -> TaskRecord:
+    """Validate the task file, split it, build every sub-job and store the task; nothing is sent yet.
+    `releases`: the dispatcher's releases and their sites, to refuse a softVersion no site has (None: not asked)."""
     task = load_task(task_path)
+    release_warnings = check_release(task, str(task_path), releases)
     uid = new_uid(task.task_name)
     naming = naming_for(task, account, uid)
     builtins = {"taskname": task.task_name, "taskid": uid, "account": account, "scope": naming.scope,
@@ -58,9 +64,24 @@ def create(registry: Registry, task_path: Path, account: str, url: str | None,
         scope=naming.scope, output_dataset=naming.output_dataset, log_dataset=naming.log_dataset,
         work_dir=work_dir, max_submit=backend.max_submit, dispatcher_task=naming.dispatcher_task,
         priority=backend.priority,
-        warnings=[*result.warnings, *task.ignored], subjobs=subjobs)
+        warnings=[*release_warnings, *result.warnings, *task.ignored], subjobs=subjobs)
     registry.save(record)
     return record
+
+
+def check_release(task: TaskFile, where: str, releases: Releases | None) -> list[str]:
+    """Refuse a task whose softVersion's release no site has (the dispatcher refuses its jobs too); a warning
+    when the dispatcher could not say. Local tasks run here: their release is not checked."""
+    if not task.soft_version or task.backend.kind == "local" or releases is None:
+        return []
+    release = release_name(task.soft_version)
+    known = releases()
+    if known is None:
+        return [f"softVersion: release {release} not checked (the dispatcher did not answer); it is at submit"]
+    if release not in known:
+        raise TaskFileError(f"{where}: softVersion: release {release!r} is installed at no site; the releases are "
+                            f"{releases_words(known)}")
+    return []
 
 
 def _chunks(items: Sequence[SubJobRecord], size: int) -> Iterator[list[SubJobRecord]]:
@@ -140,6 +161,7 @@ def dispatcher_jobs(wms: WmsClient, task_id: int, state: str | None = None) -> l
 class Status:
     by_state: dict[str, int]
     subjobs: list[dict[str, Any]] = field(default_factory=list)  # {jobid, job_id, state, attempt, site, error}
+    errors: list[ErrorGroup] = field(default_factory=list)  # the failed sub-jobs by reason, most frequent first
 
 
 def status(record: TaskRecord, wms: WmsClient | None) -> Status:
@@ -153,19 +175,31 @@ def status(record: TaskRecord, wms: WmsClient | None) -> Status:
             rows.append({"jobid": sub.jobid, "state": local.current_state(record, sub.jobid),
                          "attempt": state.get("attempt", 0), "exit_code": state.get("exit_code"),
                          "error": state.get("error")})
-        return Status(_count(r["state"] for r in rows), rows)
+        failed = [{"jobid": r["jobid"], "error_class": str(r["error"] or "").partition(":")[0],
+                   "error_diag": str(r["error"] or "").partition(":")[2].strip()}
+                  for r in rows if r["state"] == "failed"]
+        return Status(_count(r["state"] for r in rows), rows, _groups(failed))
     if wms is None or record.task_id is None:
         raise RegistryError(f"task {record.id} has no dispatcher task yet: run `jsub submit {record.id}`")
     by_job = {s.job_id: s.jobid for s in record.subjobs}
     rows = []
+    failed = []
     for job in dispatcher_jobs(wms, record.task_id):
         rows.append({"jobid": by_job.get(job["job_id"]), "job_id": job["job_id"], "state": job.get("state"),
                      "attempt": job.get("attempt"), "site": job.get("site"),
                      "error": _error_text(job)})
+        if job.get("state") == "failed":
+            failed.append({"jobid": by_job.get(job["job_id"]), "job_id": job["job_id"],
+                           "error_class": job.get("error_class"), "error_diag": job.get("error_diag")})
     rows.sort(key=lambda r: r["jobid"] or 0)
     unsent = [s.jobid for s in record.subjobs if s.job_id is None]
     rows += [{"jobid": j, "state": "unsent"} for j in unsent]
-    return Status(_count(r["state"] for r in rows), rows)
+    return Status(_count(r["state"] for r in rows), rows, _groups(failed))
+
+
+def _groups(failed: list[dict[str, Any]]) -> list[ErrorGroup]:
+    """The failed sub-jobs by reason; each group's example is its lowest sub-job."""
+    return group(sorted(failed, key=lambda f: f.get("jobid") or 0))
 
 
 def _error_text(job: dict[str, Any]) -> str | None:

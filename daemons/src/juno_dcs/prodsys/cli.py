@@ -169,9 +169,10 @@ def status(ctx: click.Context, production: str | None, as_json: bool) -> None:
             closed = " closed" if s["closed"] else ""
             click.echo(f"  {s['step']:8} task {s['task_id']}: {s['jobs_created']} created ({states}); "
                        f"{s['files']} files, {s['bytes']} bytes{closed}")
-            for f in s["failures"]:
-                click.echo(f"    failed job {f['job_id']} {f['key']} attempt {f['attempt']} at {f['site']}: "
-                           f"{f['error_code']} {f['error_class']}: {f['error_diag']}")
+            for g in s["errors"]:
+                e = g["example"]
+                click.echo(f"    failed {g['count']:>5} x {g['error_class']}: {g['message']} "
+                           f"[e.g. job {e['job_id']} {e['key']} attempt {e['attempt']} at {e['site']}]")
 
 
 @main.command()

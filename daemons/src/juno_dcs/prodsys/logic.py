@@ -29,6 +29,7 @@ from juno_dcs.prodsys.db import Row, Store
 from juno_dcs.prodsys.steering import MAX_JOBS, Steering
 from juno_dcs.topology import Topology
 from juno_dcs.wms.client import WmsError
+from juno_dcs.wms.failures import group
 from juno_dcs.wms.models import FINAL_STATES, JobSpec
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class Manager:
     def submit(self, steering: Steering) -> tuple[int, bool]:
         """Store the production and make it real: (id, new). Submitting the same steering again completes
         what an interrupted submit left; a different steering under an existing name is refused."""
-        planning.site_of_storage(steering, self.topology)  # PlanningError before anything is written
+        site = planning.site_of_storage(steering, self.topology)  # PlanningError before anything is written
+        planning.check_release(steering, self.topology, site)
         planning.check_commands(steering)  # an option the payload would refuse: before anything is written
         data = steering.model_dump(mode="json")
         pid, new = self.store.insert_production(steering.name, data, steering.jobs, steering.workflow)
@@ -300,6 +302,7 @@ class Manager:
                 "dataset": planning.did(planning.dataset(steering, step)), "closed": s["closed"],
                 "jobs_created": counts.get(step, 0), "jobs_by_state": by_state,
                 "files": len(files), "bytes": sum(f.bytes for f in files), "failures": failures,
+                "errors": [g.as_json() for g in group(failures)],
             })
         return {"production_id": pid, "name": row["name"], "state": row["state"], "jobs": row["jobs"],
                 "campaign": steering.campaign, "workflow": list(steering.workflow),

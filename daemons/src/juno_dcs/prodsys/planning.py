@@ -18,7 +18,7 @@ from juno_dcs.errors import ConfigError
 from juno_dcs.payloads import grammar
 from juno_dcs.prodsys.steering import SITE_LOCAL, Steering
 from juno_dcs.topology import Topology
-from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec
+from juno_dcs.wms.models import JobSpec, LogSpec, OutputSpec, release_name, releases_words
 from juno_rucio_policy.naming import BadName, mc_file_name, parse
 
 SCOPE = "mc"
@@ -93,6 +93,19 @@ def site_of_storage(steering: Steering, topology: Topology) -> str | None:
     return rse.site
 
 
+def check_release(steering: Steering, topology: Topology, site: str | None) -> str:
+    """The release of `software` (its last path part), known to the topology and, for pinned jobs, at their site."""
+    release = release_name(steering.software)
+    where = topology.releases()
+    if release not in where:
+        raise PlanningError(f"software: release {release!r} is installed at no site of the topology; the releases "
+                            f"are {releases_words(where)}")
+    if site is not None and site not in where[release]:
+        raise PlanningError(f"software: release {release!r} is not installed at {site}, where output_storage "
+                            f"{steering.output_storage} pins the jobs; it is at {', '.join(where[release])}")
+    return release
+
+
 def payload_args(steering: Steering, step: str, job: int) -> list[str]:
     """The arguments of `juno-payload <step>` for job `job` (docs/payloads.md): the planner's, then the steering's
     `args` of the step."""
@@ -141,4 +154,5 @@ def job_spec(steering: Steering, step: str, job: int, site: str | None = None) -
         max_attempts=steering.max_attempts,
         priority=steering.priority,
         site=site,
+        release=release_name(steering.software),
     )

@@ -30,10 +30,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from juno_dcs.errors import ConfigError
 from juno_dcs.placement.durations import DurationError, parse_duration
+from juno_dcs.wms.models import check_soft_version
 from juno_rucio_policy.naming import STEPS
 
 Step = Literal["detsim", "elecsim", "cal", "rec"]
@@ -75,7 +85,7 @@ class Resources(_Model):
 class Steering(_Model):
     name: str = Field(description="the production's name, also the <tag> in its DIDs")
     campaign: str
-    software: str = Field(min_length=1, max_length=64)
+    software: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_soft_version)]
     args: dict[Step, Annotated[str, Field(max_length=4000)]] = Field(
         description="per step: its options (detsim: and its generator), as `juno-payload <step>` takes them")
     events_per_job: Annotated[int, Field(ge=1, le=10_000_000)]

@@ -23,7 +23,7 @@ from juno_dcs.topology.yamlsrc import DataPath, Located, Problem, dotted, load_l
 _EXPECTED = {
     "string_type": "text", "int_type": "a whole number", "int_from_float": "a whole number",
     "float_type": "a number", "bool_type": "true/false", "dict_type": "a mapping",
-    "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "list_type": "a list",
 }
 _BOUNDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
 

@@ -25,6 +25,7 @@ SCOPE_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,25}")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 COUNTRY = re.compile(r"[A-Z]{2}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # an offline-software release: J25.1.0, J20v1r0-Pre2
 RESERVED_ATTRIBUTES = frozenset({"site", "tier", "country", "type", "rse_type", "fts"})
 REQUIRED_ACCOUNTS = ("root", "rawdata", "production")
 MAX_USER_NAME = 25 - len("user.")  # a USER's scope user.<name> must fit Rucio's 25 characters
@@ -40,6 +41,13 @@ def matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
         return value
 
     return check
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return values
 
 
 def _attribute_name(name: str) -> str:
@@ -70,6 +78,7 @@ def _quota(value: object) -> object:
 
 
 SiteName = Annotated[str, AfterValidator(matching(SITE_NAME, "site name"))]
+ReleaseName = Annotated[str, AfterValidator(matching(RELEASE_NAME, "release name"))]
 RSEName = Annotated[str, AfterValidator(matching(RSE_NAME, "RSE name"))]
 AccountName = Annotated[str, AfterValidator(matching(ACCOUNT_NAME, "account name"))]
 def _juno_scope(value: str) -> str:
@@ -101,6 +110,7 @@ class Site(_Model):
     description: str = ""
     slots: Slots
     online: bool = True
+    releases: Annotated[list[ReleaseName], AfterValidator(_no_repeats)] = []  # installed, as CVMFS publishes them
 
 
 class RSE(_Model):
@@ -168,6 +178,14 @@ class Topology(_Model):
             if sorted(pair.split()) == sorted((a, b)):
                 return value
         return self.distances.default
+
+    def releases(self) -> dict[str, list[str]]:
+        """Each release any site publishes -> the sites that have it (sorted)."""
+        out: dict[str, list[str]] = {}
+        for name, site in sorted(self.sites.items()):
+            for release in site.releases:
+                out.setdefault(release, []).append(name)
+        return dict(sorted(out.items()))
 
     def all_scopes(self) -> dict[str, str]:
         """The listed scopes plus user.<name> for every USER account, each with its owner."""

@@ -15,7 +15,7 @@ from typing import Any
 from juno_dcs.heartbeat import ALL, Share
 from juno_dcs.wms import db, logic
 from juno_dcs.wms.brokerage import Choice, Job, ReplicaLocator, broker
-from juno_dcs.wms.models import ACTIVATED, ASSIGNED, ERROR_CODES, ERROR_LOST, FAILED
+from juno_dcs.wms.models import ACTIVATED, ASSIGNED, ERROR_LOST, FAILED
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +56,8 @@ class Agent:
     def expire(self, conn: db.Conn, share: Share = ALL) -> tuple[int, bool]:
         rows = db.lock_expired(conn, self.bulk, share)
         for row in rows:
-            job_id, attempt = int(row["job_id"]), int(row["attempt"])
             diag = f"lease of pilot {row['pilot_id']} ended at {row['lease_until'].isoformat()} without heartbeat"
-            db.update_job(conn, job_id, state=FAILED, error_code=ERROR_LOST, error_class=ERROR_CODES[ERROR_LOST],
-                          error_diag=diag, pilot_id=None, lease_until=None)
-            db.add_history(conn, [(job_id, attempt, FAILED, f"error {ERROR_LOST} (lost): {diag}")])
-            logic.after_failure(conn, self.ctx, row, ERROR_LOST, ERROR_CODES[ERROR_LOST])
+            logic.fail(conn, self.ctx, row, ERROR_LOST, None, diag, "agent", pilot_id=None, lease_until=None)
         return len(rows), len(rows) == self.bulk
 
     # --- brokerage
@@ -71,7 +67,9 @@ class Agent:
             return False
         jobs = [Job(int(r["job_id"]), int(r["cores"]), int(r["memory_mb"]), int(r["walltime_s"]),
                     tuple(r["spec"]["inputs"]), r["pinned_site"], owner=str(r["owner"]),
-                    writes=bool(r["spec"].get("outputs") or r["spec"].get("log"))) for r in rows]
+                    writes=bool(r["spec"].get("outputs") or r["spec"].get("log")),
+                    avoid=frozenset(r.get("avoid_queues") or ()), release=r["spec"].get("release"))
+                for r in rows]
         replicas = self._replicas(sorted({d for j in jobs for d in j.inputs}))
         writable = self._writable(sorted({j.owner for j in jobs if j.writes}))
         load = db.queue_load(conn)

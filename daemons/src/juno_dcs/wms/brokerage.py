@@ -3,8 +3,11 @@
 Queues are the topology's sites. A job fits a queue when the queue is online, `job.cores <= slots.cores`,
 `job.memory_mb <= job.cores * memory_mb_per_core` and `job.walltime_s <= walltime_s`, where
 `memory_mb_per_core = memory_per_core_gb * 1000 * memory_scale` (the job's memory_mb is real MB on this
-machine; only the queue's memory is scaled). Among the queues that fit, the one holding most of the job's
-inputs (replicas at the site's RSEs) wins, then the least loaded (jobs queued or running there), then the name.
+machine; only the queue's memory is scaled), and, for a job of a release, the site has that release (the
+topology's `releases`). A job retried elsewhere (`avoid`: the queues where it failed with a transient error)
+goes to another queue that fits when there is one, else back to one it failed at. Among the queues that remain,
+the one holding most of the job's inputs (replicas at the site's RSEs) wins, then the least loaded (jobs queued
+or running there), then the name.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Protocol
 from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import ConfigError
 from juno_dcs.topology import Topology
+from juno_dcs.wms.models import releases_words
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,21 @@ class Queue:
     walltime_s: int
     rse: str                      # where the queue's outputs go
     site_rses: frozenset[str]     # the site's own RSEs (input locality)
+    releases: frozenset[str] = frozenset()  # the offline-software releases the site has
 
     def as_json(self) -> dict[str, Any]:
         return {"queue": self.name, "site": self.site, "online": self.online, "cores": self.cores,
-                "memory_mb_per_core": self.memory_mb_per_core, "walltime_s": self.walltime_s, "rse": self.rse}
+                "memory_mb_per_core": self.memory_mb_per_core, "walltime_s": self.walltime_s, "rse": self.rse,
+                "releases": sorted(self.releases)}
+
+
+def releases_text(queues: Mapping[str, Queue]) -> str:
+    """Every release with the queues that have it, in words: "J24.1.0 (CNAF, IHEP), J25.1.0 (IHEP)"."""
+    where: dict[str, list[str]] = {}
+    for name, q in sorted(queues.items()):
+        for release in q.releases:
+            where.setdefault(release, []).append(name)
+    return releases_words(where)
 
 
 def site_distance(topology: Topology, a: str, b: str) -> int:
@@ -63,6 +78,7 @@ def queues_from_topology(topology: Topology, memory_scale: float) -> dict[str, Q
             memory_mb_per_core=int(site.slots.memory_per_core_gb * 1000 * memory_scale),
             walltime_s=site.slots.walltime_hours * 3600, rse=output_rse(topology, name),
             site_rses=frozenset(n for n, r in topology.rses.items() if r.site == name),
+            releases=frozenset(site.releases),
         )
     return out
 
@@ -119,6 +135,8 @@ class Job:
     pinned_site: str | None
     owner: str = ""
     writes: bool = False  # it stages outputs or a log out, as its owner, to its queue's RSE
+    avoid: frozenset[str] = frozenset()  # queues where it failed with a transient error (retry_elsewhere)
+    release: str | None = None  # the offline-software release it needs (None: any site)
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,8 @@ def misfit(job: Job, q: Queue, check_online: bool = True,
     not known, not checked)."""
     if check_online and not q.online:
         return "offline"
+    if job.release is not None and job.release not in q.releases:
+        return f"no release {job.release}"
     if writable is not None and job.writes and job.owner in writable and q.rse not in writable[job.owner]:
         return f"{job.owner} has no quota at {q.rse}"
     if job.cores > q.cores:
@@ -165,11 +185,16 @@ def broker(job: Job, queues: Mapping[str, Queue], replicas: Mapping[str, set[str
         detail = "; ".join(f"{n}: {w}" for n, w in sorted(excluded.items()))
         return NoFit(f"no queue fits{pinned}: {detail}", permanent=never)
 
+    avoided = [q.name for q in fitting if q.name in job.avoid]
+    if avoided and len(avoided) < len(fitting):
+        fitting = [q for q in fitting if q.name not in job.avoid]
+
     def local(q: Queue) -> int:
         return sum(1 for d in job.inputs if replicas.get(d, set()) & q.site_rses)
 
     best = min(fitting, key=lambda q: (-local(q), load.get(q.name, 0), q.name))
-    words = [f"{best.name}{pinned}: fits {job.cores} core(s), {job.memory_mb} MB, {job.walltime_s} s "
+    needs = f", release {job.release}" if job.release else ""
+    words = [f"{best.name}{pinned}: fits {job.cores} core(s), {job.memory_mb} MB, {job.walltime_s} s{needs} "
              f"(queue {best.cores} cores, {best.memory_mb_per_core} MB/core, {best.walltime_s} s)"]
     if job.inputs:
         words.append(f"{local(best)}/{len(job.inputs)} inputs at the site")
@@ -177,6 +202,9 @@ def broker(job: Job, queues: Mapping[str, Queue], replicas: Mapping[str, set[str
     others = [f"{q.name} ({local(q)} local, load {load.get(q.name, 0)})" for q in fitting if q is not best]
     if others:
         words.append("over " + ", ".join(others))
+    if avoided:
+        words.append(f"failed before at {', '.join(avoided)}"
+                     + (": no other queue fits" if best.name in job.avoid else ": avoided"))
     if excluded:
         words.append("excluded " + ", ".join(f"{n}: {w}" for n, w in sorted(excluded.items())))
     words.append(f"outputs to {best.rse}")

@@ -19,6 +19,8 @@ class WmsConfig(BaseModel):
     database_url: str = Field(description="PostgreSQL conninfo/URL; the dispatcher's tables are in schema `wms`.")
     topology: Path = Field(description="etc/topology.yaml: the sites (queues), their RSEs and distances.")
     retry_rules: Path = Field(description="etc/wms-retry.yaml: what a failed attempt leads to.")
+    error_rules: Path | None = Field(default=None, description="etc/wms-errors.yaml: the failure classes and "
+                                     "their natures (None: the package's).")
     lease_s: int = Field(default=120, ge=1, description="A leased job without heartbeat this long is lost.")
     memory_scale: float = Field(default=0.1, gt=0, le=1, description="Queue memory on this machine: "
                                 "memory_per_core_gb * 1000 * memory_scale MB per core.")
@@ -41,7 +43,8 @@ class WmsConfig(BaseModel):
 def load_config(path: Path) -> WmsConfig:
     config = load_model(path, WmsConfig, "dispatcher configuration", ConfigError)
     base = path.resolve().parent  # relative file names are relative to the configuration file
-    updates: dict[str, object] = {k: base / v for k in ("topology", "retry_rules", "rucio_config")
+    files = ("topology", "retry_rules", "error_rules", "rucio_config")
+    updates: dict[str, object] = {k: base / v for k in files
                if (v := getattr(config, k)) is not None and not v.is_absolute()}
     auth = config.auth
     if auth is not None and auth.ca_file is not None and not auth.ca_file.is_absolute():

@@ -18,7 +18,8 @@ from typing import Any
 
 from juno_dcs import errors
 from juno_dcs.wms import db
-from juno_dcs.wms.brokerage import Queue
+from juno_dcs.wms.brokerage import Queue, releases_text
+from juno_dcs.wms.classify import Classified, ErrorRules, classify
 from juno_dcs.wms.models import (
     ACTIVATED,
     CANCELLED,
@@ -68,6 +69,7 @@ class Context:
 
     queues: Mapping[str, Queue]
     rules: RetryRules
+    classes: ErrorRules
     lease_s: int
 
 
@@ -81,22 +83,22 @@ def job_json(row: db.Row) -> dict[str, Any]:
     out = {k: row[k] for k in ("job_id", "task_id", "key", "state", "attempt", "site", "queue", "output_rse",
                                "broker_reason", "pilot_id", "command", "exit_code", "error_code", "error_class",
                                "error_diag", "cores", "memory_mb", "walltime_s", "max_attempts", "priority",
-                               "pinned_site")}
+                               "pinned_site", "avoid_queues")}
     out.update({k: spec[k] for k in SPEC_FIELDS})
-    out.update(job_priority=spec["priority"], output_files=row["output_files"], log_file=row["log_file"],
-               resources=row["resources"], lease_until=_iso(row["lease_until"]), created=_iso(row["created"]),
-               modified=_iso(row["modified"]))
+    out.update(release=spec.get("release"), job_priority=spec["priority"], output_files=row["output_files"],
+               log_file=row["log_file"], resources=row["resources"], lease_until=_iso(row["lease_until"]),
+               created=_iso(row["created"]), modified=_iso(row["modified"]))
     return out
 
 
 def description_json(row: db.Row, lease_s: int) -> dict[str, Any]:
     """The JobDescription (JobSpec plus where and as what) of a leased job row."""
     spec = row["spec"]
-    return {"key": row["key"], **{k: spec[k] for k in SPEC_FIELDS}, "cores": row["cores"],
-            "memory_mb": row["memory_mb"], "walltime_s": row["walltime_s"], "max_attempts": row["max_attempts"],
-            "priority": spec["priority"], "site": row["site"], "job_id": row["job_id"], "task_id": row["task_id"],
-            "task_name": row["task_name"], "owner": row["owner"], "attempt": row["attempt"], "queue": row["queue"],
-            "output_rse": row["output_rse"], "lease_s": lease_s}
+    return {"key": row["key"], **{k: spec[k] for k in SPEC_FIELDS}, "release": spec.get("release"),
+            "cores": row["cores"], "memory_mb": row["memory_mb"], "walltime_s": row["walltime_s"],
+            "max_attempts": row["max_attempts"], "priority": spec["priority"], "site": row["site"],
+            "job_id": row["job_id"], "task_id": row["task_id"], "task_name": row["task_name"], "owner": row["owner"],
+            "attempt": row["attempt"], "queue": row["queue"], "output_rse": row["output_rse"], "lease_s": lease_s}
 
 
 def task_json(row: db.Row, by_state: dict[str, int]) -> dict[str, Any]:
@@ -106,10 +108,18 @@ def task_json(row: db.Row, by_state: dict[str, int]) -> dict[str, Any]:
 
 
 # --- submission
-def _job_row(spec: JobSpec, task_priority: int, queues: Mapping[str, Queue]) -> db.Row:
+def check_spec(spec: JobSpec, queues: Mapping[str, Queue]) -> None:
+    """Invalid for a job that names a site that is no queue, or a release that no site has."""
     if spec.site is not None and spec.site not in queues:
         raise Invalid(f"job {spec.key!r}: site {spec.site!r} is not a queue; queues are {sorted(queues)}")
-    body = spec.model_dump(mode="json", include={*SPEC_FIELDS, "priority"})
+    if spec.release is not None and not any(spec.release in q.releases for q in queues.values()):
+        raise Invalid(f"job {spec.key!r}: release {spec.release!r} is installed at no site; the releases are "
+                      f"{releases_text(queues)}")
+
+
+def _job_row(spec: JobSpec, task_priority: int, queues: Mapping[str, Queue]) -> db.Row:
+    check_spec(spec, queues)
+    body = spec.model_dump(mode="json", include={*SPEC_FIELDS, "priority", "release"})
     return {"task_id": 0, "key": spec.key, "spec": body, "cores": spec.cores, "memory_mb": spec.memory_mb,
             "walltime_s": spec.walltime_s, "max_attempts": spec.max_attempts,
             "priority": task_priority + spec.priority, "pinned_site": spec.site, "state": DEFINED}
@@ -274,23 +284,35 @@ def finish(conn: db.Conn, ctx: Context, job_id: int, req: FinishRequest) -> dict
         db.update_job(conn, job_id, state=FINISHED, error_code=None, error_class=None, error_diag=None, **common)
         db.add_history(conn, [(job_id, attempt, FINISHED, f"pilot {req.pilot_id}: {len(req.outputs)} outputs")])
         return job(conn, job_id)
-    db.update_job(conn, job_id, state=FAILED, error_code=req.error_code, error_class=req.error_class,
-                  error_diag=req.error_diag, **common)
-    fail_why = f"pilot {req.pilot_id}: error {req.error_code} ({req.error_class}) {req.error_diag}".rstrip()
-    db.add_history(conn, [(job_id, attempt, FAILED, fail_why)])
-    after_failure(conn, ctx, {**row, "state": FAILED}, req.error_code, req.error_class)
+    del common["exit_code"]  # fail() records it
+    fail(conn, ctx, {**row, "state": FAILED}, req.error_code, req.exit_code, req.error_diag,
+         f"pilot {req.pilot_id}", **common)
     return job(conn, job_id)
 
 
-def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None,
-                  error_class: str | None) -> None:
+def fail(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None, exit_code: int | None, diag: str,
+         who: str, **values: Any) -> Classified:
+    """Record a failed attempt (classified by the failure classes: error_class is the class, error_code stays
+    the pilot's code; exit_code is the payload's, None when it did not end by itself) and apply the retry rules
+    to it; `values`: more columns to set."""
+    job_id = int(row["job_id"])
+    failure = classify(ctx.classes, error_code, exit_code, diag)
+    db.update_job(conn, job_id, state=FAILED, exit_code=exit_code, error_code=error_code,
+                  error_class=failure.error_class, error_diag=diag, **values)
+    why = f"{who}: error {error_code} ({failure.words()}) {diag}".rstrip()
+    db.add_history(conn, [(job_id, int(row["attempt"]), FAILED, why)])
+    after_failure(conn, ctx, {**row, "state": FAILED}, error_code, failure)
+    return failure
+
+
+def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | None, failure: Classified) -> None:
     """Apply the kill command or the retry rules to a job whose attempt just failed (its row is locked)."""
     job_id, attempt = int(row["job_id"]), int(row["attempt"])
     if row["command"] == "kill":  # the pilot obeyed (1144) or failed anyway: the job ends cancelled
         db.update_job(conn, job_id, state=CANCELLED, command=None)
         db.add_history(conn, [(job_id, attempt, CANCELLED, "killed by command")])
         return
-    d = decide(ctx.rules, error_code, error_class, attempt, int(row["max_attempts"]), int(row["memory_mb"]))
+    d = decide(ctx.rules, error_code, failure, attempt, int(row["max_attempts"]), int(row["memory_mb"]))
     if d.action == "no_retry":
         db.add_history(conn, [(job_id, attempt, FAILED, d.reason)])
         return
@@ -300,6 +322,12 @@ def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | No
         db.update_job(conn, job_id, state=ACTIVATED, **reset)
         db.add_history(conn, [(job_id, attempt + 1, ACTIVATED, f"{d.reason}, again at {queue.name}")])
         return
+    if d.action == "retry_elsewhere" and row["queue"]:
+        avoid = sorted({*(row.get("avoid_queues") or []), row["queue"]})
+        reset["avoid_queues"] = avoid
+        why = f"{d.reason}, back to brokerage avoiding {', '.join(avoid)}"
+    else:
+        why = f"{d.reason}, back to brokerage"
     db.update_job(conn, job_id, state=DEFINED, memory_mb=d.memory_mb, site=None, queue=None, output_rse=None,
                   **reset)
-    db.add_history(conn, [(job_id, attempt + 1, DEFINED, f"{d.reason}, back to brokerage")])
+    db.add_history(conn, [(job_id, attempt + 1, DEFINED, why)])

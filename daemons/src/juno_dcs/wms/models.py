@@ -7,9 +7,12 @@ speaks them too, so the pilot, the production manager and jsub share one definit
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from juno_dcs.topology.models import RELEASE_NAME, matching
 
 # --- states (PanDA's)
 DEFINED, ASSIGNED, ACTIVATED, SENT, STARTING, RUNNING, HOLDING = (
@@ -52,6 +55,27 @@ Did = Annotated[str, StringConstraints(pattern=_DID.pattern)]  # "scope:name"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=250)]
 Scope = Annotated[str, StringConstraints(min_length=1, max_length=25)]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Release = Annotated[str, AfterValidator(matching(RELEASE_NAME, "release"))]
+
+
+def release_name(soft_version: str) -> str:
+    """The release of a software version as JSUB and steering files give it: `J25.1.0`, or a CVMFS path
+    (`centos7_amd64_gcc830/Pre-Release/J20v1r0-Pre2`) whose last part is the release."""
+    return soft_version.strip().rstrip("/").rsplit("/", 1)[-1]
+
+
+def releases_words(where: Mapping[str, Sequence[str]]) -> str:
+    """Releases with the sites that have them, in words: "J24.1.0 (CNAF, IHEP), J25.1.0 (IHEP)"."""
+    return ", ".join(f"{r} ({', '.join(sorted(sites))})" for r, sites in sorted(where.items())) or "none"
+
+
+def check_soft_version(soft_version: str) -> str:
+    """`soft_version` when its release is a release name (a pydantic validator's ValueError otherwise)."""
+    release = release_name(soft_version)
+    if not RELEASE_NAME.fullmatch(release):
+        raise ValueError(f"release {release!r} (the last part of {soft_version!r}) must match "
+                         f"^{RELEASE_NAME.pattern}$")
+    return soft_version
 
 
 class _Strict(BaseModel):
@@ -90,6 +114,7 @@ class JobSpec(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     priority: int = 0
     site: Short | None = None
+    release: Release | None = None  # the offline-software release: only sites that have it run the job
 
     @model_validator(mode="after")
     def _exec_has_program(self) -> JobSpec:
@@ -173,6 +198,8 @@ class FinishReport(_Strict):
     """The pilot's final word on a job (without its pilot_id, which the client adds).
 
     A failure names its error: `error_code` from ERROR_CODES, `error_class` its class (filled in when omitted).
+    The dispatcher then classifies the failure (juno_dcs.wms.classify) and keeps the finer class it finds in the
+    job's `error_class`; `error_code` stays the pilot's.
     """
 
     state: FinishState

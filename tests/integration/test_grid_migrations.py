@@ -78,7 +78,7 @@ def _upgrade_story(grid: Grid) -> None:
     assert "<- run `juno-dcs db-upgrade`" in stale.stdout
 
     out = grid.up().stdout
-    assert "schema wms upgraded from nothing to version 2" in out, out
+    assert "schema wms upgraded from nothing to version 3" in out, out
     assert "schema probes upgraded from nothing to version 2" in out, out
     assert "schema fts upgraded from nothing to version 2" in out, out
     _healthy(grid)

@@ -245,6 +245,20 @@ def test_a_transient_failure_is_retried_at_another_site(client: WmsClient, agent
     assert f"failed before at {first['queue']}: avoided" in second["broker_reason"]
 
 
+def test_a_transient_failure_of_a_pinned_job_is_retried_at_its_site(client: WmsClient, agent: Agent) -> None:
+    """A job pinned to one site has nowhere else to go: it is activated there again at once, not sent back to
+    brokerage (which only a running agent would pick up)."""
+    _, (job_id,) = client.submit_task("flaky-pinned", "user", "alice", specs(1, site="CNAF"))
+    settle(agent)
+    assert client.get_job("p1", "CNAF", "CNAF", 1, 400, 3600) is not None
+    after = client.finish(job_id, "p1", FinishReport(state="failed", exit_code=3, error_code=1305, error_diag=(
+        "the payload exited with code 3: juno-payload cal: error: no conditions endpoint answered")))
+    assert (after["state"], after["attempt"], after["queue"]) == ("activated", 2, "CNAF")
+    assert after["history"][-1]["reason"].endswith("again at CNAF (pinned there)")
+    again = client.get_job("p2", "CNAF", "CNAF", 1, 400, 3600)
+    assert again is not None and again.job_id == job_id
+
+
 def test_a_deterministic_failure_is_tried_once(client: WmsClient, agent: Agent) -> None:
     """A user's typo costs one attempt per job, not max_attempts; the reasons group into one line."""
     task_id, ids = client.submit_task("typo", "user", "alice", specs(3, site="IHEP"))

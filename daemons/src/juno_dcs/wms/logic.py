@@ -318,9 +318,13 @@ def after_failure(conn: db.Conn, ctx: Context, row: db.Row, error_code: int | No
         return
     reset: dict[str, Any] = {"attempt": attempt + 1, "pilot_id": None, "lease_until": None, "command": None}
     queue = ctx.queues.get(row["queue"] or "")
-    if d.action == "retry" and queue is not None and queue.online:
+    pinned_here = queue is not None and row.get("pinned_site") == queue.name
+    if d.action in ("retry", "retry_elsewhere") and queue is not None and queue.online \
+            and (d.action == "retry" or pinned_here):
+        # a job pinned to its site has nowhere else to go: brokerage would only send it back here
+        where = f"again at {queue.name}" + (" (pinned there)" if d.action == "retry_elsewhere" else "")
         db.update_job(conn, job_id, state=ACTIVATED, **reset)
-        db.add_history(conn, [(job_id, attempt + 1, ACTIVATED, f"{d.reason}, again at {queue.name}")])
+        db.add_history(conn, [(job_id, attempt + 1, ACTIVATED, f"{d.reason}, {where}")])
         return
     if d.action == "retry_elsewhere" and row["queue"]:
         avoid = sorted({*(row.get("avoid_queues") or []), row["queue"]})

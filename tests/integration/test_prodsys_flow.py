@@ -349,6 +349,81 @@ def test_a_finished_production_closes_its_datasets_and_reports_failures(grid: Gr
     assert "is done" in refused.stderr
 
 
+def events_daemon(grid: Grid, stack: Stack, tmp_path: Path, reconcile: float) -> tuple[subprocess.Popen[str], Path]:
+    """`juno-prod run` of the stack, woken by the grid's Rucio events (the broker's read-only account `events`),
+    with a full pass every `reconcile` seconds; its log file."""
+    from juno_dcs.grid.home import GridHome
+
+    state = GridHome(grid.home).load_state()
+    config = yaml.safe_load(stack.config.read_text())
+    config["events"] = {"url": state.ports.url("activemq_stomp", "stomp"), "username": "events",
+                        "password_file": str(grid.home / "secrets" / "activemq-events")}
+    config["reconcile"] = reconcile
+    path = tmp_path / f"prod-events-{reconcile:.0f}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / f"prod-events-{reconcile:.0f}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "juno-prod"), "--config", str(path), "run"], stdout=out,
+                                stderr=subprocess.STDOUT, text=True, env=stack.env)
+    return proc, log
+
+
+def stop_daemon(proc: subprocess.Popen[str], log: Path) -> str:
+    proc.terminate()
+    proc.wait(timeout=60)
+    return log.read_text()
+
+
+def wait_for_job(stack: Stack, name: str, key: str, timeout: float) -> float:
+    """Seconds until the production's step job `key` exists (AssertionError after `timeout`)."""
+    start = time.monotonic()
+    step = key.split(".")[0]
+    while time.monotonic() - start < timeout:
+        task_id = _steps(stack.status(name))[step]["task_id"]
+        if task_id is not None and key in {j["key"] for j in _jobs(stack, task_id)}:
+            return time.monotonic() - start
+        time.sleep(1)
+    raise AssertionError(f"{name}: no job {key} after {timeout:.0f} s")
+
+
+@pytest.mark.timeout(400)
+def test_rucio_events_wake_the_daemon_and_a_reconcile_covers_a_stopped_hermes(grid: Grid, stack: Stack,
+                                                                              tmp_path: Path) -> None:
+    """A detsim file at the rule's RSE -> RULE_OK (Rucio's judge) -> hermes -> the broker -> the daemon, which
+    makes its elecsim job long before its next full pass; with hermes stopped, the full pass makes it."""
+    path, data = steering(tmp_path)
+    name = data["name"]
+    container = f"mc.ITprod.{name}"
+    stack.prod("submit", str(path))
+    notify = rucio_py(grid, f"out = [r['notification'] for r in c.list_did_rules('mc', {container + '.detsim'!r})]")
+    assert notify == ["YES"]  # the intermediate dataset's rule announces each new file at IHEP_DISK
+
+    proc, log = events_daemon(grid, stack, tmp_path, reconcile=600)
+    try:
+        time.sleep(3)  # its first (full) pass and the subscription
+        upload(grid, tmp_path, f"{container}.detsim.000001.root", f"{container}.detsim")
+        waited = wait_for_job(stack, name, "elecsim.000001", timeout=120)
+    finally:
+        text = stop_daemon(proc, log)
+    assert "listening to /topic/rucio.events" in text, text[-2000:]
+    assert f"woken by events of mc:{container}.detsim" in text, text[-2000:]
+    assert waited < 120  # the next full pass would have come after 600 s
+    print(f"elecsim job made {waited:.1f} s after the detsim file's upload, by Rucio's event")
+
+    with grid.stopped("rucio-hermes"):
+        proc, log = events_daemon(grid, stack, tmp_path, reconcile=15)
+        try:
+            time.sleep(3)
+            upload(grid, tmp_path, f"{container}.detsim.000002.root", f"{container}.detsim")
+            waited = wait_for_job(stack, name, "elecsim.000002", timeout=90)
+        finally:
+            text = stop_daemon(proc, log)
+    assert "woken by" not in text, text[-2000:]
+    assert "0 on events (0 events received)" in text, text[-2000:]
+    assert waited <= 15 + 30  # the reconcile interval, and the pass itself
+    print(f"with hermes stopped, elecsim job made {waited:.1f} s after the upload, by the reconcile pass")
+
+
 def test_bad_input_is_refused_with_its_reason(stack: Stack, tmp_path: Path) -> None:
     path, _ = steering(tmp_path, output_storage="IHEP_TAPE")
     proc = stack.prod("submit", str(path), check=False)

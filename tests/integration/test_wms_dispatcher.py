@@ -256,7 +256,8 @@ def test_a_transient_failure_of_a_pinned_job_is_retried_at_its_site(client: WmsC
     assert (after["state"], after["attempt"], after["queue"]) == ("activated", 2, "CNAF")
     assert after["history"][-1]["reason"].endswith("again at CNAF (pinned there)")
     again = client.get_job("p2", "CNAF", "CNAF", 1, 400, 3600)
-    assert again is not None and again.job_id == job_id
+    assert again is not None
+    assert again.job_id == job_id
 
 
 def test_a_deterministic_failure_is_tried_once(client: WmsClient, agent: Agent) -> None:

@@ -112,6 +112,10 @@ class GridSettings(BaseSettings):
         default=0.1, gt=0, le=1,
         description="Queue memory on this machine: a site's memory_per_core_gb x 1000 x this, in MB per core.",
     )
+    prodsys_reconcile: float = Field(
+        default=10.0, gt=0, description="Seconds between the production manager's full passes; between them "
+        "Rucio's events (hermes) wake it for the productions they concern.",
+    )
     pilots_per_queue: int = Field(default=2, ge=0, description="Pilots the factory runs at once per queue.")
     pilot_lifetime: int = Field(
         default=6 * 3600, ge=60,

@@ -38,6 +38,8 @@ class GridState(BaseModel):
     root_password: str
     supervisor_password: str
     activemq_password: str
+    # the broker account that may only read Rucio's events (the production manager's); saved by the first `up`
+    events_password: str = Field(default_factory=lambda: new_secret())
     account_passwords: dict[str, str] = {}
     # condition data on MariaDB: the database (named after db_name), a read-only and a writing account
     conditions_reader_password: str = Field(default_factory=lambda: new_secret())

@@ -154,6 +154,7 @@ def render_configs(
         "pg_port": port,
         "stomp_port": state.ports.activemq_stomp,
         "activemq_password": state.activemq_password,
+        "events_password": state.events_password,
         "supervisor_port": state.ports.supervisor,
         "supervisor_password": state.supervisor_password,
         "migrate_repo": _rucio_migrate_repo(),

@@ -24,6 +24,7 @@ from juno_dcs.grid.health import Health
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.pilot.config import FactoryConfig, QueueConfig
 from juno_dcs.prodsys.config import ProdConfig, RucioSettings
+from juno_dcs.prodsys.events import EventsConfig
 from juno_dcs.settings import GridSettings
 from juno_dcs.topology.models import Topology
 from juno_dcs.wms.config import WmsConfig
@@ -39,6 +40,7 @@ class WmsLayout:
     factory_config: Path
     prodsys_config: Path
     pilot_root: Path
+    events_password: Path  # the broker account `events` (reads Rucio's events only): the production manager's
 
     @property
     def dispatcher_url(self) -> str:
@@ -52,6 +54,7 @@ def layout(home: GridHome, state: GridState) -> WmsLayout:
         factory_config=home.etc / "pilots.yaml",
         prodsys_config=home.etc / "prodsys.yaml",
         pilot_root=home.data / "pilots",
+        events_password=home.secrets / "activemq-events",
     )
 
 
@@ -109,11 +112,15 @@ def render_configs(where: WmsLayout, home: GridHome, state: GridState, settings:
         rucio=RucioSettings(config=home.client_cfg("production"), account="production"),
         policies_dir=settings.placement_dir.resolve(), topology=topology, sleep=3.0,
         auth=issuer.client_auth(tokens, "production"), dispatcher_audience=issuer.WMS_AUDIENCE,
+        events=EventsConfig(url=state.ports.url("activemq_stomp", "stomp"), username="events",
+                            password_file=where.events_password),
+        reconcile=settings.prodsys_reconcile,
     )
     return {
         where.wms_config: _dump(wms, "The dispatcher and its agent."),
         where.factory_config: _dump(factory, "The pilot factory."),
         where.prodsys_config: _dump(prodsys, "The production manager."),
+        where.events_password: state.events_password + "\n",
     }
 
 

@@ -20,6 +20,7 @@ from juno_dcs.placement.planner import PlannedRule, plan, split_did
 from juno_dcs.topology import Topology
 
 Client = Any  # rucio.client.Client (untyped)
+Notify = Literal["N", "Y", "C", "P"]  # Rucio's rule notification: none, yes, on close, progress
 
 
 class DidNotFound(ConfigError):
@@ -145,10 +146,12 @@ def _wait_reasons(rule: PlannedRule, by_rule: Mapping[str, PlannedRule], existin
 
 def apply(client: Client, did: str, policies: Policies, topology: Topology, *,
           client_for: Callable[[str], Client] | None = None, destinations: list[str] | None = None,
-          lifetime: int | None = None, rse_expression: str | None = None) -> ApplyReport:
+          lifetime: int | None = None, rse_expression: str | None = None, notify: Notify = "N") -> ApplyReport:
     """Create the planned rules of `did` that are missing and may be made now. `client` reads the DID and
     its rules; each rule is created by `client_for(rule.account)` (default: `client`, which must then be
-    allowed to create rules for the planned accounts, e.g. root). The options are those of `plan`."""
+    allowed to create rules for the planned accounts, e.g. root). The options are those of `plan`, and
+    `notify`, Rucio's notification of the rules made ("Y": a RULE_OK event, through hermes, each time the rule
+    becomes OK, as when a new file of the dataset is at its RSE)."""
     from rucio.common.exception import DataIdentifierNotFound, DuplicateRule
 
     planned = plan(did, policies, topology, destinations=destinations, lifetime=lifetime,
@@ -172,7 +175,7 @@ def apply(client: Client, did: str, policies: Policies, topology: Topology, *,
         rule_id: str | None
         status: Literal["created", "existing"]
         try:
-            rule_id, status = create_rule(creator, rule), "created"
+            rule_id, status = create_rule(creator, rule, notify), "created"
         except DuplicateRule:
             found = match(rule, _existing(client, scope, name))
             rule_id, status = (found.id if found else None), "existing"
@@ -181,12 +184,12 @@ def apply(client: Client, did: str, policies: Policies, topology: Topology, *,
     return ApplyReport(did=did, outcomes=outcomes)
 
 
-def create_rule(client: Client, rule: PlannedRule) -> str:
+def create_rule(client: Client, rule: PlannedRule, notify: Notify = "N") -> str:
     """Rucio's add_replication_rule with the planned rule's arguments; the new rule's id."""
     ids = client.add_replication_rule(
         dids=[{"scope": rule.scope, "name": rule.name}], copies=rule.copies, rse_expression=rule.rse_expression,
         lifetime=rule.lifetime, grouping=rule.grouping, source_replica_expression=rule.source_replica_expression,
-        activity=rule.activity, account=rule.account, comment=rule.comment,
+        activity=rule.activity, account=rule.account, comment=rule.comment, notify=notify,
     )
     return str(ids[0])
 

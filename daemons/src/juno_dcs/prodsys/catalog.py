@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from juno_dcs.placement.applier import ApplyReport, apply
+from juno_dcs.placement.applier import ApplyReport, Notify, apply
 from juno_dcs.placement.loader import Policies
 from juno_dcs.topology import Topology
 
@@ -28,7 +28,8 @@ class Catalog(Protocol):
     def ensure_collections(self, container: str, datasets: list[str], attach: list[str]) -> None: ...
     def files(self, dataset: str) -> list[CatalogFile]: ...
     def close(self, dataset: str) -> bool: ...
-    def apply_rules(self, dataset: str, destinations: list[str] | None, lifetime: int | None) -> ApplyReport: ...
+    def apply_rules(self, dataset: str, destinations: list[str] | None, lifetime: int | None,
+                    notify: Notify = "N") -> ApplyReport: ...
 
 
 class RucioCatalog:
@@ -65,8 +66,9 @@ class RucioCatalog:
         self.client.close(SCOPE, dataset)
         return True
 
-    def apply_rules(self, dataset: str, destinations: list[str] | None, lifetime: int | None) -> ApplyReport:
+    def apply_rules(self, dataset: str, destinations: list[str] | None, lifetime: int | None,
+                    notify: Notify = "N") -> ApplyReport:
         """The policy's rules of the dataset that are missing; `destinations` and `lifetime` replace the policy's
-        (None: the policy's, production.yaml)."""
+        (None: the policy's, production.yaml); `notify`: Rucio's notification of the rules made."""
         return apply(self.client, f"{SCOPE}:{dataset}", self.policies, self.topology, destinations=destinations,
-                     lifetime=lifetime)
+                     lifetime=lifetime, notify=notify)

@@ -141,11 +141,15 @@ def run(ctx: click.Context, run_once: bool, sleep_time: float | None, log_json: 
         _json_logs()
     config = load_config(ctx.obj)
     sleep = sleep_time if sleep_time is not None else config.sleep
+    if config.events is not None:
+        config.events.password()  # an unreadable password file is the command's error (exit 2), not a loop's
     if not run_once:
         _wait_for_rucio(config)  # before the handlers: until then SIGTERM ends the program at once
     stop = runner.stop_on_signals()
+    silent = config.reconcile if config.events is not None else sleep  # the longest sleep between two beats
     with _manager(ctx, as_daemon=True) as manager:
-        daemon.run(manager, stop, sleep, once=run_once, beats=daemon.heartbeats(manager.store, sleep))
+        daemon.run(manager, stop, sleep, once=run_once, beats=daemon.heartbeats(manager.store, silent),
+                   events=config.events, reconcile=config.reconcile)
 
 
 @main.command()

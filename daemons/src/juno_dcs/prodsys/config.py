@@ -6,6 +6,9 @@
     policies_dir: /srv/juno/placement                   # default: the package's placement/
     topology: /srv/juno/topology.yaml                   # default: the package's topology.yaml
     sleep: 10                                           # seconds between the daemon's passes when idle
+    events: {url: stomp://127.0.0.1:23002, username: events,      # Rucio's events (hermes) wake the daemon;
+             password_file: /home/secrets/activemq-events}        # then a full pass every `reconcile` s
+    reconcile: 60
     auth: {issuer: https://127.0.0.1:23033/, client_id: production, secret_file: /home/secrets/clients/production,
            ca_file: /home/pki/ca.pem}                  # the daemon's own token for the dispatcher
 
@@ -21,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from juno_dcs import packaged
 from juno_dcs.errors import ConfigError
+from juno_dcs.prodsys.events import EventsConfig
 from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.yamlconfig import load_model
 
@@ -45,7 +49,12 @@ class ProdConfig(_Frozen):
                                description="raw/production/user.yaml (default: the package's).")
     topology: Path = Field(default_factory=lambda: packaged.data_dir() / "topology.yaml",
                            description="The grid's topology (default: the package's).")
-    sleep: float = Field(default=10.0, gt=0, description="Seconds the daemon sleeps after a pass with no work.")
+    sleep: float = Field(default=10.0, gt=0, description="Seconds the daemon sleeps after a pass with no work "
+                         "(without `events`).")
+    events: EventsConfig | None = Field(default=None, description="Rucio's events on the broker hermes sends "
+                                        "to: a RULE_OK of a step's dataset wakes the daemon at once.")
+    reconcile: float = Field(default=60.0, gt=0, description="With `events`: seconds between full passes, which "
+                             "find what a lost event or a broker that is down would have announced.")
     owner: str = Field(default="production", description="The dispatcher tasks' owner (a Rucio account).")
     dispatcher_timeout: float = Field(default=30.0, gt=0)
     auth: ClientAuth | None = Field(default=None, description="The daemon's (`juno-prod run`) client of the token "

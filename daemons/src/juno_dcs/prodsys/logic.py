@@ -4,9 +4,11 @@ Rucio (`Catalog`). No CLI and no loop here.
 Production states: submitting -> running <-> paused; running -> done (every step's datasets closed);
 any but done -> killed.
 
-How later steps are triggered: data driven, by polling. Each pass of `process` lists the previous step's output
-dataset in Rucio (list_files) and creates one job of the next step per file that has no job yet: a detsim file
-of job 7 registered by its pilot gives elecsim job 7 in the next pass, whatever the other detsim jobs do.
+How later steps are triggered: data driven. Each pass of `process` lists the previous step's output dataset in
+Rucio (list_files) and creates one job of the next step per file that has no job yet: a detsim file of job 7
+registered by its pilot gives elecsim job 7 in the next pass, whatever the other detsim jobs do. The passes come
+when Rucio's events (RULE_OK of the step datasets' rules, which notify) wake the daemon, and at least every
+reconcile interval (prodsys/daemon.py).
 
 Idempotence: every job is posted with its key (<step>.<job>) to the step's task, and the dispatcher creates
 a key once, so a replay after a crash, a restart or a second instance creates nothing twice. The job ids are
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from juno_dcs.errors import ConfigError, Conflict, NotFound, ServiceError
+from juno_dcs.placement.applier import Notify
 from juno_dcs.prodsys import planning
 from juno_dcs.prodsys.catalog import Catalog
 from juno_dcs.prodsys.db import Row, Store
@@ -103,7 +106,7 @@ class Manager:
         row = self.get(pid)
         steering = _steering(row)
         report = self.catalog.apply_rules(planning.dataset(steering, steering.final_step), steering.destinations,
-                                          steering.lifetime)
+                                          steering.lifetime, "Y")  # its events wake the daemon to close steps
         ids = sorted(o.rule_id for o in report.outcomes if o.rule_id)
         if ids != (row["rule_ids"] or []):
             self.store.set_rule_ids(pid, ids)
@@ -118,11 +121,14 @@ class Manager:
         if pid in self._policy_applied:
             return
         steering = _steering(self.get(pid))
-        names = [planning.dataset(steering, s) for s in steering.workflow if s != steering.final_step]
-        names += [planning.dataset(steering, s, log=True) for s in steering.workflow]
+        # the intermediate datasets' rules notify: each time a new file is at the rule's RSE, Rucio sends RULE_OK
+        # (hermes -> the broker), which wakes the daemon to create that file's next-step job (prodsys/events.py)
+        names: list[tuple[str, Notify]] = [(planning.dataset(steering, s), "Y") for s in steering.workflow
+                                           if s != steering.final_step]
+        names += [(planning.dataset(steering, s, log=True), "N") for s in steering.workflow]
         made = []
-        for name in names:
-            report = self.catalog.apply_rules(name, None, None)
+        for name, notify in names:
+            report = self.catalog.apply_rules(name, None, None, notify)
             made += [f"{name}: {o.rule_id}" for o in report.outcomes if o.status == "created" and o.rule_id]
         if made:
             self.store.note(pid, "rules", "policy: " + ", ".join(made))

@@ -363,7 +363,7 @@ def events_daemon(grid: Grid, stack: Stack, tmp_path: Path, reconcile: float) ->
     path.write_text(yaml.safe_dump(config))
     log = tmp_path / f"prod-events-{reconcile:.0f}.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "juno-prod"), "--config", str(path), "run"], stdout=out,
+        proc = subprocess.Popen([str(BIN / "juno-prod"), "-v", "--config", str(path), "run"], stdout=out,
                                 stderr=subprocess.STDOUT, text=True, env=stack.env)
     return proc, log
 

@@ -105,7 +105,7 @@ def test_a_broker_that_does_not_answer_leaves_the_listener_down(tmp_path: Path) 
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    listener = Listener(config(tmp_path, url=f"stomp://127.0.0.1:{port}", connect_timeout=1, retry_s=60),
+    listener = Listener(config(tmp_path, url=f"stomp://127.0.0.1:{port}", heartbeat_s=1, retry_s=60),
                         Wakeup(), "mc")
     assert listener.ensure() is False
     assert listener.connected is False

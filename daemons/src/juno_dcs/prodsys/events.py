@@ -43,7 +43,8 @@ class EventsConfig(BaseModel):
     destination: str = Field(default="/topic/rucio.events", description="hermes's destination (rucio.cfg).")
     username: str = Field(description="The broker account; it needs only to read `destination`.")
     password_file: Path = Field(description="Its password, in a file only the daemon's user can read.")
-    connect_timeout: float = Field(default=5.0, gt=0)
+    heartbeat_s: float = Field(default=10.0, gt=0, description="STOMP heart-beats both ways; a broker silent "
+                               "for three of them counts as gone (the socket's timeout).")
     retry_s: float = Field(default=10.0, gt=0, description="Seconds between connection attempts while down.")
 
     @field_validator("url")
@@ -169,8 +170,11 @@ class Listener(stomp.ConnectionListener):  # type: ignore[misc]  # stomp.py is u
         if now < self._next_attempt:
             return False
         self._next_attempt = now + self.config.retry_s
-        conn = stomp.Connection12([self.config.host_port], timeout=self.config.connect_timeout,
-                                  reconnect_attempts_max=1, heartbeats=(10000, 10000))
+        beat_ms = int(self.config.heartbeat_s * 1000)
+        # stomp.py's timeout is the socket's, for reads too: longer than the broker's heart-beats, so that only a
+        # broker that stopped answering ends the connection
+        conn = stomp.Connection12([self.config.host_port], timeout=3 * self.config.heartbeat_s,
+                                  reconnect_attempts_max=1, heartbeats=(beat_ms, beat_ms))
         conn.set_listener("prodsys", self)
         try:
             conn.connect(self.config.username, self.config.password(), wait=True, with_connect_command=True)

@@ -1,7 +1,7 @@
 """JUNO's JSUB examples as they are written, run by alice on the grid's pilots: the detsim -> elecsim -> calib ->
-rec chain under splitByEvent (etc/jsub/jsub_juno_chain.yaml, unmodified), then elecsim -> rec on an existing
-dataset of detsim files (etc/jsub/simrec_dataset.yaml, unmodified: its dataset is the one she makes from the
-chain's detsim outputs). Every sub-job finishes, the outputs are in her scope with the names JSUB gives them, and
+rec chain under splitByEvent (etc/jsub/jsub_juno_chain.yaml, unmodified), then elecsim -> calib -> rec on an
+existing dataset of detsim files (etc/jsub/simrec_dataset.yaml, unmodified: its dataset is the one she makes from
+the chain's detsim outputs). Every sub-job finishes, the outputs are in her scope with the names JSUB gives them, and
 each file's metadata shows the options its step ran with."""
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ def contents(alice: Shell, dataset: str) -> set[str]:
 
 
 @pytest.mark.timeout(1800)
-def test_the_chain_example_then_elecsim_and_rec_on_its_detsim_dataset(grid: Grid, tmp_path: Path) -> None:
+def test_the_chain_example_then_the_dataset_example_on_its_detsim_files(grid: Grid, tmp_path: Path) -> None:
+    # the global tag the example's calib step reads (its env: JUNO_GLOBAL_TAG), published by the conditions manager
+    manager = Shell(grid, "production", tmp_path / "manager")
+    assert manager.json("juno-payload", "make-conditions", "--tag", "GT-J25a", "--runs", "1-999999")["state"] == \
+        "locked"  # made, or found made
     alice = Shell(grid, "alice", tmp_path / "alice", extra_env={"JSUB_HOME": str(tmp_path / "alice" / "jsub")})
     chain = alice.cwd / "jsub_juno_chain.yaml"
     shutil.copy(EXAMPLES / "jsub_juno_chain.yaml", chain)
@@ -66,18 +70,20 @@ def test_the_chain_example_then_elecsim_and_rec_on_its_detsim_dataset(grid: Grid
     where = tmp_path / "chain"
     alice.run("rucio", "download", "--dir", str(where), dataset)
     got = downloaded(where)
-    for j, seed_events in ((1, 0), (2, 50)):
+    for j in (1, 2):  # $(seed): 1 for sub-job 1, +1 per sub-job
         detsim = meta(got[f"{uid}.{j:05d}.detsim.root"])
-        assert detsim["generator"]["particles"] == ["e+"], detsim
-        assert detsim["generator"]["momentums"] == [1.398], detsim
-        assert detsim["evtmax"] == 50, detsim
+        assert (detsim["generator"]["name"], detsim["generator"]["particles"], detsim["generator"]["momentums"]) \
+            == ("gun", ["e+"], [1.398]), detsim
+        assert (detsim["options"]["evtmax"], detsim["options"]["seed"]) == (50, j), detsim
+        assert detsim["options"]["user_output"] == "detsim_user.root", detsim
         elecsim = meta(got[f"{uid}.{j:05d}.elecsim.root"])
-        assert elecsim["options"]["rate"] == 10, elecsim
+        assert (elecsim["options"]["rate"], elecsim["options"]["input"]) == (10.0, "detsim.root"), elecsim
+        assert elecsim["simulation"]["generator"]["particles"] == ["e+"], elecsim
         calib = meta(got[f"{uid}.{j:05d}.calib.root"])
-        assert calib["conditions"]["tag"] == "GT-J25a", calib  # from the task's env, calib left to its defaults
+        assert calib["conditions"]["tag"] == "GT-J25a", calib  # the task's env: calib left to its defaults
         rec = meta(got[f"{uid}.{j:05d}.rec.root"])
-        assert [s["step"] for s in rec["chain"]] == ["detsim", "elecsim", "cal", "rec"], rec
-        print(j, seed_events, {k: detsim[k] for k in ("seed", "evtmax")})
+        assert (rec["conditions"]["tag"], rec["electronics"]["options"]["rate"]) == ("GT-J25a", 10.0), rec
+        assert rec["options"]["output"] == "rec.root", rec
 
     # the detsim files as a dataset of their own, under the name the example reads
     alice.run("jsub", "dataset", "create", "jsub_tests.detsim_eplus")
@@ -90,13 +96,17 @@ def test_the_chain_example_then_elecsim_and_rec_on_its_detsim_dataset(grid: Grid
     state = finished(alice, task_id)
     assert state["by_state"] == {"finished": 2}, state
     names = contents(alice, dataset2)
-    assert names == {f"{uid2}.{j:05d}.{f}" for j in (1, 2) for f in ("elecsim.root", "rec.root")}, names
+    assert names == {f"{uid2}.{j:05d}.{f}" for j in (1, 2) for f in ("elecsim.root", "calib.root", "rec.root")}, \
+        names
     where = tmp_path / "resim"
     alice.run("rucio", "download", "--dir", str(where), dataset2)
     got = downloaded(where)
     inputs = set()
     for j in (1, 2):
+        elecsim = meta(got[f"{uid2}.{j:05d}.elecsim.root"])
+        assert elecsim["simulation"]["generator"]["particles"] == ["e+"], elecsim  # from the chain's detsim
+        inputs.add(elecsim["options"]["input"])
         rec = meta(got[f"{uid2}.{j:05d}.rec.root"])
-        assert [s["step"] for s in rec["chain"]] == ["detsim", "elecsim", "rec"], rec
-        inputs.add(meta(got[f"{uid2}.{j:05d}.elecsim.root"])["options"]["input"])
+        assert rec["electronics"]["options"]["input"] == elecsim["options"]["input"], rec
+        assert rec["conditions"]["tag"] == "GT-J25a", rec
     assert inputs == {f"{uid}.{j:05d}.detsim.root" for j in (1, 2)}, inputs

@@ -21,7 +21,8 @@ def _render(home: GridHome, settings: GridSettings, external: str | None) -> tup
     state = home.new_state(26000, settings.pg_admin_url).with_accounts(list(topo.accounts))
     state = state.model_copy(update={"token_issuer": external, "token_secret": "fixed", "db_password": "p",
                                      "root_password": "p", "supervisor_password": "p", "activemq_password": "p",
-                                     "events_password": "p", "conditions_reader_password": "p", "conditions_writer_password": "p",
+                                     "events_password": "p", "conditions_reader_password": "p",
+                                     "conditions_writer_password": "p",
                                      "account_passwords": dict.fromkeys(state.account_passwords, "p")})
     rses = list(topo.rses)
     files, _, programs = render_configs(home, state, settings, topo, rses,

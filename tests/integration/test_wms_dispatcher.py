@@ -329,6 +329,23 @@ def test_lease_expiry_requeues_as_lost(client: WmsClient, agent: Agent) -> None:
     assert (final["state"], final["attempt"], final["error_code"]) == ("failed", 2, 1201)  # max_attempts used up
 
 
+def test_a_job_whose_pilot_is_lost_is_retried_at_another_site(client: WmsClient, agent: Agent) -> None:
+    _, (job_id,) = client.submit_task("lost-free", "production", "production", specs(1))
+    settle(agent)
+    first = client.job(job_id)
+    assert client.get_job("p1", first["site"], first["queue"], 1, 400, 3600) is not None
+    deadline = time.monotonic() + 120
+    while client.job(job_id)["attempt"] == 1:  # p1 goes silent: its lease (3 s) runs out
+        assert time.monotonic() < deadline, f"p1's lease never expired: {client.job(job_id)}"
+        agent.run_once()
+        time.sleep(0.2)
+    settle(agent)
+    second = client.job(job_id)
+    assert (second["state"], second["attempt"], second["error_class"]) == ("activated", 2, "lost")
+    assert second["queue"] != first["queue"]
+    assert f"failed before at {first['queue']}: avoided" in second["broker_reason"]
+
+
 def test_two_agents_broker_each_job_once(client: WmsClient, config: Path) -> None:
     task_id, _ = client.submit_task("agents", "production", "production", specs(3000))
     with agent_for(config) as a1, agent_for(config) as a2:

@@ -32,3 +32,10 @@ def user_task(grid: Grid, tmp_path_factory: pytest.TempPathFactory) -> UserTask:
     task = UserTask(Shell(grid, "alice", where, extra_env={"JSUB_HOME": str(where / "jsub")}))
     task.start()
     return task
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stories_side_by_side(data_taking_day: DataTakingDay, production: MonteCarloProduction,
+                          user_task: UserTask) -> None:
+    """The three stories start together, at the first e2e test, whichever it is: each then waits only for what
+    is left of its own story, and the e2e part lasts as long as the longest story, not the sum of them."""

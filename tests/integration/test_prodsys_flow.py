@@ -411,7 +411,7 @@ def test_rucio_events_wake_the_daemon_and_a_reconcile_covers_a_stopped_hermes(gr
     print(f"elecsim job made {waited:.1f} s after the detsim file's upload, by Rucio's event")
 
     with grid.stopped("rucio-hermes"):
-        proc, log = events_daemon(grid, stack, tmp_path, reconcile=15)
+        proc, log = events_daemon(grid, stack, tmp_path, reconcile=6)
         try:
             time.sleep(3)
             upload(grid, tmp_path, f"{container}.detsim.000002.root", f"{container}.detsim")
@@ -420,7 +420,7 @@ def test_rucio_events_wake_the_daemon_and_a_reconcile_covers_a_stopped_hermes(gr
             text = stop_daemon(proc, log)
     assert "woken by" not in text, text[-2000:]
     assert "0 on events (0 events received)" in text, text[-2000:]
-    assert waited <= 15 + 30  # the reconcile interval, and the pass itself
+    assert waited <= 6 + 30  # the reconcile interval, and the pass itself
     print(f"with hermes stopped, elecsim job made {waited:.1f} s after the upload, by the reconcile pass")
 
 

@@ -260,13 +260,16 @@ def challenge(home: Path | None, files: int, size_text: str, mode: str, concurre
                f"{figures['concurrency']} per link at once)")
     click.echo(f"  challenge ratio {figures['challenge_ratio']:9.3f}")
     for link in figures["links"]:
+        recorded = link["service"] or {}
         click.echo(f"  {link['source']} -> {link['destination']:<11} {link['mb_per_s']:8.1f} MB/s  "
-                   f"{link['seconds']:6.1f} s  (bare {link['bare_mb_per_s']:.1f} MB/s; peak "
-                   f"{link['peak_active']} copies at the transfer service)")
+                   f"{link['seconds']:6.1f} s  (bare {link['bare_mb_per_s']:.1f} MB/s; at the transfer service: "
+                   f"up to {link['peak_active']} at once, {recorded.get('mean_copy_s')} s per copy against "
+                   f"{link['bare_mean_copy_s']:.2f} s bare, checksums {recorded.get('verify_checksum')})")
     click.echo(f"  where the time went: submission {phases['submission_s']:.1f} s, "
                f"startup {phases['startup_s']:.1f} s, "
                f"copying {phases['copying_s']:.1f} s (bare {phases['bare_s']:.1f} s, "
-               f"{phases['copy_excess_per_file_s']:+.3f} s per file), finishing {phases['finishing_s']:.1f} s")
+               f"{phases['copy_excess_per_file_s']:+.3f} s per file), finishing {phases['finishing_s']:.1f} s; "
+               f"the conveyor's submissions spread over {phases['submission_spread_s']:.0f} s")
     click.echo(f"  report: {figures['report']}")
     if figures["cleaned"]:
         click.echo("  removed the rules, replicas and files" + (

@@ -65,20 +65,30 @@ def copy_one(copy: BareCopy, headers: Path, ca_dir: Path, timeout: float) -> Non
         raise ServiceError(f"bare copy {copy.source_url} -> {copy.dest_url} failed: {said}")
 
 
+@dataclass(frozen=True)
+class StageTiming:
+    """Per destination: seconds from the stage's start to its last copy's end, and each copy's own seconds."""
+
+    seconds: dict[str, float]
+    copies: dict[str, list[float]]
+
+
 def run_stage(copies: Sequence[BareCopy], concurrency: int, headers: Path, ca_dir: Path, timeout: float,
-              done: Callable[[BareCopy], None] | None = None) -> dict[str, float]:
-    """Copy every file of the stage, `concurrency` at once per destination, all destinations at once; returns
-    the seconds each destination took (from the stage's start to its last copy's end)."""
+              done: Callable[[BareCopy], None] | None = None) -> StageTiming:
+    """Copy every file of the stage, `concurrency` at once per destination, all destinations at once."""
     start = time.perf_counter()
     by_dest: dict[str, list[BareCopy]] = {}
     for copy in copies:
         by_dest.setdefault(copy.destination, []).append(copy)
     seconds: dict[str, float] = {}
+    durations: dict[str, list[float]] = {dest: [] for dest in by_dest}
     errors: list[BaseException] = []
 
     def one_link(dest: str, todo: list[BareCopy]) -> None:
         def one(copy: BareCopy) -> None:
+            began = time.perf_counter()
             copy_one(copy, headers, ca_dir, timeout)
+            durations[dest].append(time.perf_counter() - began)
             if done:
                 done(copy)
 
@@ -96,4 +106,4 @@ def run_stage(copies: Sequence[BareCopy], concurrency: int, headers: Path, ca_di
         thread.join()
     if errors:
         raise ServiceError(str(errors[0]))
-    return seconds
+    return StageTiming(seconds, durations)

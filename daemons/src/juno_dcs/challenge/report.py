@@ -99,12 +99,16 @@ def page(result: ChallengeResult) -> str:
     figures = result.as_json()
     phases = figures["phases"]
     links = [_row("link", "files", "MB", "seconds", "MB/s", "bare seconds", "bare MB/s", "submission s",
-                  "startup s", "copying s", "finishing s", "peak active", head=True)]
+                  "startup s", "copying s", "finishing s", "peak active", "submissions spread s",
+                  "wait for a slot s", "s per copy", "bare s per copy", "checksums", head=True)]
     for link in figures["links"]:
+        recorded = link["service"] or {}
         links.append(_row(f"{link['source']} -> {link['destination']}", link["files"], f"{link['bytes'] / 1e6:.0f}",
                           link["seconds"], link["mb_per_s"], link["bare_seconds"], link["bare_mb_per_s"],
                           link["submission_s"], link["startup_s"], link["copying_s"], link["finishing_s"],
-                          link["peak_active"]))
+                          link["peak_active"], recorded.get("submission_spread_s", ""), recorded.get("mean_wait_s", ""),
+                          recorded.get("mean_copy_s", ""), link["bare_mean_copy_s"],
+                          recorded.get("verify_checksum", "")))
     where = [
         _row("phase", "seconds", "what", head=True),
         _row("rule made -> rule OK", phases["total_s"], "through Rucio and the transfer service"),
@@ -113,6 +117,8 @@ def page(result: ChallengeResult) -> str:
                                                    "submitter)"),
         _row("startup", phases["startup_s"], "first copy submitted -> first byte at a destination"),
         _row("copying", phases["copying_s"], "first byte -> last byte"),
+        _row("submissions spread", phases["submission_spread_s"], "first -> last copy submitted by the conveyor (one "
+                                                                  "job per file; overlaps the copying)"),
         _row("copy excess", phases["copy_excess_s"], f"copying - bare copies ({phases['copy_excess_per_file_s']} s "
                                                      "per file)"),
         _row("finishing", phases["finishing_s"], "last byte -> rule OK (completion message, receiver, finisher, "
@@ -139,6 +145,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#
 <table>{''.join(links)}</table>
 <h2>Where the time went</h2>
 <table>{''.join(where)}</table>
+<p>Per link, "wait for a slot" and "s per copy" are the transfer service's own record (to the second): the mean
+time a copy waited between its submission and its start, and the mean time it ran, checksums included; "bare s per
+copy" is one curl COPY's time at the bare concurrency.</p>
 <h2>Bytes arrived</h2>
 <img src="{ARRIVED_PNG}" alt="bytes arrived per destination">
 <p>The figures as JSON: <a href="result.json">result.json</a>.</p>

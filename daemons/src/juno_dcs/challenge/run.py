@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any, Literal
 
 import requests
 
-from juno_dcs.challenge import bare
+from juno_dcs.challenge import bare, service
 from juno_dcs.challenge.data import ChallengeData, give_to_xrootd, prepare, remove
 from juno_dcs.challenge.measure import (
     LinkSample,
@@ -36,6 +37,7 @@ from juno_dcs.challenge.measure import (
     peak_active,
     stage_phases,
 )
+from juno_dcs.challenge.service import ServiceLink
 from juno_dcs.errors import ConfigError, GridStateError, ServiceError, ServiceTimeout
 from juno_dcs.grid.home import GridHome
 from juno_dcs.settings import GridSettings
@@ -83,8 +85,10 @@ class LinkResult:
     bytes: int
     seconds: float  # rule made -> rule OK
     bare_seconds: float
+    bare_mean_copy_s: float  # one bare copy's seconds, on average
     phases: Phases
     peak_active: int
+    service: ServiceLink | None  # the transfer service's record of the link's copies
 
     @property
     def mb_per_s(self) -> float:
@@ -104,6 +108,7 @@ class ChallengeResult:
     links: list[LinkResult]
     stages: list[Phases]  # the Rucio side of each stage
     bare_stage_seconds: list[float]
+    submission_spread_s: float  # first -> last copy submitted to the transfer service, summed over the stages
     ticks: list[Tick]
     rules: dict[str, str]  # destination -> rule id
     cleaned: bool = False
@@ -139,7 +144,8 @@ class ChallengeResult:
         time: `submission_s` (rule made -> first copy at the transfer service: the conveyor's submitter),
         `startup_s` (-> first byte at a destination), `copying_s` (first -> last byte), `finishing_s` (last byte
         -> rule OK: completion message, receiver, finisher, judge), `copy_excess_s` = copying - bare, and that
-        per file moved."""
+        per file moved; `submission_spread_s`: first -> last copy submitted (the conveyor submits one file per
+        job, one after the other; to the second), which overlaps the copying."""
         copying = sum(s.copying_s for s in self.stages)
         moved = sum(link.files for link in self.links)
         excess = copying - self.bare_seconds
@@ -152,6 +158,7 @@ class ChallengeResult:
             "copy_excess_s": excess,
             "copy_excess_per_file_s": excess / moved if moved else 0.0,
             "finishing_s": sum(s.finishing_s for s in self.stages),
+            "submission_spread_s": self.submission_spread_s,
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -178,7 +185,8 @@ class ChallengeResult:
                        "bare_seconds": r(link.bare_seconds), "bare_mb_per_s": r(link.bare_mb_per_s),
                        "submission_s": r(link.phases.submission_s), "startup_s": r(link.phases.startup_s),
                        "copying_s": r(link.phases.copying_s), "finishing_s": r(link.phases.finishing_s),
-                       "peak_active": link.peak_active} for link in self.links],
+                       "bare_mean_copy_s": r(link.bare_mean_copy_s), "peak_active": link.peak_active,
+                       "service": link.service.as_json() if link.service else None} for link in self.links],
             "rules": self.rules,
             "samples": len(self.ticks),
             "cleaned": self.cleaned,
@@ -214,6 +222,15 @@ class _Grid:
         self._storage_audience = issuer.STORAGE_AUDIENCE
         self.session = requests.Session()
         self.fts_url = ""
+
+    def get(self, path: str, params: dict[str, Any]) -> Any:
+        """The decoded answer of a GET on the transfer service (207 multi-status included)."""
+        reply = self.session.get(f"{self.fts_url}{path}", params=params, headers=self.fts_headers(),
+                                 verify=str(self.ca_file), timeout=60)
+        if reply.status_code not in (200, 207):
+            raise ServiceError(f"the transfer service answered {reply.status_code} to GET {path}: "
+                               f"{reply.text[:200]}")
+        return reply.json()
 
     def fts_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._root.get(self._fts_audience, 'fts').value}"}
@@ -265,12 +282,12 @@ def _bare_copies(data: ChallengeData, source: str, destinations: Sequence[str]) 
 
 
 def _run_bare(grid: _Grid, data: ChallengeData, options: ChallengeOptions, concurrency: int,
-              progress: Progress) -> tuple[list[float], dict[str, float]]:
-    """The bare copies, stage by stage: (seconds per stage, seconds per destination). Their files are removed
-    after each stage."""
+              progress: Progress) -> tuple[list[float], bare.StageTiming]:
+    """The bare copies, stage by stage: (seconds per stage, per destination its seconds and its copies' seconds).
+    Their files are removed after each stage."""
     timeout = 120 + data.size / 1e6  # at least 1 MB/s per copy
     stage_seconds: list[float] = []
-    per_link: dict[str, float] = {}
+    per_link = bare.StageTiming({}, {})
     source_token, dest_token = grid.storage_tokens()
     with bare.header_file(source_token, dest_token) as headers:
         for number, stage in enumerate(options.stages(), 1):
@@ -291,12 +308,13 @@ def _run_bare(grid: _Grid, data: ChallengeData, options: ChallengeOptions, concu
 
             start = time.perf_counter()
             try:
-                seconds = bare.run_stage(copies, concurrency, headers, grid.ca_dir, timeout, done)
+                timing = bare.run_stage(copies, concurrency, headers, grid.ca_dir, timeout, done)
                 stage_seconds.append(time.perf_counter() - start)
             finally:
                 for area in landing:
                     shutil.rmtree(area, ignore_errors=True)
-            per_link |= seconds
+            per_link.seconds.update(timing.seconds)
+            per_link.copies.update(timing.copies)
             os.sync()  # the next phase must not pay for this one's write-back
     return stage_seconds, per_link
 
@@ -389,16 +407,22 @@ def run_challenge(settings: GridSettings, options: ChallengeOptions, progress: P
         progress(f"Rucio rules as root ({options.mode}), sampled every {options.interval:g} s")
         clock = time.perf_counter()
         ticks, rules, created, ok = _run_rucio(grid, data, options, clock, progress)
+        files = service.fetch_files(grid.get, data.endpoints[options.source],
+                                    [data.endpoints[d] for d in options.destinations], data.stream)
+        recorded = service.summarise(files)
+        spreads = [service.submission_spread([f for f in files if f.dest_se in
+                                              {data.endpoints[d] for d in stage}]) for stage in options.stages()]
         total = data.size * len(data.names)
         links = []
         for dest in options.destinations:
             phases = link_phases(ticks, dest, created[dest], ok[dest], total)
-            links.append(LinkResult(options.source, dest, len(data.names), total, phases.total_s, bare_links[dest],
-                                    phases, peak_active(ticks, dest)))
+            links.append(LinkResult(options.source, dest, len(data.names), total, phases.total_s,
+                                    bare_links.seconds[dest], statistics.fmean(bare_links.copies[dest]), phases,
+                                    peak_active(ticks, dest), recorded.get(data.endpoints[dest])))
         stages = [stage_phases([next(x.phases for x in links if x.destination == d) for d in stage])
                   for stage in options.stages()]
-        result = ChallengeResult(options, concurrency, data.dataset, prepared, links, stages, bare_stages, ticks,
-                                 dict(rules))
+        result = ChallengeResult(options, concurrency, data.dataset, prepared, links, stages, bare_stages,
+                                 sum(spreads), ticks, dict(rules))
         if report is not None:
             result = _with(result, report=report(result))
     except BaseException:

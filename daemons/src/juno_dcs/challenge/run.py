@@ -356,7 +356,10 @@ def _run_rucio(grid: _Grid, data: ChallengeData, options: ChallengeOptions, cloc
     for number, stage in enumerate(options.stages(), 1):
         deadline = time.perf_counter() + timeout
         for dest in stage:
-            [rules[dest]] = grid.client.add_replication_rule([{"scope": "raw", "name": data.dataset}], 1, dest)
+            # from the source only: without it, a T1 that has the files already (in `each` mode) is offered as a
+            # source too, and the transfer service may take it
+            [rules[dest]] = grid.client.add_replication_rule([{"scope": "raw", "name": data.dataset}], 1, dest,
+                                                             source_replica_expression=options.source)
             created[dest] = time.perf_counter() - clock
         shown = time.perf_counter()
         while not all(d in ok for d in stage):

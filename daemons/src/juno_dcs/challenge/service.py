@@ -51,7 +51,8 @@ def _when(text: str | None) -> dt.datetime | None:
 
 def fetch_files(get: Callable[[str, dict[str, Any]], Any], source_se: str, dest_ses: Sequence[str],
                 marker: str) -> list[ServiceFile]:
-    """The service's files of this run (their source URL contains `marker`), from jobs of the last hour.
+    """The service's files of this run (their source URL contains `marker`) copied from `source_se`, from jobs of
+    the last hour.
     `get(path, params)` returns the decoded JSON of a GET on the service."""
     found: list[ServiceFile] = []
     for dest in dest_ses:
@@ -61,16 +62,17 @@ def fetch_files(get: Callable[[str, dict[str, Any]], Any], source_se: str, dest_
         for i in range(0, len(ids), BATCH):
             batch = ids[i:i + BATCH]
             answer = get(f"/jobs/{','.join(batch)}",
-                         {"files": "source_surl,file_state,start_time,finish_time"})
+                         {"files": "source_surl,source_se,dest_se,file_state,start_time,finish_time"})
             for job in answer if isinstance(answer, list) else [answer]:
                 for file in job.get("files", []):
-                    if marker not in file["source_surl"]:
+                    if marker not in file["source_surl"] or file["source_se"] != source_se:
                         continue
                     submitted = _when(jobs[job["job_id"]]["submit_time"])
                     if submitted is None:
                         continue
-                    found.append(ServiceFile(dest, submitted, _when(file["start_time"]), _when(file["finish_time"]),
-                                             file["file_state"], str(jobs[job["job_id"]]["verify_checksum"])))
+                    found.append(ServiceFile(file["dest_se"], submitted, _when(file["start_time"]),
+                                             _when(file["finish_time"]), file["file_state"],
+                                             str(jobs[job["job_id"]]["verify_checksum"])))
     return found
 
 

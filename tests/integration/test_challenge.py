@@ -5,7 +5,9 @@ replicas and files."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +61,20 @@ def test_parallel_challenge_keeps_nothing_behind(grid: Grid) -> None:
     assert "bare copies" in progress
     assert "rules, stage 1" in progress
     dataset = figures["dataset"]
-    # kept: every file at every T1 disk, each rule OK
-    for dest, rule_id in figures["rules"].items():
-        shown = " ".join(grid.rucio("rule", "show", rule_id).stdout.split())
-        assert "State: OK" in shown, shown
-        listed = grid.rucio("replica", "list", "file", "--rses", dest, dataset).stdout
-        assert listed.count(".rtraw") == 6, listed
-    names = [line for line in grid.rucio("did", "content", "list", dataset).stdout.split() if ".rtraw" in line]
-    assert len(names) == 6
+    # kept: each rule OK (the source's and the three T1 disks'), every file at every T1 disk
+    rules = grid.rucio("rule", "list", "--did", dataset).stdout
+    for rse in ("IHEP_DISK", *T1_DISKS):
+        assert re.search(rf"OK\[6/0/0\]\s+{rse}\s", rules), rules
+    listed = grid.rucio("replica", "list", "file", dataset).stdout
     for dest in T1_DISKS:
-        stored = list(grid.rse_dir(dest).rglob("RUN.000000.*"))
-        assert sum(1 for p in stored if p.name.split(".")[2] == dataset.split(".")[-1]) == 6
+        assert listed.count(f"| {dest}: davs://") == 6, listed
+        stored = [p for p in grid.rse_dir(dest).rglob(f"RUN.000000.{dataset.split('.')[-1]}.*")]
+        assert len(stored) == 6
+        assert all(p.stat().st_size == 2_000_000 for p in stored)
+    expire = ("from rucio.client import Client\nimport sys\n"
+              "for rule in sys.argv[1:]: Client().update_replication_rule(rule, {'lifetime': 1})")
+    subprocess.run([sys.executable, "-c", expire, *figures["rules"].values(), figures["source_rule"]],
+                   env=grid.env("root"), check=True, timeout=60)  # made with purge_replicas: all goes
     # a second run on the same grid does not collide with the first
     again, _ = _challenge(grid, "--files", "2", "--size", "1MB", "--mode", "parallel")
     assert again["dataset"] != dataset

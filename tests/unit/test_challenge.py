@@ -115,7 +115,7 @@ def _result(mode: str = "parallel") -> ChallengeResult:
                                 service.ServiceLink(3, 1.0, 0.2, 0.4, "both")))
     stages = [stage_phases([link.phases for link in links])]
     return ChallengeResult(options, 2, "block.20261201.dc00000000", 0.1, links, stages, [1.5], 1.0, ticks,
-                           {"A": "r1", "B": "r2"})
+                           {"A": "r1", "B": "r2"}, "r0")
 
 
 def test_result_figures_and_breakdown() -> None:

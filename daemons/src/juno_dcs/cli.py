@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -246,8 +247,12 @@ def challenge(home: Path | None, files: int, size_text: str, mode: str, concurre
     options = ChallengeOptions(files=files, size=size, mode="each" if mode == "each" else "parallel",
                                concurrency=concurrency, interval=interval, keep=keep, timeout=timeout)
     settings = grid_settings(home)
-    result = run_challenge(settings, options, lambda line: click.echo(f"challenge: {line}", err=True),
-                           lambda r: report.write(r, settings.home))
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        click.echo(f"challenge [{time.monotonic() - started:6.1f} s] {line}", err=True)
+
+    result = run_challenge(settings, options, progress, lambda r: report.write(r, settings.home))
     figures = result.as_json()
     if as_json:
         click.echo(json.dumps(figures, indent=2))
@@ -275,7 +280,8 @@ def challenge(home: Path | None, files: int, size_text: str, mode: str, concurre
         click.echo("  removed the rules, replicas and files" + (
             f"; left: {'; '.join(figures['cleanup_problems'])}" if figures["cleanup_problems"] else ""))
     else:
-        click.echo(f"  kept {figures['dataset']} and its rules: {', '.join(figures['rules'].values())}")
+        click.echo(f"  kept {figures['dataset']} and its rules: {', '.join(figures['rules'].values())}, "
+                   f"{figures['source_rule']} at the source (`rucio rule update --lifetime 1 RULE` removes one)")
 
 
 main.add_command(placement)

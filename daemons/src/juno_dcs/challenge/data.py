@@ -152,7 +152,8 @@ def prepare(client: Any, home: GridHome, source: str, destinations: Sequence[str
         client.add_dataset(SCOPE, dataset)
         for i in range(0, files, BATCH):
             client.attach_dids(SCOPE, dataset, [{"scope": SCOPE, "name": n} for n in names[i:i + BATCH]])
-        [source_rule] = client.add_replication_rule([{"scope": SCOPE, "name": dataset}], 1, source)
+        [source_rule] = client.add_replication_rule([{"scope": SCOPE, "name": dataset}], 1, source,
+                                                    purge_replicas=True)
     except RucioException as exc:
         raise ServiceError(f"registering the challenge's files in Rucio: {exc}") from exc
     return ChallengeData(stream, dataset, names, size, checksums, paths, url_paths, endpoints, source_rule)

@@ -111,6 +111,7 @@ class ChallengeResult:
     submission_spread_s: float  # first -> last copy submitted to the transfer service, summed over the stages
     ticks: list[Tick]
     rules: dict[str, str]  # destination -> rule id
+    source_rule: str  # the rule that holds the files at the source
     cleaned: bool = False
     cleanup_problems: list[str] = field(default_factory=list)
     report: Path | None = None
@@ -188,6 +189,7 @@ class ChallengeResult:
                        "bare_mean_copy_s": r(link.bare_mean_copy_s), "peak_active": link.peak_active,
                        "service": link.service.as_json() if link.service else None} for link in self.links],
             "rules": self.rules,
+            "source_rule": self.source_rule,
             "samples": len(self.ticks),
             "cleaned": self.cleaned,
             "cleanup_problems": self.cleanup_problems,
@@ -359,7 +361,8 @@ def _run_rucio(grid: _Grid, data: ChallengeData, options: ChallengeOptions, cloc
             # from the source only: without it, a T1 that has the files already (in `each` mode) is offered as a
             # source too, and the transfer service may take it
             [rules[dest]] = grid.client.add_replication_rule([{"scope": "raw", "name": data.dataset}], 1, dest,
-                                                             source_replica_expression=options.source)
+                                                             source_replica_expression=options.source,
+                                                             purge_replicas=True)
             created[dest] = time.perf_counter() - clock
         shown = time.perf_counter()
         while not all(d in ok for d in stage):
@@ -425,8 +428,9 @@ def run_challenge(settings: GridSettings, options: ChallengeOptions, progress: P
         stages = [stage_phases([next(x.phases for x in links if x.destination == d) for d in stage])
                   for stage in options.stages()]
         result = ChallengeResult(options, concurrency, data.dataset, prepared, links, stages, bare_stages,
-                                 sum(spreads), ticks, dict(rules))
+                                 sum(spreads), ticks, dict(rules), data.source_rule)
         if report is not None:
+            progress("writing the report")
             result = _with(result, report=report(result))
     except BaseException:
         if data is not None and not options.keep:

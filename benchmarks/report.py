@@ -90,7 +90,9 @@ BENCHMARKS: dict[str, Benchmark] = {
                "(`rule_token_cost`)", ("rule_token_cost", "rule_token_cost_pairs")),
     )),
     "challenge": Benchmark("Data challenge", "`juno-dcs challenge`: {parallel[files]} files of "
-                           "{parallel[size_bytes]:,} bytes from IHEP_DISK to CNAF_DISK, JINR_DISK and IN2P3_DISK", (
+                           "{parallel[size_bytes]:,} bytes from IHEP_DISK to CNAF_DISK, JINR_DISK and IN2P3_DISK; the "
+                           "machine's load average before: {load_avg_1m_before[parallel]} (parallel), "
+                           "{load_avg_1m_before[each]} (each)", (
         Figure("parallel: through Rucio and the transfer service / bare `curl -X COPY` (`total_mb_per_s`)",
                ("parallel.total_mb_per_s", "parallel.bare_mb_per_s"), "MB/s"),
         Figure("parallel: total over bare (`challenge_ratio`)", ("parallel.challenge_ratio",)),

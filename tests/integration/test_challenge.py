@@ -61,20 +61,22 @@ def test_parallel_challenge_keeps_nothing_behind(grid: Grid) -> None:
     assert "bare copies" in progress
     assert "rules, stage 1" in progress
     dataset = figures["dataset"]
-    # kept: each rule OK (the source's and the three T1 disks'), every file at every T1 disk
-    rules = grid.rucio("rule", "list", "--did", dataset).stdout
-    for rse in ("IHEP_DISK", *T1_DISKS):
-        assert re.search(rf"OK\[6/0/0\]\s+{rse}\s", rules), rules
-    listed = grid.rucio("replica", "list", "file", dataset).stdout
-    for dest in T1_DISKS:
-        assert listed.count(f"| {dest}: davs://") == 6, listed
-        stored = [p for p in grid.rse_dir(dest).rglob(f"RUN.000000.{dataset.split('.')[-1]}.*")]
-        assert len(stored) == 6
-        assert all(p.stat().st_size == 2_000_000 for p in stored)
-    expire = ("from rucio.client import Client\nimport sys\n"
-              "for rule in sys.argv[1:]: Client().update_replication_rule(rule, {'lifetime': 1})")
-    subprocess.run([sys.executable, "-c", expire, *figures["rules"].values(), figures["source_rule"]],
-                   env=grid.env("root"), check=True, timeout=60)  # made with purge_replicas: all goes
+    try:
+        # kept: each rule OK (the source's and the three T1 disks'), every file at every T1 disk
+        rules = grid.rucio("rule", "list", "--did", dataset).stdout
+        for rse in ("IHEP_DISK", *T1_DISKS):
+            assert re.search(rf"OK\[6/0/0\]\s+{rse}\s", rules), rules
+        listed = grid.rucio("replica", "list", "file", dataset).stdout
+        for dest in T1_DISKS:
+            assert listed.count(f"| {dest}: davs://") == 6, listed
+            stored = [p for p in grid.rse_dir(dest).rglob(f"RUN.000000.{dataset.split('.')[-1]}.*")]
+            assert len(stored) == 6
+            assert all(p.stat().st_size == 2_000_000 for p in stored)
+    finally:  # what the run kept goes, whatever the checks found
+        expire = ("from rucio.client import Client\nimport sys\n"
+                  "for rule in sys.argv[1:]: Client().update_replication_rule(rule, {'lifetime': 1})")
+        subprocess.run([sys.executable, "-c", expire, *figures["rules"].values(), figures["source_rule"]],
+                       env=grid.env("root"), check=True, timeout=60)  # made with purge_replicas: all goes
     # a second run on the same grid does not collide with the first
     again, _ = _challenge(grid, "--files", "2", "--size", "1MB", "--mode", "parallel")
     assert again["dataset"] != dataset

@@ -89,6 +89,20 @@ BENCHMARKS: dict[str, Benchmark] = {
         Figure("what tokens cost rules, 1 - on/off: of the medians / median of the back-to-back pairs "
                "(`rule_token_cost`)", ("rule_token_cost", "rule_token_cost_pairs")),
     )),
+    "challenge": Benchmark("Data challenge", "`juno-dcs challenge`: {parallel[files]} files of "
+                           "{parallel[size_bytes]:,} bytes from IHEP_DISK to CNAF_DISK, JINR_DISK and IN2P3_DISK; the "
+                           "machine's load average before: {load_avg_1m_before[parallel]} (parallel), "
+                           "{load_avg_1m_before[each]} (each)", (
+        Figure("parallel: through Rucio and the transfer service / bare `curl -X COPY` (`total_mb_per_s`)",
+               ("parallel.total_mb_per_s", "parallel.bare_mb_per_s"), "MB/s"),
+        Figure("parallel: total over bare (`challenge_ratio`)", ("parallel.challenge_ratio",)),
+        Figure("each T1 after the other: through Rucio / bare", ("each.total_mb_per_s", "each.bare_mb_per_s"), "MB/s"),
+        Figure("each: total over bare", ("each.challenge_ratio",)),
+        Figure("parallel: submission / copying / bare copying / finishing",
+               ("parallel.phases.submission_s", "parallel.phases.copying_s", "parallel.phases.bare_s",
+                "parallel.phases.finishing_s"), "s"),
+        Figure("parallel: the conveyor's submissions spread over", ("parallel.phases.submission_spread_s",), "s"),
+    )),
     "ingest": Benchmark("Ingest", "the ingestor alone: Kafka -> Rucio registration and attachment", (
         Figure("{throughput[messages]:,} messages waiting in Kafka, registered and attached into daily blocks "
                "(`files_per_s`)", ("files_per_s",), "files/s"),
@@ -159,6 +173,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 # The aims the project set, by benchmark and figure key; a result's own `aims` object takes precedence.
 AIMS: dict[str, dict[str, str]] = {
+    "challenge": {"challenge_ratio": ">= 0.8"},
     "transfers": {"tpc_ratio": ">= 0.8", "rule_files_per_s": ">= 50 files/s", "rule_token_cost": "<= 0.10"},
     "ingest": {"files_per_s": ">= 1,000 files/s", "latency_p99_s": "< 2 s", "checked_token_cost": "<= 0.10"},
     "conditions": {"squid_speedup": ">= 20 at 180 ms (the paper saw > 10)"},

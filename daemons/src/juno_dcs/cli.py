@@ -8,6 +8,7 @@
     juno-dcs placement  check | plan DID | apply DID     the data placement policy (placement/*.yaml)
     juno-dcs conditions create-tag | add | lock | list | show | export | import | get   condition data
     juno-dcs db-versions | db-upgrade  [--home DIR]   the grid's own schemas: versions, upgrade to head
+    juno-dcs challenge [--files N] [--size SIZE] [--mode parallel|each] [--json]   the paper's data challenge
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -210,6 +212,76 @@ def install_assets(which: tuple[str, ...]) -> None:
 
     for line in install(GridSettings(), which or ASSETS):
         click.echo(line)
+
+
+@main.command()
+@home_option
+@click.option("--files", type=click.IntRange(1, 99_999), default=20, show_default=True,
+              help="Files per destination (one raw block).")
+@click.option("--size", "size_text", default="100MB", show_default=True,
+              help="Size of each file: 100MB, 1GB, 512KiB ... (decimal kB/MB/GB/TB, binary KiB/MiB/GiB/TiB).")
+@click.option("--mode", type=click.Choice(["parallel", "each"]), default="parallel", show_default=True,
+              help="parallel: one rule per T1 disk made at once; each: one T1 disk after the other.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Bare copies at once per link (default: the transfer service's starting limit per link).")
+@click.option("--interval", type=click.FloatRange(0.1, 10), default=0.5, show_default=True,
+              help="Seconds between samples of the rules, the destinations and the transfer service.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Seconds each stage's rules may take to be OK (default: 300 + 1 s per 5 MB to move).")
+@click.option("--keep", is_flag=True, help="Keep the rules, replicas and files (removed by default).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def challenge(home: Path | None, files: int, size_text: str, mode: str, concurrency: int | None, interval: float,
+              timeout: float | None, keep: bool, as_json: bool) -> None:
+    """Replicate N files from IHEP_DISK to CNAF_DISK, JINR_DISK and IN2P3_DISK through Rucio and the transfer
+    service, copy the same bytes bare (curl -X COPY), compare the two and write a report into the grid's home
+    (docs/challenge.md). Needs root: the files are written into the storage elements' directories."""
+    from juno_dcs.challenge import report
+    from juno_dcs.challenge.measure import parse_size
+    from juno_dcs.challenge.run import ChallengeOptions, run_challenge
+    from juno_dcs.errors import ConfigError
+
+    try:
+        size = parse_size(size_text)
+    except ConfigError as exc:
+        raise ConfigError(f"--size: {exc}") from exc
+    options = ChallengeOptions(files=files, size=size, mode="each" if mode == "each" else "parallel",
+                               concurrency=concurrency, interval=interval, keep=keep, timeout=timeout)
+    settings = grid_settings(home)
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        click.echo(f"challenge [{time.monotonic() - started:6.1f} s] {line}", err=True)
+
+    result = run_challenge(settings, options, progress, lambda r: report.write(r, settings.home))
+    figures = result.as_json()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    phases = figures["phases"]
+    click.echo(f"{figures['mode']}: {figures['files']} files of {figures['size_bytes'] / 1e6:g} MB to "
+               f"{len(figures['links'])} destinations, {figures['total_bytes'] / 1e9:.2f} GB in all")
+    click.echo(f"  through Rucio   {figures['total_mb_per_s']:9.1f} MB/s  ({figures['total_seconds']:.1f} s)")
+    click.echo(f"  bare copies     {figures['bare_mb_per_s']:9.1f} MB/s  ({figures['bare_seconds']:.1f} s, "
+               f"{figures['concurrency']} per link at once)")
+    click.echo(f"  challenge ratio {figures['challenge_ratio']:9.3f}")
+    for link in figures["links"]:
+        recorded = link["service"] or {}
+        click.echo(f"  {link['source']} -> {link['destination']:<11} {link['mb_per_s']:8.1f} MB/s  "
+                   f"{link['seconds']:6.1f} s  (bare {link['bare_mb_per_s']:.1f} MB/s; at the transfer service: "
+                   f"up to {link['peak_active']} at once, {recorded.get('mean_copy_s')} s per copy against "
+                   f"{link['bare_mean_copy_s']:.2f} s bare, checksums {recorded.get('verify_checksum')})")
+    click.echo(f"  where the time went: submission {phases['submission_s']:.1f} s, "
+               f"startup {phases['startup_s']:.1f} s, "
+               f"copying {phases['copying_s']:.1f} s (bare {phases['bare_s']:.1f} s, "
+               f"{phases['copy_excess_per_file_s']:+.3f} s per file), finishing {phases['finishing_s']:.1f} s; "
+               f"the conveyor's submissions spread over {phases['submission_spread_s']:.0f} s")
+    click.echo(f"  report: {figures['report']}")
+    if figures["cleaned"]:
+        click.echo("  removed the rules, replicas and files" + (
+            f"; left: {'; '.join(figures['cleanup_problems'])}" if figures["cleanup_problems"] else ""))
+    else:
+        click.echo(f"  kept {figures['dataset']} and its rules: {', '.join(figures['rules'].values())}, "
+                   f"{figures['source_rule']} at the source (`rucio rule update --lifetime 1 RULE` removes one)")
 
 
 main.add_command(placement)

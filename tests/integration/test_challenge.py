@@ -84,6 +84,7 @@ def test_parallel_challenge_keeps_nothing_behind(grid: Grid) -> None:
     assert not again["cleanup_problems"]
 
 
+@pytest.mark.slow  # a second whole challenge; make test keeps the parallel one
 def test_each_challenge_runs_the_links_one_by_one_and_cleans_up(grid: Grid) -> None:
     figures, progress = _challenge(grid, "--files", "6", "--size", "2MB", "--mode", "each")
     _check_figures(figures, "each", 6, 2_000_000)

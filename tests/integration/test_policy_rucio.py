@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from juno_rucio_policy.paths import path_for
@@ -30,6 +31,18 @@ def _refused(proc: subprocess.CompletedProcess[str], *phrases: str) -> None:
 def _try(grid: Grid, *args: str, account: str) -> subprocess.CompletedProcess[str]:
     """The stock CLI as `account`, verbose (see _refused), whatever it answers."""
     return grid.rucio("-v", *args, account=account, check=False)
+
+
+Check = tuple[tuple[str, ...], str, tuple[str, ...]]  # the CLI's arguments, the account, the phrases it must say
+
+
+def _all_refused(grid: Grid, *checks: Check) -> None:
+    """`_refused(_try(...))` of commands that change nothing (each is refused), run side by side: each waits
+    mostly for its CLI to start and for Rucio's answer."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda check: _try(grid, *check[0], account=check[1]), checks))
+    for (_, _, phrases), proc in zip(checks, answers, strict=True):
+        _refused(proc, *phrases)
 
 
 def _rule_id(proc: subprocess.CompletedProcess[str]) -> str:
@@ -58,19 +71,21 @@ def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None
     grid.rucio("did", "content", "add", "--to-did", block, f"raw:{raw}", account="rawdata")
 
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", block, account="rawdata"))
-    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "IHEP_DISK", block, account="alice"),
-             "Account alice can not add replication rule", "only 'rawdata' places raw data")
     # nobody but rawdata and root reduces the raw copies: not by deleting, shortening or moving the rule
-    _refused(_try(grid, "rule", "remove", rule, account="alice"),
-             "Account alice can not remove this replication rule",
-             "only 'rawdata' or root may delete a rule on raw data")
-    _refused(_try(grid, "rule", "update", rule, "--lifetime", "60", account="production"),
-             "only 'rawdata' or root may update a rule on raw data")
-    _refused(_try(grid, "rule", "move", rule, "--rses", "JINR_DISK", account="bob"),
-             "only 'rawdata' or root may move a rule on raw data")
-    _refused(_try(grid, "did", "content", "remove", "--from-did", block, f"raw:{raw}", account="alice"),
-             "can not detach data identifiers", only_rawdata)
-    _refused(_try(grid, "did", "update", "--close", block, account="bob"), only_rawdata)
+    _all_refused(
+        grid,
+        (("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", block), "alice",
+         ("Account alice can not add replication rule", "only 'rawdata' places raw data")),
+        (("rule", "remove", rule), "alice",
+         ("Account alice can not remove this replication rule",
+          "only 'rawdata' or root may delete a rule on raw data")),
+        (("rule", "update", rule, "--lifetime", "60"), "production",
+         ("only 'rawdata' or root may update a rule on raw data",)),
+        (("rule", "move", rule, "--rses", "JINR_DISK"), "bob", ("only 'rawdata' or root may move a rule on raw data",)),
+        (("did", "content", "remove", "--from-did", block, f"raw:{raw}"), "alice",
+         ("can not detach data identifiers", only_rawdata)),
+        (("did", "update", "--close", block), "bob", (only_rawdata,)),
+    )
 
     grid.rucio("rule", "update", rule, "--lifetime", "86400", account="rawdata")
     grid.rucio("rule", "remove", rule, account="rawdata")
@@ -82,31 +97,35 @@ def test_raw_scope_is_the_raw_data_service_s(grid: Grid, tmp_path: Path) -> None
 def test_users_own_their_scope_and_their_rules(grid: Grid, tmp_path: Path) -> None:
     mine = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"histos-{UNIQUE}.root", "alice").name
     did = f"user.alice:{mine}"
-    _refused(_try(grid, "did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}", account="bob"),
-             "bob writes only its own scope user.bob, not user.alice")
-    _refused(_try(grid, "did", "metadata", "set", did, "--key", "campaign", "--value", "x", account="bob"),
-             "bob writes only its own scope user.bob, not user.alice")
-    _refused(_try(grid, "did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim", account="alice"),
-             "only the production account 'production' writes the mc scope")
+    _all_refused(
+        grid,
+        (("did", "add", "--type", "dataset", f"user.alice:bobs-{UNIQUE}"), "bob",
+         ("bob writes only its own scope user.bob, not user.alice",)),
+        (("did", "metadata", "set", did, "--key", "campaign", "--value", "x"), "bob",
+         ("bob writes only its own scope user.bob, not user.alice",)),
+        (("did", "add", "--type", "dataset", "mc:mc.J25.alice.detsim"), "alice",
+         ("only the production account 'production' writes the mc scope",)),
+    )
     grid.rucio("did", "add", "--type", "dataset", f"mc:mc.J25.t{UNIQUE}.detsim", account="production")
 
     # the upload made alice's rule at IHEP_DISK; a copy at CNAF_DISK is a second rule of hers
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", "--lifetime", "3600", did,
                                account="alice"))
-    _refused(_try(grid, "rule", "remove", rule, account="bob"),
-             f"rule {rule} belongs to alice; bob may delete only its own rules")
-    _refused(_try(grid, "rule", "update", rule, "--lifetime", "60", account="bob"),
-             f"rule {rule} belongs to alice; bob may update only its own rules")
+    _all_refused(
+        grid,
+        (("rule", "remove", rule), "bob", (f"rule {rule} belongs to alice; bob may delete only its own rules",)),
+        (("rule", "update", rule, "--lifetime", "60"), "bob",
+         (f"rule {rule} belongs to alice; bob may update only its own rules",)),
+        # changing the owner is not the owner's call: Rucio's generic rule (root and admins) decides
+        (("rule", "update", rule, "--account", "bob"), "alice",
+         ("Account alice can not update this replication rule",)),
+        (("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did), "alice",
+         ("alice may add rules only for itself, not for bob",)),
+        # anybody may ask for a copy of their own, within their quota: bob has none at CNAF_DISK
+        (("rule", "add", "--copies", "1", "--rses", "CNAF_DISK", did), "bob",
+         ("There is not enough quota left to fulfil the operation",)),
+    )
     grid.rucio("rule", "update", rule, "--lifetime", "7200", "--comment", "keep for the talk", account="alice")
-    # changing the owner is not the owner's call: Rucio's generic rule (root and admins) decides
-    _refused(_try(grid, "rule", "update", rule, "--account", "bob", account="alice"),
-             "Account alice can not update this replication rule")
-    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--account", "bob", did,
-                  account="alice"),
-             "alice may add rules only for itself, not for bob")
-    # anybody may ask for a copy of their own, within their quota: bob has none at CNAF_DISK
-    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "CNAF_DISK", did, account="bob"),
-             "There is not enough quota left to fulfil the operation")
     grid.rucio("rule", "remove", rule, account="alice")
 
 
@@ -131,18 +150,20 @@ def test_files_land_at_the_documented_paths(grid: Grid, tmp_path: Path) -> None:
 
 
 def test_bad_names_are_refused_with_the_pattern(grid: Grid, tmp_path: Path) -> None:
-    _refused(_try(grid, "did", "add", "--type", "dataset", "raw:block.2026-11-25.physics", account="rawdata"),
-             "raw collection: block.<YYYYMMDD>.<stream>")
     bad = tmp_path / "run1234_physics.raw"
     bad.write_bytes(b"x" * 100)
-    _refused(_try(grid, "upload", "--rse", "IHEP_DISK", "--scope", "raw", str(bad), account="rawdata"),
-             "RUN.<run:NNNNNN>.<stream>.<seq:NNNNN>.<YYYYMMDD>.rtraw")
+    _all_refused(
+        grid,
+        (("did", "add", "--type", "dataset", "raw:block.2026-11-25.physics"), "rawdata",
+         ("raw collection: block.<YYYYMMDD>.<stream>",)),
+        (("upload", "--rse", "IHEP_DISK", "--scope", "raw", str(bad)), "rawdata",
+         ("RUN.<run:NNNNNN>.<stream>.<seq:NNNNN>.<YYYYMMDD>.rtraw",)),
+        (("did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim"), "production",
+         ("mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>",)),
+        (("rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break", f"user.alice:x{UNIQUE}"),
+         "alice", ("'Coffee Break' is not one of",)),
+    )
     assert not list(grid.rse_dir("IHEP_DISK").rglob(bad.name))
-    _refused(_try(grid, "did", "add", "--type", "dataset", "mc:mc.J25.IBD.g4sim", account="production"),
-             "mc.<campaign>.<tag>.<detsim|elecsim|cal|rec>")
-    _refused(_try(grid, "rule", "add", "--copies", "1", "--rses", "IHEP_DISK", "--activity", "Coffee Break",
-                        f"user.alice:x{UNIQUE}", account="alice"),
-             "'Coffee Break' is not one of")
     # JUNO's own activities are known to Rucio
     ok = _upload(grid, tmp_path, "IHEP_DISK", "user.alice", f"act-{UNIQUE}.root", "alice").name
     rule = _rule_id(grid.rucio("rule", "add", "--copies", "1", "--rses", "JINR_DISK", "--activity", "User Analysis",

@@ -95,7 +95,8 @@ def jobs_point(jobs: int, pilots: int = 50, workers: int = 2) -> dict[str, Any]:
                 row = conn.execute("SELECT count(*) FROM wms.jobs").fetchone()
                 size = conn.execute("SELECT pg_total_relation_size('wms.jobs') + "
                                     "pg_total_relation_size('wms.job_history')").fetchone()
-            assert row is not None and size is not None
+            assert row is not None
+            assert size is not None
             submit_s = submit_once(server.url, specs(TASK_JOBS), "scale-now", None)
             while agent.run_once().full:
                 pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from benchmarks.scale_aims import aims
 from benchmarks.scale_shape import (
     UNIT_FILES,
@@ -13,6 +12,7 @@ from benchmarks.scale_shape import (
     unit,
     units_between,
 )
+
 from juno_rucio_policy.naming import parse
 
 
@@ -38,7 +38,8 @@ def test_units_are_disjoint_and_the_same_whoever_builds_them() -> None:
     assert len(names) == len(set(names))
     assert unit(3, ("user.a",)) == unit(3, ("user.a",))
     blocks = [d.name for u in (0, 1) for d in unit(u, ("user.a",)) if d.scope == "raw"]
-    assert blocks[0] == "block.20200101.physics" and len(set(blocks)) == 12
+    assert blocks[0] == "block.20200101.physics"
+    assert len(set(blocks)) == 12
 
 
 def test_units_between_and_the_extra_datasets() -> None:
@@ -46,7 +47,8 @@ def test_units_between_and_the_extra_datasets() -> None:
     with pytest.raises(ValueError, match="units of"):
         units_between(0, 15_000)
     block = new_block("new3")
-    assert block.name.endswith(".new3") and len(block.files) == 1000
+    assert block.name.endswith(".new3")
+    assert len(block.files) == 1000
     parse("raw", block.name, collection=True)
     parse("raw", block.files[0].name, collection=False)
     assert len(big_dataset("rule001", 10_000).files) == 10_000
@@ -57,8 +59,10 @@ def test_aims_met_and_missed() -> None:
               {"files": 4_000_000, "files_per_s": 750.0, "raw_status_day_s": 0.9, "raw_status_json_all_s": 30.0}]
     jobs = [{"jobs": 0, "getjob_per_s": 1000.0}, {"jobs": 2_000_000, "getjob_per_s": 900.0, "prod_status_s": 0.2}]
     by = {a["figure"]: a for a in aims(points, jobs)}
-    assert by["files_per_s"]["drop"] == 0.25 and not by["files_per_s"]["met"]
+    assert by["files_per_s"]["drop"] == 0.25
+    assert not by["files_per_s"]["met"]
     assert by["getjob_per_s"]["met"]
-    assert by["raw_status_day_s"]["met"] and not by["raw_status_json_all_s"]["met"]
+    assert by["raw_status_day_s"]["met"]
+    assert not by["raw_status_json_all_s"]["met"]
     assert not by["policy_apply_block_s"]["met"]  # not measured: not met
     assert by["prod_status_s"]["met"]

@@ -19,6 +19,21 @@ COMMANDS = {"points": ("raw_status_day_s", "raw_status_json_all_s", "policy_appl
 SIZE = {"points": "files", "jobs_points": "jobs"}
 
 
+def aim_texts() -> dict[str, str]:
+    """Figure -> its aim in words (the `aims` of every results file, as benchmarks/report.py shows them)."""
+    texts = {f: f"falls at most {MAX_DROP:.0%} from the emptiest point" for fs in THROUGHPUTS.values() for f in fs}
+    return texts | {f: f"under {MAX_COMMAND_S:g} s at the largest point" for fs in COMMANDS.values() for f in fs}
+
+
+def largest(points: list[dict[str, Any]], jobs_points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of the largest catalogue point and of the largest jobs point, in one mapping."""
+    out: dict[str, Any] = {}
+    for rows, size in ((points, "files"), (jobs_points, "jobs")):
+        if rows:
+            out |= max(rows, key=lambda r: r[size])
+    return out
+
+
 def aims(points: list[dict[str, Any]], jobs_points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per figure checked: its aim, the values compared and whether the aim is met."""
     out: list[dict[str, Any]] = []

@@ -65,8 +65,10 @@ def fill_jobs(url: str, server_url: str, agent: Any, jobs: int) -> float:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute("SELECT task_id FROM wms.tasks WHERE name = 'template'").fetchone()
             assert row is not None
-            conn.execute(FILL_SQL, {"tasks": jobs // TASK_JOBS, "per_task": TASK_JOBS, "template": row[0]},
-                         prepare=False)
+            params = {"tasks": jobs // TASK_JOBS, "per_task": TASK_JOBS, "template": row[0]}
+            for statement in FILL_SQL.split(";"):
+                if statement.strip():
+                    conn.execute(statement, {k: v for k, v in params.items() if f"%({k})s" in statement})
             conn.execute("VACUUM ANALYZE wms.tasks")
             conn.execute("VACUUM ANALYZE wms.jobs")
             conn.execute("VACUUM ANALYZE wms.job_history")

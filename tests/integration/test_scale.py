@@ -51,7 +51,8 @@ def test_scaled_down_run_fills_the_shape_and_reports_every_figure(grid: Grid, tm
     for point in result["jobs_points"]:                                                          # grid had them
         assert all(point.get(f) is not None for f in JOBS_FIGURES), point
     assert result["jobs_points"][1]["jobs_in_tables"] >= 10000
-    assert {a["figure"] for a in result["aims"]} >= set(COMMANDS["points"])
+    assert {a["figure"] for a in result["aims_checked"]} >= set(COMMANDS["points"])
+    assert result["largest"]["files"] == FILES
     assert json.loads(out.read_text())["points"] == result["points"]
     assert result["plots"]
     for plot in result["plots"]:

@@ -4,8 +4,11 @@ tables, then what producers, pilots and people do with it:
 
     submit_10k_s        one 10,000-job task posted to POST /v1/tasks
     getjob_per_s        50 pilots taking those 10,000 jobs (once activated by the agent)
-    jsub_status_10k_s   what `jsub status` asks the dispatcher for a 10,000-job task (every job, in pages)
-    prod_status_s       what `juno-prod status` asks it for a production of 4 steps (the task list, each task)
+    jsub_status_10k_s   `jsub status` of a 10,000-job task, its dispatcher side (juno_dcs.jsub.tasks.status on the
+                        task's registry record): the counts by state and the failed jobs
+    jsub_status_jobs_10k_s   the same with --jobs (every job's row, in pages)
+    prod_status_s       what `juno-prod status NAME` asks it for a production of 4 steps: per step's task its counts
+                        by state and its failed jobs (4 past tasks; with no past jobs, the new task once)
 
 The N jobs are written by SQL into the dispatcher's own schema: tasks of 10,000 jobs, each job a copy of a job the
 dispatcher itself made from a real submission (its spec, resources, brokered site and queue), 95 % finished and
@@ -27,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.wms import getjob_once, specs, submit_once
 from tests.integration.wms_helpers import Server, agent_for, throwaway_database, truncate, write_config
 
-from juno_dcs.jsub.tasks import dispatcher_jobs
+from juno_dcs.jsub.registry import SubJobRecord, TaskRecord
+from juno_dcs.jsub.tasks import dispatcher_jobs, status
 from juno_dcs.wms.client import WmsClient
 
 TASK_JOBS = 10_000
@@ -104,10 +108,24 @@ def jobs_point(jobs: int, pilots: int = 50, workers: int = 2) -> dict[str, Any]:
                 pass
             client = WmsClient(server.url, timeout=300)
             task_id = next(int(t["task_id"]) for t in client.tasks() if t["name"] == "scale-now")
-            jsub_s = _timed(lambda: (client.task(task_id), dispatcher_jobs(client, task_id)))
-            prod_s = _timed(lambda: [client.task(int(t["task_id"])) for t in client.tasks()[-4:]])
+            record = _record(task_id, client)
+            jsub_s = _timed(lambda: status(record, client, subjobs=False))
+            jsub_jobs_s = _timed(lambda: status(record, client, subjobs=True))
+            steps = [int(t["task_id"]) for t in client.tasks() if t["name"].startswith("past-")][:4] or [task_id]
+            prod_s = _timed(lambda: [(client.task(t), dispatcher_jobs(client, t, state="failed")) for t in steps])
             getjob = getjob_once(server.url, pilots, TASK_JOBS, lambda: None)
             client.close()
     return {"jobs": jobs, "jobs_in_tables": int(row[0]), "fill_s": round(fill_s, 1),
             "wms_table_bytes": int(size[0]), "submit_10k_s": round(submit_s, 3), "getjob_per_s": round(getjob, 1),
-            "jsub_status_10k_s": jsub_s, "prod_status_s": prod_s}
+            "jsub_status_10k_s": jsub_s, "jsub_status_jobs_10k_s": jsub_jobs_s, "prod_status_s": prod_s}
+
+
+def _record(task_id: int, client: WmsClient) -> TaskRecord:
+    """The registry record `jsub submit` would have kept for that dispatcher task."""
+    jobs = dispatcher_jobs(client, task_id)
+    spec = specs(1)[0]
+    return TaskRecord(id=1, uid="scale", name="scale-now", created="", task_file="", task_text="",
+                      backend="dispatcher", account="production", scope="user.production", output_dataset="",
+                      log_dataset="", dispatcher_task="scale-now", task_id=task_id, submitted=True,
+                      subjobs=[SubJobRecord(jobid=i + 1, vars={}, script="", spec=spec, job_id=int(j["job_id"]))
+                               for i, j in enumerate(jobs)])

@@ -60,8 +60,7 @@ def ints(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace, home: Path, tmp: Path, out: Path) -> dict[str, Any]:
-    measured = [side for side, arg in (("points", args.points), ("jobs_points", args.jobs_points)) if ints(arg)]
-    result: dict[str, Any] = {"benchmark": "scale", "points": [], "jobs_points": [], "measured": measured,
+    result: dict[str, Any] = {"benchmark": "scale", "points": [], "jobs_points": [],
                               "settings": {"messages": args.messages, "rate": args.rate, "seconds": args.seconds,
                                            "fill_workers": args.workers, "rule_files": args.rule_files}}
     opts = {"messages": args.messages, "rate": args.rate, "seconds": args.seconds, "rule_files": args.rule_files}
@@ -94,18 +93,20 @@ def run(args: argparse.Namespace, home: Path, tmp: Path, out: Path) -> dict[str,
 
 
 def _save(result: dict[str, Any], out: Path) -> None:
-    """Write the results; a side this run does not measure (no --points, or no --jobs-points) keeps its points
-    from the file (so the two sides can run as two invocations, at once or one after the other)."""
+    """Write the results, merged with the file's by size: a point this run measured replaces the file's point of
+    that size, the file's other points stay (so the two sides, or a catalogue grown further later, can run as
+    several invocations, at once or one after the other)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         before = json.loads(out.read_text())
-        for side in ("points", "jobs_points"):
-            if side not in result["measured"]:
-                result[side] = before.get(side, [])
+        for side, size in (("points", "files"), ("jobs_points", "jobs")):
+            mine = {p[size]: p for p in result[side]}
+            kept = [p for p in before.get(side, []) if p[size] not in mine]
+            result[side] = sorted(kept + list(mine.values()), key=lambda p: p[size])
     result["aims_checked"] = aims(result["points"], result["jobs_points"])
     result["aims"] = aim_texts()
     result["largest"] = largest(result["points"], result["jobs_points"])
-    out.write_text(json.dumps(stamp({k: v for k, v in result.items() if k != "measured"}), indent=2) + "\n")
+    out.write_text(json.dumps(stamp(dict(result)), indent=2) + "\n")
 
 
 def main() -> int:
@@ -120,7 +121,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="fill processes")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     parser.add_argument("--images", type=Path, default=ROOT / "docs" / "images")
+    parser.add_argument("--plots-only", action="store_true", help="Only draw the plots of the results file.")
     args = parser.parse_args()
+    if args.plots_only:
+        for path in plot_all(json.loads(args.out.read_text()), args.images):
+            print(path)
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-scale-"))
     tmp.chmod(0o755)
     home = args.home or tmp / "grid"

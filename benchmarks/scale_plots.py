@@ -17,7 +17,8 @@ CATALOGUE = {
     "scale-database": ("Database size", "GB", ("database_gb",)),
 }
 DISPATCHER = {
-    "scale-dispatcher": ("Dispatcher", "s", ("submit_10k_s", "jsub_status_10k_s", "prod_status_s")),
+    "scale-dispatcher": ("Dispatcher", "s", ("submit_10k_s", "jsub_status_10k_s", "jsub_status_jobs_10k_s",
+                                                  "prod_status_s")),
     "scale-getjob": ("Dispatcher getJob", "jobs/s", ("getjob_per_s",)),
 }
 

@@ -63,12 +63,16 @@ def timed(cmd: list[str], env: dict[str, str] | None = None, runs: int = 1, ok: 
     return round(statistics.median(took), 3)
 
 
-def http_get_s(url: str, runs: int = 3) -> float:
+def http_get_s(url: str, runs: int = 3) -> float | None:
+    """Median wall seconds of a GET of `url`; None when one took longer than TIMEOUT_S."""
     took = []
     for _ in range(runs):
         start = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310 (loopback)
-            response.read()
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310 (loopback)
+                response.read()
+        except TimeoutError:
+            return None
         took.append(time.perf_counter() - start)
     return round(statistics.median(took), 3)
 

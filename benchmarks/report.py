@@ -169,6 +169,20 @@ BENCHMARKS: dict[str, Benchmark] = {
         Figure("the transfer service's keeper: an exchange for a refresh token / a refresh (`exchange_ms`)",
                ("exchange_ms", "refresh_ms"), "ms"),
     )),
+    "scale": Benchmark("At scale", "the largest points measured: {largest[files]:,} files in the catalogue, "
+                       "{largest[jobs]:,} jobs in the dispatcher", (
+        Figure("ingest at that size (`files_per_s`)", ("largest.files_per_s",), "files/s"),
+        Figure("ingest latency p99 (`latency_p99_s`)", ("largest.latency_p99_s",), "s"),
+        Figure("`juno-dcs raw status --day D` (`raw_status_day_s`)", ("largest.raw_status_day_s",), "s"),
+        Figure("`juno-dcs raw status --json`, every block (`raw_status_json_all_s`)",
+               ("largest.raw_status_json_all_s",), "s"),
+        Figure("`rucio replica list dataset` / `file` of a block (`list_dataset_replicas_s`)",
+               ("largest.list_dataset_replicas_s", "largest.list_file_replicas_s"), "s"),
+        Figure("dashboard raw blocks panel (`dashboard_blocks_s`)", ("largest.dashboard_blocks_s",), "s"),
+        Figure("dispatcher: getJob (`getjob_per_s`)", ("largest.getjob_per_s",), "jobs/s"),
+        Figure("dispatcher: what `jsub status` asks of a 10,000-job task (`jsub_status_10k_s`)",
+               ("largest.jsub_status_10k_s",), "s"),
+    )),
 }
 
 # The aims the project set, by benchmark and figure key; a result's own `aims` object takes precedence.

@@ -170,7 +170,7 @@ def status(ctx: Context, task_id: int, show_jobs: bool, as_json: bool) -> None:
     from juno_dcs.jsub.tasks import status as do_status
 
     record = _registry(ctx).load(task_id)
-    result = do_status(record, _wms(ctx, record) if record.task_id is not None else None)
+    result = do_status(record, _wms(ctx, record) if record.task_id is not None else None, subjobs=show_jobs)
     if as_json:
         click.echo(json.dumps({"task": record.id, "uid": record.uid, "by_state": result.by_state,
                                "errors": [g.as_json() for g in result.errors],

@@ -14,7 +14,7 @@ from benchmarks.scale_shape import MC_CAMPAIGN, RAW_STREAM, expected_counts
 
 from tests.conftest import Grid
 
-pytestmark = pytest.mark.grid
+pytestmark = [pytest.mark.grid, pytest.mark.slow]  # a 50,000-file catalogue fill and its measurements: minutes
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = 50_000

@@ -35,8 +35,9 @@ def _check_figures(figures: dict[str, Any], mode: str, files: int, size: int) ->
                                                                                    for d in T1_DISKS]
     for link in figures["links"]:
         assert (link["files"], link["bytes"]) == (files, files * size)
-        for key in ("seconds", "mb_per_s", "bare_seconds", "bare_mb_per_s", "peak_active"):
+        for key in ("seconds", "mb_per_s", "bare_seconds", "bare_mb_per_s"):
             assert link[key] > 0, (key, link)
+        assert link["peak_active"] >= 0, link  # a 2 MB copy may start and end between two samples
         assert link["service"]["files"] == files, link  # the transfer service copied each file once
         assert link["service"]["verify_checksum"] == "both"
     assert set(figures["rules"]) == set(T1_DISKS)

@@ -105,7 +105,15 @@ def test_a_production_runs_end_to_end_through_a_dispatcher_restart(grid: Grid, t
     # mid-production: the pilots and the agent see it go and come back
     Supervisor(home, home.load_state()).restart_program("wms-server")
 
-    status = _wait("the production done", lambda: (s := _status(grid, name))["state"] == "done" and s, 900, 5)
+    def done() -> dict[str, Any] | None:  # the dispatcher takes a moment to listen again after its restart
+        proc = _prod(grid, "status", name, "--json", check=False)
+        if proc.returncode != 0:
+            assert "cannot reach the dispatcher" in proc.stderr, proc.stderr
+            return None
+        report: dict[str, Any] = json.loads(proc.stdout)
+        return report if report["state"] == "done" else None
+
+    status = _wait("the production done", done, 900, 5)
     for step in status["steps"]:
         assert step["failures"] == [], step
         assert step["jobs_created"] == jobs, step

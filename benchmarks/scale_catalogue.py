@@ -22,7 +22,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import ingest
 from benchmarks.scale_shape import RAW_BLOCKS, UNIT_FILES, block_day, units_between
-from tests.conftest import BIN, JUNO_DCS
+from benchmarks.wms import grid_env
+from tests.conftest import JUNO_DCS
 
 from juno_dcs.grid.home import GridHome
 
@@ -32,17 +33,6 @@ TIMEOUT_S = 600.0  # a command that takes longer is recorded as null, with the t
 
 def log(text: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def grid_env(home: Path, account: str = "root") -> dict[str, str]:
-    """The environment `juno-dcs env` gives a person of `account` (the stock rucio CLI, jsub, juno-prod)."""
-    exports = subprocess.run([JUNO_DCS, "env", "--home", str(home), "--account", account], check=True,
-                             capture_output=True, text=True).stdout
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    for line in exports.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip("'")
-    return env
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None, runs: int = 1, ok: tuple[int, ...] = (0,)) -> float | None:

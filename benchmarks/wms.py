@@ -105,7 +105,8 @@ def getjob_once(url: str, n_pilots: int, expected: int, pilot_token: Callable[[]
     return expected / took
 
 
-def _env(home: Path, account: str) -> dict[str, str]:
+def grid_env(home: Path, account: str = "root") -> dict[str, str]:
+    """The environment `juno-dcs env` gives a person of `account` (the stock rucio CLI, jsub, juno-prod)."""
     exports = subprocess.run([JUNO_DCS, "env", "--home", str(home), "--account", account], check=True,
                              capture_output=True, text=True).stdout
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
@@ -120,7 +121,7 @@ def production(home: Path, jobs: int, tmp: Path) -> dict[str, Any]:
     from juno_dcs.grid.home import GridHome
     from juno_dcs.grid.launcher import root_client
 
-    env = _env(home, "production")
+    env = grid_env(home, "production")
     tag, name = f"GT-BENCH-{uuid.uuid4().hex[:4]}", f"bench-{uuid.uuid4().hex[:6]}"
     subprocess.run([str(BIN / "juno-payload"), "make-conditions", "--tag", tag, "--runs", "1-999999",
                     "--home", str(home)], check=True, capture_output=True, env=env)

@@ -3,24 +3,14 @@
 # Idempotent: installs only what is missing. Needs root for apt; otherwise lists what to install.
 set -euo pipefail
 
-PACKAGES=(
-  openssl            # the grid CA's hash links
-  default-jre-headless
-  activemq           # hermes' message broker (STOMP)
-  postgresql-client
+# the grid's runtime packages (shared with the container image: docker/Dockerfile), then what a box builds and
+# tests with
+mapfile -t PACKAGES < <(sed 's/#.*//' "$(dirname "$0")/packages-runtime.txt" | tr -s ' \t' '\n' | grep -v '^$')
+PACKAGES+=(
   gcc libc6-dev      # the loopback bind shim for XRootD
-  curl
   swig libssl-dev    # build M2Crypto for the fts3 client used by the tests
-  # storage elements: XRootD with HTTP (davs) and third-party copy
-  xrootd-server xrootd-client xrootd-plugins xrootd-server-plugins xrootd-client-plugins
-  xrootd-client-http-plugins python3-xrootd
-  xrootd-scitokens-plugins  # every SE checks tokens of the grid's issuer (docs/security.md)
-  # copies: gfal2 with its HTTP/DAV, XRootD and file plugins, the Python binding and the CLI
-  gfal2 python3-gfal2 gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file gfal2-util-scripts python3-gfal2-util
-  squid              # the conditions caches: the grid runs its own, one per data centre
-  mariadb-client     # the conditions database's client (the server too when none answers)
-  nginx              # the Rucio WebUI's TLS front end, on one origin with the Rucio REST API
   chromium chromium-driver fonts-dejavu-core  # headless browser tests of the dashboard and the WebUI
+  docker.io mmdebstrap  # the container images and the Swarm deployment (docs/deploy.md)
 )
 
 missing=()

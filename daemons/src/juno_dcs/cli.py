@@ -66,11 +66,14 @@ def main(verbose: bool) -> None:
               help="First of the grid's 100 ports (remembered; default 23000).")
 @click.option("--topology", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Topology file (default: topology.yaml of JUNO_DCS_ETC_DIR, else the package's).")
-def up(home: Path | None, base_port: int | None, topology: Path | None) -> None:
+@click.option("--engine", type=click.Choice(["supervisor", "swarm"]), default=None,
+              help="What runs the programs: one supervisord on this host, or a Docker Swarm stack (remembered; "
+                   "default supervisor; docs/deploy.md).")
+def up(home: Path | None, base_port: int | None, topology: Path | None, engine: str | None) -> None:
     """Start the grid, or bring a running one in line with the topology."""
     from juno_dcs.grid.launcher import up as do_up
 
-    report = do_up(grid_settings(home, base_port, topology))
+    report = do_up(grid_settings(home, base_port, topology, engine))
     click.echo(f"grid {'created' if report.created else 'updated'} in {report.home}")
     for line in report.actions:
         click.echo(f"  {line}")
@@ -79,6 +82,32 @@ def up(home: Path | None, base_port: int | None, topology: Path | None) -> None:
         click.echo(f"    {line}")
     for line in report.warnings:
         click.echo(f"  warning: {line}")
+
+
+@main.group()
+def images() -> None:
+    """The grid's container images (docs/deploy.md)."""
+
+
+@images.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even what is there (the base included).")
+@click.option("--json", "as_json", is_flag=True, help="Print the tags, what was built and how long it took.")
+def images_build(force: bool, as_json: bool) -> None:
+    """Build the base, runtime and role images that are missing (cached by a digest of their inputs)."""
+    from juno_dcs.swarm import engine
+    from juno_dcs.swarm import images as built_images
+
+    started = time.monotonic()
+    docker = engine.ensure_engine(grid_settings().docker_dir)
+    report = built_images.build(docker, force=force)
+    sizes = built_images.sizes(docker, list(report.tags.values()))
+    if as_json:
+        click.echo(json.dumps({"tags": report.tags, "built": report.built, "seconds": report.seconds,
+                               "total_s": round(time.monotonic() - started, 1), "bytes": sizes}, indent=2))
+        return
+    for role, tag in report.tags.items():
+        mark = "built" if tag in report.built else "cached"
+        click.echo(f"{role:14} {tag:40} {sizes.get(tag, 0) / 1e6:8.0f} MB  {mark}")
 
 
 @main.command()

@@ -104,7 +104,7 @@ def home_parameter(**attrs: Any) -> click.Option:
 
 
 def grid_settings(home: Path | None = None, base_port: int | None = None,
-                  topology: Path | None = None) -> GridSettings:
+                  topology: Path | None = None, engine: str | None = None) -> GridSettings:
     """The grid's settings ($JUNO_DCS_* and the given overrides); a bad value is a ConfigError naming it."""
     overrides: dict[str, Any] = {}
     if home is not None:
@@ -113,6 +113,8 @@ def grid_settings(home: Path | None = None, base_port: int | None = None,
         overrides["base_port"] = base_port
     if topology is not None:
         overrides["topology"] = topology
+    if engine is not None:
+        overrides["engine"] = engine
     try:
         return GridSettings(**overrides)
     except ValidationError as exc:

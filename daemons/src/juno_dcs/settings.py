@@ -40,6 +40,16 @@ class GridSettings(BaseSettings):
         default=None,
         description=f"First of the grid's 100 ports; remembered by `up`, default {DEFAULT_BASE_PORT}.",
     )
+    engine: Literal["supervisor", "swarm"] | None = Field(
+        default=None,
+        description="What runs the grid's programs: the box's supervisord, or a Docker Swarm stack (docs/deploy.md); "
+        "remembered by `up`, default supervisor.",
+    )
+    docker_dir: Path = Field(
+        default_factory=lambda: Path(sys.prefix).parent / "var" / "docker",
+        description="Where `up --engine swarm` starts its own Docker engine when none answers (DOCKER_HOST, "
+        "/var/run/docker.sock).",
+    )
     pg_admin_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         description="A PostgreSQL superuser connection, used to create the grid's own role and database.",

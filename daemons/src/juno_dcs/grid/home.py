@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -47,6 +48,9 @@ class GridState(BaseModel):
     # the token issuer's clients' secrets derive from it (grid/issuer.py); saved by the first `up` that sees it
     token_secret: str = Field(default_factory=lambda: new_secret())
     token_issuer: str | None = None  # a site's IAM (settings.token_issuer); None: the grid's own issuer
+    # what runs the programs: the box's supervisord, or a Docker Swarm stack on the engine at docker_host
+    engine: Literal["supervisor", "swarm"] = "supervisor"
+    docker_host: str | None = None
 
     @property
     def conditions_db(self) -> str:

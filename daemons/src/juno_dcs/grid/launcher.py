@@ -48,7 +48,8 @@ from juno_dcs.grid.programs import (
     watchdog_section,
 )
 from juno_dcs.grid.render import digest, render, write_if_changed
-from juno_dcs.grid.supervisor import Supervisor, supervisord_of, terminate
+from juno_dcs.grid.runners import Runner, runner_for
+from juno_dcs.grid.supervisor import supervisord_of, terminate
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
 from juno_dcs.tokens.fetch import Token, TokenSource, write_token_file
 from juno_dcs.topology import Topology, TopologyError, load_topology
@@ -100,7 +101,7 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
     if home.exists():
         state = home.load_state()
         if settings.base_port is not None and settings.base_port != state.base_port:
-            if Supervisor(home, state).running():
+            if runner_for(home, state).running():
                 raise GridStateError(
                     f"{home.root} runs on base port {state.base_port}; `juno-dcs down` it before moving it to "
                     f"{settings.base_port}"
@@ -120,6 +121,11 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                 f"{home.state_file.name} back, or drop them with `juno-dcs down --purge --home {home.root}` "
                 "(its Rucio catalogue and condition data go with them)."
             )
+    if settings.engine is not None and settings.engine != state.engine:
+        if not created and runner_for(home, state).running():
+            raise GridStateError(f"{home.root} runs under {state.engine}; `juno-dcs down` it before moving it to "
+                                 f"{settings.engine}")
+        state = state.model_copy(update={"engine": settings.engine})
     if "token_issuer" in settings.model_fields_set and settings.token_issuer != state.token_issuer:
         state = state.model_copy(update={"token_issuer": settings.token_issuer})
     state.ports  # noqa: B018 - validates the base port before anything is written
@@ -249,7 +255,7 @@ def _rucio_migrate_repo() -> Path:
     return Path(rucio.db.sqla.__file__).parent / "migrate_repo"
 
 
-def _wait_for(what: str, check: Callable[[], health.Health], timeout: float, sup: Supervisor) -> health.Health:
+def _wait_for(what: str, check: Callable[[], health.Health], timeout: float, sup: Runner) -> health.Health:
     deadline = time.monotonic() + timeout
     result = check()
     while not result.ok and time.monotonic() < deadline:
@@ -261,13 +267,14 @@ def _wait_for(what: str, check: Callable[[], health.Health], timeout: float, sup
     return result
 
 
-def _fail_on_fatal(sup: Supervisor) -> None:
-    """A program that the supervisor gave up on will not come back by waiting: say which and why."""
+def _fail_on_fatal(sup: Runner) -> None:
+    """A program that the supervisor (or the swarm) gave up on will not come back by waiting: say which and why."""
     for proc in sup.processes():
         if proc.state == "FATAL":
             log = sup.home.logs / f"{proc.name}.log"
             tail = log.read_text(errors="replace").strip().splitlines()[-6:] if log.exists() else []
-            raise ServiceError(f"{proc.name} failed to start (see {log}):\n  " + "\n  ".join(tail))
+            raise ServiceError(f"{proc.name} failed to start: {proc.description} (see {log}):\n  "
+                               + "\n  ".join(tail))
 
 
 @contextlib.contextmanager
@@ -314,9 +321,15 @@ def grid_quotas(settings: GridSettings, topo: Topology) -> dict[str, dict[str, i
 
 def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: dict[str, dict[str, int]]) -> UpReport:
     state, created = _resolve_state(home, settings, topo)
-    sup = Supervisor(home, state)
+    engine = None
+    if state.engine == "swarm":  # the Docker engine answers before anything is written
+        from juno_dcs.swarm import engine as docker
+
+        engine = docker.ensure_engine(settings.docker_dir)
+        state = state.model_copy(update={"docker_host": engine.host})
+    sup = runner_for(home, state)
     running = sup.running()
-    orphan = None if running else supervisord_of(home)
+    orphan = None if running or engine is not None else supervisord_of(home)
     if orphan is not None:  # a supervisord of this home that does not answer with this grid.json's password
         terminate(orphan)
     if not running:
@@ -331,6 +344,10 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     # before anything is written or started: would the grid fit in PostgreSQL's free connection slots?
     programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
     host, port = database.pg_host_port(state.pg_admin_url)
+    if engine is not None:  # the programs that run twice there count twice
+        from juno_dcs.swarm.stack import expanded
+
+        programs = expanded(programs)
     budget.check(budget.shares(programs), budget.read_slots(state.pg_admin_url, state.db_user), f"{host}:{port}")
     report = UpReport(home=home.root, created=created)
     moved = access.settle_service_root(home)  # before anything starts: where the service users' files go
@@ -356,13 +373,18 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     # with pending versions are stopped first, and start_all below starts them again
     report.actions += schemas.upgrade(state, sup if running else None)
     report.actions.append(f"Rucio schema: {database.prepare_schema(home, state)}")
+    if engine is not None:
+        from juno_dcs.swarm import deploy
+
+        programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
+        report.actions += deploy.prepare(settings, topo, home, state, engine, programs)
     if running:
         report.actions += sup.update()
         sup.start_all()
         _wait_and_apply(settings, topo, home, state, sup, rses, where, quotas, report)
         return report
     sup.start()
-    report.actions.append("started the supervisor and every program")
+    report.actions.append("deployed the stack" if engine is not None else "started the supervisor and every program")
     try:
         _wait_and_apply(settings, topo, home, state, sup, rses, where, quotas, report)
     except BaseException as exc:  # all or nothing: a grid this `up` started does not stay half up
@@ -380,7 +402,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     return report
 
 
-def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, state: GridState, sup: Supervisor,
+def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, state: GridState, sup: Runner,
                     rses: list[str], where: conditions.ConditionsLayout, quotas: dict[str, dict[str, int]],
                     report: UpReport) -> None:
     """Wait for every service of a started grid, then apply the topology through Rucio."""
@@ -415,7 +437,7 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     report.topology_changes, report.warnings = applied.changes, applied.warnings
 
 
-def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: GridSettings, sup: Supervisor) -> None:
+def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: GridSettings, sup: Runner) -> None:
     where = part.layout(home, state)
 
     def checked() -> health.Health:
@@ -459,11 +481,12 @@ def down(settings: GridSettings, purge: bool = False) -> list[str]:
 
 
 def _down_locked(home: GridHome, state: GridState, purge: bool, settings: GridSettings) -> list[str]:
-    sup = Supervisor(home, state)
+    sup = runner_for(home, state)
     done = []
     if sup.pid() is not None:
         killed = sup.shutdown()
-        done.append("stopped every program and the supervisor")
+        done.append("removed the stack (its images stay)" if state.engine == "swarm"
+                    else "stopped every program and the supervisor")
         if killed:
             done.append(f"killed leftover processes {killed}")
     else:
@@ -493,17 +516,18 @@ def _purge(home: GridHome, state: GridState, settings: GridSettings) -> list[str
 def status(settings: GridSettings) -> dict[str, Any]:
     home = GridHome(settings.home)
     state = home.load_state()
-    sup = Supervisor(home, state)
+    sup = runner_for(home, state)
     host, port = database.pg_host_port(state.pg_admin_url)
     rucio_url = state.ports.url("rucio")
     running = sup.running()
+    runner = "swarm" if state.engine == "swarm" else "supervisor"
     processes = {p.name: {"state": p.state, "pid": p.pid, "description": p.description} for p in sup.processes()} \
         if running else {}
     # each storage element's port, as its XRootD config recorded it
     se_ports = {rse: _xrootd_port(home, rse) for rse in (p.removeprefix("xrootd-") for p in processes
                                                           if p.startswith("xrootd-"))}
     checks = {
-        "supervisor": health.Health(running, "running" if running else "not running"),
+        runner: health.Health(running, "running" if running else "not running"),
         "postgresql": health.check_postgresql(state),
         "rucio": health.check_rucio(rucio_url) if running else health.Health(False, "grid stopped"),
         "activemq": health.check_activemq(state) if running else health.Health(False, "grid stopped"),
@@ -542,6 +566,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
     return {
         "home": str(home.root),
         "base_port": state.base_port,
+        "engine": state.engine,
         "running": running,
         "healthy": running and all(h.ok for h in checks.values()) and not down,
         "down": down,
@@ -554,7 +579,7 @@ def status(settings: GridSettings) -> dict[str, Any]:
             **{f"squid-{site}": cond.squid_url(site) for site in cond.squids},
             "dispatcher": jobs.dispatcher_url,
             **ops_services,
-            "supervisor": state.ports.url("supervisor"),
+            **({} if state.engine == "swarm" else {"supervisor": state.ports.url("supervisor")}),
             "postgresql": f"postgresql://{state.db_user}@{host}:{port}/{state.db_name}",
         },
         "storage": {rse: f"davs://localhost:{p}/" for rse, p in sorted(se_ports.items())},

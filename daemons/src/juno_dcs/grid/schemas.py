@@ -15,18 +15,18 @@ import sqlalchemy as sa
 
 from juno_dcs.grid import database
 from juno_dcs.grid.home import GridHome, GridState
-from juno_dcs.grid.supervisor import Supervisor
+from juno_dcs.grid.runners import Runner, runner_for
 from juno_dcs.migrations import runner
 from juno_dcs.migrations.registry import SCHEMAS
 from juno_dcs.settings import GridSettings
 
 
-def _users(pending: list[str], sup: Supervisor) -> list[str]:
+def _users(pending: list[str], sup: Runner) -> list[str]:
     wanted = {p for s in SCHEMAS if s.name in pending for p in s.programs}
     return [p.name for p in sup.processes() if p.name in wanted and p.state in {"RUNNING", "STARTING", "BACKOFF"}]
 
 
-def upgrade(state: GridState, sup: Supervisor | None = None) -> list[str]:
+def upgrade(state: GridState, sup: Runner | None = None) -> list[str]:
     """Upgrade every PostgreSQL schema of the grid to head; what was done, one line each."""
     url = database.grid_url(state)
     pending = [name for name, (have, need) in runner.versions_postgres(url).items() if have != need]
@@ -59,7 +59,7 @@ def upgrade_home(settings: GridSettings) -> list[str]:
     home = GridHome(settings.home)
     state = home.load_state()
     with exclusive(home):
-        sup = Supervisor(home, state)
+        sup = runner_for(home, state)
         running = sup.running()
         url = sa.engine.make_url(settings.mysql_admin_url).set(database=state.conditions_db)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})

@@ -44,18 +44,17 @@ def _load(path: Path) -> TransferConfig:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, required=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="uvicorn worker processes")
+@click.option("--reuse-port", is_flag=True, help="Share the port with other instances (SO_REUSEPORT).")
 @log_option
-def serve(config: Path, host: str, port: int, workers: int, log_json: bool) -> None:
+def serve(config: Path, host: str, port: int, workers: int, reuse_port: bool, log_json: bool) -> None:
     """Run the REST API."""
-    import uvicorn
-
-    from juno_dcs import daemon
+    from juno_dcs import asgiserve, daemon
 
     daemon.configure_logging(log_json)
     cfg = _load(config)
     os.environ["JUNO_FTS_CONFIG"] = str(config.resolve())
     with_tls = cfg.server_cert is not None and cfg.server_key is not None
-    uvicorn.run("juno_dcs.transfer.asgi:app", host=host, port=port, workers=workers, log_level="warning",
+    asgiserve.serve("juno_dcs.transfer.asgi:app", host, port, workers, reuse_port, log_level="warning",
                 ssl_certfile=str(cfg.server_cert) if with_tls else None,
                 ssl_keyfile=str(cfg.server_key) if with_tls else None)
 

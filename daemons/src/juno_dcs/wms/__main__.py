@@ -37,16 +37,16 @@ def main(ctx: click.Context, url: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, required=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="uvicorn worker processes")
-def serve(config: Path, host: str, port: int, workers: int) -> None:
+@click.option("--reuse-port", is_flag=True, help="Share the port with other instances (SO_REUSEPORT).")
+def serve(config: Path, host: str, port: int, workers: int, reuse_port: bool) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
+    from juno_dcs import asgiserve
     from juno_dcs.wms.config import load_config
     from juno_dcs.wms.service import context
 
     context(load_config(config))  # a bad file fails here, with its reason, not in every worker
     os.environ["JUNO_WMS_CONFIG"] = str(config.resolve())
-    uvicorn.run("juno_dcs.wms.asgi:app", host=host, port=port, workers=workers, log_level="warning", backlog=2048)
+    asgiserve.serve("juno_dcs.wms.asgi:app", host, port, workers, reuse_port, log_level="warning", backlog=2048)
 
 
 @main.command()

@@ -1,0 +1,171 @@
+"""The Docker engine the grid's stack runs on, and the swarm it belongs to.
+
+An engine that already answers (`DOCKER_HOST`, or the system's socket) is used as it is. Otherwise `juno-dcs`
+starts one of its own under `docker_dir` (settings), with the vfs storage driver and without iptables rules,
+as this kind of machine allows (docs/deploy.md). Its swarm listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from juno_dcs.errors import ConfigError, ServiceError, ServiceTimeout
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_SOCKET = Path("/var/run/docker.sock")
+SWARM_ADDR = "127.0.0.1"
+SITE_LABEL = "juno.site."  # a node runs a site's services when it carries juno.site.<SITE>=true
+
+
+def docker_cli() -> str:
+    """Debian's client, which matches Debian's engine; any other `docker` on PATH otherwise."""
+    for candidate in ("/usr/bin/docker", shutil.which("docker")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise ConfigError("no docker client: install Debian's docker.io (`make setup` does)")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One Docker engine, reached at `host` (a DOCKER_HOST value)."""
+
+    host: str
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float | None = 600,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_HOST": self.host}
+        proc = subprocess.run([docker_cli(), *args], input=stdin, capture_output=True, text=True, env=env,
+                              timeout=timeout, cwd=cwd, check=False)
+        if check and proc.returncode != 0:
+            raise ServiceError(f"docker {' '.join(args[:3])}: {(proc.stderr or proc.stdout).strip()}")
+        return proc
+
+    def answers(self) -> bool:
+        try:
+            return self.run("version", "--format", "{{.Server.Version}}", check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def info(self) -> dict[str, Any]:
+        return dict(json.loads(self.run("info", "--format", "{{json .}}").stdout))
+
+
+def private_host(docker_dir: Path) -> str:
+    return f"unix://{docker_dir / 'docker.sock'}"
+
+
+def ensure_engine(docker_dir: Path, timeout: float = 60.0) -> Engine:
+    """An engine that answers: DOCKER_HOST's, the system's, or one started here under `docker_dir`."""
+    if os.environ.get("DOCKER_HOST"):
+        engine = Engine(os.environ["DOCKER_HOST"])
+        if not engine.answers():
+            raise ServiceError(f"the Docker engine at DOCKER_HOST={engine.host} does not answer")
+        return engine
+    for host in (private_host(docker_dir), f"unix://{SYSTEM_SOCKET}"):
+        engine = Engine(host)
+        if Path(host.removeprefix("unix://")).exists() and engine.answers():
+            return engine
+    return start_engine(docker_dir, timeout)
+
+
+def start_engine(docker_dir: Path, timeout: float = 60.0) -> Engine:
+    dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+    if not Path(dockerd).exists():
+        raise ConfigError("no Docker engine answers and dockerd is not installed: `make setup` installs docker.io")
+    docker_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(private_host(docker_dir))
+    log = (docker_dir / "dockerd.log").open("ab")
+    subprocess.Popen(
+        [dockerd, "--data-root", str(docker_dir / "root"), "--exec-root", str(docker_dir / "exec"),
+         "-H", engine.host, "--pidfile", str(docker_dir / "docker.pid"),
+         "--storage-driver=vfs", "--iptables=false", "--ip-masq=false"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if engine.answers():
+            logger.info("started a Docker engine at %s", engine.host)
+            return engine
+        time.sleep(0.5)
+    raise ServiceTimeout(f"the Docker engine started under {docker_dir} did not answer in {timeout:.0f} s "
+                         f"(see {docker_dir / 'dockerd.log'})")
+
+
+def stop_engine(docker_dir: Path, timeout: float = 60.0) -> bool:
+    """Stop the engine this project started under `docker_dir`; False when none runs there."""
+    try:
+        pid = int((docker_dir / "docker.pid").read_text().strip())
+        os.kill(pid, 15)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.3)
+    raise ServiceTimeout(f"dockerd (pid {pid}) did not stop in {timeout:.0f} s")
+
+
+def ensure_swarm(engine: Engine) -> list[str]:
+    """Make the engine a swarm manager if it is in no swarm; returns what was done."""
+    swarm = engine.info().get("Swarm", {})
+    state = swarm.get("LocalNodeState")
+    if state == "active":
+        if not swarm.get("ControlAvailable"):
+            raise ConfigError(f"the Docker engine at {engine.host} is a swarm worker: run `up` against a manager")
+        return []
+    engine.run("swarm", "init", "--advertise-addr", SWARM_ADDR, "--listen-addr", f"{SWARM_ADDR}:2377")
+    return [f"made the engine at {engine.host} a swarm manager (127.0.0.1:2377)"]
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    ready: bool
+    sites: frozenset[str]
+
+
+def nodes(engine: Engine) -> list[Node]:
+    ids = engine.run("node", "ls", "--format", "{{.ID}}").stdout.split()
+    found = []
+    for raw in json.loads(engine.run("node", "inspect", *ids).stdout) if ids else []:
+        labels = raw.get("Spec", {}).get("Labels") or {}
+        sites = frozenset(k.removeprefix(SITE_LABEL) for k, v in labels.items()
+                          if k.startswith(SITE_LABEL) and v == "true")
+        found.append(Node(id=raw["ID"], hostname=raw["Description"]["Hostname"],
+                          ready=raw["Status"]["State"] == "ready", sites=sites))
+    return found
+
+
+def place_sites(engine: Engine, sites: list[str]) -> list[str]:
+    """Every site must have a node. A swarm of one node runs every site; a larger swarm is labelled by its
+    operator (`docker node update --label-add juno.site.CNAF=true NODE`), and a site without a node is an error
+    that names it before anything is deployed."""
+    found = [n for n in nodes(engine) if n.ready]
+    if len(found) == 1:
+        missing = [s for s in sites if s not in found[0].sites]
+        if missing:
+            engine.run("node", "update", *(a for s in missing for a in ("--label-add", f"{SITE_LABEL}{s}=true")),
+                       found[0].id)
+            return [f"labelled node {found[0].hostname} with sites {', '.join(missing)}"]
+        return []
+    placed = {s for n in found for s in n.sites}
+    missing = [s for s in sites if s not in placed]
+    if missing:
+        raise ConfigError(
+            f"the topology places services at {', '.join(missing)} but no ready swarm node carries "
+            f"{', '.join(SITE_LABEL + s + '=true' for s in missing)}; label a node for each "
+            "(docker node update --label-add ...); nothing was deployed")
+    return []

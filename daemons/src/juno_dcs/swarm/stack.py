@@ -1,0 +1,169 @@
+"""The grid's programs as a Docker stack (Compose specification, version 3.8): one service per program.
+
+Every service runs the program's own command line from the box's supervisor (grid/programs.py) in its role's
+image, on the host's network, with the grid's home mounted at the same path: the stack and the box share one
+rendered home, the same loopback addresses and the same commands (`status`, `env`, `raw status`, `jsub`, ...).
+Placement follows the topology: a site's storage elements and Squid run on a node labelled
+`juno.site.<SITE>=true`; the central services on the tier-0 site's node.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from juno_dcs.grid.programs import Program
+from juno_dcs.swarm.engine import SITE_LABEL
+from juno_dcs.topology import Topology
+
+# Programs that run twice (two replicas). Rucio's daemons share their work through heartbeats (each instance
+# takes its hash share), the transfer workers claim jobs row by row, the ingestors form one Kafka consumer group,
+# the servers share one port through SO_REUSEPORT (`--reuse-port`), hermes and the conveyor's receiver act once
+# per message however many run. What runs once, and why, is in docs/deploy.md.
+DOUBLED: frozenset[str] = frozenset({
+    "rucio-server",
+    "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner", "rucio-judge-injector",
+    "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
+    "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
+    "rucio-conveyor-submitter", "rucio-conveyor-poller", "rucio-conveyor-finisher", "rucio-conveyor-receiver",
+    "fts-server", "fts-worker", "ingest", "wms-server", "wms-agent", "probes",
+})
+# The servers among them, and the flag that lets two processes listen on one port.
+REUSE_PORT: dict[str, str] = {"rucio-server": "--reuse-port", "fts-server": "--reuse-port",
+                              "wms-server": "--reuse-port"}
+
+
+def role_of(name: str) -> str:
+    """The image (role) a program runs from: images.ROLES."""
+    if name == "rucio-server":
+        return "rucio-server"
+    if name.startswith("rucio-"):
+        return "rucio-daemons"
+    if name.startswith("xrootd-"):
+        return "storage"
+    if name.startswith("squid-"):
+        return "squid"
+    if name in ("kafka", "zookeeper"):
+        return "kafka"
+    if name == "activemq":
+        return "activemq"
+    if name in ("webui", "nginx"):
+        return "webui"
+    if name == "pilot-factory":
+        return "pilot"
+    return "services"
+
+
+def central_site(topo: Topology) -> str:
+    tier0 = sorted(name for name, site in topo.sites.items() if site.tier == 0)
+    return tier0[0] if tier0 else sorted(topo.sites)[0]
+
+
+def site_of(name: str, topo: Topology) -> str:
+    """Where a program runs: an SE at its RSE's site, a Squid at its own, everything else at the centre."""
+    if name.startswith("xrootd-") and name.removeprefix("xrootd-") in topo.rses:
+        return topo.rses[name.removeprefix("xrootd-")].site
+    if name.startswith("squid-") and name.removeprefix("squid-") in topo.sites:
+        return name.removeprefix("squid-")
+    return central_site(topo)
+
+
+def service_name(program: str) -> str:
+    """A Docker service name: letters, digits, '-' and '_' (RSE names carry none of the rest)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", program)
+
+
+def replicas(name: str) -> int:
+    return 2 if name in DOUBLED else 1
+
+
+def _port_of(program: Program) -> int | None:
+    """The TCP port a program listens on, read off its command line, for its health check."""
+    args = program.command
+    for flag in ("--port", "--bind"):
+        if flag in args[:-1]:
+            value = args[args.index(flag) + 1]
+            return int(value.rsplit(":", 1)[-1]) if value.rsplit(":", 1)[-1].isdigit() else None
+    return None
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """Host paths every container sees at the same path: the home (read-write), the CA and the operator's files
+    (read-only)."""
+
+    writable: tuple[Path, ...]
+    readonly: tuple[Path, ...]
+
+    def volumes(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{"type": "bind", "source": str(p), "target": str(p)} for p in self.writable]
+        out += [{"type": "bind", "source": str(p), "target": str(p), "read_only": True} for p in self.readonly]
+        return out
+
+
+def command(program: Program, log_dir: Path) -> list[str]:
+    """The program's command line, writing to its log in the home as under the supervisor (the second replica to
+    NAME.2.log)."""
+    argv = list(program.command)
+    flag = REUSE_PORT.get(program.name)
+    if flag and flag not in argv:
+        argv.append(flag)
+    script = ('log="$JUNO_DCS_LOG_DIR/$JUNO_DCS_PROGRAM.log"; '
+              '[ "$JUNO_DCS_SLOT" = 1 ] || log="$JUNO_DCS_LOG_DIR/$JUNO_DCS_PROGRAM.$JUNO_DCS_SLOT.log"; '
+              'exec "$@" >>"$log" 2>&1')
+    return ["/bin/sh", "-c", script, program.name, *argv]
+
+
+def service(program: Program, image: str, site: str, home_root: Path, log_dir: Path,
+            mounts: Mounts) -> dict[str, Any]:
+    env = {**program.environment, "JUNO_DCS_LOG_DIR": str(log_dir), "JUNO_DCS_PROGRAM": program.name,
+           "JUNO_DCS_SLOT": "{{.Task.Slot}}"}
+    spec: dict[str, Any] = {
+        "image": image,
+        "command": command(program, log_dir),
+        "working_dir": str(program.directory or home_root),
+        "environment": dict(sorted(env.items())),
+        "volumes": mounts.volumes(),
+        "networks": ["hostnet"],
+        "stop_grace_period": f"{program.stopwaitsecs}s",
+        "deploy": {
+            "mode": "replicated",
+            "replicas": replicas(program.name),
+            "placement": {"constraints": [f"node.labels.{SITE_LABEL}{site} == true"]},
+            "restart_policy": {"condition": "any", "delay": "3s", "window": "30s"},
+            # a change that does not come up is rolled back: the previous deployment keeps running
+            "update_config": {"parallelism": 1, "order": "stop-first", "failure_action": "rollback",
+                              "monitor": "20s"},
+            "rollback_config": {"parallelism": 1, "order": "stop-first"},
+            "labels": {"org.juno-dcs.program": program.name, "org.juno-dcs.site": site},
+        },
+    }
+    port = _port_of(program)
+    if port is not None:
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 3).close()"
+        spec["healthcheck"] = {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
+                               "retries": 3, "start_period": "120s"}
+    return spec
+
+
+def render(programs: Sequence[Program], images: Mapping[str, str], topo: Topology, home_root: Path,
+           log_dir: Path, mounts: Mounts) -> dict[str, Any]:
+    """The stack file's content (a dict; yaml.safe_dump writes it)."""
+    services = {
+        service_name(p.name): service(p, images[role_of(p.name)], site_of(p.name, topo), home_root, log_dir, mounts)
+        for p in programs
+    }
+    return {
+        "version": "3.8",
+        "services": services,
+        # the host's own network: the grid's loopback addresses mean the same inside and outside (docs/deploy.md)
+        "networks": {"hostnet": {"external": True, "name": "host"}},
+    }
+
+
+def expanded(programs: Sequence[Program]) -> list[Program]:
+    """Each program once per replica: what the connection budget (grid/budget.py) counts."""
+    return [p for p in programs for _ in range(replicas(p.name))]

@@ -1,0 +1,111 @@
+"""The grid's programs as a Docker stack (juno_dcs.swarm.stack): placement by the topology, the doubled
+services, health checks, logs and mounts. Pure logic; the deployment itself is tests/integration/test_swarm.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from juno_dcs.grid.programs import Program
+from juno_dcs.swarm import images, stack
+from juno_dcs.topology import load_topology
+
+TOPOLOGY = Path(__file__).parents[2] / "daemons" / "src" / "juno_dcs" / "data" / "topology.yaml"
+HOME = Path("/srv/grid")
+
+
+@pytest.fixture(scope="module")
+def topo():
+    return load_topology(TOPOLOGY)
+
+
+def programs() -> list[Program]:
+    return [
+        Program(name="rucio-server", command=["/x/gunicorn", "--bind", "127.0.0.1:23000", "app"]),
+        Program(name="rucio-judge-evaluator", command=["/x/rucio-judge-evaluator"], stopwaitsecs=20),
+        Program(name="xrootd-CNAF_DISK", command=["/usr/bin/xrootd", "-n", "CNAF_DISK"], directory=Path("/srv/adm")),
+        Program(name="squid-JINR", command=["/usr/sbin/squid", "-N"]),
+        Program(name="fts-server", command=["/x/juno-fts", "serve", "--port", "23030"]),
+        Program(name="activemq", command=["/usr/bin/java", "-jar", "activemq.jar"], stopwaitsecs=20),
+        Program(name="pilot-factory", command=["/x/juno-pilot", "factory"], stopwaitsecs=60),
+    ]
+
+
+def render(topo):
+    mounts = stack.Mounts(writable=(HOME,), readonly=(Path("/srv/pki"),))
+    tags = {role: f"juno-dcs/{role}:abc" for role in images.ROLES}
+    return stack.render(programs(), tags, topo, HOME, HOME / "logs", mounts)
+
+
+def test_every_role_of_the_grid_has_an_image():
+    for p in programs():
+        assert stack.role_of(p.name) in images.ROLES
+
+
+def test_sites_place_storage_and_squids_and_the_rest_at_the_tier0(topo):
+    services = render(topo)["services"]
+    centre = stack.central_site(topo)
+    assert topo.sites[centre].tier == 0
+
+    def where(name):
+        return services[name]["deploy"]["placement"]["constraints"]
+
+    assert where("xrootd-CNAF_DISK") == [f"node.labels.juno.site.{topo.rses['CNAF_DISK'].site} == true"]
+    assert where("squid-JINR") == ["node.labels.juno.site.JINR == true"]
+    assert where("rucio-server") == [f"node.labels.juno.site.{centre} == true"]
+    assert services["xrootd-CNAF_DISK"]["image"] == "juno-dcs/storage:abc"
+    assert services["rucio-judge-evaluator"]["image"] == "juno-dcs/rucio-daemons:abc"
+
+
+def test_doubled_services_and_shared_ports(topo):
+    services = render(topo)["services"]
+    assert services["rucio-server"]["deploy"]["replicas"] == 2
+    assert services["rucio-judge-evaluator"]["deploy"]["replicas"] == 2
+    assert services["activemq"]["deploy"]["replicas"] == 1
+    assert services["pilot-factory"]["deploy"]["replicas"] == 1
+    # two servers on one port: gunicorn's and the services' own --reuse-port
+    assert services["rucio-server"]["command"][-1] == "--reuse-port"
+    assert services["fts-server"]["command"][-1] == "--reuse-port"
+    assert "--reuse-port" not in services["activemq"]["command"]
+
+
+def test_health_checks_on_listening_ports_only(topo):
+    services = render(topo)["services"]
+    assert "23000" in services["rucio-server"]["healthcheck"]["test"][-1]
+    assert "23030" in services["fts-server"]["healthcheck"]["test"][-1]
+    assert "healthcheck" not in services["rucio-judge-evaluator"]
+
+
+def test_logs_mounts_restart_and_rollback(topo):
+    spec = render(topo)
+    svc = spec["services"]["xrootd-CNAF_DISK"]
+    # the program's own command line after the log redirection, in its own directory
+    assert svc["command"][:2] == ["/bin/sh", "-c"]
+    assert svc["command"][4:] == programs()[2].command
+    assert svc["working_dir"] == "/srv/adm"
+    assert svc["environment"]["JUNO_DCS_LOG_DIR"] == "/srv/grid/logs"
+    assert svc["environment"]["JUNO_DCS_SLOT"] == "{{.Task.Slot}}"
+    assert {"type": "bind", "source": "/srv/grid", "target": "/srv/grid"} in svc["volumes"]
+    assert {"type": "bind", "source": "/srv/pki", "target": "/srv/pki", "read_only": True} in svc["volumes"]
+    assert svc["deploy"]["restart_policy"]["condition"] == "any"
+    assert svc["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert spec["services"]["pilot-factory"]["stop_grace_period"] == "60s"
+    assert spec["networks"]["hostnet"] == {"external": True, "name": "host"}
+
+
+def test_the_budget_counts_each_replica(topo):
+    counted = [p.name for p in stack.expanded(programs())]
+    assert counted.count("rucio-server") == 2
+    assert counted.count("activemq") == 1
+
+
+def test_service_names_are_what_docker_accepts():
+    assert stack.service_name("xrootd-IHEP_DISK") == "xrootd-IHEP_DISK"
+    assert stack.service_name("squid-a.b") == "squid-a-b"
+
+
+def test_requirements_leave_out_the_projects_own_distributions():
+    found = images.requirements(Path(__file__).parents[2])
+    assert any(r.startswith("rucio[postgresql]") for r in found)
+    assert not [r for r in found if r.startswith("juno-")]

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DISTS := daemons/pyproject.toml policy/pyproject.toml probes/pyproject.toml constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv gfal2 share shim ca node wheels demo test test-all test-unit lint typecheck clean
+.PHONY: setup system venv gfal2 share shim ca node wheels images demo test test-all test-swarm test-unit lint typecheck clean
 
 GFAL_PTH := $(VENV)/lib/python3.11/site-packages/debian-gfal2.pth
 # What the package cannot carry has a setting each (JUNO_DCS_BIND_SHIM, JUNO_DCS_NODE_MODULES, JUNO_DCS_PKI_DIR)
@@ -67,6 +67,10 @@ ca: venv share
 node: venv share
 	@$(BIN)/juno-dcs install-assets node
 
+# The grid's container images (cached by a digest of their inputs; a Docker engine is started if none answers).
+images: setup
+	$(BIN)/juno-dcs images build
+
 # The wheels of the three distributions, into dist/ (`pip install dist/*.whl` anywhere; docs/admin.md).
 wheels: venv
 	$(BIN)/python scripts/build_wheels.py dist
@@ -87,6 +91,11 @@ test-all: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 	$(BIN)/pytest $(QUIET_FIRST) $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration tests/e2e --deselect $(QUIET_FIRST) $(PYTEST_ARGS)
+	$(BIN)/pytest tests/swarm $(PYTEST_ARGS)
+
+# The grid as a Docker Swarm stack: images built, stack deployed, the e2e stories run on it (docs/deploy.md).
+test-swarm: setup
+	$(BIN)/pytest tests/swarm $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -1,8 +1,8 @@
 """The Docker engine the grid's stack runs on, and the swarm it belongs to.
 
 An engine that already answers (`DOCKER_HOST`, or the system's socket) is used as it is. Otherwise `juno-dcs`
-starts one of its own under `docker_dir` (settings), with the vfs storage driver and without iptables rules,
-as this kind of machine allows (docs/deploy.md). Its swarm listens on 127.0.0.1 only.
+starts one of its own under `docker_dir` (settings), without iptables rules, with the overlay2 storage driver
+where the kernel mounts overlays there, else vfs (docs/deploy.md). Its swarm listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -77,23 +77,43 @@ def ensure_engine(docker_dir: Path, timeout: float = 60.0) -> Engine:
     return start_engine(docker_dir, timeout)
 
 
+def storage_driver(docker_dir: Path) -> str:
+    """overlay2 when an overlay mount works in `docker_dir`, else vfs. Under vfs every container is a full copy
+    of its image (1.4 GB for the grid's): a grid of 60 containers would not fit on most disks."""
+    probe = docker_dir / "overlay-probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    parts = {name: probe / name for name in ("lower", "upper", "work", "merged")}
+    for path in parts.values():
+        path.mkdir(parents=True)
+    options = f"lowerdir={parts['lower']},upperdir={parts['upper']},workdir={parts['work']}"
+    mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(parts["merged"])],
+                             capture_output=True, check=False).returncode == 0
+    if mounted:
+        subprocess.run(["umount", str(parts["merged"])], capture_output=True, check=False)
+    shutil.rmtree(probe, ignore_errors=True)
+    return "overlay2" if mounted else "vfs"
+
+
 def start_engine(docker_dir: Path, timeout: float = 60.0) -> Engine:
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     if not Path(dockerd).exists():
         raise ConfigError("no Docker engine answers and dockerd is not installed: `make setup` installs docker.io")
     docker_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(private_host(docker_dir))
+    driver = storage_driver(docker_dir)
+    for stale in ("docker.sock", "docker.pid"):  # of an engine that is gone (it does not answer)
+        (docker_dir / stale).unlink(missing_ok=True)
     log = (docker_dir / "dockerd.log").open("ab")
     subprocess.Popen(
-        [dockerd, "--data-root", str(docker_dir / "root"), "--exec-root", str(docker_dir / "exec"),
+        [dockerd, "--data-root", str(docker_dir / "data"), "--exec-root", str(docker_dir / "exec"),
          "-H", engine.host, "--pidfile", str(docker_dir / "docker.pid"),
-         "--storage-driver=vfs", "--iptables=false", "--ip-masq=false"],
+         f"--storage-driver={driver}", "--iptables=false", "--ip-masq=false"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if engine.answers():
-            logger.info("started a Docker engine at %s", engine.host)
+            logger.info("started a Docker engine at %s (storage driver %s)", engine.host, driver)
             return engine
         time.sleep(0.5)
     raise ServiceTimeout(f"the Docker engine started under {docker_dir} did not answer in {timeout:.0f} s "

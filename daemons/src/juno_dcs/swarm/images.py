@@ -3,7 +3,9 @@ Debian packages and this installation), and one image per role on top of it.
 
 No registry is needed: the base is a root filesystem from `mmdebstrap` turned into an image with `docker import`.
 The runtime image is tagged with a digest of everything it is built from, so a build that finds its tag does
-nothing; the role images add only a label (no layer), so a host stores the grid's software once.
+nothing. Each role's image is, for now, that same image under the role's name: the stack names its images by
+role, so that a role can get its own layers later without changing the stack, and a host stores the grid's
+software once.
 """
 
 from __future__ import annotations
@@ -61,12 +63,13 @@ def _files(root: Path) -> list[Path]:
                             capture_output=True, text=True, check=False)
     if listed.returncode != 0:
         raise ServiceError(f"git ls-files in {root}: {listed.stderr.strip()}")
-    names = [n for n in listed.stdout.split("\0") if n]
+    names = [n for n in listed.stdout.split("\0") if n and not n.startswith(NOT_IN_IMAGE) and not n.endswith(".md")]
     staged = sorted(p for p in (root / STAGED).rglob("*") if p.is_file())
     tracked = sorted(root / n for n in names if (root / n).is_file())
     return [*tracked, root / "var" / "lib" / "bind_loopback.so", *staged]
 
 
+NOT_IN_IMAGE = ("docs/", "tests/", "benchmarks/")  # left out of the build context too (.dockerignore)
 STAGED = Path("var/build")  # what the build stages for docker/Dockerfile, inside its context
 
 
@@ -112,6 +115,7 @@ class BuildReport:
     tags: dict[str, str] = field(default_factory=dict)  # role (and "base", "runtime") -> image tag
     built: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
 
 
 def build_args(root: Path) -> dict[str, str]:
@@ -168,14 +172,24 @@ def build(engine: Engine, force: bool = False) -> BuildReport:
         report.built.append(runtime)
         report.seconds["runtime"] = round(time.monotonic() - started, 1)
     digest = runtime.rsplit(":", 1)[1]
-    for role, what in ROLES.items():
+    for role in ROLES:
         tag = f"{REPO}/{role}:{digest}"
         report.tags[role] = tag
         if force or not exists(engine, tag):
-            dockerfile = f"FROM {runtime}\nLABEL org.juno-dcs.role=\"{role}\" org.juno-dcs.runs=\"{what}\"\n"
-            engine.run("build", "-t", tag, "-", stdin=dockerfile)
+            # a tag of the runtime image: a build step would copy the whole image once more under vfs, for a label
+            engine.run("tag", runtime, tag)
             report.built.append(tag)
+    report.removed = remove_old(engine, digest)
     return report
+
+
+def remove_old(engine: Engine, digest: str) -> list[str]:
+    """Untag the images of earlier builds (vfs keeps each in full); one that a container still uses stays."""
+    listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={REPO}/*")
+    old = [t for t in listed.stdout.split() if not t.endswith(f":{digest}") and t != base_tag()]
+    removed = [t for t in old if engine.run("rmi", t, check=False).returncode == 0]
+    engine.run("image", "prune", "-f", check=False)
+    return removed
 
 
 def sizes(engine: Engine, tags: list[str]) -> dict[str, int]:

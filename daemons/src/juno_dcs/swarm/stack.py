@@ -29,11 +29,11 @@ DOUBLED: frozenset[str] = frozenset({
     "rucio-reaper", "rucio-undertaker", "rucio-abacus-account", "rucio-abacus-rse",
     "rucio-abacus-collection-replica", "rucio-transmogrifier", "rucio-hermes",
     "rucio-conveyor-submitter", "rucio-conveyor-poller", "rucio-conveyor-finisher", "rucio-conveyor-receiver",
-    "fts-server", "fts-worker", "ingest", "wms-server", "wms-agent", "probes",
+    "fts-server", "fts-worker", "ingest", "wms-server", "wms-agent", "probes", "issuer",
 })
 # The servers among them, and the flag that lets two processes listen on one port.
 REUSE_PORT: dict[str, str] = {"rucio-server": "--reuse-port", "fts-server": "--reuse-port",
-                              "wms-server": "--reuse-port"}
+                              "wms-server": "--reuse-port", "issuer": "--reuse-port"}
 
 
 def role_of(name: str) -> str:

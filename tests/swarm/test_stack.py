@@ -77,7 +77,8 @@ def test_every_program_runs_as_a_service_and_the_doubled_ones_twice(swarm_grid: 
 
 def test_a_second_up_changes_nothing(swarm_grid: Grid) -> None:
     proc = swarm_grid.up()
-    assert "restarted" not in proc.stdout and "built image" not in proc.stdout, proc.stdout
+    assert "restarted" not in proc.stdout, proc.stdout
+    assert "built image" not in proc.stdout, proc.stdout
 
 
 def _kill_one_replica_of_each(grid: Grid, names: list[str], killed: list[str]) -> None:

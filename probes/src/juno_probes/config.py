@@ -48,6 +48,8 @@ class ProbesConfig(BaseModel):
     supervisor_url_file: Path | None = Field(default=None, description="A file (mode 0600) holding the grid "
                                              "supervisor's XML-RPC URL with its credentials, for the `programs` "
                                              "probe; $JUNO_DCS_SUPERVISOR_URL wins.")
+    orchestrated: bool = Field(default=False, description="The grid's programs run under an orchestrator (Docker "
+                               "Swarm), not a supervisor: the `programs` probe checks the heartbeats only.")
     schedule: str = Field(default="default", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
                           description="Schedulers with the same schedule name share its slots: one run per slot.")
     tick_s: float = Field(default=5.0, gt=0, description="How often the scheduler looks for due probes.")

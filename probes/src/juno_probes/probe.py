@@ -111,8 +111,8 @@ def run_probe(args: ProbeArgs, config: ProbesConfig) -> Outcome:
                                                  auth=_bearer(config, config.dispatcher_audience)))
     if name == "programs":
         found = os.environ.get(programs.SUPERVISOR_URL_ENV) or programs.read_url_file(config.supervisor_url_file)
-        supervisor = str(_need(found, f"supervisor (supervisor_url_file in --config, or "
-                                      f"${programs.SUPERVISOR_URL_ENV})"))
+        supervisor = None if found is None and config.orchestrated else str(_need(
+            found, f"supervisor (supervisor_url_file in --config, or ${programs.SUPERVISOR_URL_ENV})"))
         result, details = programs.check(supervisor, _rucio_client(rucio_cfg), args.stale)
         return Outcome(result, details)
     raise ValueError(f"unknown probe {name}")

@@ -136,9 +136,11 @@ def rucio_heartbeats(client: Any) -> list[Beat]:
     return beats_of(cast(list[dict[str, Any]], response.json()))
 
 
-def check(supervisor_url: str, client: Any, stale_s: float = STALE_S) -> tuple[Result, dict[str, Any]]:
+def check(supervisor_url: str | None, client: Any, stale_s: float = STALE_S) -> tuple[Result, dict[str, Any]]:
+    """Without a supervisor (a grid on Docker Swarm, whose orchestrator restarts what stops: docs/deploy.md) only
+    the heartbeats are checked."""
     try:
-        processes = supervisor_processes(supervisor_url)
+        processes = supervisor_processes(supervisor_url) if supervisor_url else []
     except (OSError, xmlrpc.client.Error) as exc:
         return Result(Status.CRITICAL, f"the supervisor does not answer: {exc.__class__.__name__}"), {}
     beats = rucio_heartbeats(client)

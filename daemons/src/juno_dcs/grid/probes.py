@@ -59,7 +59,9 @@ def config_model(where: ProbesLayout, home: GridHome, state: GridState, topo: To
         monitor_dsn=where.dsn, rucio_config=home.client_cfg(ACCOUNT), fts_url=state.ports.url("fts", "https"),
         dispatcher_url=state.ports.url("dispatcher"), conditions_url=cond.service_url,
         squids={site: cond.squid_url(site) for site in sorted(cond.squids)}, ingest_metrics_dir=home.run / "ingest",
-        tick_s=2.0, probes=SCHEDULE, supervisor_url_file=where.supervisor_url_file,
+        tick_s=2.0, probes=SCHEDULE,
+        supervisor_url_file=None if state.engine == "swarm" else where.supervisor_url_file,
+        orchestrated=state.engine == "swarm",
         token=issuer.client_auth(issuer.layout(home, state), "probes"), fts_audience=issuer.FTS_AUDIENCE,
         ca_file=issuer.layout(home, state).ca_file,
         dispatcher_audience=issuer.WMS_AUDIENCE,
@@ -70,7 +72,10 @@ def render_configs(where: ProbesLayout, home: GridHome, state: GridState, settin
                    topo: Topology) -> dict[Path, str]:
     text = dump(config_model(where, home, state, topo),
                 "The probes. Written by `juno-dcs up`; edits are overwritten (docs/probes.md lists the keys).")
-    # the `programs` probe asks the supervisor: its URL with the password, in a file of mode 0600
+    # the `programs` probe asks the supervisor: its URL with the password, in a file of mode 0600 (a grid on Docker
+    # Swarm has no supervisor)
+    if state.engine == "swarm":
+        return {where.config: text}
     return {where.config: text, where.supervisor_url_file: supervisor_url(state) + "\n"}
 
 

@@ -1,0 +1,151 @@
+"""Benchmark: the grid as a Docker Swarm stack against the box (docs/deploy.md).
+
+1. Images: `juno-dcs images build` cold (with --cold: every juno-dcs image and the engine's build cache removed
+   first) and cached: seconds, and each image's size.
+2. `juno-dcs up --engine swarm` on a new home: seconds until it returns (every service waited for, the topology
+   applied), and the same for the box's `juno-dcs up`.
+3. Memory of the whole grid, both idle after 60 s: the sum of the stack's containers' memory (docker stats)
+   against the resident memory of the box's supervisord and everything under it.
+4. Side by side, box and stack alternately (`--runs` each, medians): `rule_files_per_s`
+   (benchmarks/transfers.py --only rule) and ingest `files_per_s` (benchmarks/ingest.py, throughput part).
+
+Prints one JSON object.
+
+    .venv/bin/python benchmarks/deploy.py [--cold] [--runs 3] [--rule-files 300] [--messages 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import stamp  # noqa: E402
+from juno_dcs.settings import GridSettings  # noqa: E402
+from juno_dcs.swarm import engine as docker  # noqa: E402
+from juno_dcs.swarm import images  # noqa: E402
+from tests.conftest import free_base_port  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+JUNO_DCS = str(Path(PY).parent / "juno-dcs")
+
+
+def sh(*cmd: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def build_images(engine: docker.Engine, cold: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if cold:
+        listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                            f"reference={images.REPO}/*").stdout.split()
+        for tag in listed:
+            engine.run("rmi", "-f", tag, check=False)
+        engine.run("builder", "prune", "-af", check=False)
+        engine.run("image", "prune", "-af", check=False)
+    started = time.monotonic()
+    report = json.loads(sh(JUNO_DCS, "images", "build", "--json").stdout)
+    out["build_cold_s" if cold else "build_first_s"] = round(time.monotonic() - started, 1)
+    started = time.monotonic()
+    again = json.loads(sh(JUNO_DCS, "images", "build", "--json").stdout)
+    out["build_cached_s"] = round(time.monotonic() - started, 1)
+    out["cached_built_nothing"] = again["built"] == []
+    out["image_mb"] = {tag: round(n / 1e6) for tag, n in report["bytes"].items()}
+    out["distinct_mb"] = round(sum({report["bytes"][t] for t in (images.base_tag(), report["tags"]["runtime"])}) / 1e6)
+    return out
+
+
+def up(home: Path, engine: str) -> float:
+    started = time.monotonic()
+    sh(JUNO_DCS, "up", "--home", str(home), "--base-port", str(free_base_port()), "--engine", engine, timeout=3600)
+    return round(time.monotonic() - started, 1)
+
+
+def box_memory_mb(home: Path) -> float:
+    pid = int((home / "run" / "supervisord.pid").read_text().strip())
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    return round(sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20, 1)
+
+
+def stack_memory_mb(engine: docker.Engine, home: Path) -> float:
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.swarm.runner import stack_name
+
+    ids = engine.run("ps", "-q", "--filter", f"label=com.docker.stack.namespace={stack_name(GridHome(home))}"
+                     ).stdout.split()
+    lines = engine.run("stats", "--no-stream", "--format", "{{.MemUsage}}", *ids).stdout.splitlines()
+    total = 0.0
+    for line in lines:
+        used = line.split("/")[0].strip()
+        number, unit = float(used.rstrip("KMGiBkb")), used.lstrip("0123456789.")
+        total += number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 2**20}.get(unit, 1)
+    return round(total, 1)
+
+
+def rule_files_per_s(home: Path, files: int) -> float:
+    out = json.loads(sh(PY, str(HERE / "transfers.py"), "--only", "rule", "--home", str(home),
+                        "--files", str(files)).stdout)
+    return float(out["rule_files_per_s"])
+
+
+def ingest_files_per_s(home: Path, messages: int) -> float:
+    out = json.loads(sh(PY, str(HERE / "ingest.py"), "--home", str(home), "--messages", str(messages),
+                        "--seconds", "10", "--rate", "20", "--checked", "0").stdout)
+    return float(out["files_per_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cold", action="store_true", help="remove the images and build cache first")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rule-files", type=int, default=300)
+    parser.add_argument("--messages", type=int, default=20_000)
+    args = parser.parse_args()
+    engine = docker.ensure_engine(GridSettings().docker_dir)
+    result: dict[str, Any] = {"benchmark": "deploy", "storage_driver": engine.info().get("Driver")}
+    result |= build_images(engine, args.cold)
+    tmp = Path(tempfile.mkdtemp(prefix="juno-bench-deploy-"))
+    tmp.chmod(0o755)
+    homes = {"box": tmp / "box", "stack": tmp / "stack"}
+    try:
+        result["up_stack_s"] = up(homes["stack"], "swarm")
+        result["up_box_s"] = up(homes["box"], "supervisor")
+        time.sleep(60)
+        result["memory_stack_mb"] = stack_memory_mb(engine, homes["stack"])
+        result["memory_box_mb"] = box_memory_mb(homes["box"])
+        samples: dict[str, dict[str, list[float]]] = {"rule": {"box": [], "stack": []},
+                                                      "ingest": {"box": [], "stack": []}}
+        for _ in range(args.runs):
+            for side in ("box", "stack"):
+                samples["rule"][side].append(rule_files_per_s(homes[side], args.rule_files))
+                samples["ingest"][side].append(ingest_files_per_s(homes[side], args.messages))
+        for what, key in (("rule", "rule_files_per_s"), ("ingest", "ingest_files_per_s")):
+            for side in ("box", "stack"):
+                result[f"{key}_{side}"] = round(statistics.median(samples[what][side]), 1)
+                result[f"{key}_{side}_runs"] = samples[what][side]
+            result[f"{key}_stack_over_box"] = round(result[f"{key}_stack"] / result[f"{key}_box"], 2)
+        print(json.dumps(stamp(result), indent=2))
+    finally:
+        for home in homes.values():
+            subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(home)], capture_output=True, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from juno_dcs.grid.programs import Program
-from juno_dcs.swarm import images, stack
+from juno_dcs.swarm import engine, images, stack
 from juno_dcs.topology import load_topology
 
 TOPOLOGY = Path(__file__).parents[2] / "daemons" / "src" / "juno_dcs" / "data" / "topology.yaml"
@@ -84,6 +84,9 @@ def test_logs_mounts_restart_and_rollback(topo):
     assert svc["command"][:2] == ["/bin/sh", "-c"]
     assert svc["command"][4:] == programs()[2].command
     assert svc["working_dir"] == "/srv/adm"
+    # `docker stack deploy` would substitute the script's variables from the caller's environment
+    assert '"$$@"' in svc["command"][2]
+    assert "$JUNO" not in svc["command"][2].replace("$$", "")
     assert svc["environment"]["JUNO_DCS_LOG_DIR"] == "/srv/grid/logs"
     assert svc["environment"]["JUNO_DCS_SLOT"] == "{{.Task.Slot}}"
     assert {"type": "bind", "source": "/srv/grid", "target": "/srv/grid"} in svc["volumes"]
@@ -109,3 +112,11 @@ def test_requirements_leave_out_the_projects_own_distributions():
     found = images.requirements(Path(__file__).parents[2])
     assert any(r.startswith("rucio[postgresql]") for r in found)
     assert not [r for r in found if r.startswith("juno-")]
+
+
+def test_a_site_without_a_ready_node_is_named():
+    nodes = [engine.Node("a", "ihep-1", True, frozenset({"IHEP"})),
+             engine.Node("b", "eu-1", False, frozenset({"CNAF"})),
+             engine.Node("c", "eu-2", True, frozenset({"JINR", "IN2P3"}))]
+    assert engine.unplaced(nodes, ["IHEP", "CNAF", "JINR", "IN2P3", "MSU"]) == ["CNAF", "MSU"]
+    assert engine.unplaced(nodes, ["IHEP", "JINR"]) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from juno_dcs.grid import storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program
 from juno_dcs.grid.render import write_if_changed
@@ -18,11 +19,14 @@ from juno_dcs.topology import Topology
 
 
 def mounts(home: GridHome, settings: GridSettings) -> stack.Mounts:
-    """What the containers see of the host, each at its own path: the home and the service users' area
-    (read-write); the CA, the topology and the policy files (read-only)."""
+    """What the containers see of the host, each at its own path: the home, the service users' area and the
+    storage elements' admin directory (read-write); the CA, the topology and the policy files (read-only)."""
     writable = [home.root.resolve()]
     if home.service_root.resolve() != home.root.resolve():
         writable.append(home.service_root.resolve())
+    if settings.storage == "xrootd":
+        storage.admin_dir(home).mkdir(parents=True, exist_ok=True)
+        writable.append(storage.admin_dir(home))
     readonly = {settings.pki_dir.resolve(), settings.topology_file.resolve().parent, settings.placement_dir.resolve()}
     inside = [p for p in readonly if any(p.is_relative_to(w) for w in writable)]
     return stack.Mounts(writable=tuple(writable), readonly=tuple(sorted(readonly - set(inside))))

@@ -169,6 +169,12 @@ def nodes(engine: Engine) -> list[Node]:
     return found
 
 
+def unplaced(found: list[Node], sites: list[str]) -> list[str]:
+    """The sites that no ready node of a swarm of several nodes carries the label of."""
+    placed = {s for n in found if n.ready for s in n.sites}
+    return [s for s in sites if s not in placed]
+
+
 def place_sites(engine: Engine, sites: list[str]) -> list[str]:
     """Every site must have a node. A swarm of one node runs every site; a larger swarm is labelled by its
     operator (`docker node update --label-add juno.site.CNAF=true NODE`), and a site without a node is an error
@@ -181,8 +187,7 @@ def place_sites(engine: Engine, sites: list[str]) -> list[str]:
                        found[0].id)
             return [f"labelled node {found[0].hostname} with sites {', '.join(missing)}"]
         return []
-    placed = {s for n in found for s in n.sites}
-    missing = [s for s in sites if s not in placed]
+    missing = unplaced(found, sites)
     if missing:
         raise ConfigError(
             f"the topology places services at {', '.join(missing)} but no ready swarm node carries "

@@ -19,7 +19,8 @@ from juno_dcs.swarm.engine import Engine
 
 logger = logging.getLogger(__name__)
 
-FAILURES_FATAL = 3  # failed tasks of a service that has none running: it is not coming up by itself
+FAILURES_FATAL = 10  # failed tasks of a service that has none running (3 s apart): it is not coming up by itself
+# (Kafka may fail a few times while ZooKeeper forgets its last session, as on the box)
 
 
 def stack_name(home: GridHome) -> str:

@@ -104,6 +104,12 @@ class Mounts:
         return out
 
 
+def literal(text: str) -> str:
+    """A string as the stack file must carry it: `docker stack deploy` substitutes $VARIABLES from the caller's
+    environment; $$ is a literal $."""
+    return text.replace("$", "$$")
+
+
 def command(program: Program, log_dir: Path) -> list[str]:
     """The program's command line, writing to its log in the home as under the supervisor (the second replica to
     NAME.2.log)."""
@@ -114,7 +120,7 @@ def command(program: Program, log_dir: Path) -> list[str]:
     script = ('log="$JUNO_DCS_LOG_DIR/$JUNO_DCS_PROGRAM.log"; '
               '[ "$JUNO_DCS_SLOT" = 1 ] || log="$JUNO_DCS_LOG_DIR/$JUNO_DCS_PROGRAM.$JUNO_DCS_SLOT.log"; '
               'exec "$@" >>"$log" 2>&1')
-    return ["/bin/sh", "-c", script, program.name, *argv]
+    return [literal(arg) for arg in ["/bin/sh", "-c", script, program.name, *argv]]
 
 
 def service(program: Program, image: str, site: str, home_root: Path, log_dir: Path,
@@ -125,7 +131,7 @@ def service(program: Program, image: str, site: str, home_root: Path, log_dir: P
         "image": image,
         "command": command(program, log_dir),
         "working_dir": str(program.directory or home_root),
-        "environment": dict(sorted(env.items())),
+        "environment": {key: literal(value) for key, value in sorted(env.items())},
         "volumes": mounts.volumes(),
         "networks": ["hostnet"],
         "stop_grace_period": f"{program.stopwaitsecs}s",

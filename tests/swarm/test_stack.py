@@ -21,6 +21,8 @@ from juno_dcs.swarm import engine as docker
 from juno_dcs.swarm import stack
 from juno_dcs.swarm.runner import stack_name
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run
+from tests.e2e.shell import Shell
+from tests.e2e.stories import DataTakingDay
 
 pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
@@ -111,3 +113,33 @@ def test_the_e2e_stories_run_unchanged_while_replicas_are_killed(swarm_grid: Gri
     assert status["down"] == {}, status["down"]
     (tmp_path / "stories.txt").write_text(proc.stdout)
     print(json.dumps({"killed": killed}))
+
+
+def _running_tasks(grid: Grid) -> int:
+    stack_label = f"label=com.docker.stack.namespace={stack_name(GridHome(grid.home))}"
+    return len(engine_of(grid).run("ps", "-q", "--filter", stack_label).stdout.split())
+
+
+@pytest.mark.timeout(1800)
+def test_a_drained_node_comes_back_and_a_new_day_arrives_exactly_once(swarm_grid: Grid, tmp_path: Path) -> None:
+    """The swarm's one node (every site) drained: every container stops; made active again: the orchestrator
+    starts them all, and a day delivered afterwards reaches every site of the share, each file once."""
+    wait_healthy(swarm_grid)
+    engine = engine_of(swarm_grid)
+    node = engine.run("node", "ls", "--format", "{{.ID}}").stdout.split()[0]
+    engine.run("node", "update", "--availability", "drain", node)
+    try:
+        deadline = time.monotonic() + 300
+        while _running_tasks(swarm_grid) and time.monotonic() < deadline:
+            time.sleep(3)
+        assert _running_tasks(swarm_grid) == 0
+        assert swarm_grid.status()["healthy"] is False
+    finally:
+        engine.run("node", "update", "--availability", "active", node)
+    wait_healthy(swarm_grid)
+    day = DataTakingDay(Shell(swarm_grid, "rawdata", tmp_path), files=10)
+    day.start()
+    per_block = day.files // 2
+    for block in day.wait():  # closed, every rule of the share OK: each file once at each RSE of the share
+        held = {rse: n for site in block["sites"].values() for rse, n in site["rses"].items()}
+        assert held == dict.fromkeys(day.blocks[block["name"]], per_block), (block["name"], held)

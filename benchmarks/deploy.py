@@ -31,11 +31,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import stamp  # noqa: E402
-from juno_dcs.settings import GridSettings  # noqa: E402
-from juno_dcs.swarm import engine as docker  # noqa: E402
-from juno_dcs.swarm import images  # noqa: E402
-from tests.conftest import free_base_port  # noqa: E402
+from benchmarks.machine import stamp
+from tests.conftest import free_base_port
+
+from juno_dcs.settings import GridSettings
+from juno_dcs.swarm import engine as docker
+from juno_dcs.swarm import images
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable

@@ -132,7 +132,8 @@ def status(home: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"grid {result['home']} (base port {result['base_port']}): "
+        on = " on Docker Swarm" if result.get("engine") == "swarm" else ""
+        click.echo(f"grid {result['home']} (base port {result['base_port']}{on}): "
                    f"{'healthy' if result['healthy'] else 'running, degraded' if result['running'] else 'stopped'}")
         for name, url in result["services"].items():
             check = result["health"].get(name, {})

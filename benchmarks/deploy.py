@@ -67,7 +67,8 @@ def build_images(engine: docker.Engine, cold: bool) -> dict[str, Any]:
     out["build_cached_s"] = round(time.monotonic() - started, 1)
     out["cached_built_nothing"] = again["built"] == []
     out["image_mb"] = {tag: round(n / 1e6) for tag, n in report["bytes"].items()}
-    out["distinct_mb"] = round(sum({report["bytes"][t] for t in (images.base_tag(), report["tags"]["runtime"])}) / 1e6)
+    # the runtime image holds the base's layer, and every role's tag is the runtime image
+    out["distinct_mb"] = round(report["bytes"][report["tags"]["runtime"]] / 1e6)
     return out
 
 
@@ -119,7 +120,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     args = parser.parse_args()
     engine = docker.ensure_engine(GridSettings().docker_dir)
-    result: dict[str, Any] = {"benchmark": "deploy", "storage_driver": engine.info().get("Driver")}
+    result: dict[str, Any] = {"benchmark": "deploy", "storage_driver": engine.info().get("Driver"),
+                              "runs": args.runs, "rule_files": args.rule_files, "messages": args.messages}
     result |= build_images(engine, args.cold)
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-deploy-"))
     tmp.chmod(0o755)

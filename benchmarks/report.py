@@ -103,6 +103,23 @@ BENCHMARKS: dict[str, Benchmark] = {
                 "parallel.phases.finishing_s"), "s"),
         Figure("parallel: the conveyor's submissions spread over", ("parallel.phases.submission_spread_s",), "s"),
     )),
+    "deploy": Benchmark("The grid on Docker Swarm", "`benchmarks/deploy.py`: images on the {storage_driver} storage "
+                        "driver; box and stack up side by side, figures alternately, medians of {runs} runs", (
+        Figure("images from nothing: base (mmdebstrap), runtime, role tags (`build_cold_s`)", ("build_cold_s",), "s"),
+        Figure("images again, nothing changed (`build_cached_s`)", ("build_cached_s",), "s"),
+        Figure("images on disk: the base and the runtime image that every role shares (`distinct_mb`)",
+               ("distinct_mb",), "MB"),
+        Figure("`up` of a new grid, stack / box (`up_stack_s`)", ("up_stack_s", "up_box_s"), "s"),
+        Figure("memory of the idle grid, stack (containers) / box (supervisord's tree) (`memory_stack_mb`)",
+               ("memory_stack_mb", "memory_box_mb"), "MiB"),
+        Figure("a rule of {rule_files} files IHEP_DISK -> CNAF_DISK, stack / box (`rule_files_per_s_stack`)",
+               ("rule_files_per_s_stack", "rule_files_per_s_box"), "files/s", samples="rule_files_per_s_stack_runs"),
+        Figure("that, stack over box (`rule_files_per_s_stack_over_box`)", ("rule_files_per_s_stack_over_box",)),
+        Figure("ingest of {messages:,} waiting messages, stack / box (`ingest_files_per_s_stack`)",
+               ("ingest_files_per_s_stack", "ingest_files_per_s_box"), "files/s",
+               samples="ingest_files_per_s_stack_runs"),
+        Figure("that, stack over box (`ingest_files_per_s_stack_over_box`)", ("ingest_files_per_s_stack_over_box",)),
+    )),
     "ingest": Benchmark("Ingest", "the ingestor alone: Kafka -> Rucio registration and attachment", (
         Figure("{throughput[messages]:,} messages waiting in Kafka, registered and attached into daily blocks "
                "(`files_per_s`)", ("files_per_s",), "files/s"),

@@ -103,13 +103,14 @@ def start_engine(docker_dir: Path, timeout: float = 60.0) -> Engine:
     driver = storage_driver(docker_dir)
     for stale in ("docker.sock", "docker.pid"):  # of an engine that is gone (it does not answer)
         (docker_dir / stale).unlink(missing_ok=True)
-    log = (docker_dir / "dockerd.log").open("ab")
-    subprocess.Popen(
-        [dockerd, "--data-root", str(docker_dir / "data"), "--exec-root", str(docker_dir / "exec"),
-         "-H", engine.host, "--pidfile", str(docker_dir / "docker.pid"),
-         f"--storage-driver={driver}", "--iptables=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    # `setsid -f`: the engine runs on in a session of its own, not as a child of this process
+    with (docker_dir / "dockerd.log").open("ab") as log:
+        subprocess.run(
+            ["setsid", "-f", dockerd, "--data-root", str(docker_dir / "data"), "--exec-root", str(docker_dir / "exec"),
+             "-H", engine.host, "--pidfile", str(docker_dir / "docker.pid"),
+             f"--storage-driver={driver}", "--iptables=false", "--ip-masq=false"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if engine.answers():

@@ -115,6 +115,28 @@ def test_the_e2e_stories_run_unchanged_while_replicas_are_killed(swarm_grid: Gri
     print(json.dumps({"killed": killed}))
 
 
+@pytest.mark.timeout(1200)
+def test_a_service_that_cannot_start_is_named_by_up_and_the_rest_keeps_running(swarm_grid: Grid,
+                                                                                 tmp_path: Path) -> None:
+    """An operator's nginx template that nginx refuses: `up` stops naming the service and Docker's reason; every
+    other service keeps running; `up` with the package's template brings it back."""
+    wait_healthy(swarm_grid)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "nginx.conf").write_text("this is not an nginx configuration;\n")
+    env = {**os.environ, "JUNO_DCS_ETC_DIR": str(tmp_path)}
+    proc = run([JUNO_DCS, "up", "--home", str(swarm_grid.home)], env=env, check=False, timeout=1100)
+    assert proc.returncode != 0, proc.stdout
+    assert "nginx failed to start" in proc.stderr, proc.stderr
+    assert "failed tasks" in proc.stderr, proc.stderr
+    processes = swarm_grid.status()["processes"]
+    assert isinstance(processes, dict)
+    assert processes["nginx"]["state"] != "RUNNING"
+    running = {name for name, info in processes.items() if info["state"] == "RUNNING"}
+    assert running == set(processes) - {"nginx"}, processes
+    swarm_grid.up()
+    wait_healthy(swarm_grid)
+
+
 def _running_tasks(grid: Grid) -> int:
     stack_label = f"label=com.docker.stack.namespace={stack_name(GridHome(grid.home))}"
     return len(engine_of(grid).run("ps", "-q", "--filter", stack_label).stdout.split())

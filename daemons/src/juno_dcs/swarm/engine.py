@@ -138,16 +138,30 @@ def stop_engine(docker_dir: Path, timeout: float = 60.0) -> bool:
     raise ServiceTimeout(f"dockerd (pid {pid}) did not stop in {timeout:.0f} s")
 
 
+TASK_HISTORY = 20  # failed tasks a service keeps: `up` counts them to tell a service that cannot start (runner.py)
+
+
 def ensure_swarm(engine: Engine) -> list[str]:
-    """Make the engine a swarm manager if it is in no swarm; returns what was done."""
+    """Make the engine a swarm manager if it is in no swarm; returns what was done. The swarm keeps at least
+    TASK_HISTORY tasks per service (Docker's default, 5, hides a service's earlier failures)."""
     swarm = engine.info().get("Swarm", {})
-    state = swarm.get("LocalNodeState")
-    if state == "active":
-        if not swarm.get("ControlAvailable"):
-            raise ConfigError(f"the Docker engine at {engine.host} is a swarm worker: run `up` against a manager")
-        return []
-    engine.run("swarm", "init", "--advertise-addr", SWARM_ADDR, "--listen-addr", f"{SWARM_ADDR}:2377")
-    return [f"made the engine at {engine.host} a swarm manager (127.0.0.1:2377)"]
+    done = []
+    if swarm.get("LocalNodeState") != "active":
+        engine.run("swarm", "init", "--advertise-addr", SWARM_ADDR, "--listen-addr", f"{SWARM_ADDR}:2377",
+                   "--task-history-limit", str(TASK_HISTORY))
+        return [f"made the engine at {engine.host} a swarm manager (127.0.0.1:2377)"]
+    if not swarm.get("ControlAvailable"):
+        raise ConfigError(f"the Docker engine at {engine.host} is a swarm worker: run `up` against a manager")
+    limit = _task_history(engine)
+    if limit < TASK_HISTORY:
+        engine.run("swarm", "update", "--task-history-limit", str(TASK_HISTORY))
+        done.append(f"the swarm keeps {TASK_HISTORY} tasks per service (it kept {limit})")
+    return done
+
+
+def _task_history(engine: Engine) -> int:
+    raw = json.loads(engine.run("info", "--format", "{{json .Swarm.Cluster.Spec.Orchestration}}").stdout or "{}")
+    return int((raw or {}).get("TaskHistoryRetentionLimit") or 5)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@
    against the resident memory of the box's supervisord and everything under it.
 4. Side by side, box and stack alternately (`--runs` each, medians): `rule_files_per_s`
    (benchmarks/transfers.py --only rule) and ingest `files_per_s` (benchmarks/ingest.py, throughput part).
+5. With `--only replicas`: what the second replica costs, on one stack: the services that run twice scaled to 2
+   and to 1 alternately (`--runs` each), `rule_files_per_s_replicas_2` / `_1` (medians).
 
 Prints one JSON object.
 
     .venv/bin/python benchmarks/deploy.py [--cold] [--runs 3] [--rule-files 300] [--messages 20000]
+                                          [--only replicas]
 """
 
 from __future__ import annotations
@@ -112,16 +115,46 @@ def ingest_files_per_s(home: Path, messages: int) -> float:
     return float(out["files_per_s"])
 
 
+def replicas_pair(engine: docker.Engine, home: Path, runs: int, files: int) -> dict[str, Any]:
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.swarm.runner import stack_name
+    from juno_dcs.swarm.stack import DOUBLED
+
+    stack = stack_name(GridHome(home))
+    samples: dict[int, list[float]] = {2: [], 1: []}
+    for _ in range(runs):
+        for n in (2, 1):
+            engine.run("service", "scale", "--detach", *(f"{stack}_{name}={n}" for name in sorted(DOUBLED)))
+            time.sleep(45)  # stopped replicas' heartbeats go, the others take their share
+            samples[n].append(rule_files_per_s(home, files))
+    return {"rule_files_per_s_replicas_2": statistics.median(samples[2]),
+            "rule_files_per_s_replicas_1": statistics.median(samples[1]),
+            "rule_files_per_s_replicas_runs": {"2": samples[2], "1": samples[1]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold", action="store_true", help="remove the images and build cache first")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rule-files", type=int, default=300)
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--only", choices=("replicas",), default=None, help="only what the second replica costs")
     args = parser.parse_args()
     engine = docker.ensure_engine(GridSettings().docker_dir)
     result: dict[str, Any] = {"benchmark": "deploy", "storage_driver": engine.info().get("Driver"),
                               "runs": args.runs, "rule_files": args.rule_files, "messages": args.messages}
+    if args.only == "replicas":
+        tmp = Path(tempfile.mkdtemp(prefix="juno-bench-deploy-"))
+        tmp.chmod(0o755)
+        try:
+            up(tmp / "stack", "swarm")
+            result |= replicas_pair(engine, tmp / "stack", args.runs, args.rule_files)
+            print(json.dumps(stamp(result), indent=2))
+        finally:
+            subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(tmp / "stack")], capture_output=True,
+                           check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     result |= build_images(engine, args.cold)
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-deploy-"))
     tmp.chmod(0o755)

@@ -120,3 +120,11 @@ def test_a_site_without_a_ready_node_is_named():
              engine.Node("c", "eu-2", True, frozenset({"JINR", "IN2P3"}))]
     assert engine.unplaced(nodes, ["IHEP", "CNAF", "JINR", "IN2P3", "MSU"]) == ["CNAF", "MSU"]
     assert engine.unplaced(nodes, ["IHEP", "JINR"]) == []
+
+
+def test_the_replicas_of_what_can_run_more_than_once_are_a_setting(topo):
+    mounts = stack.Mounts(writable=(HOME,), readonly=())
+    tags = {role: f"juno-dcs/{role}:abc" for role in images.ROLES}
+    services = stack.render(programs(), tags, topo, HOME, HOME / "logs", mounts, doubled=1)["services"]
+    assert {s["deploy"]["replicas"] for s in services.values()} == {1}
+    assert [p.name for p in stack.expanded(programs(), 3)].count("rucio-judge-evaluator") == 3

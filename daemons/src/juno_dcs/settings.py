@@ -50,6 +50,11 @@ class GridSettings(BaseSettings):
         description="Where `up --engine swarm` starts its own Docker engine when none answers (DOCKER_HOST, "
         "/var/run/docker.sock).",
     )
+    swarm_replicas: int = Field(
+        default=2, ge=1, le=3,
+        description="Replicas of each service that can run more than once on Docker Swarm (docs/deploy.md lists "
+        "them and what a second one costs on a small host).",
+    )
     pg_admin_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         description="A PostgreSQL superuser connection, used to create the grid's own role and database.",

@@ -347,7 +347,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if engine is not None:  # the programs that run twice there count twice
         from juno_dcs.swarm.stack import expanded
 
-        programs = expanded(programs)
+        programs = expanded(programs, settings.swarm_replicas)
     budget.check(budget.shares(programs), budget.read_slots(state.pg_admin_url, state.db_user), f"{host}:{port}")
     report = UpReport(home=home.root, created=created)
     moved = access.settle_service_root(home)  # before anything starts: where the service users' files go

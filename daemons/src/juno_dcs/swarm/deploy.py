@@ -40,7 +40,8 @@ def prepare(settings: GridSettings, topo: Topology, home: GridHome, state: GridS
     done += docker.place_sites(engine, sorted({stack.site_of(p.name, topo) for p in programs}))
     built = images.build(engine)
     done += [f"built image {tag}" for tag in built.built]
-    spec = stack.render(programs, built.tags, topo, home.root, home.logs, mounts(home, settings))
+    spec = stack.render(programs, built.tags, topo, home.root, home.logs, mounts(home, settings),
+                        settings.swarm_replicas)
     if write_if_changed(stack_file(home), yaml.safe_dump(spec, sort_keys=False), 0o600):
         done.append(f"wrote {stack_file(home)}")
     return done

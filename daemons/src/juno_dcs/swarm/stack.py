@@ -19,10 +19,10 @@ from juno_dcs.grid.programs import Program
 from juno_dcs.swarm.engine import SITE_LABEL
 from juno_dcs.topology import Topology
 
-# Programs that run twice (two replicas). Rucio's daemons share their work through heartbeats (each instance
-# takes its hash share), the transfer workers claim jobs row by row, the ingestors form one Kafka consumer group,
-# the servers share one port through SO_REUSEPORT (`--reuse-port`), hermes and the conveyor's receiver act once
-# per message however many run. What runs once, and why, is in docs/deploy.md.
+# Programs that run twice (settings.swarm_replicas; 2 by default). Rucio's daemons share their work through
+# heartbeats (each instance takes its hash share), the transfer workers claim jobs row by row, the ingestors form
+# one Kafka consumer group, the servers share one port through SO_REUSEPORT (`--reuse-port`), hermes and the
+# conveyor's receiver act once per message however many run. What runs once, and why, is in docs/deploy.md.
 DOUBLED: frozenset[str] = frozenset({
     "rucio-server",
     "rucio-judge-evaluator", "rucio-judge-repairer", "rucio-judge-cleaner", "rucio-judge-injector",
@@ -76,8 +76,9 @@ def service_name(program: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", program)
 
 
-def replicas(name: str) -> int:
-    return 2 if name in DOUBLED else 1
+def replicas(name: str, doubled: int = 2) -> int:
+    """The program's replicas: `doubled` (settings.swarm_replicas) for those that can run more than once."""
+    return doubled if name in DOUBLED else 1
 
 
 def _port_of(program: Program) -> int | None:
@@ -124,7 +125,7 @@ def command(program: Program, log_dir: Path) -> list[str]:
 
 
 def service(program: Program, image: str, site: str, home_root: Path, log_dir: Path,
-            mounts: Mounts) -> dict[str, Any]:
+            mounts: Mounts, doubled: int = 2) -> dict[str, Any]:
     env = {**program.environment, "JUNO_DCS_LOG_DIR": str(log_dir), "JUNO_DCS_PROGRAM": program.name,
            "JUNO_DCS_SLOT": "{{.Task.Slot}}"}
     spec: dict[str, Any] = {
@@ -137,7 +138,7 @@ def service(program: Program, image: str, site: str, home_root: Path, log_dir: P
         "stop_grace_period": f"{program.stopwaitsecs}s",
         "deploy": {
             "mode": "replicated",
-            "replicas": replicas(program.name),
+            "replicas": replicas(program.name, doubled),
             "placement": {"constraints": [f"node.labels.{SITE_LABEL}{site} == true"]},
             "restart_policy": {"condition": "any", "delay": "3s", "window": "30s"},
             # a change that does not come up is rolled back: the previous deployment keeps running
@@ -156,10 +157,11 @@ def service(program: Program, image: str, site: str, home_root: Path, log_dir: P
 
 
 def render(programs: Sequence[Program], images: Mapping[str, str], topo: Topology, home_root: Path,
-           log_dir: Path, mounts: Mounts) -> dict[str, Any]:
+           log_dir: Path, mounts: Mounts, doubled: int = 2) -> dict[str, Any]:
     """The stack file's content (a dict; yaml.safe_dump writes it)."""
     services = {
-        service_name(p.name): service(p, images[role_of(p.name)], site_of(p.name, topo), home_root, log_dir, mounts)
+        service_name(p.name): service(p, images[role_of(p.name)], site_of(p.name, topo), home_root, log_dir, mounts,
+                                      doubled)
         for p in programs
     }
     return {
@@ -170,6 +172,6 @@ def render(programs: Sequence[Program], images: Mapping[str, str], topo: Topolog
     }
 
 
-def expanded(programs: Sequence[Program]) -> list[Program]:
+def expanded(programs: Sequence[Program], doubled: int = 2) -> list[Program]:
     """Each program once per replica: what the connection budget (grid/budget.py) counts."""
-    return [p for p in programs for _ in range(replicas(p.name))]
+    return [p for p in programs for _ in range(replicas(p.name, doubled))]

@@ -119,6 +119,9 @@ BENCHMARKS: dict[str, Benchmark] = {
                ("ingest_files_per_s_stack", "ingest_files_per_s_box"), "files/s",
                samples="ingest_files_per_s_stack_runs"),
         Figure("that, stack over box (`ingest_files_per_s_stack_over_box`)", ("ingest_files_per_s_stack_over_box",)),
+        Figure("one stack, the services that run twice at 2 / at 1 replica, the same rule (`--only replicas`, "
+               "{replicas_pair[runs]} runs each)", ("rule_files_per_s_replicas_2", "rule_files_per_s_replicas_1"),
+               "files/s", samples="rule_files_per_s_replicas_runs.2"),
     )),
     "ingest": Benchmark("Ingest", "the ingestor alone: Kafka -> Rucio registration and attachment", (
         Figure("{throughput[messages]:,} messages waiting in Kafka, registered and attached into daily blocks "

@@ -3,6 +3,7 @@ that `up`, `down`, `status` and the schema upgrades treat both alike."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import shutil
@@ -19,6 +20,7 @@ from juno_dcs.swarm.engine import Engine
 
 logger = logging.getLogger(__name__)
 
+UPDATE_START_S = 30.0  # how long `up` waits for the swarm to start a changed service's update
 FAILURES_FATAL = 10  # failed tasks of a service that has none running (3 s apart): it is not coming up by itself
 # (Kafka may fail a few times while ZooKeeper forgets its last session, as on the box)
 
@@ -61,15 +63,49 @@ class SwarmRunner:
     def start(self, timeout: float = 30.0) -> None:
         self._deploy()
 
-    def update(self) -> list[str]:
+    def update(self, timeout: float = 600.0) -> list[str]:
         """Deploy the stack file again: the swarm restarts exactly the services whose specification changed (a
-        changed configuration changes its digest in the environment), rolling each back if it does not come up."""
+        changed configuration changes its digest in the environment), rolling each back if it does not come up.
+        Returns once every changed service's update has ended; one that was rolled back is an error naming it."""
         old, new = self._spec(self.deployed_file), self._spec(self.stack_file)
+        changed = [n for n in new if n in old and old[n] != new[n]]
         done = [f"added {n}" for n in new if n not in old]
-        done += [f"restarted {n} (configuration changed)" for n in new if n in old and old[n] != new[n]]
+        done += [f"restarted {n} (configuration changed)" for n in changed]
         done += [f"removed {n}" for n in old if n not in new]
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
         self._deploy()
+        self._wait_for_updates(changed, since, timeout)
         return done
+
+    def _wait_for_updates(self, names: list[str], since: dt.datetime, timeout: float) -> None:
+        """Wait until the update of each service that this deployment changed has ended (the swarm starts them a
+        moment after `stack deploy` returns: an update not seen within UPDATE_START_S is taken as none)."""
+        started_by = time.monotonic() + UPDATE_START_S
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                proc = self.engine.run("service", "inspect", "--format", "{{json .UpdateStatus}}",
+                                       f"{self.stack}_{name}", check=False)
+                status = (json.loads(proc.stdout or "null") if proc.returncode == 0 else None) or {}
+                begun = str(status.get("StartedAt") or "")[:19]
+                ours = bool(begun) and dt.datetime.fromisoformat(begun).replace(tzinfo=dt.UTC) >= since
+                if not ours and time.monotonic() < started_by:
+                    continue  # the swarm has not started this update yet
+                state = status.get("State", "completed") if ours else "completed"
+                if state in ("updating", "rollback_started"):
+                    continue
+                pending.remove(name)
+                if state != "completed":  # rollback_completed, paused, rollback_paused
+                    log = self.home.logs / f"{name}.log"
+                    raise ServiceError(
+                        f"{name} did not come up after its change and the swarm rolled it back ({state}: "
+                        f"{status.get('Message', '')}); its previous specification runs, with the "
+                        f"configuration files of this `up` (see {log})")
+            if pending and time.monotonic() > deadline:
+                raise ServiceTimeout(f"the update of {', '.join(pending)} did not end in {timeout:.0f} s")
+            if pending:
+                time.sleep(1)
 
     def start_all(self) -> None:
         """Scale back to their replicas the services that were scaled to 0 (stopped by hand or by an upgrade)."""

@@ -102,12 +102,15 @@ def images_build(force: bool, as_json: bool) -> None:
     report = built_images.build(docker, force=force)
     sizes = built_images.sizes(docker, list(report.tags.values()))
     if as_json:
-        click.echo(json.dumps({"tags": report.tags, "built": report.built, "seconds": report.seconds,
-                               "total_s": round(time.monotonic() - started, 1), "bytes": sizes}, indent=2))
+        click.echo(json.dumps({"tags": report.tags, "built": report.built, "removed": report.removed,
+                               "seconds": report.seconds, "total_s": round(time.monotonic() - started, 1),
+                               "bytes": sizes}, indent=2))
         return
     for role, tag in report.tags.items():
         mark = "built" if tag in report.built else "cached"
         click.echo(f"{role:14} {tag:40} {sizes.get(tag, 0) / 1e6:8.0f} MB  {mark}")
+    for tag in report.removed:
+        click.echo(f"untagged the earlier build {tag}")
 
 
 @main.command()

@@ -121,23 +121,6 @@ def start_engine(docker_dir: Path, timeout: float = 60.0) -> Engine:
                          f"(see {docker_dir / 'dockerd.log'})")
 
 
-def stop_engine(docker_dir: Path, timeout: float = 60.0) -> bool:
-    """Stop the engine this project started under `docker_dir`; False when none runs there."""
-    try:
-        pid = int((docker_dir / "docker.pid").read_text().strip())
-        os.kill(pid, 15)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.3)
-    raise ServiceTimeout(f"dockerd (pid {pid}) did not stop in {timeout:.0f} s")
-
-
 TASK_HISTORY = 20  # failed tasks a service keeps: `up` counts them to tell a service that cannot start (runner.py)
 
 

@@ -30,9 +30,8 @@ def serve(app: str, host: str, port: int, workers: int, reuse_port: bool = False
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return
     config = _SharedPortConfig(app, host=host, port=port, workers=workers, **options)
-    server = uvicorn.Server(config)
     sock = config.bind_socket()
     if config.workers > 1:
         Multiprocess(config, sockets=[sock]).run()  # as uvicorn.run does (uvicorn is pinned: constraints.txt)
     else:
-        server.run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sock])

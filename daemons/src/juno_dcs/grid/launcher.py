@@ -344,11 +344,12 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     # before anything is written or started: would the grid fit in PostgreSQL's free connection slots?
     programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
     host, port = database.pg_host_port(state.pg_admin_url)
+    counted = programs
     if engine is not None:  # the programs that run twice there count twice
         from juno_dcs.swarm.stack import expanded
 
-        programs = expanded(programs, settings.swarm_replicas)
-    budget.check(budget.shares(programs), budget.read_slots(state.pg_admin_url, state.db_user), f"{host}:{port}")
+        counted = expanded(programs, settings.swarm_replicas)
+    budget.check(budget.shares(counted), budget.read_slots(state.pg_admin_url, state.db_user), f"{host}:{port}")
     report = UpReport(home=home.root, created=created)
     moved = access.settle_service_root(home)  # before anything starts: where the service users' files go
     if moved:
@@ -364,7 +365,8 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
     webui.publish_files(home, settings.node_modules)
-    report.actions += [f"wrote {f}" for f in write_configs(home, state, settings, topo, rses, tape_rses)[0]]
+    written, programs = write_configs(home, state, settings, topo, rses, tape_rses)  # what the programs will read
+    report.actions += [f"wrote {f}" for f in written]
     if database.ensure_database(state):
         report.actions.append(f"created database {state.db_name}")
     where = conditions.layout(home, state, topo)
@@ -376,7 +378,6 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if engine is not None:
         from juno_dcs.swarm import deploy
 
-        programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
         report.actions += deploy.prepare(settings, topo, home, state, engine, programs)
     if running:
         report.actions += sup.update()

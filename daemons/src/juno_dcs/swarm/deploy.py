@@ -24,8 +24,7 @@ def mounts(home: GridHome, settings: GridSettings) -> stack.Mounts:
     writable = [home.root.resolve()]
     if home.service_root.resolve() != home.root.resolve():
         writable.append(home.service_root.resolve())
-    if settings.storage == "xrootd":
-        storage.admin_dir(home).mkdir(parents=True, exist_ok=True)
+    if settings.storage == "xrootd":  # made by storage.prepare_xrootd, owned by xrootd
         writable.append(storage.admin_dir(home))
     readonly = {settings.pki_dir.resolve(), settings.topology_file.resolve().parent, settings.placement_dir.resolve()}
     inside = [p for p in readonly if any(p.is_relative_to(w) for w in writable)]

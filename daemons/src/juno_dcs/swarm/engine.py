@@ -135,16 +135,12 @@ def ensure_swarm(engine: Engine) -> list[str]:
         return [f"made the engine at {engine.host} a swarm manager (127.0.0.1:2377)"]
     if not swarm.get("ControlAvailable"):
         raise ConfigError(f"the Docker engine at {engine.host} is a swarm worker: run `up` against a manager")
-    limit = _task_history(engine)
+    orchestration = ((swarm.get("Cluster") or {}).get("Spec") or {}).get("Orchestration") or {}
+    limit = int(orchestration.get("TaskHistoryRetentionLimit") or 5)  # Docker's default when unset
     if limit < TASK_HISTORY:
         engine.run("swarm", "update", "--task-history-limit", str(TASK_HISTORY))
         done.append(f"the swarm keeps {TASK_HISTORY} tasks per service (it kept {limit})")
     return done
-
-
-def _task_history(engine: Engine) -> int:
-    raw = json.loads(engine.run("info", "--format", "{{json .Swarm.Cluster.Spec.Orchestration}}").stdout or "{}")
-    return int((raw or {}).get("TaskHistoryRetentionLimit") or 5)
 
 
 @dataclass(frozen=True)

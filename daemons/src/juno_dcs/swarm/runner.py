@@ -110,8 +110,9 @@ class SwarmRunner:
     def start_all(self) -> None:
         """Scale back to their replicas the services that were scaled to 0 (stopped by hand or by an upgrade)."""
         wanted = self._spec(self.stack_file)
+        scaled_to_0 = {p.name for p in self.processes() if p.state == "STOPPED"}
         stopped = [f"{self.stack}_{name}={spec['deploy']['replicas']}" for name, spec in wanted.items()
-                   if self._replicas(name) == 0]
+                   if name in scaled_to_0]
         if stopped:
             self.engine.run("service", "scale", "--detach", *stopped)
 
@@ -128,11 +129,6 @@ class SwarmRunner:
         raise ServiceTimeout(f"the containers of stack {self.stack} were still there after {timeout:.0f} s")
 
     # --- programs (services)
-    def _replicas(self, name: str) -> int | None:
-        proc = self.engine.run("service", "inspect", "--format", "{{.Spec.Mode.Replicated.Replicas}}",
-                               f"{self.stack}_{name}", check=False)
-        return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
-
     def processes(self) -> list[ProcessInfo]:
         """Each service as a program: RUNNING when all its replicas run (and are healthy), STOPPED when scaled to 0,
         FATAL when none runs and its tasks keep failing, STARTING otherwise."""

@@ -31,9 +31,8 @@ DOUBLED: frozenset[str] = frozenset({
     "rucio-conveyor-submitter", "rucio-conveyor-poller", "rucio-conveyor-finisher", "rucio-conveyor-receiver",
     "fts-server", "fts-worker", "ingest", "wms-server", "wms-agent", "probes", "issuer",
 })
-# The servers among them, and the flag that lets two processes listen on one port.
-REUSE_PORT: dict[str, str] = {"rucio-server": "--reuse-port", "fts-server": "--reuse-port",
-                              "wms-server": "--reuse-port", "issuer": "--reuse-port"}
+# The servers among them: `--reuse-port` (gunicorn's, and juno_dcs.asgiserve's) lets two processes listen on one port.
+SHARED_PORT: frozenset[str] = frozenset({"rucio-server", "fts-server", "wms-server", "issuer"})
 
 
 def role_of(name: str) -> str:
@@ -86,8 +85,8 @@ def _port_of(program: Program) -> int | None:
     args = program.command
     for flag in ("--port", "--bind"):
         if flag in args[:-1]:
-            value = args[args.index(flag) + 1]
-            return int(value.rsplit(":", 1)[-1]) if value.rsplit(":", 1)[-1].isdigit() else None
+            port = args[args.index(flag) + 1].rsplit(":", 1)[-1]
+            return int(port) if port.isdigit() else None
     return None
 
 
@@ -111,13 +110,12 @@ def literal(text: str) -> str:
     return text.replace("$", "$$")
 
 
-def command(program: Program, log_dir: Path) -> list[str]:
-    """The program's command line, writing to its log in the home as under the supervisor (the second replica to
-    NAME.2.log)."""
+def command(program: Program) -> list[str]:
+    """The program's command line, writing to its log in the home ($JUNO_DCS_LOG_DIR) as under the supervisor (the
+    second replica to NAME.2.log)."""
     argv = list(program.command)
-    flag = REUSE_PORT.get(program.name)
-    if flag and flag not in argv:
-        argv.append(flag)
+    if program.name in SHARED_PORT and "--reuse-port" not in argv:
+        argv.append("--reuse-port")
     script = ('log="$JUNO_DCS_LOG_DIR/$JUNO_DCS_PROGRAM.log"; '
               '[ "$JUNO_DCS_SLOT" = 1 ] || log="$JUNO_DCS_LOG_DIR/$JUNO_DCS_PROGRAM.$JUNO_DCS_SLOT.log"; '
               'exec "$@" >>"$log" 2>&1')
@@ -130,7 +128,7 @@ def service(program: Program, image: str, site: str, home_root: Path, log_dir: P
            "JUNO_DCS_SLOT": "{{.Task.Slot}}"}
     spec: dict[str, Any] = {
         "image": image,
-        "command": command(program, log_dir),
+        "command": command(program),
         "working_dir": str(program.directory or home_root),
         "environment": {key: literal(value) for key, value in sorted(env.items())},
         "volumes": mounts.volumes(),
@@ -141,7 +139,7 @@ def service(program: Program, image: str, site: str, home_root: Path, log_dir: P
             "replicas": replicas(program.name, doubled),
             "placement": {"constraints": [f"node.labels.{SITE_LABEL}{site} == true"]},
             "restart_policy": {"condition": "any", "delay": "3s", "window": "30s"},
-            # a change that does not come up is rolled back: the previous deployment keeps running
+            # a change that does not come up is rolled back to the previous specification (`up` names it)
             "update_config": {"parallelism": 1, "order": "stop-first", "failure_action": "rollback",
                               "monitor": "20s"},
             "rollback_config": {"parallelism": 1, "order": "stop-first"},

@@ -247,6 +247,22 @@ def policy_apply_s(home: Path, stream: str) -> float | None:
     return took
 
 
+LIVE_ALL_UP_TO = 1_000_000  # files: beyond, `raw status --live` of every block takes many minutes
+
+
+def summary_figures(home: Path) -> dict[str, Any]:
+    """`juno-dcs raw summarize`: the pass after a fill (every new block asked of Rucio), and a pass with nothing
+    due (the collector's cost in the steady state)."""
+    out: dict[str, Any] = {}
+    for key in ("summary_refresh", "summary_pass"):
+        start = time.perf_counter()
+        proc = subprocess.run([JUNO_DCS, "raw", "summarize", "--home", str(home), "--json"], capture_output=True,
+                              text=True, timeout=3 * TIMEOUT_S, check=True)
+        out[f"{key}_s"] = round(time.perf_counter() - start, 3)
+        out[f"{key}_blocks"] = json.loads(proc.stdout)["refreshed"]
+    return out
+
+
 def catalogue_point(home: Path, files: int, opts: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """Every catalogue figure at this size (the fill already done)."""
     point: dict[str, Any] = {"files": files}
@@ -255,10 +271,15 @@ def catalogue_point(home: Path, files: int, opts: dict[str, Any], tmp: Path) -> 
     env = grid_env(home)
     day = block_day(max(0, files // UNIT_FILES * RAW_BLOCKS // 2))
     block = f"raw:block.{day:%Y%m%d}.physics"
+    log(f"{files:,} files: the blocks' summary")
+    point |= summary_figures(home)
     log(f"{files:,} files: commands")
     point["raw_status_day_s"] = timed([JUNO_DCS, "raw", "status", "--home", str(home), "--day", f"{day:%Y%m%d}"],
                                       runs=3)
-    point["raw_status_json_all_s"] = timed([JUNO_DCS, "raw", "status", "--home", str(home), "--json"])
+    point["raw_status_json_all_s"] = timed([JUNO_DCS, "raw", "status", "--home", str(home), "--json"], runs=3)
+    if files <= LIVE_ALL_UP_TO:  # every block asked of Rucio: the cost the summary saves
+        point["raw_status_json_all_live_s"] = timed([JUNO_DCS, "raw", "status", "--home", str(home), "--json",
+                                                     "--live"])
     new = f"n{uuid.uuid4().hex[:8]}"  # a stream of its own: a new block at every point, on any grid
     point["policy_apply_block_s"] = policy_apply_s(home, new)
     point["rule_10k_locks_s"] = rule_locks_s(home, f"rule{uuid.uuid4().hex[:8]}", opts["rule_files"])

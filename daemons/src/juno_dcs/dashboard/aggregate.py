@@ -151,7 +151,8 @@ def expected_rses(planned: Iterable[tuple[Placement, Sequence[str]]]) -> dict[st
     return out
 
 
-def compare_block(block: BlockView, expected: Mapping[str, Placement], topology: Topology) -> BlockPanelRow:
+def compare_block(block: BlockView, expected: Mapping[str, Placement], topology: Topology,
+                  checked_at: str | None = None) -> BlockPanelRow:
     """Per RSE that the policy names or that holds files or rules: expected or not, files held, rule states."""
     held: dict[str, int] = {}
     states: dict[str, list[str]] = defaultdict(list)
@@ -167,7 +168,8 @@ def compare_block(block: BlockView, expected: Mapping[str, Placement], topology:
         rows.append(RseReplication(rse=rse, site=site_name, expected=place is not None,
                                    policy_rule=place.rule if place else None, files=files, rule_states=rule_states,
                                    state=_replication_state(place, files, block.files, rule_states)))
-    return BlockPanelRow(name=block.name, state=block.state, files=block.files, bytes=block.bytes, rses=rows)
+    return BlockPanelRow(name=block.name, state=block.state, files=block.files, bytes=block.bytes, rses=rows,
+                         checked_at=checked_at)
 
 
 def _rses_of_rule(expression: str, topology: Topology) -> list[str]:

@@ -54,6 +54,7 @@ class Collector:
         self.stop = threading.Event()
         self.last: Cycle | None = None
         self.last_at: float | None = None
+        self.blocks_at = 0.0  # when the blocks' summary was last refreshed to the end
 
     @property
     def heartbeat_name(self) -> str:
@@ -78,6 +79,12 @@ class Collector:
                 except SourceError as exc:
                     cycle.errors[name] = str(exc)
                     logger.warning("collector: %s: %s", name, exc)
+            if share.takes("blocks") and now - self.blocks_at >= self.config.blocks_refresh_s:
+                try:
+                    cycle.written["blocks"] = self._blocks(conn, now)
+                except SourceError as exc:
+                    cycle.errors["blocks"] = str(exc)
+                    logger.warning("collector: blocks: %s", exc)
             db.prune(conn, now - self.config.retention_h * 3600)
         finally:
             conn.close()
@@ -103,6 +110,19 @@ class Collector:
 
     def _ingest(self, slot: int, now: float) -> list[aggregate.Sample]:
         return aggregate.lag_samples(read_metrics(self.config.ingest_metrics_dir), slot)
+
+    def _blocks(self, conn: db.Conn, now: float) -> int:
+        """The raw blocks' summary: the blocks that changed, at most `blocks_budget`; when more are due, the next
+        cycle goes on with them rather than waiting `blocks_refresh_s`."""
+        from juno_dcs.ingest import summary
+
+        with self.rucio.client() as client:
+            result = summary.refresh(client, conn, self.rucio.topology, self.config.raw_scope,
+                                     budget=self.config.blocks_budget, recheck_s=self.config.blocks_recheck_s)
+        if result.refreshed or result.removed:
+            logger.info("collector: blocks' summary: %s", result.as_json())
+        self.blocks_at = now if result.left == 0 else 0.0
+        return len(result.refreshed)
 
     def run(self, once: bool = False) -> Cycle:
         """Cycle every `sample_s` until `stop` is set (juno_dcs.daemon, with heartbeats); once: one cycle, errors

@@ -43,6 +43,12 @@ class DashboardConfig(BaseModel):
     refresh_s: int = Field(default=15, ge=2, le=3600, description="The page fetches its data this often.")
     cache_s: float = Field(default=10.0, ge=0, description="Panels read live (blocks, productions, probes) are "
                            "cached this long, so many open pages cost no more than one.")
+    blocks_refresh_s: float = Field(default=30.0, ge=1, le=86400, description="Collector: the raw blocks' summary "
+                                    "(ingest/summary.py) is refreshed this often.")
+    blocks_budget: int = Field(default=200, ge=1, le=100000, description="Collector: blocks asked of Rucio per "
+                               "refresh at most; more due go on in the next cycle.")
+    blocks_recheck_s: float = Field(default=3600.0, ge=60, description="Collector: a settled block whose rules did "
+                                    "not change is asked of Rucio again after this long.")
     collect: bool = Field(default=True, description="`serve` runs the collector in a background thread.")
     db_connections: int = Field(default=3, ge=1, le=100, description="The page's requests open at most this many "
                                 "database connections at once (the collector holds one more).")

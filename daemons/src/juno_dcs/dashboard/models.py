@@ -83,6 +83,8 @@ class BlockPanelRow(_Out):
     files: int
     bytes: int
     rses: list[RseReplication]
+    checked_at: str | None = Field(default=None, description="When the collector last asked Rucio about this "
+                                   "settled block (the blocks' summary); null: asked now.")
 
 
 class SiteShare(_Out):

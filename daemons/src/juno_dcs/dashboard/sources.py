@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC
 from typing import Any
 
 import requests
@@ -157,20 +158,28 @@ class RucioSource:
         return {se: self.topology.rses[rse].site for se, rse in self.se_rses().items()}
 
     def blocks(self) -> list[BlockPanelRow]:
-        """Every raw block with, per RSE, what the share policy wants there and what is there now."""
-        from juno_dcs.ingest.status import raw_status
+        """Every raw block with, per RSE, what the share policy wants there and what is there now: settled blocks
+        from the blocks' summary that the collector keeps, the others asked of Rucio now (ingest/summary.py)."""
+        from juno_dcs.ingest.summary import read_status, summary_connection
         from juno_dcs.placement.planner import PlanError, plan
         from juno_dcs.placement.rse_expr import evaluate
 
         rows = []
-        with self.client() as client:
-            views = raw_status(client, self.topology, scope=self.config.raw_scope)
-        for view in views:
+        conn = summary_connection(self.config.database_url)
+        try:
+            with self.client() as client:
+                found = read_status(client, conn, self.topology, scope=self.config.raw_scope)
+        finally:
+            if conn is not None:
+                conn.close()
+        for row in found:
+            view = row.view
             try:
                 planned = plan(f"{self.config.raw_scope}:{view.name}", self.policies, self.topology)
             except PlanError:
                 planned = []
             expected = aggregate.expected_rses((aggregate.Placement(p.policy_rule, p.after),
                                                 evaluate(p.rse_expression, self.topology)) for p in planned)
-            rows.append(aggregate.compare_block(view, expected, self.topology))
+            checked = row.checked_at.astimezone(UTC).isoformat(timespec="seconds") if row.checked_at else None
+            rows.append(aggregate.compare_block(view, expected, self.topology, checked))
         return rows

@@ -21,6 +21,7 @@ from juno_dcs.grid import (
     access,
     assets,
     budget,
+    cache,
     conditions,
     dashboard,
     database,
@@ -167,6 +168,7 @@ def render_configs(
         "fts_url": state.ports.url("fts", "https"),
         "default_copy_mode": settings.copy_mode,
         "ca_dir": pki.cert_dir(settings.pki_dir),
+        "cache_url": cache.url(home),
     }
     tpl = settings.template
     rucio_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_SERVER_POOL.values("Rucio server and WebUI")})
@@ -364,6 +366,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     report.actions += issuer.prepare(issuer.layout(home, state), settings)  # the keys, before the configs
     if settings.storage == "xrootd":
         storage.prepare_xrootd(home, settings, rses)
+    cache.prepare(home)
     webui.publish_files(home, settings.node_modules)
     written, programs = write_configs(home, state, settings, topo, rses, tape_rses)  # what the programs will read
     report.actions += [f"wrote {f}" for f in written]
@@ -503,6 +506,7 @@ def _purge(home: GridHome, state: GridState, settings: GridSettings) -> list[str
     that no home points to."""
     done = []
     shutil.rmtree(storage.admin_dir(home), ignore_errors=True)
+    shutil.rmtree(cache.socket_dir(home), ignore_errors=True)
     area = access.remove_service_area(home)
     if area is not None:
         done.append(f"removed the service area {area}")

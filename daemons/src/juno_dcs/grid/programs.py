@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from juno_dcs.grid import conditions, kafka, pki, storage
+from juno_dcs.grid import cache, conditions, kafka, pki, storage
 from juno_dcs.grid.assets import kafka_dir
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.wms import WMS_SERVER_POOL, WmsLayout
@@ -176,6 +176,9 @@ def grid_programs(
     restarts exactly the programs whose configuration changed on `up`, and only them."""
     rucio_env = rucio_environment(home, settings, digests)
     programs = [
+        # Rucio's cache: every Rucio process asks for it once, when it starts, and runs uncached for its whole life
+        # if it does not answer then, so it starts first
+        Program(name="memcached", command=cache.command(home), priority=50, startsecs=1),
         Program(
             name="zookeeper",
             command=kafka.zookeeper_command(home, kafka_dir(settings.node_modules)),

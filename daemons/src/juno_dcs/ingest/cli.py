@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ def _client(factory: Any, account: str, stop: threading.Event) -> Any:
             delay = min(delay * 2, 30.0)
 
 
+def _when(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).isoformat(timespec="seconds") if at is not None else None
+
+
 def _logging(json_logs: bool) -> None:
     logsetup.configure(json_logs, quiet=("kafka",))
 
@@ -74,27 +79,46 @@ def raw() -> None:
 
 @raw.command("status")
 @home_option
-@click.option("--stream", default=None, help="Only the blocks of this stream.")
-@click.option("--day", default=None, help="Only the blocks of this day (YYYYMMDD).")
+@click.option("--stream", default=None, help="Only the blocks of this stream (asked of Rucio now).")
+@click.option("--day", default=None, help="Only the blocks of this day, YYYYMMDD (asked of Rucio now).")
+@click.option("--live", is_flag=True, help="Every block asked of Rucio now, none read from the blocks' summary.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of blocks.")
-def status(home: Path | None, stream: str | None, day: str | None, as_json: bool) -> None:
-    """Per block: state, files, bytes, and per site the replicas and rule states (with why a rule is stuck)."""
+def status(home: Path | None, stream: str | None, day: str | None, live: bool, as_json: bool) -> None:
+    """Per block: state, files, bytes, and per site the replicas and rule states (with why a rule is stuck).
+
+    Over every day, settled blocks (closed, every rule OK for every file) come from the blocks' summary that the
+    dashboard's collector keeps, with when they were checked; every other block is asked of Rucio now."""
+    from juno_dcs.grid.database import grid_url
     from juno_dcs.grid.home import GridHome
     from juno_dcs.grid.launcher import load_valid_topology, root_client
     from juno_dcs.ingest.metrics import read_all
     from juno_dcs.ingest.status import raw_status, summary
+    from juno_dcs.ingest.summary import StatusRow, read_status, summary_connection
 
     settings = grid_settings(home)
     grid_home = GridHome(settings.home)
     state = grid_home.load_state()
     topology = load_valid_topology(settings)
-    blocks = raw_status(root_client(grid_home, state), topology, stream=stream, day=day)
+    client = root_client(grid_home, state)
+    if stream or day or live:
+        rows = [StatusRow(b, None) for b in raw_status(client, topology, stream=stream, day=day)]
+    else:
+        conn = summary_connection(grid_url(state))
+        try:
+            rows = read_status(client, conn, topology)
+        finally:
+            if conn is not None:
+                conn.close()
+    blocks = [row.view for row in rows]
     if as_json:
-        click.echo(json.dumps([b.model_dump(mode="json") for b in blocks], indent=2))
+        click.echo(json.dumps([{**row.view.model_dump(mode="json"), "checked_at": _when(row.checked_at)}
+                               for row in rows], indent=2))
         return
-    for block in blocks:
+    for row in rows:
+        block = row.view
         runs = f" runs {block.run_first}-{block.run_last}" if block.run_first is not None else ""
-        click.echo(f"{block.name}  {block.state}  {block.files} files  {block.bytes} bytes{runs}")
+        checked = f"  (settled; checked {_when(row.checked_at)})" if row.checked_at else ""
+        click.echo(f"{block.name}  {block.state}  {block.files} files  {block.bytes} bytes{runs}{checked}")
         for name, site in block.sites.items():
             rules = ",".join(site.rules) or "-"
             click.echo(f"    {name:<12} {site.replicas:>6} replicas  rules {rules}")
@@ -109,3 +133,38 @@ def status(home: Path | None, stream: str | None, day: str | None, as_json: bool
         click.echo(f"ingestor {metrics['instance']}: {metrics['state']}, consumed {metrics['consumed']}, registered "
                    f"{metrics['registered']}, dead-lettered {sum(metrics['dead_lettered'].values())}, "
                    f"lag {metrics['lag_total']}")
+
+
+@raw.command("summarize")
+@home_option
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Ask Rucio about at most this many blocks (default: every block that is due).")
+@click.option("--recheck-s", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="A settled block whose rules did not change is asked again after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="What was done, as JSON.")
+def summarize(home: Path | None, budget: int | None, recheck_s: float, as_json: bool) -> None:
+    """Bring the blocks' summary up to date now (the dashboard's collector does it every `blocks_refresh_s`): the
+    blocks that are new, still moving, whose rules changed or that were checked longest ago."""
+    from juno_dcs.errors import Unavailable
+    from juno_dcs.grid.database import grid_url
+    from juno_dcs.grid.home import GridHome
+    from juno_dcs.grid.launcher import load_valid_topology, root_client
+    from juno_dcs.ingest.summary import refresh, summary_connection
+
+    settings = grid_settings(home)
+    grid_home = GridHome(settings.home)
+    state = grid_home.load_state()
+    topology = load_valid_topology(settings)
+    conn = summary_connection(grid_url(state))
+    if conn is None:
+        raise Unavailable("the blocks' summary is not in the grid's database: run `juno-dcs up` (it upgrades the "
+                          "dashboard's schema)")
+    try:
+        result = refresh(root_client(grid_home, state), conn, topology, budget=budget or 10**9, recheck_s=recheck_s)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_json()))
+    else:
+        click.echo(f"{result.blocks} blocks: {len(result.refreshed)} asked of Rucio, {result.removed} gone, "
+                   f"{result.left} left for the next pass")

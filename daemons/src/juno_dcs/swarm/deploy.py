@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from juno_dcs.grid import storage
+from juno_dcs.grid import cache, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program
 from juno_dcs.grid.render import write_if_changed
@@ -26,6 +26,7 @@ def mounts(home: GridHome, settings: GridSettings) -> stack.Mounts:
         writable.append(home.service_root.resolve())
     if settings.storage == "xrootd":  # made by storage.prepare_xrootd, owned by xrootd
         writable.append(storage.admin_dir(home))
+    writable.append(cache.socket_dir(home))  # Rucio's memcached socket (grid/cache.py)
     readonly = {settings.pki_dir.resolve(), settings.topology_file.resolve().parent, settings.placement_dir.resolve()}
     inside = [p for p in readonly if any(p.is_relative_to(w) for w in writable)]
     return stack.Mounts(writable=tuple(writable), readonly=tuple(sorted(readonly - set(inside))))

@@ -72,7 +72,7 @@ def test_program_sections(tmp_path: Path) -> None:
     programs = grid_programs(home, state, GridSettings(), {"rucio": "abc"}, ["IHEP_DISK", "CNAF_DISK"])
     names = {p.name for p in programs}
     assert {"activemq", "rucio-server", "xrootd-IHEP_DISK", "xrootd-CNAF_DISK", "fts-server", "fts-worker",
-            "zookeeper", "kafka", "ingest", "conditions", "db-stats"} | {
+            "zookeeper", "kafka", "ingest", "conditions", "db-stats", "memcached"} | {
         f"rucio-{d}" for d in (*RUCIO_DAEMONS, *CONVEYOR_DAEMONS)} == names
     xrootd = next(p for p in programs if p.name == "xrootd-IHEP_DISK")
     assert xrootd.command[:5] == ["/usr/bin/xrootd", "-R", "xrootd", "-I", "v4"]
@@ -121,3 +121,18 @@ def test_rse_protocols_xrootd_and_posix(tmp_path: Path) -> None:
     [posix] = storage.protocols(home, GridSettings(storage="posix"), "CNAF_DISK", None)
     assert posix["scheme"] == "file"
     assert posix["prefix"] == f"{home.rse_dir('CNAF_DISK')}/"
+
+
+def test_rucio_s_cache_listens_on_its_own_socket_only(tmp_path: Path) -> None:
+    from juno_dcs.grid import cache
+
+    home = GridHome(tmp_path / "home")
+    command = cache.command(home)
+    assert command[command.index("-s") + 1] == str(cache.socket_path(home))  # -s: no TCP, no UDP
+    assert command[command.index("-a") + 1] == "0600"
+    assert cache.url(home) == f"unix:{cache.socket_path(home)}"
+    assert len(str(cache.socket_path(home)).encode()) <= 107
+    where = cache.prepare(home)
+    assert where.stat().st_mode & 0o777 == 0o700
+    assert cache.prepare(home) == where  # idempotent
+    where.rmdir()

@@ -27,7 +27,7 @@ PROGRAMS = {
     "issuer", "fts-server", "fts-worker", "rucio-conveyor-submitter", "rucio-conveyor-poller",
     "rucio-conveyor-finisher",
     "rucio-conveyor-receiver", "wms-server", "wms-agent", "pilot-factory", "prodsys",
-    "probes", "dashboard", "webui", "nginx", "db-stats", "watchdog",
+    "probes", "dashboard", "webui", "nginx", "db-stats", "watchdog", "memcached",
 } | {f"xrootd-{rse}" for rse in ("IHEP_DISK", "IHEP_TAPE", "CNAF_DISK", "CNAF_TAPE", "JINR_DISK", "JINR_TAPE",
                                   "IN2P3_DISK", "IN2P3_TAPE", "MSU_DISK")}
 

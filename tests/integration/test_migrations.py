@@ -69,7 +69,7 @@ def test_a_release_database_upgrades_and_keeps_every_row(release_database: str) 
     steps = runner.upgrade_postgres(release_database)
     assert {s.schema: (s.before, s.after) for s in steps} == {
         "daemons": (None, "1"), "fts": (None, "2"), "wms": (None, "3"), "prodsys": (None, "1"),
-        "dashboard": (None, "1"), "probes": (None, "2")}
+        "dashboard": (None, "2"), "probes": (None, "2")}
     assert _rows(release_database, "probes") == before  # every row, every unchanged column
     with psycopg.connect(release_database) as conn:
         assert conn.execute("SELECT to_regnamespace('monitor')").fetchone() == (None,)

@@ -135,4 +135,10 @@ def test_rucio_s_cache_listens_on_its_own_socket_only(tmp_path: Path) -> None:
     where = cache.prepare(home)
     assert where.stat().st_mode & 0o777 == 0o700
     assert cache.prepare(home) == where  # idempotent
+    assert cache.uncached_url(home).startswith(f"unix:{where}/")  # the reaper's: where nothing listens
     where.rmdir()
+    state = home.new_state(25000, "postgresql://postgres@127.0.0.1:5432/postgres")
+    programs = {p.name: p for p in grid_programs(home, state, GridSettings(), {}, ["IHEP_DISK"])}
+    assert programs["rucio-reaper"].environment["RUCIO_CONFIG"] == str(home.rucio_reaper_cfg)
+    assert programs["rucio-judge-evaluator"].environment["RUCIO_CONFIG"] == str(home.rucio_daemons_cfg)
+    assert programs["memcached"].priority < programs["rucio-server"].priority

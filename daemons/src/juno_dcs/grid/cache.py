@@ -34,6 +34,17 @@ def url(home: GridHome) -> str:
     return f"unix:{socket_path(home)}"
 
 
+def uncached_url(home: GridHome) -> str:
+    """`[cache] url` of a Rucio process that must run without the cache: a socket in the grid's own 0700
+    directory where nothing listens, so Rucio's check at start fails and its cache regions are null. (Left out,
+    the url would default to 127.0.0.1:11211, where any memcached of the machine could answer.)
+
+    The reaper runs so. Given a cache, Rucio's reaper pauses an RSE for 120 s after every pass that found fewer
+    replicas to delete than its chunk (`pause_deletion_<rse>`), so a purge of a few files (a data challenge's
+    clean-up, a user's deletion) waits for that pause; without one, each pass looks again."""
+    return f"unix:{socket_dir(home) / 'nothing-listens.sock'}"
+
+
 def prepare(home: GridHome) -> Path:
     """The socket's directory, owned by the caller and closed to everyone else (idempotent)."""
     where = socket_dir(home)

@@ -167,6 +167,11 @@ class GridHome:
         return self.etc / "rucio-daemons.cfg"
 
     @property
+    def rucio_reaper_cfg(self) -> Path:
+        """The reaper's: the daemons', without Rucio's cache (grid/cache.py says why)."""
+        return self.etc / "rucio-reaper.cfg"
+
+    @property
     def supervisord_conf(self) -> Path:
         return self.etc / "supervisord.conf"
 

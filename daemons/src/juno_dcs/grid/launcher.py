@@ -173,9 +173,12 @@ def render_configs(
     tpl = settings.template
     rucio_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_SERVER_POOL.values("Rucio server and WebUI")})
     daemons_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_DAEMON_POOL.values("Rucio daemons")})
+    reaper_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_DAEMON_POOL.values("Rucio's reaper (no cache)"),
+                                           "cache_url": cache.uncached_url(home)})
     files: dict[Path, str] = {
         home.rucio_cfg: rucio_cfg,
         home.rucio_daemons_cfg: daemons_cfg,
+        home.rucio_reaper_cfg: reaper_cfg,
         home.etc / "alembic.ini": render(tpl("alembic.ini"), values),
         home.etc / "activemq" / "activemq.xml": render(tpl("activemq.xml"), values),
     }
@@ -201,7 +204,8 @@ def render_configs(
                                                      "fts_server_pool": FTS_SERVER_POOL})
     files[home.etc / "transfer.yaml"] = transfer_yaml
     activemq_xml = files[home.etc / "activemq" / "activemq.xml"]
-    digests = {"rucio": digest(rucio_cfg, daemons_cfg), "activemq": digest(activemq_xml), "fts": digest(transfer_yaml)}
+    digests = {"rucio": digest(rucio_cfg, daemons_cfg, reaper_cfg), "activemq": digest(activemq_xml),
+               "fts": digest(transfer_yaml)}
     kafka_files = kafka.render_configs(home, state, settings)
     files.update(kafka_files)
     kafka_etc = kafka.config_dir(home)
@@ -488,10 +492,12 @@ def _down_locked(home: GridHome, state: GridState, purge: bool, settings: GridSe
     sup = runner_for(home, state)
     done = []
     if sup.pid() is not None:
-        killed = sup.shutdown()
+        # a purged grid's data goes with it: its programs are killed at once rather than stopped one by one
+        killed = sup.shutdown(graceful=not purge)
         done.append("removed the stack (its images stay)" if state.engine == "swarm"
+                    else "killed every program and the supervisor" if purge
                     else "stopped every program and the supervisor")
-        if killed:
+        if killed and not purge:
             done.append(f"killed leftover processes {killed}")
     else:
         done.append("the grid was not running")

@@ -262,6 +262,7 @@ def grid_programs(
     for daemon, args in CONVEYOR_DAEMONS.items():
         programs.append(Program(name=f"rucio-{daemon}", command=[venv_bin(f"rucio-{daemon}"), *args], priority=300,
                                 environment=daemon_env, pg_connections=RUCIO_DAEMON_POOL.cap))
+    reaper_env = {**daemon_env, "RUCIO_CONFIG": str(home.rucio_reaper_cfg)}  # without the cache (grid/cache.py)
     for daemon in RUCIO_DAEMONS:
         programs.append(
             Program(
@@ -269,7 +270,7 @@ def grid_programs(
                 command=[venv_bin(f"rucio-{daemon}"), "--sleep-time",
                          str(max(settings.daemon_sleep, DAEMON_SLEEP.get(daemon, 0)))],
                 priority=300,
-                environment=daemon_env,
+                environment=reaper_env if daemon == "reaper" else daemon_env,
                 pg_connections=RUCIO_DAEMON_POOL.cap,
             )
         )

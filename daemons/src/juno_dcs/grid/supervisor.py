@@ -144,13 +144,18 @@ class Supervisor:
             for i in infos
         ]
 
-    def shutdown(self, timeout: float = 90.0) -> list[int]:
+    def shutdown(self, timeout: float = 90.0, graceful: bool = True) -> list[int]:
         """Stop every program and supervisord itself; kill what is left after `timeout`.
-        Returns the pids that had to be killed."""
+        Returns the pids that had to be killed. Not `graceful` (a grid about to be purged, whose data goes
+        anyway): supervisord and every program's process group are killed at once, not stopped one by one."""
         pid = self.pid()
         if pid is None:
             return []
         children = [p.pid for p in self.processes() if p.pid] if self.running() else []
+        if not graceful:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # first: it would start again what is killed below
+            return _reap(pid, children, 0.0, warn=False)
         with contextlib.suppress(OSError, xmlrpc.client.Error):
             self._proxy().supervisor.shutdown()
         return _reap(pid, children, timeout)
@@ -186,16 +191,17 @@ def terminate(pid: int, timeout: float = 90.0) -> list[int]:
     return _reap(pid, children, timeout)
 
 
-def _reap(pid: int, children: list[int], timeout: float) -> list[int]:
+def _reap(pid: int, children: list[int], timeout: float, warn: bool = True) -> list[int]:
     """Wait up to `timeout` for a stopping supervisord; then SIGKILL the process group of it and of each child
-    still alive. Returns the pids that had to be killed."""
+    still alive (each `warn`ed of). Returns the pids that had to be killed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.2)
     killed = []
     for leftover in [pid, *children]:
         if _alive(leftover):
-            logger.warning("process %d still alive after shutdown, killing its group", leftover)
+            if warn:
+                logger.warning("process %d still alive after shutdown, killing its group", leftover)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(leftover, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):

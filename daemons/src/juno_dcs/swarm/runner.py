@@ -116,8 +116,9 @@ class SwarmRunner:
         if stopped:
             self.engine.run("service", "scale", "--detach", *stopped)
 
-    def shutdown(self, timeout: float = 90.0) -> list[int]:
-        """Remove the stack and wait until its containers are gone. Volumes stay."""
+    def shutdown(self, timeout: float = 90.0, graceful: bool = True) -> list[int]:
+        """Remove the stack and wait until its containers are gone. Volumes stay. (`graceful` is the Runner's
+        interface: Docker stops the containers either way.)"""
         self.engine.run("stack", "rm", self.stack, check=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -229,6 +229,7 @@ def test_broker_restart_and_rucio_outage_lose_nothing(grid: Grid, grids_root: Pa
     assert sorted(n for names in view.contents(stream).values() for n in names) == sorted(m.name for m in messages)
 
 
+@pytest.mark.slow  # a second broker (its own process and topics) for the same flow: make test keeps Kafka 0.9
 def test_a_modern_protocol_broker_works_the_same(grid: Grid, grids_root: Path) -> None:
     with tansu_broker() as broker:
         kafka, topic, stream = broker.settings, "spade.files", unique_stream("tansu")

@@ -43,6 +43,7 @@ def client(grid: Grid) -> Any:
     return Client()
 
 
+@pytest.mark.slow  # every probe once: make test sees them through the operator's story (e2e/test_operations.py)
 def test_every_probe_is_ok_on_a_healthy_grid(grid: Grid, client: Any) -> None:
     for args in (["rucio"], ["conditions"], ["dispatcher"], ["ingest-lag"], ["transfer-queues", "--window", "120"],
                  ["programs"]):

@@ -205,6 +205,7 @@ def _prodsys_jobs(stack: Stack, name: str) -> list[str]:
 
 # --- tests
 
+@pytest.mark.slow  # make test runs a production's four steps in the e2e story (e2e/test_production.py)
 def test_submit_then_each_registered_file_makes_its_next_step_job(grid: Grid, stack: Stack, tmp_path: Path) -> None:
     path, data = steering(tmp_path, final_rules="at_start")  # the rules come with the empty final dataset
     name = data["name"]
@@ -386,6 +387,7 @@ def wait_for_job(stack: Stack, name: str, key: str, timeout: float) -> float:
     raise AssertionError(f"{name}: no job {key} after {timeout:.0f} s")
 
 
+@pytest.mark.slow  # a stopped hermes and the reconcile that covers it: a long wait, in make test-all
 @pytest.mark.timeout(400)
 def test_rucio_events_wake_the_daemon_and_a_reconcile_covers_a_stopped_hermes(grid: Grid, stack: Stack,
                                                                               tmp_path: Path) -> None:

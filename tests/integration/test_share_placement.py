@@ -71,6 +71,7 @@ def test_thirty_days_of_blocks_get_the_share(grid: Grid) -> None:
         assert per_rse[rse] == 30, per_rse
 
 
+@pytest.mark.slow  # make test sees a day reach the T1 disks, then tapes, file by file (e2e/test_data_taking_day.py)
 def test_a_block_goes_to_t1_disks_then_tapes(grid: Grid, tmp_path: Path) -> None:
     stream = juno_names.stream()
     day = FIRST_DAY  # 2026-10-01 is an IN2P3 day (its ordinal is a multiple of 3)

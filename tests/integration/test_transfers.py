@@ -120,6 +120,7 @@ def test_each_copy_mode(grid: Grid, mode: str) -> None:
     assert (pulled, pushed) == {"pull": (True, False), "push": (False, True), "streamed": (False, False)}[mode]
 
 
+@pytest.mark.slow  # make test's data-taking day moves every block by rules and HTTP TPC
 def test_rucio_rule_moves_a_dataset_by_http_tpc(grid: Grid, tmp_path: Path) -> None:
     stream = juno_names.stream()
     dataset = f"raw:{juno_names.block(stream)}"
@@ -241,6 +242,7 @@ def test_worker_killed_mid_transfer_is_retried(grid: Grid) -> None:
     sparse.unlink()
 
 
+@pytest.mark.slow  # make test's data-taking day archives every block at four tapes
 def test_disk_to_tape_rule_archives(grid: Grid, tmp_path: Path) -> None:
     path = tmp_path / juno_names.raw_file(run=888)
     path.write_bytes(os.urandom(300 * 1024))

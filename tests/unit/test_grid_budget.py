@@ -54,7 +54,10 @@ def test_the_rendered_configs_carry_the_pools_the_budget_counts(tmp_path: Path) 
     assert f"pool_size = {RUCIO_DAEMON_POOL.size}\nmax_overflow = {RUCIO_DAEMON_POOL.overflow}\n" in daemons
     shares = budget.shares(programs)
     by_name = {p.name: p for p in programs}
-    assert by_name["rucio-reaper"].environment["RUCIO_CONFIG"] == str(home.rucio_daemons_cfg)
+    assert by_name["rucio-judge-evaluator"].environment["RUCIO_CONFIG"] == str(home.rucio_daemons_cfg)
+    assert by_name["rucio-reaper"].environment["RUCIO_CONFIG"] == str(home.rucio_reaper_cfg)  # uncached
+    reaper = home.rucio_reaper_cfg.read_text()
+    assert f"pool_size = {RUCIO_DAEMON_POOL.size}\nmax_overflow = {RUCIO_DAEMON_POOL.overflow}\n" in reaper
     assert by_name["rucio-server"].environment["RUCIO_CONFIG"] == str(home.rucio_cfg)
     assert shares["rucio-server"] == settings.rucio_workers * RUCIO_SERVER_POOL.cap
     assert shares["rucio-conveyor-submitter"] == RUCIO_DAEMON_POOL.cap

@@ -45,6 +45,22 @@ def uncached_url(home: GridHome) -> str:
     return f"unix:{socket_dir(home) / 'nothing-listens.sock'}"
 
 
+def flush(home: GridHome) -> bool:
+    """Empty the cache (True when a memcached answered). `up` does so after it changed the topology in Rucio:
+    Rucio drops an RSE's own cached attributes and protocols when they change, but keeps the answer of every RSE
+    expression (`rucio.core.rse_expression_parser`, 10 minutes) whatever changes, so a new rule could still go
+    to the RSEs an expression selected before the change."""
+    import pymemcache
+
+    client = pymemcache.Client(str(socket_path(home)), connect_timeout=3, timeout=3)
+    try:
+        return bool(client.flush_all())
+    except OSError:
+        return False
+    finally:
+        client.close()
+
+
 def prepare(home: GridHome) -> Path:
     """The socket's directory, owned by the caller and closed to everyone else (idempotent)."""
     where = socket_dir(home)

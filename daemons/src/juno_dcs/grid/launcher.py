@@ -443,6 +443,8 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
     applied = apply_topology(root_client(home, state), topo, protocols, passwords, attributes, quotas,
                              token_issuer=issuer.layout(home, state).url)
     report.topology_changes, report.warnings = applied.changes, applied.warnings
+    if applied.changes and cache.flush(home):  # Rucio keeps RSE expressions' answers 10 minutes, uninvalidated
+        report.actions.append("emptied Rucio's cache after the topology's changes")
 
 
 def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: GridSettings, sup: Runner) -> None:

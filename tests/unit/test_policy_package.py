@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def test_rucio_itself_finds_every_algorithm(tmp_path: Path) -> None:
     """Through Rucio's own loaders, as the server and the clients use them."""
     code = f"""
 import json
+import os
 from rucio.rse.translation import RSEDeterministicTranslation, RSEDeterministicScopeTranslation
 from rucio.common.utils import extract_scope
 from rucio.common.plugins import PolicyPackageAlgorithms
@@ -285,12 +287,28 @@ def test_importable_without_the_daemons() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_client_loads_the_algorithms_without_rucios_server_side(tmp_path: Path) -> None:
+    """The `rucio` CLI loads the algorithms to extract scopes: with a client's rucio.cfg, neither the token
+    region's module nor the transfertool is imported (about 1 s of CPU per command)."""
+    cfg = tmp_path / "client.cfg"
+    cfg.write_text("[client]\nrucio_host = http://127.0.0.1:9\nauth_host = http://127.0.0.1:9\naccount = root\n"
+                   "auth_type = userpass\n[policy]\npackage = juno_rucio_policy\n")
+    code = ("import sys; from rucio.common.plugins import PolicyPackageAlgorithms; PolicyPackageAlgorithms(); "
+            "print(PolicyPackageAlgorithms._supports('scope', 'juno'), 'rucio.core.oidc' in sys.modules, "
+            "'rucio.transfertool.fts3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RUCIO_CONFIG": str(cfg)},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False", "False"]
+
+
 def test_rucios_token_cache_gets_a_memory_backend_when_rucio_has_none(tmp_path: Path) -> None:
     """Where no memcached answers (a JUNO grid runs none), Rucio's token region is a null cache: once Rucio has
     loaded the policy package's algorithms, as its conveyor and reaper do before asking for tokens, tokens are
     kept in memory; Rucio's other regions stay as they were."""
     env = _rucio_cfg(tmp_path)
-    Path(env["RUCIO_CONFIG"]).write_text(Path(env["RUCIO_CONFIG"]).read_text() + "[cache]\nurl = 127.0.0.1:9\n")
+    # a daemon's configuration (its [database] makes Rucio take it for a server's), with a cache that does not answer
+    Path(env["RUCIO_CONFIG"]).write_text(Path(env["RUCIO_CONFIG"]).read_text() + "[cache]\nurl = 127.0.0.1:9\n"
+                                         "[database]\ndefault = sqlite://\n")
     code = """
 from rucio.common.plugins import PolicyPackageAlgorithms
 from rucio.core import oidc, rse
@@ -327,9 +345,12 @@ def test_the_transfertools_claims_are_kept_for_a_while_per_rse_and_scopes() -> N
 def test_the_transfertools_claims_are_wrapped_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a module shaped as rucio.transfertool.fts3 (the real one needs a server's rucio.cfg to import; the
     transfer benchmark shows the effect on the real conveyor)."""
+    import importlib
     import types
 
     from juno_rucio_policy import tokencache
+
+    importlib.import_module("rucio.transfertool")  # the package; its fts3 module is replaced below
 
     fake = types.ModuleType("rucio.transfertool.fts3")
     fake.determine_audience_for_rse = lambda rse_id: f"host-of-{rse_id}"  # type: ignore[attr-defined]

@@ -29,11 +29,16 @@ def get_algorithms() -> dict[str, dict[str, Callable[..., Any]]]:
 
     Rucio swallows an ImportError raised here, so the imports are at call time and a test calls this.
     Rucio asks for them in every daemon that moves or deletes files, before it asks the issuer for any token:
-    the place to give its token cache a backend (tokencache.py)."""
+    the place to give its token cache a backend (tokencache.py). Clients ask for them too (the `rucio` CLI, to
+    extract the scope of every DID it is given), and they have neither tokens to cache nor transfers to submit:
+    importing Rucio's server side for those cost every `rucio` command about 1 s of CPU."""
+    from rucio.common.config import is_client
+
     from juno_rucio_policy import paths, scope, tape, tokencache
 
-    tokencache.cache_tokens_in_memory()
-    tokencache.remember_rse_claims()
+    if not is_client():
+        tokencache.cache_tokens_in_memory()
+        tokencache.remember_rse_claims()
 
     return {
         "lfn2pfn": {ALGORITHM_NAME: paths.lfn2pfn},

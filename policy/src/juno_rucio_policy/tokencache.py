@@ -2,10 +2,10 @@
 without memcached the region is a null cache and every transfer asks the issuer twice (source and destination),
 over a new HTTPS connection each time: 20 ms per grant on a loaded 2-core machine, most of a rule's time.
 
-A JUNO grid runs no memcached: with it, every Rucio region would cache as well (RSE availability, the config
-table, RSE expressions, for up to 15 minutes), and an operator's change would wait that long. So this module gives
-the token region alone a memory backend, per process, when Rucio left it a null cache. Tokens are kept for their
-own lifetime; Rucio hands out a cached one only while enough of it is left (oidc.TOKEN_MIN_LIFETIME).
+A JUNO grid runs memcached for its Rucio processes (juno_dcs/grid/cache.py), but not for its reaper, and a
+site may run Rucio without one: there this module gives the token region alone a memory backend, per process,
+when Rucio left it a null cache. Tokens are kept for their own lifetime; Rucio hands out a cached one only while
+enough of it is left (oidc.TOKEN_MIN_LIFETIME).
 
 Rucio's fts3 transfertool also works out each transfer's audiences and scopes anew for every file and endpoint
 (`determine_audience_for_rse`, `determine_scope_for_rse`): four reads of the RSE's protocols from the database per

@@ -143,3 +143,22 @@ def test_rucio_s_cache_listens_on_its_own_socket_only(tmp_path: Path) -> None:
     assert programs["rucio-reaper"].environment["RUCIO_CONFIG"] == str(home.rucio_reaper_cfg)
     assert programs["rucio-judge-evaluator"].environment["RUCIO_CONFIG"] == str(home.rucio_daemons_cfg)
     assert programs["memcached"].priority < programs["rucio-server"].priority
+
+
+def test_a_cache_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    import os
+
+    from juno_dcs.errors import GridStateError
+    from juno_dcs.grid import cache
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give the directory to another user")
+    home = GridHome(tmp_path / "other")
+    where = cache.socket_dir(home)
+    where.mkdir(mode=0o700)
+    try:
+        os.chown(where, 65534, 65534)  # someone else made it first, in the shared /tmp
+        with pytest.raises(GridStateError, match="belongs to another user"):
+            cache.prepare(home)
+    finally:
+        where.rmdir()

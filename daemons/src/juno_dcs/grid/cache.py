@@ -15,6 +15,7 @@ import getpass
 import os
 from pathlib import Path
 
+from juno_dcs.errors import GridStateError
 from juno_dcs.grid.home import GridHome
 
 MEMORY_MB = 64  # RSE attributes, protocols and configuration of a grid take well under a megabyte
@@ -66,7 +67,8 @@ def prepare(home: GridHome) -> Path:
     where = socket_dir(home)
     where.mkdir(mode=0o700, exist_ok=True)
     if where.stat().st_uid != os.geteuid():
-        raise PermissionError(f"{where} belongs to another user: the grid's cache socket must be its own")
+        raise GridStateError(f"{where} belongs to another user (uid {where.stat().st_uid}): the grid's cache socket "
+                             "must be in a directory of its own user; remove it, or give the grid another home")
     where.chmod(0o700)
     return where
 

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from juno_dcs.ingest.status import BlockView, Client, block_view, raw_status
+from juno_dcs.ingest.status import BULK_FROM, BlockView, Client, block_view, raw_status
 from juno_dcs.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -123,8 +123,9 @@ def refresh(client: Client, conn: Conn, topology: Topology, scope: str = "raw", 
     stored = read(conn, scope)
     keys = {n: rules_key(rules.get(n, [])) for n in names}
     urgent = [n for n in names if n not in stored or not stored[n].settled or stored[n].rules_key != keys[n]]
-    stale = sorted((n for n in names if n not in set(urgent) and stored[n].checked_at < now - timedelta(
-        seconds=recheck_s)), key=lambda n: stored[n].checked_at)
+    taken, before = set(urgent), now - timedelta(seconds=recheck_s)
+    stale = sorted((n for n in names if n not in taken and stored[n].checked_at < before),
+                   key=lambda n: stored[n].checked_at)
     due = urgent + stale
     result = Refresh(blocks=len(names), left=max(0, len(due) - budget))
     todo = due[:budget]
@@ -158,7 +159,7 @@ def read_status(client: Client, conn: Conn | None, topology: Topology, scope: st
 
 def _rules_for(client: Client, scope: str, names: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The rules of a few blocks one block at a time; of many, every rule of the scope in one call."""
-    if len(names) >= 8:
+    if len(names) >= BULK_FROM:
         return _rules_by_block(client, scope, set(names))
     return {n: list(client.list_did_rules(scope, n)) for n in names}
 

@@ -74,29 +74,41 @@ def _fill_cmd(home: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, str(HERE / "scale_fill.py"), *extra], env
 
 
-def fill(home: Path, files_from: int, files_to: int, workers: int, user_scopes: list[str]) -> dict[str, Any]:
-    """Grow the catalogue from `files_from` to `files_to` files with `workers` processes; the fill rate."""
+def fill(home: Path, files_from: int, files_to: int, workers: int, user_scopes: list[str],
+         mode: str = "api") -> dict[str, Any]:
+    """Grow the catalogue from `files_from` to `files_to` files with `workers` processes; the fill rate.
+    `mode` "copy": Rucio registers the template unit, COPY writes the others (benchmarks/scale_load.py)."""
     units = len(units_between(files_from, files_to))
     if not units:
-        return {"fill_s": 0.0, "fill_files_per_s": None}
-    procs = []
-    for w in range(workers):
-        cmd, env = _fill_cmd(home, "--from", str(files_from), "--to", str(files_to), "--worker", str(w),
-                             "--workers", str(workers), "--user-scopes", ",".join(user_scopes))
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
+        return {"fill_s": 0.0, "fill_files_per_s": None, "fill_mode": mode}
     start = time.perf_counter()
     added = 0
-    with _progress(units * UNIT_FILES, f"fill {files_from:,} -> {files_to:,}") as advance:
-        for line in _merged_lines(procs):
-            report = json.loads(line)
-            added += report["files"] if report["added"] else 0
-            advance(report["files"])
+    with _progress(units * UNIT_FILES, f"fill {files_from:,} -> {files_to:,} ({mode})") as advance:
+        if mode == "copy" and files_from < UNIT_FILES:  # the template first, by Rucio, alone
+            added += _run_fill(home, [["--from", "0", "--to", str(UNIT_FILES)]], user_scopes, advance)
+        extra = ["--copy"] if mode == "copy" else []
+        added += _run_fill(home, [[*extra, "--from", str(files_from), "--to", str(files_to), "--worker", str(w),
+                                   "--workers", str(workers)] for w in range(workers)], user_scopes, advance)
+    took = time.perf_counter() - start
+    return {"fill_s": round(took, 1), "filled_files": added, "fill_mode": mode,
+            "fill_files_per_s": round(added / took, 1) if added else None}
+
+
+def _run_fill(home: Path, arg_sets: list[list[str]], user_scopes: list[str], advance: Callable[[int], None]) -> int:
+    """Fill processes with these arguments, at once; the files they added."""
+    procs = []
+    for args in arg_sets:
+        cmd, env = _fill_cmd(home, *args, "--user-scopes", ",".join(user_scopes))
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
+    added = 0
+    for line in _merged_lines(procs):
+        report = json.loads(line)
+        added += report["files"] if report["added"] else 0
+        advance(report["files"])
     for p in procs:
         if p.wait() != 0:
             raise SystemExit(f"a fill worker failed (exit {p.returncode})")
-    took = time.perf_counter() - start
-    return {"fill_s": round(took, 1), "filled_files": added,
-            "fill_files_per_s": round(added / took, 1) if added else None}
+    return added
 
 
 def _merged_lines(procs: list[subprocess.Popen[str]]) -> Iterator[str]:

@@ -7,6 +7,10 @@ files, replicas and attachments of a dataset in three bulk statements), the MC c
 then every dataset closed (rucio.core.did.set_status). No bytes are written; no rules are made.
 
     RUCIO_CONFIG=<home>/etc/rucio.cfg python benchmarks/scale_fill.py --from 0 --to 50000 [--worker 0 --workers 2]
+                                                                      [--copy]
+
+With --copy, the units are written by benchmarks/scale_load.py as copies of unit 0's rows (unit 0 must be there,
+registered by this script without --copy); many times faster, the same rows.
 
 Prints one line per unit on stdout: {"unit": u, "files": 10000, "added": false when it was there, "s": seconds}.
 """
@@ -104,15 +108,25 @@ def main() -> int:
     parser.add_argument("--new-block", metavar="STREAM", help="Only a new raw block of this stream.")
     parser.add_argument("--big-dataset", metavar="TAG", help="Only one MC dataset of --big-files files.")
     parser.add_argument("--big-files", type=int, default=10_000)
+    parser.add_argument("--copy", action="store_true",
+                        help="Copy the template unit's rows by COPY (benchmarks/scale_load.py); it must be there.")
     args = parser.parse_args()
     scopes = tuple(args.user_scopes.split(","))
     if args.new_block or args.big_dataset:
         add_datasets([new_block(args.new_block)] if args.new_block else
                      [big_dataset(args.big_dataset, args.big_files)], args.rse)
         return 0
-    for u in units_between(args.files_from, args.files_to):
-        if u % args.workers != args.worker:
-            continue
+    mine = [u for u in units_between(args.files_from, args.files_to) if u % args.workers == args.worker]
+    if args.copy:
+        from benchmarks.scale_load import TEMPLATE_UNIT, load_units
+
+        start = time.perf_counter()
+        for u, added in load_units([u for u in mine if u != TEMPLATE_UNIT], scopes, args.rse, _account):
+            print(json.dumps({"unit": u, "files": UNIT_FILES, "added": added,
+                              "s": round(time.perf_counter() - start, 3)}), flush=True)
+            start = time.perf_counter()
+        return 0
+    for u in mine:
         start = time.perf_counter()
         added = add_unit(u, scopes, args.rse)
         print(json.dumps({"unit": u, "files": UNIT_FILES, "added": added, "s": round(time.perf_counter() - start, 3)}),

@@ -190,3 +190,42 @@ def test_rucio_config_is_set_in_one_place() -> None:
                for n, line in enumerate(path.read_text().splitlines(), 1)
                if 'environ["RUCIO_CONFIG"] =' in line]
     assert [s.rpartition(":")[0] for s in setters] == ["daemons/src/juno_dcs/clikit.py"]
+
+
+LAZY_MODULE = """
+import click
+
+@click.command()
+def hello() -> None:
+    click.echo("hello from a lazy command")
+
+not_a_command = 42
+"""
+
+
+def test_lazy_commands_are_listed_and_imported_when_they_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    (tmp_path / "lazy_cmds_for_test.py").write_text(LAZY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = clikit.KitGroup(name="g", lazy={"hi": "lazy_cmds_for_test:hello",
+                                            "bad": "lazy_cmds_for_test:not_a_command"})
+    assert "lazy_cmds_for_test" not in sys.modules
+    assert group.list_commands(click.Context(group)) == ["bad", "hi"]
+    assert "lazy_cmds_for_test" not in sys.modules  # listing names imports nothing (--help imports, for the texts)
+    ran = CliRunner().invoke(group, ["hi"])
+    assert (ran.exit_code, ran.output) == (0, "hello from a lazy command\n")
+    with pytest.raises(TypeError, match="not a click command"):
+        CliRunner().invoke(group, ["bad"], catch_exceptions=False)
+    monkeypatch.delitem(sys.modules, "lazy_cmds_for_test")
+
+
+def test_juno_dcs_starts_without_importing_its_command_groups() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, juno_dcs.cli; heavy = [m for m in ('juno_dcs.placement.cli', 'juno_dcs.ingest.cli', "
+            "'juno_dcs.conditions.cli', 'juno_dcs.ingest.spade_cli', 'juno_dcs.settings', 'pydantic_settings') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -22,12 +22,17 @@ from pathlib import Path
 import click
 
 from juno_dcs.clikit import EXIT_CODES_EPILOG, KitGroup, grid_settings, home_option, log_option
-from juno_dcs.conditions.cli import conditions
-from juno_dcs.ingest.cli import ingest, raw
-from juno_dcs.ingest.spade_cli import spade_sim
-from juno_dcs.migrations.cli import db_upgrade, db_versions
-from juno_dcs.placement.cli import placement
-from juno_dcs.settings import GridSettings
+
+# the command groups of their own modules, imported when they run (clikit.KitGroup's `lazy`)
+LAZY_COMMANDS = {
+    "placement": "juno_dcs.placement.cli:placement",
+    "ingest": "juno_dcs.ingest.cli:ingest",
+    "raw": "juno_dcs.ingest.cli:raw",
+    "spade-sim": "juno_dcs.ingest.spade_cli:spade_sim",
+    "conditions": "juno_dcs.conditions.cli:conditions",
+    "db-upgrade": "juno_dcs.migrations.cli:db_upgrade",
+    "db-versions": "juno_dcs.migrations.cli:db_versions",
+}
 
 
 def _versions() -> str:
@@ -49,7 +54,7 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
         ctx.exit(0)
 
 
-@click.group(cls=KitGroup, name="juno-dcs", epilog=EXIT_CODES_EPILOG)
+@click.group(cls=KitGroup, name="juno-dcs", epilog=EXIT_CODES_EPILOG, lazy=LAZY_COMMANDS)
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
               help="Print the versions of the project's packages and of Rucio, and exit.")
@@ -230,6 +235,7 @@ def db_stats(home: Path | None, run_once: bool, interval: float, mode: str, rele
 def init_ca(directory: Path | None) -> None:
     """Create the grid's local certificate authority unless it exists (run by `make setup`)."""
     from juno_dcs.grid.pki import ensure_ca
+    from juno_dcs.settings import GridSettings
 
     target = directory or GridSettings().pki_dir
     click.echo(f"{'created' if ensure_ca(target) else 'kept'} the grid CA in {target}")
@@ -242,6 +248,7 @@ def install_assets(which: tuple[str, ...]) -> None:
     (JUNO_DCS_BIND_SHIM, needs cc), npm's packages (JUNO_DCS_NODE_MODULES, needs npm) and the grid CA
     (JUNO_DCS_PKI_DIR). Idempotent; `make setup` runs it for the checkout."""
     from juno_dcs.grid.assets import ASSETS, install
+    from juno_dcs.settings import GridSettings
 
     for line in install(GridSettings(), which or ASSETS):
         click.echo(line)
@@ -316,11 +323,3 @@ def challenge(home: Path | None, files: int, size_text: str, mode: str, concurre
         click.echo(f"  kept {figures['dataset']} and its rules: {', '.join(figures['rules'].values())}, "
                    f"{figures['source_rule']} at the source (`rucio rule update --lifetime 1 RULE` removes one)")
 
-
-main.add_command(placement)
-main.add_command(ingest)
-main.add_command(raw)
-main.add_command(spade_sim, "spade-sim")
-main.add_command(conditions)
-main.add_command(db_upgrade)
-main.add_command(db_versions)

@@ -24,16 +24,18 @@ Exit codes, the same for every command (docs/admin.md, "Exit codes"):
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from juno_dcs.errors import ConfigError, JunoDcsError
-from juno_dcs.settings import GridSettings
+
+if TYPE_CHECKING:
+    from juno_dcs.settings import GridSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,14 +78,30 @@ class KitGroup(click.Group):
 
     `path_in_errors=True` makes error lines start with the command's path ("juno-payload cal: error: ...")
     instead of the root's name ("juno-dcs: error: ...").
+    `lazy={"name": "module:attribute"}`: commands imported only when they run or are listed (a command's start
+    does not pay for every other command's imports).
     """
 
     command_class = KitCommand
     group_class = type  # sub-groups made with @group.group() are KitGroups too
 
-    def __init__(self, *args: Any, path_in_errors: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, path_in_errors: bool = False, lazy: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.path_in_errors = path_in_errors
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         return _invoke_mapped(ctx, super().invoke)
@@ -106,6 +124,10 @@ def home_parameter(**attrs: Any) -> click.Option:
 def grid_settings(home: Path | None = None, base_port: int | None = None,
                   topology: Path | None = None, engine: str | None = None) -> GridSettings:
     """The grid's settings ($JUNO_DCS_* and the given overrides); a bad value is a ConfigError naming it."""
+    from pydantic import ValidationError
+
+    from juno_dcs.settings import GridSettings
+
     overrides: dict[str, Any] = {}
     if home is not None:
         overrides["home"] = home

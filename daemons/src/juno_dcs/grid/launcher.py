@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 import yaml
 
-from juno_dcs.clikit import use_rucio_config
 from juno_dcs.errors import ConfigError, GridStateError, JunoDcsError, ServiceError, ServiceTimeout
 from juno_dcs.grid import (
     access,
@@ -36,6 +35,7 @@ from juno_dcs.grid import (
     wms,
 )
 from juno_dcs.grid.apply import apply_topology
+from juno_dcs.grid.clients import load_valid_topology, root_client
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import (
     ACTIVEMQ_HOME,
@@ -53,7 +53,7 @@ from juno_dcs.grid.runners import Runner, runner_for
 from juno_dcs.grid.supervisor import supervisord_of, terminate
 from juno_dcs.settings import DEFAULT_BASE_PORT, GridSettings
 from juno_dcs.tokens.fetch import Token, TokenSource, write_token_file
-from juno_dcs.topology import Topology, TopologyError, load_topology
+from juno_dcs.topology import Topology
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +88,6 @@ OPS_PARTS: tuple[OpsPart, ...] = (issuer, probes, dashboard, webui)
 def grid_ca(settings: GridSettings) -> Path:
     """The grid CA's certificate: what the grid's own HTTPS services are checked against."""
     return pki.cert_dir(settings.pki_dir) / pki.CA_CERT
-
-
-def load_valid_topology(settings: GridSettings) -> Topology:
-    try:
-        return load_topology(settings.topology_file)
-    except TopologyError as exc:
-        raise ConfigError(f"the topology is not valid; nothing was applied:\n{exc}") from exc
 
 
 def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tuple[GridState, bool]:
@@ -454,19 +447,6 @@ def _wait_for_part(part: OpsPart, home: GridHome, state: GridState, settings: Gr
         return part.check(where) or health.Health(True, "nothing to check")
 
     _wait_for(part.__name__.rsplit(".", 1)[-1], checked, settings.start_timeout, sup)
-
-
-def root_client(home: GridHome, state: GridState, account: str = "root") -> Any:
-    """A Rucio client for `account` of this grid. Rucio reads its configuration once per process,
-    so one process talks to one grid."""
-    use_rucio_config(home.client_cfg(account))
-    from rucio.client import Client
-
-    url = state.ports.url("rucio")
-    return Client(
-        rucio_host=url, auth_host=url, account=account, auth_type="userpass",
-        creds={"username": account, "password": state.password(account)},
-    )
 
 
 def down(settings: GridSettings, purge: bool = False) -> list[str]:

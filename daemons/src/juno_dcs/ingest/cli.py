@@ -88,12 +88,10 @@ def status(home: Path | None, stream: str | None, day: str | None, live: bool, a
 
     Over every day, settled blocks (closed, every rule OK for every file) come from the blocks' summary that the
     dashboard's collector keeps, with when they were checked; every other block is asked of Rucio now."""
-    from juno_dcs.grid.database import grid_url
+    from juno_dcs.grid.clients import load_valid_topology, root_client
     from juno_dcs.grid.home import GridHome
-    from juno_dcs.grid.launcher import load_valid_topology, root_client
     from juno_dcs.ingest.metrics import read_all
-    from juno_dcs.ingest.status import raw_status, summary
-    from juno_dcs.ingest.summary import StatusRow, read_status, summary_connection
+    from juno_dcs.ingest.status import StatusRow, raw_status, summary
 
     settings = grid_settings(home)
     grid_home = GridHome(settings.home)
@@ -103,6 +101,9 @@ def status(home: Path | None, stream: str | None, day: str | None, live: bool, a
     if stream or day or live:
         rows = [StatusRow(b, None) for b in raw_status(client, topology, stream=stream, day=day)]
     else:
+        from juno_dcs.grid.database import grid_url
+        from juno_dcs.ingest.summary import read_status, summary_connection
+
         conn = summary_connection(grid_url(state))
         try:
             rows = read_status(client, conn, topology)
@@ -146,9 +147,9 @@ def summarize(home: Path | None, budget: int | None, recheck_s: float, as_json: 
     """Bring the blocks' summary up to date now (the dashboard's collector does it every `blocks_refresh_s`): the
     blocks that are new, still moving, whose rules changed or that were checked longest ago."""
     from juno_dcs.errors import Unavailable
+    from juno_dcs.grid.clients import load_valid_topology, root_client
     from juno_dcs.grid.database import grid_url
     from juno_dcs.grid.home import GridHome
-    from juno_dcs.grid.launcher import load_valid_topology, root_client
     from juno_dcs.ingest.summary import refresh, summary_connection
 
     settings = grid_settings(home)

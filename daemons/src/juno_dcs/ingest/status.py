@@ -3,6 +3,8 @@ with the reason of any rule that is not progressing. Read through the Rucio clie
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +46,14 @@ class BlockView(BaseModel):
     @property
     def complete(self) -> bool:
         return all(s == "OK" for site in self.sites.values() for s in site.rules)
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """A block as `raw status` shows it: its view, and when it was checked (None: asked of Rucio now)."""
+
+    view: BlockView
+    checked_at: datetime | None
 
 
 def rule_reason(rule: dict[str, Any]) -> str | None:
@@ -127,13 +137,26 @@ def raw_status(client: Client, topology: Topology, scope: str = "raw", stream: s
     names = sorted(str(n) for n in client.list_dids(scope, {"name": pattern}, did_type="dataset"))
     if len(names) < BULK_FROM:
         return [block_view(client, scope, name, topology) for name in names]
+    return views_of(client, topology, scope, names, rules_by_block(client, scope, set(names)))
+
+
+def rules_by_block(client: Client, scope: str, names: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The rules of the blocks `names`, from every rule of the scope in one call."""
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for rule in client.list_replication_rules({"scope": scope}):
+        if rule["name"] in names:
+            rules.setdefault(str(rule["name"]), []).append(rule)
+    return rules
+
+
+def views_of(client: Client, topology: Topology, scope: str, names: list[str],
+             rules: dict[str, list[dict[str, Any]]]) -> list[BlockView]:
+    """Views of `names` with the metadata of all of them in one call and their `rules` given."""
+    if not names:
+        return []
     metas = {str(m["name"]): m for m in client.get_metadata_bulk([{"scope": scope, "name": n} for n in names],
                                                                  plugin="ALL")}
-    wanted, rules = set(names), dict[str, list[dict[str, Any]]]()
-    for rule in client.list_replication_rules({"scope": scope}):
-        if rule["name"] in wanted:
-            rules.setdefault(str(rule["name"]), []).append(rule)
-    return [block_view(client, scope, name, topology, metas.get(name), rules.get(name, [])) for name in names]
+    return [block_view(client, scope, n, topology, metas.get(n), rules.get(n, [])) for n in names]
 
 
 def summary(blocks: list[BlockView]) -> dict[str, dict[str, int]]:

@@ -30,7 +30,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from juno_dcs.ingest.status import BULK_FROM, BlockView, Client, block_view, raw_status
+from juno_dcs.ingest.status import (
+    BULK_FROM,
+    BlockView,
+    Client,
+    StatusRow,
+    raw_status,
+    rules_by_block,
+    views_of,
+)
 from juno_dcs.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -96,30 +104,12 @@ def block_names(client: Client, scope: str) -> list[str]:
     return sorted(str(n) for n in client.list_dids(scope, {"name": BLOCK_PATTERN}, did_type="dataset"))
 
 
-def _rules_by_block(client: Client, scope: str, names: set[str]) -> dict[str, list[dict[str, Any]]]:
-    rules: dict[str, list[dict[str, Any]]] = {}
-    for rule in client.list_replication_rules({"scope": scope}):
-        if rule["name"] in names:
-            rules.setdefault(str(rule["name"]), []).append(rule)
-    return rules
-
-
-def views_of(client: Client, topology: Topology, scope: str, names: list[str],
-             rules: dict[str, list[dict[str, Any]]]) -> list[BlockView]:
-    """Live views of `names`, with the metadata of all of them in one call."""
-    if not names:
-        return []
-    metas = {str(m["name"]): m for m in client.get_metadata_bulk([{"scope": scope, "name": n} for n in names],
-                                                                 plugin="ALL")}
-    return [block_view(client, scope, n, topology, metas.get(n), rules.get(n, [])) for n in names]
-
-
 def refresh(client: Client, conn: Conn, topology: Topology, scope: str = "raw", budget: int = 200,
             recheck_s: float = 3600.0, now: datetime | None = None) -> Refresh:
     """One pass of the collector over the summary (see the module's docstring)."""
     now = now or datetime.now(UTC)
     names = block_names(client, scope)
-    rules = _rules_by_block(client, scope, set(names))
+    rules = rules_by_block(client, scope, set(names))
     stored = read(conn, scope)
     keys = {n: rules_key(rules.get(n, [])) for n in names}
     urgent = [n for n in names if n not in stored or not stored[n].settled or stored[n].rules_key != keys[n]]
@@ -138,12 +128,6 @@ def refresh(client: Client, conn: Conn, topology: Topology, scope: str = "raw", 
     return result
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    view: BlockView
-    checked_at: datetime | None  # None: asked of Rucio now
-
-
 def read_status(client: Client, conn: Conn | None, topology: Topology, scope: str = "raw") -> list[StatusRow]:
     """Every block: settled ones from the summary, the rest asked of Rucio now (all of them without a summary)."""
     if conn is None:
@@ -160,7 +144,7 @@ def read_status(client: Client, conn: Conn | None, topology: Topology, scope: st
 def _rules_for(client: Client, scope: str, names: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The rules of a few blocks one block at a time; of many, every rule of the scope in one call."""
     if len(names) >= BULK_FROM:
-        return _rules_by_block(client, scope, set(names))
+        return rules_by_block(client, scope, set(names))
     return {n: list(client.list_did_rules(scope, n)) for n in names}
 
 

@@ -44,7 +44,7 @@ def _plan_options(func: F) -> F:
 
 
 def _inputs(home: Path | None, policy_dir: Path | None, topology: Path | None) -> tuple[Any, Any, Any]:
-    from juno_dcs.grid.launcher import load_valid_topology
+    from juno_dcs.grid.clients import load_valid_topology
     from juno_dcs.placement.loader import load_policies
 
     settings = grid_settings(home, topology=topology)
@@ -133,8 +133,8 @@ def plan(did: str, as_json: bool, destinations: tuple[str, ...], lifetime: str |
 def apply(did: str, as_json: bool, destinations: tuple[str, ...], lifetime: str | None, rse_expression: str | None,
           home: Path | None, policy_dir: Path | None, topology: Path | None, wait_seconds: float) -> None:
     """Create DID's missing rules in the running grid (exit 0 when all exist, 3 when some still wait)."""
+    from juno_dcs.grid.clients import root_client
     from juno_dcs.grid.home import GridHome
-    from juno_dcs.grid.launcher import root_client
     from juno_dcs.placement.applier import apply as do_apply
     from juno_dcs.placement.planner import PlanError
     from juno_dcs.placement.planner import plan as do_plan

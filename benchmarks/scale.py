@@ -15,6 +15,8 @@ faster: 4 million files in minutes, not hours. At each point (benchmarks/scale_c
     list_dataset_replicas_s, list_file_replicas_s   `rucio replica list dataset|file` of a 1,000-file block
     dashboard_blocks_s, dashboard_stuck_rules_s     GET of the dashboard's /api/blocks and /api/stuck-rules
     database_bytes(_per_million_files)              pg_database_size of the grid's database
+    daemon_backlog                    new DIDs, judge re-evaluations, RSE counter changes still queued for Rucio's
+                                      daemons at the end of the point
 Dispatcher (benchmarks/scale_jobs.py): with `--jobs-points` (default 0,2000000) past jobs in its tables,
 submit_10k_s, getjob_per_s, jsub_status_10k_s, prod_status_s.
 Command times are medians of 3 runs where marked in the code; the machine is shared, so every figure is noisy.

@@ -4,12 +4,17 @@ Rucio's bulk route (benchmarks/scale_fill.py) registers about 600 files a second
 the catalogue grows, so 4 million files take hours. Here Rucio's own code registers the template unit (unit 0, as
 scale_fill does), and every other unit is written with PostgreSQL's COPY as copies of the template's rows in the
 tables Rucio wrote for it (dids, contents, replicas, did_meta), each row with its own unit's scope, name, account,
-size, checksum, metadata, the time of the copy and the flags Rucio's daemons clear set again (DAEMON_FLAGS: the
-daemons see the copies as they see what Rucio registers); every other column is the template's, so a copied unit is what
-Rucio would have written. Rucio's own queues get what its bulk route leaves behind: one updated_dids row per
-collection (the judge's attach re-evaluation) and one updated_rse_counters row per dataset (abacus's RSE usage).
-Not copied: the hermes messages of creation and closing (notifications, nothing reads them back).
-tests/integration/test_scale_load.py checks a copied unit against the same unit registered by Rucio, row by row.
+size, checksum, metadata and the time of the copy; every other column is the template's, so a copied unit is what
+Rucio would have written.
+
+A copy is written as Rucio's daemons leave what Rucio registers, as in a catalogue that grew over years: the
+flags they clear (DAEMON_FLAGS: the transmogrifier's new DID, the judge's attachment to evaluate) cleared, no
+re-evaluation queued for the judge (the DIDs have no rules). A fill through Rucio leaves them set, and the
+transmogrifier clears about 33 DIDs a second (grid/programs.py), so a fill of millions would leave days of
+backlog behind every measurement. Rucio's RSE counters get what its bulk route queues (one updated_rse_counters row
+per dataset), for abacus to add to the RSE's usage. Not copied: the hermes messages of creation and closing
+(notifications, nothing reads them back). tests/integration/test_scale_load.py checks a copied unit against the
+same unit registered by Rucio, row by row.
 
     RUCIO_CONFIG=<home>/etc/rucio.cfg python benchmarks/scale_fill.py --copy --from 0 --to 4000000
 """
@@ -28,8 +33,8 @@ from benchmarks.scale_shape import DatasetSpec, unit
 TEMPLATE_UNIT = 0
 TABLES = ("dids", "contents", "replicas", "did_meta")
 # set when Rucio registers a DID or attaches it, cleared by its daemons (the transmogrifier: a new DID; the judge
-# evaluator: an attachment to re-evaluate rules for): the copies are registered, so they carry them
-DAEMON_FLAGS = {"dids": ("is_new",), "contents": ("rule_evaluation",)}
+# evaluator: an attachment to re-evaluate rules for), and their value once cleared: the copies are settled
+DAEMON_FLAGS: dict[str, dict[str, object]] = {"dids": {"is_new": False}, "contents": {"rule_evaluation": None}}
 IDENTITY = {"scope", "name", "child_scope", "child_name", "account", "bytes", "adler32", "meta"}
 
 Key = tuple[str, str]
@@ -123,8 +128,7 @@ def unit_rows(template: Template, names: UnitNames, account_of: Any,
                 new["bytes"] = names.collection_bytes[(scope, name)]
             if "account" in row:
                 new["account"] = account_of(scope)
-            for flag in DAEMON_FLAGS.get(table, ()):  # as Rucio registers them; its daemons clear them
-                new[flag] = True
+            new |= DAEMON_FLAGS.get(table, {})  # as Rucio's daemons leave them
             if table == "did_meta":
                 if set(row["meta"]) != set(names.meta[(scope, name)]):
                     raise RuntimeError(f"{scope}:{name}: metadata keys differ from the template's")
@@ -145,18 +149,9 @@ def _check_no_template_name(old: dict[str, Any], new: dict[str, Any], template: 
             raise RuntimeError(f"column {column} holds the template's name {value!r}: the loader must map it")
 
 
-def queue_rows(names: UnitNames, target: list[DatasetSpec], rse_id: Any,
-               now: dt.datetime) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Rucio's queues as its bulk route leaves them: (updated_dids, updated_rse_counters) rows."""
-    collections: list[Key] = []
-    for d in target:
-        collections.append((d.scope, d.name))
-        if d.container is not None and (d.scope, d.container) not in collections:
-            collections.append((d.scope, d.container))
-    dids = [(uuid.uuid4(), s, n, "A", now, now) for s, n in collections]
-    counters = [(uuid.uuid4(), rse_id, len(d.files), names.collection_bytes[(d.scope, d.name)], now, now)
-                for d in target]
-    return dids, counters
+def counter_rows(names: UnitNames, target: list[DatasetSpec], rse_id: Any, now: dt.datetime) -> list[tuple[Any, ...]]:
+    """Rucio's RSE counter queue as its bulk route leaves it: one updated_rse_counters row per dataset."""
+    return [(uuid.uuid4(), rse_id, len(d.files), names.collection_bytes[(d.scope, d.name)], now, now) for d in target]
 
 
 def copy_rows(cur: Any, table: str, columns: Iterable[str], rows: Iterable[tuple[Any, ...]]) -> None:
@@ -195,12 +190,10 @@ def load_units(units: Iterable[int], user_scopes: tuple[str, ...], rse: str,
                 now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
                 names = names_of(template.specs, target)
                 rows = unit_rows(template, names, account_of, now)
-                dids, counters = queue_rows(names, target, rse_id, now)
+                counters = counter_rows(names, target, rse_id, now)
                 with conn.cursor() as cur:
                     for table in TABLES:
                         copy_rows(cur, table, template.columns[table], rows[table])
-                    copy_rows(cur, "updated_dids", ("id", "scope", "name", "rule_evaluation_action", "created_at",
-                                                    "updated_at"), dids)
                     copy_rows(cur, "updated_rse_counters", ("id", "rse_id", "files", "bytes", "created_at",
                                                             "updated_at"), counters)
             yield u, True

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from benchmarks.scale_load import DAEMON_FLAGS, Template, names_of, queue_rows, unit_rows
+from benchmarks.scale_load import DAEMON_FLAGS, Template, counter_rows, names_of, unit_rows
 from benchmarks.scale_shape import unit
 
 SCOPES = ("user.alice", "user.bob", "user.carol")
@@ -19,7 +19,7 @@ def _account(scope: str) -> str:
 
 
 def _template(extra: dict[str, Any] | None = None) -> Template:
-    """Unit 0's rows as Rucio leaves them once its daemons ran (flags cleared), for a raw block and a user dataset."""
+    """Unit 0's rows as Rucio registers them (its daemons' flags still set), for a raw block and a user dataset."""
     specs = unit(0, SCOPES)
     raw, user = specs[0], specs[-1]
     t = object.__new__(Template)
@@ -27,14 +27,14 @@ def _template(extra: dict[str, Any] | None = None) -> Template:
     rows: dict[str, list[dict[str, Any]]] = {"dids": [], "contents": [], "replicas": [], "did_meta": []}
     for d in (raw, user):
         rows["dids"].append({"scope": d.scope, "name": d.name, "account": _account(d.scope), "did_type": "D",
-                             "bytes": 1, "length": len(d.files), "adler32": None, "is_new": False,
+                             "bytes": 1, "length": len(d.files), "adler32": None, "is_new": True,
                              "closed_at": THEN, "created_at": THEN, **(extra or {})})
         for f in d.files[:3]:
             rows["dids"].append({"scope": d.scope, "name": f.name, "account": _account(d.scope), "did_type": "F",
-                                 "bytes": f.bytes, "length": None, "adler32": f.adler32, "is_new": False,
+                                 "bytes": f.bytes, "length": None, "adler32": f.adler32, "is_new": True,
                                  "closed_at": None, "created_at": THEN, **(extra or {})})
             rows["contents"].append({"scope": d.scope, "name": d.name, "child_scope": d.scope, "child_name": f.name,
-                                     "bytes": f.bytes, "adler32": f.adler32, "rule_evaluation": None,
+                                     "bytes": f.bytes, "adler32": f.adler32, "rule_evaluation": True,
                                      "created_at": THEN})
             rows["replicas"].append({"scope": d.scope, "name": f.name, "bytes": f.bytes, "adler32": f.adler32,
                                      "state": "A", "created_at": THEN})
@@ -69,17 +69,17 @@ def test_a_unit_gets_its_own_names_sizes_accounts_metadata_and_time() -> None:
     assert [r["name"] for r in rows["replicas"]][:3] == [f.name for f in raw.files[:3]]
     assert json.loads(rows["did_meta"][0]["meta"]) == dict(raw.meta)
     assert dict(raw.meta)["block_date"] != dict(template.specs[0].meta)["block_date"]
-    # registered, as far as Rucio's daemons can tell: new DIDs, attachments to evaluate
+    # as Rucio's daemons leave a registration: not new, nothing to evaluate
     for table, flags in DAEMON_FLAGS.items():
-        assert all(r[f] is True for r in rows[table] for f in flags)
+        for flag, value in flags.items():
+            assert all(r[flag] is value for r in rows[table])
 
 
-def test_queues_get_one_evaluation_per_collection_and_one_counter_per_dataset() -> None:
+def test_rse_counters_get_one_row_per_dataset() -> None:
     target = unit(3, SCOPES)
     names = names_of(_template().specs, target)
-    dids, counters = queue_rows(names, target, "rse", NOW)
-    assert len(dids) == len(target) + 1  # the datasets and the MC container
-    assert {d[3] for d in dids} == {"A"}
+    counters = counter_rows(names, target, "rse", NOW)
+    assert len(counters) == len(target)
     assert sum(c[2] for c in counters) == 10_000
     assert sum(c[3] for c in counters) == sum(f.bytes for d in target for f in d.files)
 

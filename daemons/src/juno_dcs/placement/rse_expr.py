@@ -22,7 +22,9 @@ Where this is stricter than Rucio (so that `juno-dcs placement check` catches mi
 
 from __future__ import annotations
 
+import functools
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
@@ -74,8 +76,10 @@ class Binary:
 Node = All | Compare | Binary
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(expression: str) -> Node:
-    """The syntax tree of `expression`; RSEExpressionError with the position of the first mistake."""
+    """The syntax tree of `expression`; RSEExpressionError with the position of the first mistake. (Trees are
+    frozen dataclasses: the cached one is shared safely.)"""
     parser = _Parser(expression)
     node = parser.expression(depth=0)
     if parser.pos != len(expression):  # only a stray ')' stops the top level early
@@ -91,9 +95,23 @@ def attribute_table(topology: Topology) -> dict[str, dict[str, AttrValue]]:
     }
 
 
+_TABLES: dict[int, AttributeTable] = {}
+
+
+def _table_of(topology: Topology) -> AttributeTable:
+    """attribute_table once per topology object (a frozen model: it cannot change), dropped when the topology goes.
+    A panel of thousands of blocks evaluates the same few expressions thousands of times."""
+    key = id(topology)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = attribute_table(topology)
+        weakref.finalize(topology, _TABLES.pop, key, None)
+    return table
+
+
 def evaluate(expression: str, topology: Topology | AttributeTable) -> list[str]:
     """The sorted names of the RSEs that `expression` selects (possibly none)."""
-    table = attribute_table(topology) if isinstance(topology, Topology) else topology
+    table = _table_of(topology) if isinstance(topology, Topology) else topology
     return sorted(_resolve(parse(expression), table, expression))
 
 

@@ -178,3 +178,48 @@ def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     topology = runner.invoke(main, ["collect", "--config", str(bad_topology), "--run-once", "--log-json"])
     assert topology.exit_code == 2
     assert "none.yaml" in topology.output
+
+
+def test_the_blocks_panel_computes_a_settled_block_once_per_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A settled block's row is kept by its check time; a live block, a new check or a gone block is not."""
+    from contextlib import contextmanager
+    from datetime import UTC, datetime
+
+    from juno_dcs.ingest import summary
+    from juno_dcs.ingest.status import BlockView, SiteView, StatusRow
+
+    ctx = context(DashboardConfig.model_validate(BASE))
+    source = ctx.rucio
+    then, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+
+    def view(name: str) -> BlockView:
+        return BlockView(name=name, state="closed", files=3, bytes=3,
+                         sites={"IHEP": SiteView(replicas=3, rses={"IHEP_DISK": 3})})
+
+    found = [StatusRow(view("block.20200101.physics"), then), StatusRow(view("block.20200102.physics"), None)]
+    computed: list[str] = []
+    real = source._panel_row
+
+    def counting(v: BlockView, at: datetime | None) -> BlockPanelRow:
+        computed.append(v.name)
+        return real(v, at)
+
+    @contextmanager
+    def no_client() -> Any:
+        yield None
+
+    monkeypatch.setattr(summary, "summary_connection", lambda url: None)
+    monkeypatch.setattr(summary, "read_status", lambda client, conn, topology, scope: list(found))
+    monkeypatch.setattr(source, "_panel_row", counting)
+    monkeypatch.setattr(source, "client", no_client)
+    first = source.blocks()
+    assert computed == ["block.20200101.physics", "block.20200102.physics"]
+    assert "IHEP_DISK" in {r.rse for r in first[0].rses}
+    assert source.blocks() == first
+    assert computed[2:] == ["block.20200102.physics"], "the settled block's row is kept, the live one asked again"
+    found[0] = StatusRow(view("block.20200101.physics"), later)
+    source.blocks()
+    assert computed[3:] == ["block.20200101.physics", "block.20200102.physics"], "checked again: computed again"
+    found.pop(0)
+    source.blocks()
+    assert "block.20200101.physics" not in source._panel_rows

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -19,6 +19,7 @@ from juno_dcs.dashboard import aggregate
 from juno_dcs.dashboard.config import DashboardConfig
 from juno_dcs.dashboard.models import BlockPanelRow
 from juno_dcs.errors import JunoDcsError, Unavailable
+from juno_dcs.ingest.status import BlockView
 from juno_dcs.placement.loader import Policies
 from juno_dcs.tokens.config import ClientAuth
 from juno_dcs.tokens.fetch import BearerAuth, TokenSource
@@ -116,6 +117,9 @@ class RucioSource:
         self._lock = threading.Lock()
         self._se_rses: dict[str, str] = {}
         self._se_read_at = 0.0
+        # the panel's row of each settled block, by the summary's check time: the topology and the policy are
+        # this process's for its life, so a row changes only when the collector checks the block again
+        self._panel_rows: dict[str, tuple[datetime, BlockPanelRow]] = {}
 
     @contextmanager
     def client(self) -> Iterator[Any]:
@@ -153,6 +157,19 @@ class RucioSource:
         self._se_rses, self._se_read_at = out, time.monotonic()
         return out
 
+    def _panel_row(self, view: BlockView, checked_at: datetime | None) -> BlockPanelRow:
+        from juno_dcs.placement.planner import PlanError, plan
+        from juno_dcs.placement.rse_expr import evaluate
+
+        try:
+            planned = plan(f"{self.config.raw_scope}:{view.name}", self.policies, self.topology)
+        except PlanError:
+            planned = []
+        expected = aggregate.expected_rses((aggregate.Placement(p.policy_rule, p.after),
+                                            evaluate(p.rse_expression, self.topology)) for p in planned)
+        checked = checked_at.astimezone(UTC).isoformat(timespec="seconds") if checked_at else None
+        return aggregate.compare_block(view, expected, self.topology, checked)
+
     def storage_elements(self) -> dict[str, str]:
         """FTS's storage element name -> site."""
         return {se: self.topology.rses[rse].site for se, rse in self.se_rses().items()}
@@ -161,8 +178,6 @@ class RucioSource:
         """Every raw block with, per RSE, what the share policy wants there and what is there now: settled blocks
         from the blocks' summary that the collector keeps, the others asked of Rucio now (ingest/summary.py)."""
         from juno_dcs.ingest.summary import read_status, summary_connection
-        from juno_dcs.placement.planner import PlanError, plan
-        from juno_dcs.placement.rse_expr import evaluate
 
         rows = []
         conn = summary_connection(self.config.database_url)
@@ -172,14 +187,15 @@ class RucioSource:
         finally:
             if conn is not None:
                 conn.close()
+        kept: dict[str, tuple[datetime, BlockPanelRow]] = {}
         for row in found:
-            view = row.view
-            try:
-                planned = plan(f"{self.config.raw_scope}:{view.name}", self.policies, self.topology)
-            except PlanError:
-                planned = []
-            expected = aggregate.expected_rses((aggregate.Placement(p.policy_rule, p.after),
-                                                evaluate(p.rse_expression, self.topology)) for p in planned)
-            checked = row.checked_at.astimezone(UTC).isoformat(timespec="seconds") if row.checked_at else None
-            rows.append(aggregate.compare_block(view, expected, self.topology, checked))
+            hit = self._panel_rows.get(row.view.name)
+            if row.checked_at is not None and hit is not None and hit[0] == row.checked_at:
+                panel = hit[1]
+            else:
+                panel = self._panel_row(row.view, row.checked_at)
+            if row.checked_at is not None:
+                kept[row.view.name] = (row.checked_at, panel)
+            rows.append(panel)
+        self._panel_rows = kept  # blocks gone, or no longer settled, leave the memo
         return rows

@@ -70,3 +70,22 @@ def test_the_rendered_configs_carry_the_pools_the_budget_counts(tmp_path: Path) 
     assert f"heartbeat_db: postgresql://{state.db_user}:" in (home.etc / "ingest.yaml").read_text()
     assert "conditions" not in shares
     assert 60 <= sum(shares.values()) <= 110, shares
+
+
+def test_the_server_answers_its_per_file_lookups_from_its_file(tmp_path: Path) -> None:
+    """Rucio reads [core] geoip_ignore_error and a client site's [clientcachemap] and [root-proxy-internal] entries
+    once per file it lists; in rucio.cfg they never reach the cache: every site of the topology and ROAMING."""
+    import configparser
+
+    settings = GridSettings(home=tmp_path / "g")
+    topo = load_valid_topology(settings)
+    home = GridHome(settings.home)
+    state = home.new_state(25000, settings.pg_admin_url).with_accounts(list(topo.accounts))
+    home.make_dirs()
+    write_configs(home, state, settings, topo, list(topo.rses), [])
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(home.rucio_cfg)
+    assert cfg.getboolean("core", "geoip_ignore_error")
+    for section in ("clientcachemap", "root-proxy-internal"):
+        for site in ("ROAMING", *topo.sites):
+            assert cfg.get(section, site) == ""

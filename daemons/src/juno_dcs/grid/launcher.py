@@ -162,6 +162,9 @@ def render_configs(
         "default_copy_mode": settings.copy_mode,
         "ca_dir": pki.cert_dir(settings.pki_dir),
         "cache_url": cache.url(home),
+        # Rucio's client names its site ROAMING unless SITE_NAME says otherwise; an empty entry per site keeps
+        # the server's per-file lookups of these two sections in this file (see the template)
+        "client_sites": "\n".join(f"{site} =" for site in ["ROAMING", *sorted(topo.sites)]),
     }
     tpl = settings.template
     rucio_cfg = render(tpl("rucio.cfg"), {**values, **RUCIO_SERVER_POOL.values("Rucio server and WebUI")})

@@ -199,9 +199,28 @@ BENCHMARKS: dict[str, Benchmark] = {
         Figure("`rucio replica list dataset` / `file` of a block (`list_dataset_replicas_s`)",
                ("largest.list_dataset_replicas_s", "largest.list_file_replicas_s"), "s"),
         Figure("dashboard raw blocks panel (`dashboard_blocks_s`)", ("largest.dashboard_blocks_s",), "s"),
+        Figure("`juno-dcs placement apply` of a new block (`policy_apply_block_s`)",
+               ("largest.policy_apply_block_s",), "s"),
+        Figure("the catalogue's database (`database_bytes_per_million_files`)",
+               ("largest.database_bytes_per_million_files",), "GB per million files", 1e-9),
         Figure("dispatcher: getJob (`getjob_per_s`)", ("largest.getjob_per_s",), "jobs/s"),
         Figure("dispatcher: what `jsub status` asks of a 10,000-job task (`jsub_status_10k_s`)",
                ("largest.jsub_status_10k_s",), "s"),
+        Figure("dispatcher: `juno-prod status` of a 4-step production (`prod_status_s`)",
+               ("largest.prod_status_s",), "s"),
+    )),
+    "soak": Benchmark("A grid left running under ingest", "{days_of_raw_data} days of JUNO's raw data "
+                      "({published:,} files) in {settings[minutes]:.0f} minutes on the 4-million-file grid; "
+                      "first window / last window", (
+        Figure("ingest latency p99 (`latency_p99_s`)", ("first.latency_p99_s", "last.latency_p99_s"), "s"),
+        Figure("`juno-dcs raw status --day D` (`raw_status_day_s`)",
+               ("first.raw_status_day_s", "last.raw_status_day_s"), "s"),
+        Figure("dashboard raw blocks panel (`dashboard_blocks_s`)",
+               ("first.dashboard_blocks_s", "last.dashboard_blocks_s"), "s"),
+        Figure("database growth per day of running (`database_bytes_per_day`)", ("database_bytes_per_day",),
+               "MB/day", 1e-6),
+        Figure("the grid's memory growth per day of running (`grid_rss_bytes_per_day`)",
+               ("grid_rss_bytes_per_day",), "MB/day", 1e-6),
     )),
 }
 
@@ -211,6 +230,8 @@ AIMS: dict[str, dict[str, str]] = {
     "transfers": {"tpc_ratio": ">= 0.8", "rule_files_per_s": ">= 50 files/s", "rule_token_cost": "<= 0.10"},
     "ingest": {"files_per_s": ">= 1,000 files/s", "latency_p99_s": "< 2 s", "checked_token_cost": "<= 0.10"},
     "conditions": {"squid_speedup": ">= 20 at 180 ms (the paper saw > 10)"},
+    "soak": {k: "last within 20 % (or 0.2 s) of first" for k in
+             ("latency_p99_s", "raw_status_day_s", "dashboard_blocks_s")},
     "wms": {"submit_10k_s": "about 1 s", "getjob_per_s": ">= 1,000 jobs/s", "getjob_token_cost": "<= 0.10"},
 }
 

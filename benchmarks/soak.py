@@ -146,12 +146,13 @@ def verdict(windows: list[dict[str, Any]], hours: float) -> dict[str, Any]:
     per_day = 24 / hours if hours else 0.0
     grew = {t: last["tables"].get(t, 0) - first["tables"].get(t, 0) for t in last["tables"]}
     top = sorted(((t, g) for t, g in grew.items() if g > 0), key=lambda x: -x[1])[:10]
+    shown = ("latency_p99_s", "raw_status_day_s", "dashboard_blocks_s")
     return {
+        "first": {k: first.get(k) for k in shown}, "last": {k: last.get(k) for k in shown},
         "database_bytes_per_day": round((last["database_bytes"] - first["database_bytes"]) * per_day),
         "grid_rss_bytes_per_day": round((last["grid_rss_bytes"] - first["grid_rss_bytes"]) * per_day),
         "tables_bytes_per_day": {t: round(g * per_day) for t, g in top},
-        "held": {k: _held(first.get(k), last.get(k))
-                 for k in ("latency_p99_s", "raw_status_day_s", "dashboard_blocks_s")},
+        "held": {k: _held(first.get(k), last.get(k)) for k in shown},
     }
 
 

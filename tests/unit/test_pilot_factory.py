@@ -217,3 +217,30 @@ def test_factory_skips_disabled_and_offline(tmp_path: Path, backends: list[Local
     factory = Factory(config, FakeDispatcher(rows), backend,  # type: ignore[arg-type]
                       QueueLocks(config.work_root / "factory"))
     assert factory.run_once() == {"IHEP": 0}
+
+
+def test_factories_per_node_serve_their_sites_only(tmp_path: Path, backends: list[LocalProcessBackend]) -> None:
+    from juno_dcs.pilot.factory import SiteFilter
+
+    config = sleeper_config(tmp_path, default_max_pilots=2)
+    rows = [queue(1).model_dump(), {**queue(1).model_dump(), "queue": "CNAF", "site": "CNAF"},
+            {**queue(1).model_dump(), "queue": "MSU", "site": "MSU"}]
+    made = []
+    for sites in (SiteFilter(skip=frozenset({"CNAF"})), SiteFilter(only=frozenset({"CNAF"}))):
+        backend = LocalProcessBackend(config)
+        backends.append(backend)
+        made.append(Factory(config, FakeDispatcher(rows), backend,  # type: ignore[arg-type]
+                            QueueLocks(config.work_root / "factory"), sites))
+    assert made[0].run_once() == {"IHEP": 1, "MSU": 1}  # the central node's: every site but the other node's
+    assert made[1].run_once() == {"CNAF": 1}
+
+
+def test_a_site_both_served_and_skipped_is_refused(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from juno_dcs.pilot.__main__ import main
+
+    result = CliRunner().invoke(main, ["factory", "--config", str(tmp_path / "f.yaml"), "--site", "CNAF",
+                                       "--skip-site", "CNAF"])
+    assert result.exit_code == 2
+    assert "CNAF both served and skipped" in result.output

@@ -138,12 +138,20 @@ def _pilot_token(issuer: str | None, client_id: str, secret_file: Path | None, c
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="the factory's YAML configuration")
 @click.option("--run-once", is_flag=True, help="one cycle, then exit (pilots go on)")
-def factory(config_path: Path, run_once: bool) -> None:
+@click.option("--site", "sites", multiple=True, metavar="SITE",
+              help="serve only the queues of this site (repeatable)")
+@click.option("--skip-site", "skip_sites", multiple=True, metavar="SITE",
+              help="serve every site's queues but this site's (repeatable)")
+def factory(config_path: Path, run_once: bool, sites: tuple[str, ...], skip_sites: tuple[str, ...]) -> None:
     """Keep pilots running in line with the dispatcher's activated jobs."""
     from juno_dcs.pilot.backend import LocalProcessBackend
     from juno_dcs.pilot.config import load_config
-    from juno_dcs.pilot.factory import Factory, QueueLocks
+    from juno_dcs.pilot.factory import Factory, QueueLocks, SiteFilter
     from juno_dcs.wms.client import WmsClient
+
+    both = set(sites) & set(skip_sites)
+    if both:
+        raise click.BadParameter(f"{', '.join(sorted(both))} both served and skipped", param_hint="--skip-site")
 
     config = load_config(config_path)
     backend = LocalProcessBackend(config)
@@ -152,7 +160,8 @@ def factory(config_path: Path, run_once: bool) -> None:
                          auth.secret_file if auth else None, auth.ca_file if auth else None,
                          config.dispatcher_audience)
     pilots = Factory(config, WmsClient(config.dispatcher_url, token=token), backend,
-                     QueueLocks(config.work_root / "factory"))
+                     QueueLocks(config.work_root / "factory"),
+                     SiteFilter(only=frozenset(sites) if sites else None, skip=frozenset(skip_sites)))
     if run_once:
         started = pilots.run_once()
         logger.info("factory cycle: started %s", started or "nothing")

@@ -140,19 +140,33 @@ class QueueLocks:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class SiteFilter:
+    """The sites whose queues a factory serves: only `only` when given, and never those in `skip` (a grid spread
+    over several nodes runs one factory per node, each for the sites of its node: docs/deploy.md)."""
+
+    only: frozenset[str] | None = None
+    skip: frozenset[str] = frozenset()
+
+    def serves(self, site: str) -> bool:
+        return (self.only is None or site in self.only) and site not in self.skip
+
+
 class Factory:
-    def __init__(self, config: FactoryConfig, client: WmsClient, backend: Backend, locks: QueueLocks) -> None:
+    def __init__(self, config: FactoryConfig, client: WmsClient, backend: Backend, locks: QueueLocks,
+                 sites: SiteFilter | None = None) -> None:
         self.config = config
         self.client = client
         self.backend = backend
         self.locks = locks
+        self.sites = sites or SiteFilter()
 
     def run_once(self) -> dict[str, int]:
         """One cycle: the pilots started per queue (queues another factory held are left out)."""
         queues = parse_queues(self.client.queues())
         started: dict[str, int] = {}
         for queue in queues:
-            if not self.config.serves(queue.queue):
+            if not self.config.serves(queue.queue) or not self.sites.serves(queue.site):
                 continue
             with self.locks.hold(queue.queue) as mine:
                 if not mine:

@@ -6,10 +6,6 @@ not touched); the veth pair's addresses are the test's own hosts. Slow: `make te
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,81 +16,20 @@ from juno_dcs.errors import ConfigError
 from juno_dcs.settings import GridSettings
 from juno_dcs.swarm import engine as docker
 from juno_dcs.swarm import images
+from tests.swarm.conftest import two_nodes
 
 pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
-SUBNET = "10.77.0"  # the veth pair: the manager at .1 (the machine's namespace), the worker at .2 (its own)
 SERVER = ("perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) "
           "or die; while ($c = $s->accept) { print $c \"hello from CNAF\\n\"; close $c }'")
 
 
-def sh(*cmd: str) -> None:
-    subprocess.run(list(cmd), check=True, capture_output=True, text=True)
-
-
-def start(root: Path, namespace: str | None) -> docker.Engine:
-    root.mkdir(parents=True)
-    engine = docker.Engine(f"unix://{root / 'd.sock'}")
-    # nsenter rather than `ip netns exec`, which mounts a sysfs of its own and hides the cgroups from dockerd
-    prefix = ["nsenter", f"--net=/var/run/netns/{namespace}"] if namespace else []
-    with (root / "dockerd.log").open("ab") as log:
-        subprocess.run(["setsid", "-f", *prefix, "dockerd", "--data-root", str(root / "data"), "--exec-root",
-                        str(root / "exec"), "-H", engine.host, "--pidfile", str(root / "d.pid"),
-                        "--storage-driver=overlay2", "--iptables=false", "--bridge=none"],
-                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True)
-    deadline = time.monotonic() + 60
-    while not engine.answers():
-        assert time.monotonic() < deadline, (root / "dockerd.log").read_text()[-2000:]
-        time.sleep(0.5)
-    return engine
-
-
-def stop(root: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-        os.kill(int((root / "d.pid").read_text()), 15)
-    for _ in range(60):
-        if not (root / "d.pid").exists():
-            break
-        time.sleep(0.5)
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if str(root) in line]
-    for mount in sorted(mounts, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
-    shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[tuple[docker.Engine, docker.Engine]]:
-    if docker.storage_driver(tmp_path) != "overlay2":
-        pytest.skip("no overlay mounts here: two engines under vfs would copy every image twice")
-    namespace, near, far = f"jdcs{os.getpid()}", f"jd{os.getpid()}a", f"jd{os.getpid()}b"
-    roots = (Path(f"/tmp/jdcs-a{os.getpid()}"), Path(f"/tmp/jdcs-b{os.getpid()}"))  # short: unix socket paths
-    sh("ip", "netns", "add", namespace)
-    try:
-        sh("ip", "link", "add", near, "type", "veth", "peer", "name", far)
-        sh("ip", "link", "set", far, "netns", namespace)
-        sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", near)
-        sh("ip", "link", "set", near, "up")
-        for cmd in (["ip", "addr", "add", f"{SUBNET}.2/24", "dev", far], ["ip", "link", "set", far, "up"],
-                    ["ip", "link", "set", "lo", "up"]):
-            sh("ip", "netns", "exec", namespace, *cmd)
-        manager, worker = start(roots[0], None), start(roots[1], namespace)
-        manager.run("swarm", "init", "--advertise-addr", f"{SUBNET}.1", "--listen-addr", f"{SUBNET}.1:2377")
-        token = manager.run("swarm", "join-token", "-q", "worker").stdout.strip()
-        worker.run("swarm", "join", "--token", token, "--advertise-addr", f"{SUBNET}.2",
-                   "--listen-addr", f"{SUBNET}.2:2377", f"{SUBNET}.1:2377")
-        # the grid's base image, from the grid's own engine, on both nodes (no registry)
-        grid_engine = docker.ensure_engine(GridSettings().docker_dir)
-        base = images.build_base(grid_engine, images.BuildReport())
-        saved = tmp_path / "base.tar"
-        grid_engine.run("save", "-o", str(saved), base)
-        for node in (manager, worker):
-            node.run("load", "-i", str(saved))
-        yield manager, worker
-    finally:
-        for root in roots:
-            stop(root)
-        subprocess.run(["ip", "link", "del", near], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+def nodes_with_base(tmp_path: Path) -> Iterator[tuple[docker.Engine, docker.Engine]]:
+    grid_engine = docker.ensure_engine(GridSettings().docker_dir)
+    base = images.build_base(grid_engine, images.BuildReport())
+    with two_nodes(tmp_path, grid_engine, [base]) as pair:
+        yield pair
 
 
 def node_of(manager: docker.Engine, service: str) -> str:
@@ -109,9 +44,9 @@ def node_of(manager: docker.Engine, service: str) -> str:
 
 
 @pytest.mark.timeout(600)
-def test_sites_on_two_nodes_are_placed_by_label_and_talk_by_name(two_nodes: tuple[docker.Engine, docker.Engine]
+def test_sites_on_two_nodes_are_placed_by_label_and_talk_by_name(nodes_with_base: tuple[docker.Engine, docker.Engine]
                                                                    ) -> None:
-    manager, worker = two_nodes
+    manager, worker = nodes_with_base
     found = docker.nodes(manager)
     assert len(found) == 2
     assert all(n.ready for n in found)

@@ -128,3 +128,77 @@ def test_the_replicas_of_what_can_run_more_than_once_are_a_setting(topo):
     services = stack.render(programs(), tags, topo, HOME, HOME / "logs", mounts, doubled=1)["services"]
     assert {s["deploy"]["replicas"] for s in services.values()} == {1}
     assert [p.name for p in stack.expanded(programs(), 3)].count("rucio-judge-evaluator") == 3
+
+
+def node(ident, sites, address="10.0.0.1", ready=True):
+    return engine.Node(id=ident, hostname=f"host-{ident}", ready=ready, sites=frozenset(sites), address=address)
+
+
+def spread(found, sites=("IHEP", "CNAF", "JINR")):
+    from juno_dcs.swarm import deploy
+
+    ports = {"IHEP": [23000, 23033, 23040], "CNAF": [23011, 23042], "JINR": [23012, 23043]}
+    return deploy.spread_plan(found, list(sites), ports, 23034, Path("/g/gw.pem"), Path("/g/gw.key"),
+                              Path("/pki/ca.pem"))
+
+
+def test_one_node_needs_no_gateway():
+    assert spread([node("a", {"IHEP", "CNAF", "JINR"})]) is None
+    # a second node that carries none of the grid's sites changes nothing
+    assert spread([node("a", {"IHEP", "CNAF", "JINR"}), node("b", {"MSU"}, "10.0.0.2")]) is None
+
+
+def test_sites_spread_over_nodes_are_served_by_their_node():
+    plan = spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "10.0.0.2"), node("c", set(), "10.0.0.3")])
+    assert [(m.node, m.address, m.sites, m.ports) for m in plan.members] == [
+        ("a", "10.0.0.1", ("IHEP", "JINR"), (23000, 23012, 23033, 23040, 23043)),
+        ("b", "10.0.0.2", ("CNAF",), (23011, 23042)),
+    ]
+    assert set(plan.remote("b")) == {23000, 23012, 23033, 23040, 23043}
+
+
+def test_a_site_on_two_nodes_or_a_node_without_address_is_refused():
+    from juno_dcs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"site CNAF is on 2 nodes \(host-b b, host-c c\).*on one node only"):
+        spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "10.0.0.2"), node("c", {"CNAF"}, "10.0.0.3")])
+    # a node that is down does not count as a carrier
+    assert spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "10.0.0.2"),
+                   node("c", {"CNAF"}, "10.0.0.3", ready=False)]) is not None
+    with pytest.raises(ConfigError, match=r"swarm node host-b .* reports no address"):
+        spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "")])
+
+
+def test_a_managers_address_comes_from_its_manager_status():
+    assert engine.node_address({"Status": {"Addr": "10.77.0.2"}}) == "10.77.0.2"
+    manager = {"Status": {"Addr": "0.0.0.0"}, "ManagerStatus": {"Addr": "10.77.0.1:2377"}}  # noqa: S104
+    assert engine.node_address(manager) == "10.77.0.1"
+    assert engine.node_address({"Status": {}}) == ""
+
+
+def test_each_node_gets_its_gateway_pinned_by_id(topo):
+    plan = spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "10.0.0.2")])
+    mounts = stack.Mounts(writable=(HOME,), readonly=(Path("/srv/pki"),))
+    tags = {role: f"juno-dcs/{role}:abc" for role in images.ROLES}
+    services = stack.gateways(plan, HOME / "etc" / "gateway.yaml", tags, HOME, HOME / "logs", mounts)
+    assert sorted(services) == ["gateway-1", "gateway-2"]
+    second = services["gateway-2"]
+    assert second["deploy"]["placement"]["constraints"] == ["node.id == b"]
+    assert second["deploy"]["replicas"] == 1
+    assert second["environment"]["JUNO_DCS_NODE"] == "b"
+    assert second["networks"] == ["hostnet"]
+    assert "--check" in second["healthcheck"]["test"]
+    assert str(HOME / "etc" / "gateway.yaml") in second["command"]
+
+
+def test_each_node_runs_the_pilot_factory_of_its_sites(topo):
+    services = render(topo)["services"]
+    plan = spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "10.0.0.2")])
+    stack.spread_factories(services, plan, "IHEP")
+    central, cnaf = services["pilot-factory"], services["pilot-factory-CNAF"]
+    assert central["command"][-2:] == ["--skip-site", "CNAF"]
+    assert central["deploy"]["placement"]["constraints"] == ["node.labels.juno.site.IHEP == true"]
+    assert cnaf["command"][-2:] == ["--site", "CNAF"]
+    assert cnaf["deploy"]["placement"]["constraints"] == ["node.id == b"]
+    assert cnaf["environment"]["JUNO_DCS_PROGRAM"] == "pilot-factory-CNAF"
+    assert cnaf["stop_grace_period"] == central["stop_grace_period"]

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import yaml
 
-from juno_dcs.grid import cache, storage
+from juno_dcs.errors import ConfigError
+from juno_dcs.grid import cache, conditions, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program
 from juno_dcs.grid.render import write_if_changed
 from juno_dcs.settings import GridSettings
 from juno_dcs.swarm import engine as docker
-from juno_dcs.swarm import images, stack
+from juno_dcs.swarm import gateway, images, stack
 from juno_dcs.topology import Topology
 
 
@@ -37,14 +38,77 @@ def prepare(settings: GridSettings, topo: Topology, home: GridHome, state: GridS
     """Make the engine a swarm manager, give every site of the topology a node, build the images that are
     missing and write the stack file (home/etc/stack.yml). Deploys nothing."""
     done = docker.ensure_swarm(engine)
-    done += docker.place_sites(engine, sorted({stack.site_of(p.name, topo) for p in programs}))
+    sites = sorted({stack.site_of(p.name, topo) for p in programs})
+    done += docker.place_sites(engine, sites)
+    plan = gateway_plan(home, settings, state, topo, programs, docker.nodes(engine))
+    if plan is not None:
+        if pki.issue_host_cert(settings.pki_dir, plan.cert, plan.key, names=(gateway.PEER_NAME,)):
+            done.append(f"issued the gateways' certificate {plan.cert}")
+        if write_if_changed(gateway_file(home), yaml.safe_dump(plan.as_dict(), sort_keys=False), 0o600):
+            done.append(f"wrote {gateway_file(home)} ({len(plan.members)} nodes)")
     built = images.build(engine)
     done += [f"built image {tag}" for tag in built.built]
     spec = stack.render(programs, built.tags, topo, home.root, home.logs, mounts(home, settings),
                         settings.swarm_replicas)
+    if plan is not None:
+        spec["services"].update(stack.gateways(plan, gateway_file(home), built.tags, home.root, home.logs,
+                                               mounts(home, settings)))
+        stack.spread_factories(spec["services"], plan, stack.central_site(topo))
     if write_if_changed(stack_file(home), yaml.safe_dump(spec, sort_keys=False), 0o600):
         done.append(f"wrote {stack_file(home)}")
     return done
+
+
+def program_ports(home: GridHome, state: GridState, topo: Topology, programs: Sequence[Program]) -> dict[str, int]:
+    """The loopback port each program listens on, where it has one."""
+    rses = storage.rse_ports(state, list(topo.rses))
+    squids = conditions.layout(home, state, topo).squids
+    ports = {}
+    for p in programs:
+        name = p.name
+        port = (rses.get(name.removeprefix("xrootd-")) if name.startswith("xrootd-") else
+                squids.get(name.removeprefix("squid-")) if name.startswith("squid-") else stack.port_of(p))
+        if port is not None:
+            ports[name] = port
+    return ports
+
+
+def gateway_plan(home: GridHome, settings: GridSettings, state: GridState, topo: Topology,
+                 programs: Sequence[Program], found: Sequence[docker.Node]) -> gateway.Plan | None:
+    """The gateways' plan when the grid's sites are on more than one node (None on one node)."""
+    by_site: dict[str, list[int]] = {}
+    for name, port in program_ports(home, state, topo, programs).items():
+        by_site.setdefault(stack.site_of(name, topo), []).append(port)
+    sites = sorted({stack.site_of(p.name, topo) for p in programs})
+    return spread_plan(found, sites, by_site, state.ports.port("gateway"), home.pki / "gateway.pem",
+                       home.pki / "gateway.key", settings.pki_dir / pki.CA_CERT)
+
+
+def spread_plan(found: Sequence[docker.Node], sites: Sequence[str], ports_by_site: dict[str, list[int]], port: int,
+                cert: Path, key: Path, ca: Path) -> gateway.Plan | None:
+    """Which node serves which ports, when the sites are on more than one ready node (None on one). Each site must
+    be on exactly one ready node: its services listen on that node's loopback, which the gateways carry."""
+    carriers = {s: [n for n in found if n.ready and s in n.sites] for s in sites}
+    nodes = {n.id: n for c in carriers.values() for n in c}
+    if len(nodes) <= 1:
+        return None
+    shared = {s: c for s, c in carriers.items() if len(c) > 1}
+    if shared:
+        names = "; ".join(f"site {s} is on {len(c)} nodes ({', '.join(n.hostname + ' ' + n.id[:12] for n in c)})"
+                          for s, c in sorted(shared.items()))
+        raise ConfigError(f"{names}: when the grid spans several nodes, each site's label must be on one node "
+                          "only (docker node update --label-rm ...); nothing was deployed")
+    nowhere = [n for n in nodes.values() if not n.address]
+    if nowhere:
+        raise ConfigError(f"swarm node {nowhere[0].hostname} ({nowhere[0].id[:12]}) reports no address; "
+                          "nothing was deployed")
+    return gateway.make_plan(port, cert, key, ca, {n.id: n.address for n in nodes.values()},
+                             {n.id: [s for s in sites if carriers[s][0].id == n.id] for n in nodes.values()},
+                             ports_by_site)
+
+
+def gateway_file(home: GridHome) -> Path:
+    return home.etc / "gateway.yaml"
 
 
 def stack_file(home: GridHome) -> Path:

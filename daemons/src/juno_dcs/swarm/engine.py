@@ -149,6 +149,7 @@ class Node:
     hostname: str
     ready: bool
     sites: frozenset[str]
+    address: str = ""  # where the other nodes reach it (its swarm address)
 
 
 def nodes(engine: Engine) -> list[Node]:
@@ -159,8 +160,17 @@ def nodes(engine: Engine) -> list[Node]:
         sites = frozenset(k.removeprefix(SITE_LABEL) for k, v in labels.items()
                           if k.startswith(SITE_LABEL) and v == "true")
         found.append(Node(id=raw["ID"], hostname=raw["Description"]["Hostname"],
-                          ready=raw["Status"]["State"] == "ready", sites=sites))
+                          ready=raw["Status"]["State"] == "ready", sites=sites, address=node_address(raw)))
     return found
+
+
+def node_address(raw: dict[str, Any]) -> str:
+    """A node's swarm address: `Status.Addr`, or for a manager that reports 0.0.0.0 there, its manager address."""
+    address = str((raw.get("Status") or {}).get("Addr") or "")
+    if address in ("", "0.0.0.0"):  # noqa: S104 (read, not bound)
+        manager = str((raw.get("ManagerStatus") or {}).get("Addr") or "")
+        address = manager.rsplit(":", 1)[0] if manager else address
+    return address
 
 
 def unplaced(found: list[Node], sites: list[str]) -> list[str]:

@@ -9,14 +9,16 @@ Placement follows the topology: a site's storage elements and Squid run on a nod
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juno_dcs.grid.programs import Program
+from juno_dcs.grid.programs import Program, venv_bin
 from juno_dcs.swarm.engine import SITE_LABEL
+from juno_dcs.swarm.gateway import Plan
 from juno_dcs.topology import Topology
 
 # Programs that run twice (settings.swarm_replicas; 2 by default). Rucio's daemons share their work through
@@ -80,7 +82,7 @@ def replicas(name: str, doubled: int = 2) -> int:
     return doubled if name in DOUBLED else 1
 
 
-def _port_of(program: Program) -> int | None:
+def port_of(program: Program) -> int | None:
     """The TCP port a program listens on, read off its command line, for its health check."""
     args = program.command
     for flag in ("--port", "--bind"):
@@ -146,7 +148,7 @@ def service(program: Program, image: str, site: str, home_root: Path, log_dir: P
             "labels": {"org.juno-dcs.program": program.name, "org.juno-dcs.site": site},
         },
     }
-    port = _port_of(program)
+    port = port_of(program)
     if port is not None:
         probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 3).close()"
         spec["healthcheck"] = {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
@@ -168,6 +170,47 @@ def render(programs: Sequence[Program], images: Mapping[str, str], topo: Topolog
         # the host's own network: the grid's loopback addresses mean the same inside and outside (docs/deploy.md)
         "networks": {"hostnet": {"external": True, "name": "host"}},
     }
+
+
+def gateways(plan: Plan, plan_file: Path, images: Mapping[str, str], home_root: Path, log_dir: Path,
+             mounts: Mounts) -> dict[str, Any]:
+    """One gateway per node of a grid spread over several (swarm/gateway.py), pinned to its node by ID."""
+    out = {}
+    python = venv_bin("python")
+    for i, member in enumerate(plan.members, 1):
+        program = Program(name=f"gateway-{i}", command=[python, "-m", "juno_dcs.swarm.gateway", "--plan",
+                                                        str(plan_file)],
+                          environment={"JUNO_DCS_NODE": member.node})
+        spec = service(program, images["services"], member.sites[0], home_root, log_dir, mounts, doubled=1)
+        spec["deploy"]["placement"]["constraints"] = [f"node.id == {member.node}"]
+        spec["deploy"]["labels"]["org.juno-dcs.site"] = ",".join(member.sites)
+        spec["healthcheck"] = {"test": ["CMD", python, "-m", "juno_dcs.swarm.gateway", "--plan", str(plan_file),
+                                        "--check"],
+                               "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "30s"}
+        out[service_name(program.name)] = spec
+    return out
+
+
+FACTORY = "pilot-factory"
+
+
+def spread_factories(services: dict[str, Any], plan: Plan, centre: str) -> None:
+    """On a grid spread over nodes, the pilot factory runs on every node for the sites of that node: the central
+    node's keeps its name and skips the other nodes' sites (so it also serves sites without a node, whose queues
+    are compute only); every other node's is `pilot-factory-<SITE>` for its own."""
+    if FACTORY not in services:
+        return
+    base = services[FACTORY]
+    remote = [m for m in plan.members if centre not in m.sites]
+    for member in remote:
+        spec = copy.deepcopy(base)
+        name = service_name(f"{FACTORY}-{'-'.join(member.sites)}")
+        spec["command"] = [*spec["command"], *(a for s in member.sites for a in ("--site", s))]
+        spec["environment"]["JUNO_DCS_PROGRAM"] = name
+        spec["deploy"]["placement"]["constraints"] = [f"node.id == {member.node}"]
+        spec["deploy"]["labels"].update({"org.juno-dcs.program": name, "org.juno-dcs.site": ",".join(member.sites)})
+        services[name] = spec
+    base["command"] = [*base["command"], *(a for m in remote for s in m.sites for a in ("--skip-site", s))]
 
 
 def expanded(programs: Sequence[Program], doubled: int = 2) -> list[Program]:

@@ -217,10 +217,10 @@ BENCHMARKS: dict[str, Benchmark] = {
                ("first.raw_status_day_s", "last.raw_status_day_s"), "s"),
         Figure("dashboard raw blocks panel (`dashboard_blocks_s`)",
                ("first.dashboard_blocks_s", "last.dashboard_blocks_s"), "s"),
-        Figure("database growth per day of running (`database_bytes_per_day`)", ("database_bytes_per_day",),
-               "MB/day", 1e-6),
-        Figure("the grid's memory growth per day of running (`grid_rss_bytes_per_day`)",
-               ("grid_rss_bytes_per_day",), "MB/day", 1e-6),
+        Figure("database growth per JUNO day of 1,000 raw files (`database_bytes_per_juno_day`)",
+               ("database_bytes_per_juno_day",), "MB", 1e-6),
+        Figure("the grid's memory, last window against first (`grid_rss_bytes_change`)",
+               ("grid_rss_bytes_change",), "MB", 1e-6),
     )),
 }
 

@@ -140,9 +140,11 @@ def _held(first: float | None, last: float | None) -> bool | None:
     return last <= max(first * (1 + TOLERANCE), first + SLACK_S)
 
 
-def verdict(windows: list[dict[str, Any]], hours: float) -> dict[str, Any]:
-    """Growth per day and whether the figures held, from the first window to the last."""
+def verdict(windows: list[dict[str, Any]], hours: float, per_juno_day: int = 1000) -> dict[str, Any]:
+    """Growth per day of running and per JUNO day (`per_juno_day` raw files registered), and whether the figures
+    held, from the first window to the last."""
     first, last = windows[0], windows[-1]
+    juno_days = sum(int(w.get("registered") or 0) for w in windows[1:]) / per_juno_day
     per_day = 24 / hours if hours else 0.0
     grew = {t: last["tables"].get(t, 0) - first["tables"].get(t, 0) for t in last["tables"]}
     top = sorted(((t, g) for t, g in grew.items() if g > 0), key=lambda x: -x[1])[:10]
@@ -151,6 +153,9 @@ def verdict(windows: list[dict[str, Any]], hours: float) -> dict[str, Any]:
         "first": {k: first.get(k) for k in shown}, "last": {k: last.get(k) for k in shown},
         "database_bytes_per_day": round((last["database_bytes"] - first["database_bytes"]) * per_day),
         "grid_rss_bytes_per_day": round((last["grid_rss_bytes"] - first["grid_rss_bytes"]) * per_day),
+        "database_bytes_per_juno_day": (round((last["database_bytes"] - first["database_bytes"]) / juno_days)
+                                        if juno_days else None),
+        "grid_rss_bytes_change": last["grid_rss_bytes"] - first["grid_rss_bytes"],
         "tables_bytes_per_day": {t: round(g * per_day) for t, g in top},
         "held": {k: _held(first.get(k), last.get(k)) for k in shown},
     }
@@ -189,7 +194,7 @@ def run(home: Path, minutes: float, window: float, rate: float, per_day: int, tm
     return {"benchmark": "soak", "settings": {"minutes": minutes, "window_minutes": window, "rate_per_s": rate,
                                               "per_day": per_day},
             "published": pub.sent, "days_of_raw_data": round(pub.sent / per_day, 2),
-            "windows": windows, **(verdict(windows, hours) if hours else {})}
+            "windows": windows, **(verdict(windows, hours, per_day) if hours else {})}
 
 
 def main() -> int:

@@ -34,8 +34,11 @@ def test_verdict_extrapolates_growth_to_a_day() -> None:
              "raw_status_day_s": 0.8, "dashboard_blocks_s": 0.3}
     last = {"tables": {"a": 300, "b": 50, "c": 10}, "database_bytes": 1500, "grid_rss_bytes": 12,
             "latency_p99_s": 0.9, "raw_status_day_s": 0.8, "dashboard_blocks_s": None}
-    got = verdict([first, last], hours=0.5)
+    last["registered"] = 250
+    got = verdict([first, last], hours=0.5, per_juno_day=1000)
     assert got["database_bytes_per_day"] == 500 * 48
+    assert got["database_bytes_per_juno_day"] == 500 * 4
+    assert got["grid_rss_bytes_change"] == 2
     assert got["grid_rss_bytes_per_day"] == 2 * 48
     assert got["tables_bytes_per_day"] == {"a": 200 * 48, "c": 10 * 48}
     assert got["held"] == {"latency_p99_s": False, "raw_status_day_s": True, "dashboard_blocks_s": None}

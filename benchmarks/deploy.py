@@ -10,11 +10,16 @@
    (benchmarks/transfers.py --only rule) and ingest `files_per_s` (benchmarks/ingest.py, throughput part).
 5. With `--only replicas`: what the second replica costs, on one stack: the services that run twice scaled to 2
    and to 1 alternately (`--runs` each), `rule_files_per_s_replicas_2` / `_1` (medians).
+6. With `--only spread`: what the node gateways cost. The stack on two swarm nodes of its own (tests/swarm/
+   conftest.py: a second engine in a network namespace), CNAF on the second node, every other site on the
+   first; rules of `--rule-files` files from IHEP_DISK alternately to CNAF_DISK (across the gateways both ways)
+   and to JINR_DISK (on IHEP's node), `--runs` each: `rule_files_per_s_across_nodes` / `_same_node` (medians),
+   and `up_spread_s`.
 
 Prints one JSON object.
 
     .venv/bin/python benchmarks/deploy.py [--cold] [--runs 3] [--rule-files 300] [--messages 20000]
-                                          [--only replicas]
+                                          [--only replicas|spread]
 """
 
 from __future__ import annotations
@@ -103,9 +108,9 @@ def stack_memory_mb(engine: docker.Engine, home: Path) -> float:
     return round(total, 1)
 
 
-def rule_files_per_s(home: Path, files: int) -> float:
+def rule_files_per_s(home: Path, files: int, destination: str = "CNAF_DISK") -> float:
     out = json.loads(sh(PY, str(HERE / "transfers.py"), "--only", "rule", "--home", str(home),
-                        "--files", str(files)).stdout)
+                        "--files", str(files), "--destination", destination).stdout)
     return float(out["rule_files_per_s"])
 
 
@@ -132,17 +137,64 @@ def replicas_pair(engine: docker.Engine, home: Path, runs: int, files: int) -> d
             "rule_files_per_s_replicas_runs": {"2": samples[2], "1": samples[1]}}
 
 
+def spread(engine: docker.Engine, runs: int, files: int) -> dict[str, Any]:
+    """The stack with CNAF on a second node of a swarm of the benchmark's own; rules across nodes and on one."""
+    import os
+
+    from tests.swarm.conftest import two_nodes
+
+    from juno_dcs.packaged import data_file
+    from juno_dcs.topology import load_topology
+
+    tags = sorted(set(images.build(engine).tags.values()))
+    tmp = Path(tempfile.mkdtemp(prefix="juno-bench-spread-"))
+    tmp.chmod(0o755)
+    home = tmp / "grid"
+    before = os.environ.get("DOCKER_HOST")
+    try:
+        with two_nodes(tmp, engine, tags) as (manager, worker):
+            ids = manager.info()["Swarm"]["NodeID"], worker.info()["Swarm"]["NodeID"]
+            sites = sorted(load_topology(data_file("topology.yaml")).sites)
+            manager.run("node", "update", *(a for s in sites if s != "CNAF"
+                                            for a in ("--label-add", f"{docker.SITE_LABEL}{s}=true")), ids[0])
+            manager.run("node", "update", "--label-add", f"{docker.SITE_LABEL}CNAF=true", ids[1])
+            os.environ["DOCKER_HOST"] = manager.host
+            try:
+                out: dict[str, Any] = {"up_spread_s": up(home, "swarm")}
+                samples: dict[str, list[float]] = {"CNAF_DISK": [], "JINR_DISK": []}
+                for _ in range(runs):
+                    for destination in samples:
+                        samples[destination].append(rule_files_per_s(home, files, destination))
+                out |= {"rule_files_per_s_across_nodes": statistics.median(samples["CNAF_DISK"]),
+                        "rule_files_per_s_same_node": statistics.median(samples["JINR_DISK"]),
+                        "rule_files_per_s_spread_runs": samples}
+                return out
+            finally:
+                subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(home)], capture_output=True, check=False)
+    finally:
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold", action="store_true", help="remove the images and build cache first")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rule-files", type=int, default=300)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--only", choices=("replicas",), default=None, help="only what the second replica costs")
+    parser.add_argument("--only", choices=("replicas", "spread"), default=None,
+                        help="only what the second replica costs, or only what the node gateways cost")
     args = parser.parse_args()
     engine = docker.ensure_engine(GridSettings().docker_dir)
     result: dict[str, Any] = {"benchmark": "deploy", "storage_driver": engine.info().get("Driver"),
                               "runs": args.runs, "rule_files": args.rule_files, "messages": args.messages}
+    if args.only == "spread":
+        result |= spread(engine, args.runs, args.rule_files)
+        print(json.dumps(stamp(result), indent=2))
+        return
     if args.only == "replicas":
         tmp = Path(tempfile.mkdtemp(prefix="juno-bench-deploy-"))
         tmp.chmod(0o755)

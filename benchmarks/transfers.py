@@ -228,6 +228,7 @@ def main() -> int:
     parser.add_argument("--only", choices=("tpc", "rule", "tokens"), default=None, help="run one of the parts")
     parser.add_argument("--pair-files", type=int, default=300, help="files of each rule of the tokens on/off pair")
     parser.add_argument("--pair-runs", type=int, default=3, help="rules on each side of the tokens on/off pair")
+    parser.add_argument("--destination", default="CNAF_DISK", help="the rule's destination RSE (default CNAF_DISK)")
     args = parser.parse_args()
     own = args.home is None
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-"))
@@ -242,7 +243,7 @@ def main() -> int:
         if args.only in (None, "tpc"):
             result |= tpc(home, st, args.runs)
         if args.only in (None, "rule"):
-            result |= rule(home, args.files)
+            result |= rule(home, args.files, dst=args.destination)
         if args.only in (None, "tokens"):
             result |= token_pair(home, args.pair_files, args.pair_runs)
         print(json.dumps(stamp(result), indent=2))

@@ -3,8 +3,10 @@ Squid on a worker node in a network namespace of its own, every other site and t
 The services keep listening on their own node's loopback; the node gateways carry what crosses nodes. Checked with
 the commands of the box: every service healthy, CNAF's programs really on the worker (their network namespace), a
 data challenge whose copies to CNAF_DISK cross both ways (the transfer service asks CNAF's XRootD, which pulls from
-IHEP's), condition data read through CNAF's Squid (whose parent is the conditions service on the manager), and the
-gateways refusing what is not theirs. Slow (the grid's images on two engines, a whole stack): `make test-swarm`."""
+IHEP's), condition data read through CNAF's Squid (whose parent is the conditions service on the manager), the
+gateways refusing what is not theirs, and CNAF's node drained (its services stop, the rest runs on) and brought
+back (its services return to it and a new challenge reaches CNAF_DISK). Slow (the grid's images on two engines, a
+whole stack): `make test-swarm`."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +158,39 @@ def test_the_gateways_carry_only_the_grids_services(spread: tuple[Grid, docker.E
         proc = subprocess.run(["nsenter", f"--net=/var/run/netns/{namespace()}", sys.executable, "-c", probe,
                                str(port)], capture_output=True, text=True, check=False)
         assert (proc.returncode == 0) == reachable, (port, proc.stderr[-300:])
+
+
+@pytest.mark.timeout(1200)
+def test_the_other_sites_node_drained_and_brought_back(spread: tuple[Grid, docker.Engine, docker.Engine]) -> None:
+    grid, manager, worker = spread
+    node = worker.info()["Swarm"]["NodeID"]
+    stack = stack_name(GridHome(grid.home))
+    cnaf_port = int(gateway.load_plan(grid.home / "etc" / "gateway.yaml").member(node).ports[0])
+    manager.run("node", "update", "--availability", "drain", node)
+    try:
+        deadline = time.monotonic() + 180
+        while node_of_service(manager, f"{stack}_xrootd-CNAF_DISK") and time.monotonic() < deadline:
+            time.sleep(2)
+        assert not node_of_service(manager, f"{stack}_xrootd-CNAF_DISK")
+        status = grid.status()
+        assert not status["healthy"]
+        processes = status["processes"]
+        assert isinstance(processes, dict)
+        assert processes["xrootd-CNAF_DISK"]["state"] != "RUNNING"
+        assert processes["rucio-server"]["state"] == "RUNNING"  # the rest of the grid runs on
+        # CNAF's port on this node is the gateway's: with the other node gone it takes the connection and closes
+        # it at once, rather than leaving the client waiting
+        with socket.create_connection(("127.0.0.1", cnaf_port), 5) as conn:
+            conn.settimeout(20)
+            assert conn.recv(10) == b""
+    finally:
+        manager.run("node", "update", "--availability", "active", node)
+    wait_healthy(grid)
+    assert node_of_service(manager, f"{stack}_xrootd-CNAF_DISK") == {node}
+    assert node_of_service(manager, f"{stack}_pilot-factory-CNAF") == {node}
+    # the site is back: a new challenge's files reach CNAF_DISK, each once
+    result = json.loads(grid.juno_dcs("challenge", "--files", "3", "--size", "20MB", "--mode", "parallel",
+                                      "--json").stdout)
+    links = {link["destination"]: link for link in result["links"]}
+    assert links["CNAF_DISK"]["files"] == 3
+    assert links["CNAF_DISK"]["bytes"] == 3 * 20_000_000

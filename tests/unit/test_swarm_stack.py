@@ -189,6 +189,10 @@ def test_each_node_gets_its_gateway_pinned_by_id(topo):
     assert second["networks"] == ["hostnet"]
     assert "--check" in second["healthcheck"]["test"]
     assert str(HOME / "etc" / "gateway.yaml") in second["command"]
+    # another plan (a node's new address) restarts the gateways
+    moved = spread([node("a", {"IHEP", "JINR"}), node("b", {"CNAF"}, "10.0.0.9")])
+    again = stack.gateways(moved, HOME / "etc" / "gateway.yaml", tags, HOME, HOME / "logs", mounts)
+    assert again["gateway-2"]["environment"] != second["environment"]
 
 
 def test_each_node_runs_the_pilot_factory_of_its_sites(topo):

@@ -10,6 +10,8 @@ Placement follows the topology: a site's storage elements and Squid run on a nod
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -177,10 +179,12 @@ def gateways(plan: Plan, plan_file: Path, images: Mapping[str, str], home_root: 
     """One gateway per node of a grid spread over several (swarm/gateway.py), pinned to its node by ID."""
     out = {}
     python = venv_bin("python")
+    # a changed plan changes every gateway's specification, so `up` restarts them to read it
+    digest = hashlib.sha256(json.dumps(plan.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
     for i, member in enumerate(plan.members, 1):
         program = Program(name=f"gateway-{i}", command=[python, "-m", "juno_dcs.swarm.gateway", "--plan",
                                                         str(plan_file)],
-                          environment={"JUNO_DCS_NODE": member.node})
+                          environment={"JUNO_DCS_NODE": member.node, "JUNO_DCS_CONFIG_DIGEST": digest})
         spec = service(program, images["services"], member.sites[0], home_root, log_dir, mounts, doubled=1)
         spec["deploy"]["placement"]["constraints"] = [f"node.id == {member.node}"]
         spec["deploy"]["labels"]["org.juno-dcs.site"] = ",".join(member.sites)

@@ -173,7 +173,14 @@ def test_the_other_sites_node_drained_and_brought_back(spread: tuple[Grid, docke
             time.sleep(2)
         assert not node_of_service(manager, f"{stack}_xrootd-CNAF_DISK")
         status = grid.status()
+        while status["healthy"] and time.monotonic() < deadline:  # the swarm's own view lags a little
+            time.sleep(2)
+            status = grid.status()
         assert not status["healthy"]
+        health = status["health"]
+        assert isinstance(health, dict)
+        assert not health["storage"]["ok"]
+        assert "CNAF_DISK" in health["storage"]["detail"]
         processes = status["processes"]
         assert isinstance(processes, dict)
         assert processes["xrootd-CNAF_DISK"]["state"] != "RUNNING"

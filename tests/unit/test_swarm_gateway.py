@@ -256,3 +256,31 @@ def test_command_line_refuses_an_unknown_node(certs: dict[str, Path], tmp_path: 
     path.write_text(yaml.safe_dump(plan_of(certs, [20010], [20011], 20034).as_dict()))
     assert gw.main(["--plan", str(path), "--node", "Z"]) == 2
     assert "node 'Z' is not in the gateway plan" in capsys.readouterr().err
+
+
+def test_the_storage_check_tells_a_gateway_to_a_gone_node_from_a_live_service(certs: dict[str, Path]) -> None:
+    from juno_dcs.grid.health import check_ports
+
+    plan = plan_of(certs, [free_port()], [free_port("127.0.0.2")], free_port())
+    remote = plan.members[1].ports[0]
+
+    async def run() -> tuple[bool, str, bool]:
+        a = gw.Gateway(plan, "A", listen_host="127.0.0.1")  # B's port offered on 127.0.0.1; B's gateway is gone
+        await a.start()
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(str(certs["host"]), str(certs["host_key"]))
+        live_port = free_port()
+        live = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", live_port, ssl=tls)
+        try:
+            gone = await asyncio.to_thread(check_ports, {"CNAF_DISK": remote}, certs["ca"])
+            plain = await asyncio.to_thread(check_ports, {"CNAF_DISK": remote})
+            alive = await asyncio.to_thread(check_ports, {"IHEP_DISK": live_port}, certs["ca"])
+        finally:
+            live.close()
+            await a.stop()
+        return gone.ok or not alive.ok, gone.detail, plain.ok
+
+    masked, detail, plain_ok = asyncio.run(run())
+    assert not masked
+    assert detail == "no TLS answer: CNAF_DISK"
+    assert plain_ok  # a bare TCP connect cannot tell

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import ssl
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,11 +82,25 @@ def check_activemq(state: GridState, timeout: float = 3.0) -> Health:
     return Health(True, "STOMP login accepted")
 
 
-def check_ports(ports: dict[str, int]) -> Health:
-    """Every named port accepts TCP connections on 127.0.0.1."""
+def check_ports(ports: dict[str, int], tls_ca: Path | None = None, timeout: float = 3.0) -> Health:
+    """Every named port accepts TCP connections on 127.0.0.1; with `tls_ca`, each also completes a TLS handshake
+    with a certificate of that CA. (On a grid spread over Swarm nodes a remote service's port is its node
+    gateway's, which accepts a connection even while that node is gone: only the handshake shows the service.)"""
     down = [name for name, port in ports.items() if not port_open(port)]
     if down:
         return Health(False, f"not listening: {', '.join(down)}")
+    if tls_ca is not None:
+        context = ssl.create_default_context(cafile=str(tls_ca))
+        context.check_hostname = False
+        silent = []
+        for name, port in ports.items():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout) as raw, context.wrap_socket(raw):
+                    pass
+            except (OSError, ssl.SSLError):
+                silent.append(name)
+        if silent:
+            return Health(False, f"no TLS answer: {', '.join(silent)}")
     return Health(True, f"{len(ports)} listening")
 
 

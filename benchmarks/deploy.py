@@ -12,9 +12,10 @@
    and to 1 alternately (`--runs` each), `rule_files_per_s_replicas_2` / `_1` (medians).
 6. With `--only spread`: what the node gateways cost. The stack on two swarm nodes of its own (tests/swarm/
    conftest.py: a second engine in a network namespace), CNAF on the second node, every other site on the
-   first; rules of `--rule-files` files from IHEP_DISK alternately to CNAF_DISK (across the gateways both ways)
-   and to JINR_DISK (on IHEP's node), `--runs` each: `rule_files_per_s_across_nodes` / `_same_node` (medians),
-   and `up_spread_s`.
+   first: `--runs` rules of `--rule-files` files IHEP_DISK -> CNAF_DISK, whose copies cross the gateways both
+   ways. Then CNAF's label moves to the first node, `up` runs again (no gateway on one node) and the second node
+   is drained, so CNAF's services move to the first node: the same rules again. `rule_files_per_s_across_nodes`
+   / `_same_node` (medians), `up_spread_s`.
 
 Prints one JSON object.
 
@@ -161,12 +162,16 @@ def spread(engine: docker.Engine, runs: int, files: int) -> dict[str, Any]:
             os.environ["DOCKER_HOST"] = manager.host
             try:
                 out: dict[str, Any] = {"up_spread_s": up(home, "swarm")}
-                samples: dict[str, list[float]] = {"CNAF_DISK": [], "JINR_DISK": []}
-                for _ in range(runs):
-                    for destination in samples:
-                        samples[destination].append(rule_files_per_s(home, files, destination))
-                out |= {"rule_files_per_s_across_nodes": statistics.median(samples["CNAF_DISK"]),
-                        "rule_files_per_s_same_node": statistics.median(samples["JINR_DISK"]),
+                samples: dict[str, list[float]] = {"across": [], "same": []}
+                samples["across"] = [rule_files_per_s(home, files) for _ in range(runs)]
+                manager.run("node", "update", "--label-add", f"{docker.SITE_LABEL}CNAF=true", ids[0])
+                manager.run("node", "update", "--label-rm", f"{docker.SITE_LABEL}CNAF", ids[1])
+                sh(JUNO_DCS, "up", "--home", str(home), timeout=1800)  # one node carries every site: no gateway
+                manager.run("node", "update", "--availability", "drain", ids[1])  # CNAF's tasks move over
+                sh(JUNO_DCS, "up", "--home", str(home), timeout=1800)  # waits until every service is back
+                samples["same"] = [rule_files_per_s(home, files) for _ in range(runs)]
+                out |= {"rule_files_per_s_across_nodes": statistics.median(samples["across"]),
+                        "rule_files_per_s_same_node": statistics.median(samples["same"]),
                         "rule_files_per_s_spread_runs": samples}
                 return out
             finally:

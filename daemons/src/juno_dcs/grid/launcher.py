@@ -423,7 +423,8 @@ def _wait_and_apply(settings: GridSettings, topo: Topology, home: GridHome, stat
                                          node_modules=settings.node_modules)
     ports = storage.rse_ports(state, rses) if settings.storage == "xrootd" else {}
     if ports:
-        _wait_for("the XRootD storage elements", lambda: health.check_ports(ports, grid_ca(settings)), settings.start_timeout, sup)
+        _wait_for("the XRootD storage elements", lambda: health.check_ports(ports, grid_ca(settings)),
+                  settings.start_timeout, sup)
     _wait_for("the transfer service", lambda: health.check_fts(state.ports.url("fts", "https"), grid_ca(settings)),
               settings.start_timeout, sup)
     _wait_for("the conditions service and its Squids", lambda: conditions.check(where), settings.start_timeout, sup)

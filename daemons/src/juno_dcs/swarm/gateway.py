@@ -162,7 +162,8 @@ async def _to_tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
             await writer.drain()
         writer.write(END_FRAME)
         await writer.drain()
-    except (ConnectionError, ssl.SSLError, OSError):
+    except (ConnectionError, ssl.SSLError, OSError) as exc:
+        logger.info("a connection broke towards the tunnel: %r", exc)
         return False
     return True
 
@@ -176,10 +177,13 @@ async def _from_tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
                     writer.write_eof()
                 return True
             if size > MAX_FRAME:
+                logger.warning("a frame of %d bytes from the tunnel: more than %d, the connection is closed", size,
+                               MAX_FRAME)
                 return False
             writer.write(await reader.readexactly(size))
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, OSError):
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, OSError) as exc:
+        logger.info("a connection broke from the tunnel: %r", exc)
         return False
 
 

@@ -102,6 +102,10 @@ BENCHMARKS: dict[str, Benchmark] = {
                ("parallel.phases.submission_s", "parallel.phases.copying_s", "parallel.phases.bare_s",
                 "parallel.phases.finishing_s"), "s"),
         Figure("parallel: the conveyor's submissions spread over", ("parallel.phases.submission_spread_s",), "s"),
+        Figure("500 MB files, parallel (machine loop 1.1 to 1.7 s), total over bare: checksums verified, two "
+               "runs / not verified (`--checksums none`), two runs",
+               ("checksums_500MB.runs.0.challenge_ratio", "checksums_500MB.runs.2.challenge_ratio",
+                "checksums_500MB.runs.1.challenge_ratio", "checksums_500MB.runs.3.challenge_ratio")),
     )),
     "deploy": Benchmark("The grid on Docker Swarm", "`benchmarks/deploy.py`: images on the {storage_driver} storage "
                         "driver; box and stack up side by side, figures alternately, medians of {runs} runs", (

@@ -2,7 +2,7 @@
 both modes (parallel, then each), the two results under `parallel` and `each`.
 
     .venv/bin/python benchmarks/challenge.py [--home DIR] [--files 20] [--size 100MB] [--modes parallel,each]
-                                             [--checksums both|none]
+                                             [--checksums both|target|none]
 
 Starts its own grid under a temporary home (or uses --home of a running one) and prints one JSON object.
 
@@ -55,11 +55,12 @@ def checksums(home: Path, verify: str) -> Iterator[None]:
     from juno_dcs.grid.runners import runner_for
 
     grid = GridHome(home)
-    client = root_client(grid, grid.load_state())
+    state = grid.load_state()
+    client = root_client(grid, state)
     rses = (SOURCE, *DESTINATIONS) if verify == "none" else (SOURCE,)
     # the conveyor-submitter reads RSE attributes through Rucio's cache and keeps its topology 5 minutes: both are
     # renewed after each change
-    runner = runner_for(grid, grid.load_state())
+    runner = runner_for(grid, state)
     for rse in rses:
         client.add_rse_attribute(rse, "verify_checksum", False)
     cache.flush(grid)

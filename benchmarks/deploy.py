@@ -140,26 +140,16 @@ def replicas_pair(engine: docker.Engine, home: Path, runs: int, files: int) -> d
 
 def spread(engine: docker.Engine, runs: int, files: int) -> dict[str, Any]:
     """The stack with CNAF on a second node of a swarm of the benchmark's own; rules across nodes and on one."""
-    import os
-
-    from tests.swarm.conftest import two_nodes
-
-    from juno_dcs.packaged import data_file
-    from juno_dcs.topology import load_topology
+    from tests.swarm.conftest import docker_host, place_one_site_apart, two_nodes
 
     tags = sorted(set(images.build(engine).tags.values()))
     tmp = Path(tempfile.mkdtemp(prefix="juno-bench-spread-"))
     tmp.chmod(0o755)
     home = tmp / "grid"
-    before = os.environ.get("DOCKER_HOST")
     try:
-        with two_nodes(tmp, engine, tags) as (manager, worker):
+        with two_nodes(tmp, engine, tags) as (manager, worker), docker_host(manager.host):
             ids = manager.info()["Swarm"]["NodeID"], worker.info()["Swarm"]["NodeID"]
-            sites = sorted(load_topology(data_file("topology.yaml")).sites)
-            manager.run("node", "update", *(a for s in sites if s != "CNAF"
-                                            for a in ("--label-add", f"{docker.SITE_LABEL}{s}=true")), ids[0])
-            manager.run("node", "update", "--label-add", f"{docker.SITE_LABEL}CNAF=true", ids[1])
-            os.environ["DOCKER_HOST"] = manager.host
+            place_one_site_apart(manager, worker, "CNAF")
             try:
                 out: dict[str, Any] = {"up_spread_s": up(home, "swarm")}
                 samples: dict[str, list[float]] = {"across": [], "same": []}
@@ -177,10 +167,6 @@ def spread(engine: docker.Engine, runs: int, files: int) -> dict[str, Any]:
             finally:
                 subprocess.run([JUNO_DCS, "down", "--purge", "--home", str(home)], capture_output=True, check=False)
     finally:
-        if before is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = before
         shutil.rmtree(tmp, ignore_errors=True)
 
 

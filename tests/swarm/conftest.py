@@ -94,3 +94,29 @@ def two_nodes(tmp_path: Path, images_from: docker.Engine,
             stop(root)
         subprocess.run(["ip", "link", "del", near], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+def place_one_site_apart(manager: docker.Engine, worker: docker.Engine, site: str) -> None:
+    """Label the worker with `site` and the manager with every other site of the grid's topology."""
+    from juno_dcs.packaged import data_file
+    from juno_dcs.topology import load_topology
+
+    sites = sorted(load_topology(data_file("topology.yaml")).sites)
+    manager.run("node", "update", *(a for s in sites if s != site
+                                    for a in ("--label-add", f"{docker.SITE_LABEL}{s}=true")),
+                manager.info()["Swarm"]["NodeID"])
+    manager.run("node", "update", "--label-add", f"{docker.SITE_LABEL}{site}=true", worker.info()["Swarm"]["NodeID"])
+
+
+@contextlib.contextmanager
+def docker_host(host: str) -> Iterator[None]:
+    """DOCKER_HOST set for this process and the commands it runs, restored afterwards."""
+    before = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before

@@ -23,17 +23,15 @@ from pathlib import Path
 import pytest
 
 from juno_dcs.grid.home import GridHome
-from juno_dcs.packaged import data_file
 from juno_dcs.settings import GridSettings
 from juno_dcs.swarm import engine as docker
 from juno_dcs.swarm import gateway, images
 from juno_dcs.swarm.runner import stack_name
-from juno_dcs.topology import load_topology
 from tests.conftest import Grid, free_base_port
 from tests.integration.test_grid_conditions import (
     test_a_tag_made_with_the_admin_commands_is_read_through_the_grid_squids as conditions_through_squids,
 )
-from tests.swarm.conftest import SUBNET, namespace, two_nodes
+from tests.swarm.conftest import SUBNET, docker_host, namespace, place_one_site_apart, two_nodes
 from tests.swarm.test_stack import wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.swarm]
@@ -47,26 +45,15 @@ def spread(tmp_path_factory: pytest.TempPathFactory, grids_root: Path
     grid_engine = docker.ensure_engine(GridSettings().docker_dir)
     tags = sorted(set(images.build(grid_engine).tags.values()))
     with two_nodes(tmp_path_factory.mktemp("nodes"), grid_engine, tags) as (manager, worker):
-        ids = manager.info()["Swarm"]["NodeID"], worker.info()["Swarm"]["NodeID"]
-        sites = sorted(load_topology(data_file("topology.yaml")).sites)
-        manager.run("node", "update", *(a for s in sites if s != REMOTE_SITE
-                                        for a in ("--label-add", f"{docker.SITE_LABEL}{s}=true")), ids[0])
-        manager.run("node", "update", "--label-add", f"{docker.SITE_LABEL}{REMOTE_SITE}=true", ids[1])
+        place_one_site_apart(manager, worker, REMOTE_SITE)
         grid = Grid(home=grids_root / "spread", base_port=free_base_port())
-        before = os.environ.get("DOCKER_HOST")
-        os.environ["DOCKER_HOST"] = manager.host  # `up` deploys on the test's swarm; the home remembers it
-        try:
+        with docker_host(manager.host):  # `up` deploys on the test's swarm; the home remembers it
             proc = grid.up("--engine", "swarm", check=False)
             if proc.returncode != 0:
                 grid.juno_dcs("down", "--purge", check=False)
                 raise AssertionError(f"up --engine swarm failed:\n{proc.stdout}\n{proc.stderr}")
             yield grid, manager, worker
             grid.juno_dcs("down", "--purge", check=False)
-        finally:
-            if before is None:
-                os.environ.pop("DOCKER_HOST", None)
-            else:
-                os.environ["DOCKER_HOST"] = before
 
 
 def node_of_service(manager: docker.Engine, service: str) -> set[str]:

@@ -23,14 +23,20 @@ from juno_dcs.grid import pki
 from juno_dcs.swarm import gateway as gw
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free on every loopback address the tests use: a gateway offers the other node's ports on another
-    address than the one they are picked on, and a port taken there by anything else would take its clients."""
+    address than the one they are picked on, and a port taken there by anything else would take its clients. A
+    port is handed out once per process: the kernel may offer a just-closed port again, and two roles of one plan
+    on one port make the plan invalid."""
     while True:
         with socket.socket() as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
-        if all(_bindable(f"127.0.0.{i}", port) for i in range(1, 5)):
+        if port not in _HANDED_OUT and all(_bindable(f"127.0.0.{i}", port) for i in range(1, 5)):
+            _HANDED_OUT.add(port)
             return port
 
 

@@ -5,7 +5,8 @@
 2. `juno-dcs up --engine swarm` on a new home: seconds until it returns (every service waited for, the topology
    applied), and the same for the box's `juno-dcs up`.
 3. Memory of the whole grid, both idle after 60 s: the sum of the stack's containers' memory (docker stats)
-   against the resident memory of the box's supervisord and everything under it.
+   against the resident memory of the box's supervisord and everything under it; the stack's own PostgreSQL
+   and MariaDB apart (`memory_stack_databases_mb`), since the box's servers are the machine's.
 4. Side by side, box and stack alternately (`--runs` each, medians): `rule_files_per_s`
    (benchmarks/transfers.py --only rule) and ingest `files_per_s` (benchmarks/ingest.py, throughput part).
 5. With `--only replicas`: what the second replica costs, on one stack: the services that run twice scaled to 2
@@ -76,8 +77,11 @@ def build_images(engine: docker.Engine, cold: bool) -> dict[str, Any]:
     out["build_cached_s"] = round(time.monotonic() - started, 1)
     out["cached_built_nothing"] = again["built"] == []
     out["image_mb"] = {tag: round(n / 1e6) for tag, n in report["bytes"].items()}
-    # the runtime image holds the base's layer, and every role's tag is the runtime image
-    out["distinct_mb"] = round(report["bytes"][report["tags"]["runtime"]] / 1e6)
+    # the runtime image holds the base's layer, and every role's tag of the grid's software is the runtime image;
+    # the databases' images add their own layers to the base
+    base = report["bytes"][report["tags"]["base"]]
+    own = [report["bytes"][report["tags"][role]] - base for role in images.OWN_ROLES if role in report["tags"]]
+    out["distinct_mb"] = round((report["bytes"][report["tags"]["runtime"]] + sum(own)) / 1e6)
     return out
 
 
@@ -94,19 +98,27 @@ def box_memory_mb(home: Path) -> float:
     return round(sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20, 1)
 
 
-def stack_memory_mb(engine: docker.Engine, home: Path) -> float:
+def stack_memory_mb(engine: docker.Engine, home: Path) -> tuple[float, float]:
+    """The stack's containers' memory: all but its own databases (what the box's supervisord runs too), and the
+    databases' (the box uses the machine's servers, which it does not count)."""
     from juno_dcs.grid.home import GridHome
+    from juno_dcs.swarm.databases import SERVICES
     from juno_dcs.swarm.runner import stack_name
 
     ids = engine.run("ps", "-q", "--filter", f"label=com.docker.stack.namespace={stack_name(GridHome(home))}"
                      ).stdout.split()
-    lines = engine.run("stats", "--no-stream", "--format", "{{.MemUsage}}", *ids).stdout.splitlines()
-    total = 0.0
+    lines = engine.run("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *ids).stdout.splitlines()
+    grid = databases = 0.0
     for line in lines:
-        used = line.split("/")[0].strip()
+        name, _, usage = line.partition(" ")
+        used = usage.split("/")[0].strip()
         number, unit = float(used.rstrip("KMGiBkb")), used.lstrip("0123456789.")
-        total += number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 2**20}.get(unit, 1)
-    return round(total, 1)
+        mb = number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 2**20}.get(unit, 1)
+        if any(name.startswith(f"{stack_name(GridHome(home))}_{s}.") for s in SERVICES):
+            databases += mb
+        else:
+            grid += mb
+    return round(grid, 1), round(databases, 1)
 
 
 def rule_files_per_s(home: Path, files: int, destination: str = "CNAF_DISK") -> float:
@@ -206,7 +218,7 @@ def main() -> None:
         result["up_stack_s"] = up(homes["stack"], "swarm")
         result["up_box_s"] = up(homes["box"], "supervisor")
         time.sleep(60)
-        result["memory_stack_mb"] = stack_memory_mb(engine, homes["stack"])
+        result["memory_stack_mb"], result["memory_stack_databases_mb"] = stack_memory_mb(engine, homes["stack"])
         result["memory_box_mb"] = box_memory_mb(homes["box"])
         samples: dict[str, dict[str, list[float]]] = {"rule": {"box": [], "stack": []},
                                                       "ingest": {"box": [], "stack": []}}

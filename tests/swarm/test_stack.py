@@ -14,11 +14,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+import pymysql  # type: ignore[import-untyped]
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from juno_dcs.grid.home import GridHome
+from juno_dcs.swarm import databases, stack
 from juno_dcs.swarm import engine as docker
-from juno_dcs.swarm import stack
 from juno_dcs.swarm.runner import stack_name
 from tests.conftest import CHECKOUT, JUNO_DCS, Grid, free_base_port, run
 from tests.e2e.shell import Shell
@@ -38,6 +41,8 @@ def swarm_grid(grids_root: Path) -> Iterator[Grid]:
         raise AssertionError(f"up --engine swarm failed:\n{proc.stdout}\n{proc.stderr}")
     yield grid
     grid.juno_dcs("down", "--purge", check=False)
+    volumes = engine_of(grid).run("volume", "ls", "-q").stdout.split()
+    assert not set(databases.volume_names(stack_name(GridHome(grid.home)))) & set(volumes), volumes
 
 
 def engine_of(grid: Grid) -> docker.Engine:
@@ -118,8 +123,9 @@ def test_the_e2e_stories_run_unchanged_while_replicas_are_killed(swarm_grid: Gri
 @pytest.mark.timeout(1200)
 def test_a_service_that_cannot_start_is_named_by_up_and_the_rest_keeps_running(swarm_grid: Grid,
                                                                                  tmp_path: Path) -> None:
-    """An operator's nginx template that nginx refuses: `up` stops naming the service and Docker's reason; every
-    other service keeps running; `up` with the package's template brings it back."""
+    """An operator's nginx template that nginx refuses: `up` stops naming the service and Docker's reason; the
+    swarm rolls nginx back to its previous specification with its previous configuration (a versioned Docker
+    config), so the whole grid runs as before; `up` with the package's template changes nothing more."""
     wait_healthy(swarm_grid)
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "nginx.conf").write_text("this is not an nginx configuration;\n")
@@ -136,11 +142,13 @@ def check_refused(swarm_grid: Grid, proc: subprocess.CompletedProcess[str]) -> N
     assert proc.returncode != 0, proc.stdout
     # the old nginx answered until the swarm replaced it: `up` waits for the update's end, not for an answer
     assert "nginx did not come up after its change and the swarm rolled it back" in proc.stderr, proc.stderr
-    processes = swarm_grid.status()["processes"]
+    # rolled back with the configuration it ran with: the grid is whole again without another `up`
+    status = wait_healthy(swarm_grid, timeout=180)
+    processes = status["processes"]
     assert isinstance(processes, dict)
-    assert processes["nginx"]["state"] != "RUNNING"
-    running = {name for name, info in processes.items() if info["state"] == "RUNNING"}
-    assert running == set(processes) - {"nginx"}, processes
+    assert processes["nginx"]["state"] == "RUNNING", processes["nginx"]
+    nginx_conf = swarm_grid.home / "etc" / "nginx" / "nginx.conf"
+    assert "this is not an nginx configuration" in nginx_conf.read_text()  # the home has the refused file
 
 
 def _running_tasks(grid: Grid) -> int:
@@ -171,3 +179,50 @@ def test_a_drained_node_comes_back_and_a_new_day_arrives_exactly_once(swarm_grid
     for block in day.wait():  # closed, every rule of the share OK: each file once at each RSE of the share
         held = {rse: n for site in block["sites"].values() for rse, n in site["rses"].items()}
         assert held == dict.fromkeys(day.blocks[block["name"]], per_block), (block["name"], held)
+
+
+def catalogue_and_conditions(grid: Grid) -> tuple[int, int]:
+    """Rows the grid keeps in its stack's two databases: Rucio's DIDs and the condition payloads' tables."""
+    state = grid.state()
+    with psycopg.connect(make_conninfo(str(state["pg_admin_url"]), dbname=str(state["db_name"]))) as conn:
+        row = conn.execute("SELECT count(*) FROM rucio.dids").fetchone()
+    dids = int(row[0]) if row else 0
+    mysql = pymysql.connect(host="127.0.0.1", port=int(str(state["base_port"])) + 36, user="root",
+                            password=str(state["db_admin_password"]))
+    try:
+        with mysql.cursor() as cur:
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                        (f"{state['db_name']}_cond",))
+            tables = int(cur.fetchone()[0])  # type: ignore[index]
+    finally:
+        mysql.close()
+    return dids, tables
+
+
+def volume_ids(grid: Grid) -> dict[str, str]:
+    """The databases' volumes and when each was made: a volume made again would lose what the grid wrote."""
+    engine = engine_of(grid)
+    return {v: engine.run("volume", "inspect", "--format", "{{.CreatedAt}}", v).stdout.strip()
+            for v in databases.volume_names(stack_name(GridHome(grid.home)))}
+
+
+@pytest.mark.timeout(1800)
+def test_the_databases_keep_their_data_when_killed_and_across_down_and_up(swarm_grid: Grid) -> None:
+    """The stack's own PostgreSQL and MariaDB: killed, the swarm restarts them on their named volumes and the
+    grid is whole again; `down` keeps the volumes, and the next `up` finds the catalogue as it was."""
+    wait_healthy(swarm_grid)
+    before = catalogue_and_conditions(swarm_grid)
+    assert before[0] > 0, before
+    assert before[1] > 0, before
+    made = volume_ids(swarm_grid)
+    for name in databases.SERVICES:
+        (container,) = containers(swarm_grid, name)
+        engine_of(swarm_grid).run("kill", container)
+    wait_healthy(swarm_grid)
+    assert catalogue_and_conditions(swarm_grid) == before
+    swarm_grid.juno_dcs("down")
+    assert volume_ids(swarm_grid) == made  # kept
+    swarm_grid.up()
+    wait_healthy(swarm_grid)
+    assert catalogue_and_conditions(swarm_grid) == before
+    assert volume_ids(swarm_grid) == made

@@ -22,7 +22,6 @@ from juno_dcs.errors import ConfigError
 from juno_dcs.grid import pki
 from juno_dcs.swarm import gateway as gw
 
-
 _HANDED_OUT: set[int] = set()
 
 

@@ -55,6 +55,12 @@ class GridSettings(BaseSettings):
         description="Replicas of each service that can run more than once on Docker Swarm (docs/deploy.md lists "
         "them and what a second one costs on a small host).",
     )
+    swarm_databases: Literal["stack", "servers"] = Field(
+        default="stack",
+        description="Where a new swarm grid keeps its catalogue and condition data: PostgreSQL and MariaDB services "
+        "of its own stack, on named volumes (stack), or the servers pg_admin_url and mysql_admin_url name (servers). "
+        "Kept in the home: it does not change for an existing grid.",
+    )
     pg_admin_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         description="A PostgreSQL superuser connection, used to create the grid's own role and database.",

@@ -60,7 +60,8 @@ def read_slots(admin_url: str, grid_role: str) -> Slots:
                 "SELECT count(*), count(*) FILTER (WHERE usename = %s) FROM pg_stat_activity "
                 "WHERE backend_type = 'client backend'", (grid_role,)).fetchone()
     except psycopg.Error as exc:
-        raise ServiceError(f"PostgreSQL at {admin_url} could not count its connection slots: {exc}") from exc
+        where = database.shown(admin_url)
+        raise ServiceError(f"PostgreSQL at {where} could not count its connection slots: {exc}") from exc
     in_use, held = (int(str(row[0])), int(str(row[1]))) if row is not None else (0, 0)
     return Slots(max_connections=int(settings["max_connections"]),
                  reserved=int(settings.get("superuser_reserved_connections", 0))

@@ -320,11 +320,16 @@ def running_layout(home: GridHome, state: GridState) -> ConditionsLayout:
                             admin_config=home.etc / "conditions-admin.yaml")
 
 
+def admin_url(state: GridState, settings: GridSettings) -> str:
+    """The MariaDB admin account of this grid: its own stack's server (swarm/databases.py) or the settings'."""
+    return state.mysql_admin_url or settings.mysql_admin_url
+
+
 def render_configs(where: ConditionsLayout, state: GridState, settings: GridSettings) -> dict[Path, str]:
     """Every conditions config file of the grid, by path (secrets inside: written 0600)."""
-    reader = database_url(settings.mysql_admin_url, state.conditions_db, state.conditions_reader,
+    reader = database_url(admin_url(state, settings), state.conditions_db, state.conditions_reader,
                                state.conditions_reader_password)
-    writer = database_url(settings.mysql_admin_url, state.conditions_db, state.conditions_writer,
+    writer = database_url(admin_url(state, settings), state.conditions_db, state.conditions_writer,
                                state.conditions_writer_password)
     files = {
         where.service_config: render_service_config(reader, open_max_age=settings.conditions_open_max_age),
@@ -340,7 +345,7 @@ def render_configs(where: ConditionsLayout, state: GridState, settings: GridSett
 def prepare(where: ConditionsLayout, state: GridState, settings: GridSettings) -> list[str]:
     """Before the programs start: the database and its accounts, the Squids' directories and caches."""
     done = []
-    if ensure_database(settings.mysql_admin_url, state.conditions_db, state.conditions_reader,
+    if ensure_database(admin_url(state, settings), state.conditions_db, state.conditions_reader,
                             state.conditions_reader_password, state.conditions_writer,
                             state.conditions_writer_password):
         done.append(f"created the conditions database {state.conditions_db} on MariaDB")
@@ -352,7 +357,7 @@ def prepare(where: ConditionsLayout, state: GridState, settings: GridSettings) -
 
 
 def purge(settings: GridSettings, state: GridState) -> None:
-    drop_database(settings.mysql_admin_url, state.conditions_db, state.conditions_reader,
+    drop_database(admin_url(state, settings), state.conditions_db, state.conditions_reader,
                        state.conditions_writer)
 
 

@@ -27,12 +27,21 @@ def pg_host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 5432
 
 
+def shown(url: str) -> str:
+    """A connection URL as logs and errors may show it: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         raise ServiceError(
-            f"PostgreSQL at {url} does not answer ({exc}); start it or set JUNO_DCS_PG_ADMIN_URL"
+            f"PostgreSQL at {shown(url)} does not answer ({exc}); start it or set JUNO_DCS_PG_ADMIN_URL"
         ) from exc
 
 
@@ -113,4 +122,4 @@ def prepare_schema(home: GridHome, state: GridState) -> str:
 
 def check_admin_url(url: str) -> None:
     if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"pg_admin_url {url!r}: must be a postgresql:// URL")
+        raise ConfigError(f"pg_admin_url {shown(url)!r}: must be a postgresql:// URL")

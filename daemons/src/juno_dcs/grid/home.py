@@ -51,6 +51,11 @@ class GridState(BaseModel):
     # what runs the programs: the box's supervisord, or a Docker Swarm stack on the engine at docker_host
     engine: Literal["supervisor", "swarm"] = "supervisor"
     docker_host: str | None = None
+    # where the catalogue and the condition data live: the servers pg_admin_url and mysql_admin_url name, or
+    # PostgreSQL and MariaDB services of the grid's own stack (swarm/databases.py), whose superuser password this is
+    databases: Literal["servers", "stack"] = "servers"
+    db_admin_password: str = Field(default_factory=lambda: new_secret())
+    mysql_admin_url: str | None = None  # None: settings.mysql_admin_url
 
     @property
     def conditions_db(self) -> str:

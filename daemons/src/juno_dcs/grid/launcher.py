@@ -101,12 +101,27 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                     f"{settings.base_port}"
                 )
             state = state.model_copy(update={"base_port": settings.base_port})
-        if "pg_admin_url" in settings.model_fields_set and settings.pg_admin_url != state.pg_admin_url:
+        if ("pg_admin_url" in settings.model_fields_set and settings.pg_admin_url != state.pg_admin_url
+                and state.databases == "servers"):  # a stack's own databases keep their URLs
             state = state.model_copy(update={"pg_admin_url": settings.pg_admin_url})
         created = False
     else:
         state = home.new_state(settings.base_port or DEFAULT_BASE_PORT, settings.pg_admin_url)
         created = True
+    if settings.engine is not None and settings.engine != state.engine:
+        if not created and runner_for(home, state).running():
+            raise GridStateError(f"{home.root} runs under {state.engine}; `juno-dcs down` it before moving it to "
+                                 f"{settings.engine}")
+        if state.databases == "stack":
+            raise GridStateError(f"the catalogue and condition data of {home.root} are in its stack's own databases "
+                                 f"(Docker volumes): it runs under swarm only; a grid under {settings.engine} needs "
+                                 "a home of its own")
+        state = state.model_copy(update={"engine": settings.engine})
+    if created and state.engine == "swarm" and settings.swarm_databases == "stack":
+        from juno_dcs.swarm.databases import with_stack_databases
+
+        state = with_stack_databases(state)  # its volumes are checked when the engine answers (swarm/deploy.py)
+    elif created:
         found = database.leftovers(state)
         if found:  # the passwords that opened them went with the old grid.json: Rucio would refuse root's login
             raise GridStateError(
@@ -115,11 +130,6 @@ def _resolve_state(home: GridHome, settings: GridSettings, topo: Topology) -> tu
                 f"{home.state_file.name} back, or drop them with `juno-dcs down --purge --home {home.root}` "
                 "(its Rucio catalogue and condition data go with them)."
             )
-    if settings.engine is not None and settings.engine != state.engine:
-        if not created and runner_for(home, state).running():
-            raise GridStateError(f"{home.root} runs under {state.engine}; `juno-dcs down` it before moving it to "
-                                 f"{settings.engine}")
-        state = state.model_copy(update={"engine": settings.engine})
     if "token_issuer" in settings.model_fields_set and settings.token_issuer != state.token_issuer:
         state = state.model_copy(update={"token_issuer": settings.token_issuer})
     state.ports  # noqa: B018 - validates the base port before anything is written
@@ -345,6 +355,11 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     tape_rses = [r for r in rses if topo.rse_type(r) == "TAPE"]
     # before anything is written or started: would the grid fit in PostgreSQL's free connection slots?
     programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
+    first: list[str] = []
+    if engine is not None and state.databases == "stack":  # the stack's own databases, before they are counted
+        from juno_dcs.swarm import deploy
+
+        first = deploy.databases_first(settings, topo, home, state, engine, programs, created)
     host, port = database.pg_host_port(state.pg_admin_url)
     counted = programs
     if engine is not None:  # the programs that run twice there count twice
@@ -353,6 +368,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
         counted = expanded(programs, settings.swarm_replicas)
     budget.check(budget.shares(counted), budget.read_slots(state.pg_admin_url, state.db_user), f"{host}:{port}")
     report = UpReport(home=home.root, created=created)
+    report.actions += first
     moved = access.settle_service_root(home)  # before anything starts: where the service users' files go
     if moved:
         report.actions.append(moved)
@@ -502,6 +518,15 @@ def _purge(home: GridHome, state: GridState, settings: GridSettings) -> list[str
     area = access.remove_service_area(home)
     if area is not None:
         done.append(f"removed the service area {area}")
+    if state.databases == "stack":  # the stack is gone: its databases' volumes go with the grid
+        from juno_dcs.swarm import databases
+        from juno_dcs.swarm.engine import Engine
+        from juno_dcs.swarm.runner import stack_name
+
+        removed = databases.remove_volumes(Engine(state.docker_host or ""), stack_name(home))
+        shutil.rmtree(home.root, ignore_errors=True)
+        done.append(f"removed the databases' volumes ({', '.join(removed) or 'none left'}) and {home.root}")
+        return done
     database.drop_database(state)
     conditions.purge(settings, state)
     shutil.rmtree(home.root, ignore_errors=True)

@@ -24,7 +24,9 @@ OFFSETS: dict[str, int] = {
     "zookeeper": 32,  # its ZooKeeper
     "issuer": 33,  # the token issuer (HTTPS, OpenID Connect discovery and JWKS; grid/issuer.py)
     "gateway": 34,  # a node's gateway, on its swarm address, when the grid spans several nodes (swarm/gateway.py)
-    # 35..39: free
+    "postgres": 35,  # a swarm grid's own PostgreSQL (swarm/databases.py; settings.swarm_databases)
+    "mariadb": 36,  # a swarm grid's own MariaDB for the condition data
+    # 37..39: free
     "conditions": 40,  # the conditions service (HTTP, read-only)
     # 41..49: one Squid per data centre in front of it (grid/conditions.py)
     "dispatcher": 50,  # the workload management's dispatcher (juno-wms serve); 51..59: free

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from juno_dcs.grid import database
+from juno_dcs.grid import conditions, database
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.runners import Runner, runner_for
 from juno_dcs.migrations import runner
@@ -42,7 +42,7 @@ def upgrade(state: GridState, sup: Runner | None = None) -> list[str]:
 def versions(state: GridState, settings: GridSettings) -> dict[str, tuple[str | None, str]]:
     """{schema: (its version in the database or None, the version this code needs)}."""
     found = runner.versions_postgres(database.grid_url(state))
-    url = sa.engine.make_url(settings.mysql_admin_url).set(database=state.conditions_db)
+    url = sa.engine.make_url(conditions.admin_url(state, settings)).set(database=state.conditions_db)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
     try:
         found["conditions"] = runner.conditions_version(engine)
@@ -61,7 +61,7 @@ def upgrade_home(settings: GridSettings) -> list[str]:
     with exclusive(home):
         sup = runner_for(home, state)
         running = sup.running()
-        url = sa.engine.make_url(settings.mysql_admin_url).set(database=state.conditions_db)
+        url = sa.engine.make_url(conditions.admin_url(state, settings)).set(database=state.conditions_db)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
         try:
             step = runner.upgrade_conditions(engine)

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import yaml
 
-from juno_dcs.errors import ConfigError
+from juno_dcs.errors import ConfigError, GridStateError
 from juno_dcs.grid import cache, conditions, pki, storage
 from juno_dcs.grid.home import GridHome, GridState
 from juno_dcs.grid.programs import Program
 from juno_dcs.grid.render import write_if_changed
 from juno_dcs.settings import GridSettings
+from juno_dcs.swarm import configs, databases, gateway, images, stack
 from juno_dcs.swarm import engine as docker
-from juno_dcs.swarm import gateway, images, stack
+from juno_dcs.swarm.runner import stack_name
 from juno_dcs.topology import Topology
 
 
@@ -50,13 +51,55 @@ def prepare(settings: GridSettings, topo: Topology, home: GridHome, state: GridS
     done += [f"built image {tag}" for tag in built.built]
     spec = stack.render(programs, built.tags, topo, home.root, home.logs, mounts(home, settings),
                         settings.swarm_replicas)
+    if state.databases == "stack":
+        part = databases_part(home, state, topo, built.tags)
+        spec["services"].update(part["services"])
+        spec["volumes"], spec["secrets"] = part["volumes"], part["secrets"]
     if plan is not None:
         spec["services"].update(stack.gateways(plan, gateway_file(home), built.tags, home.root, home.logs,
                                                mounts(home, settings)))
         stack.spread_factories(spec["services"], plan, stack.central_site(topo))
+    files = configs.candidates([home.etc], [sq.conf for sq in conditions.layout(home, state, topo).homes.values()])
+    attached = configs.attach(spec["services"], files, too_wide=[home.etc, home.root])
+    spec["configs"] = attached.configs
+    spec["secrets"] = {**spec.get("secrets", {}), **attached.secrets}
     if write_if_changed(stack_file(home), yaml.safe_dump(spec, sort_keys=False), 0o600):
         done.append(f"wrote {stack_file(home)}")
     return done
+
+
+def databases_part(home: GridHome, state: GridState, topo: Topology, tags: dict[str, str]) -> dict[str, object]:
+    where = databases.Placement(site=stack.central_site(topo), images={n: tags[n] for n in databases.SERVICES})
+    return databases.render(state, home, where)
+
+
+def databases_first(settings: GridSettings, topo: Topology, home: GridHome, state: GridState,
+                    engine: docker.Engine, programs: Sequence[Program], created: bool) -> list[str]:
+    """The stack's own PostgreSQL and MariaDB, deployed and answering before the rest of the home is rendered
+    into them (roles, schemas, condition tables). A first deployment of the grid's stack with these two services
+    only (no --prune: on a running grid the rest stays as it is); the full stack file carries them unchanged."""
+    name = stack_name(home)
+    if created:  # a new grid.json: an earlier grid's volumes would hold data it has no password for
+        left = databases.leftover_volumes(engine, name)
+        if left:
+            raise GridStateError(
+                f"the volumes {', '.join(left)} of an earlier grid at {home.root} are still there, and its "
+                f"{home.state_file.name} (with their password) is gone. Nothing was deployed. Put the old "
+                f"{home.state_file.name} back, or remove them (docker volume rm; their catalogue and condition "
+                "data go with them).")
+    done = docker.ensure_swarm(engine)
+    done += docker.place_sites(engine, sorted({stack.site_of(p.name, topo) for p in programs}))
+    built = images.build(engine)
+    done += [f"built image {tag}" for tag in built.built]
+    if databases.write_secret(home, state):
+        done.append(f"wrote the databases' superuser password {databases.secret_file(home)}")
+    part = {"version": "3.8", **databases_part(home, state, topo, built.tags),
+            "networks": {"hostnet": {"external": True, "name": "host"}}}
+    if write_if_changed(databases_file(home), yaml.safe_dump(part, sort_keys=False), 0o600):
+        done.append(f"wrote {databases_file(home)}")
+    engine.run("stack", "deploy", "--resolve-image", "never", "-c", str(databases_file(home)), name, timeout=300)
+    databases.wait(state, engine, name, settings.start_timeout)
+    return [*done, "the stack's PostgreSQL and MariaDB answer"]
 
 
 def program_ports(home: GridHome, state: GridState, topo: Topology, programs: Sequence[Program]) -> dict[str, int]:
@@ -109,6 +152,10 @@ def spread_plan(found: Sequence[docker.Node], sites: Sequence[str], ports_by_sit
 
 def gateway_file(home: GridHome) -> Path:
     return home.etc / "gateway.yaml"
+
+
+def databases_file(home: GridHome) -> Path:
+    return home.etc / "stack-databases.yml"
 
 
 def stack_file(home: GridHome) -> Path:

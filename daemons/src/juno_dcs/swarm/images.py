@@ -3,9 +3,8 @@ Debian packages and this installation), and one image per role on top of it.
 
 No registry is needed: the base is a root filesystem from `mmdebstrap` turned into an image with `docker import`.
 The runtime image is tagged with a digest of everything it is built from, so a build that finds its tag does
-nothing. Each role's image is, for now, that same image under the role's name: the stack names its images by
-role, so that a role can get its own layers later without changing the stack, and a host stores the grid's
-software once.
+nothing. Each role of the grid's own software is that same image under the role's name, so that a host stores that
+software once; the databases' roles have layers of their own on the base (docker/<role>.Dockerfile).
 """
 
 from __future__ import annotations
@@ -43,6 +42,12 @@ ROLES: dict[str, str] = {
     "kafka": "Apache Kafka and its ZooKeeper",
     "activemq": "ActiveMQ, hermes' broker",
     "pilot": "a site's pilot factory and its pilots",
+}
+# roles with layers of their own on the base image (docker/<role>.Dockerfile and its entrypoint): the databases of
+# a stack that runs its own (swarm/databases.py)
+OWN_ROLES: dict[str, str] = {
+    "postgres": "PostgreSQL 15: the catalogue, the dispatcher, the issuer and the probes",
+    "mariadb": "MariaDB 10.11: the condition data",
 }
 
 
@@ -179,14 +184,40 @@ def build(engine: Engine, force: bool = False) -> BuildReport:
             # a tag of the runtime image: a build step would copy the whole image once more under vfs, for a label
             engine.run("tag", runtime, tag)
             report.built.append(tag)
-    report.removed = remove_old(engine, digest)
+    for role in OWN_ROLES:
+        report.tags[role] = build_own(engine, root, role, base, report, force)
+    report.removed = remove_old(engine, set(report.tags.values()))
     return report
 
 
-def remove_old(engine: Engine, digest: str) -> list[str]:
+def own_digest(root: Path, role: str, base_id: str) -> str:
+    """A digest of an own-layer role's inputs: its Dockerfile, its entrypoint and the base image it starts from."""
+    h = hashlib.sha256(base_id.encode() + b"\0")
+    for path in (root / "docker" / f"{role}.Dockerfile", root / "docker" / f"{role}-entrypoint.sh"):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def build_own(engine: Engine, root: Path, role: str, base: str, report: BuildReport, force: bool) -> str:
+    """Build a role image with layers of its own from docker/<role>.Dockerfile (context: docker/)."""
+    base_id = engine.run("image", "inspect", "--format", "{{.Id}}", base).stdout.strip()
+    tag = f"{REPO}/{role}:{own_digest(root, role, base_id)}"
+    if exists(engine, tag) and not force:
+        return tag
+    started = time.monotonic()
+    proc = engine.run("build", "--network", "host", "-f", str(root / "docker" / f"{role}.Dockerfile"),
+                      "--build-arg", f"BASE={base}", "-t", tag, str(root / "docker"), check=False, timeout=1800)
+    if proc.returncode != 0:
+        raise ServiceError(f"building {tag} failed:\n{(proc.stdout + proc.stderr).strip()[-2000:]}")
+    report.built.append(tag)
+    report.seconds[role] = round(time.monotonic() - started, 1)
+    return tag
+
+
+def remove_old(engine: Engine, current: set[str]) -> list[str]:
     """Untag the images of earlier builds (vfs keeps each in full); one that a container still uses stays."""
     listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={REPO}/*")
-    old = [t for t in listed.stdout.split() if not t.endswith(f":{digest}") and t != base_tag()]
+    old = [t for t in listed.stdout.split() if t not in current and t != base_tag()]
     removed = [t for t in old if engine.run("rmi", t, check=False).returncode == 0]
     engine.run("image", "prune", "-f", check=False)
     return removed

@@ -55,10 +55,26 @@ class SwarmRunner:
         return dict((yaml.safe_load(path.read_text()) or {}).get("services", {}))
 
     def _deploy(self) -> None:
+        self._remove_unused(self._stack_objects(self.stack_file))
         self.engine.run("stack", "deploy", "--prune", "--resolve-image", "never", "-c", str(self.stack_file),
                         self.stack, timeout=300)
         self.home.run.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.stack_file, self.deployed_file)
+
+    def _stack_objects(self, path: Path) -> set[str]:
+        """The configs and secrets a stack file names, as the swarm calls them."""
+        data = yaml.safe_load(path.read_text()) if path.exists() else {}
+        return {f"{self.stack}_{name}" for kind in ("configs", "secrets") for name in (data or {}).get(kind) or {}}
+
+    def _remove_unused(self, wanted: set[str]) -> None:
+        """Earlier versions of the stack's configs and secrets that the next deployment no longer names. One that a
+        task still uses (the swarm refuses to remove it) stays until a later `up`: a rolled-back service needs it."""
+        for kind in ("config", "secret"):
+            names = self.engine.run(kind, "ls", "--filter", f"label=com.docker.stack.namespace={self.stack}",
+                                    "--format", "{{.Name}}", check=False).stdout.split()
+            for name in names:
+                if name not in wanted:
+                    self.engine.run(kind, "rm", name, check=False)
 
     def start(self, timeout: float = 30.0) -> None:
         self._deploy()
@@ -100,8 +116,8 @@ class SwarmRunner:
                     log = self.home.logs / f"{name}.log"
                     raise ServiceError(
                         f"{name} did not come up after its change and the swarm rolled it back ({state}: "
-                        f"{status.get('Message', '')}); its previous specification runs, with the "
-                        f"configuration files of this `up` (see {log})")
+                        f"{status.get('Message', '')}); its previous specification and configuration run "
+                        f"(see {log})")
             if pending and time.monotonic() > deadline:
                 raise ServiceTimeout(f"the update of {', '.join(pending)} did not end in {timeout:.0f} s")
             if pending:

@@ -6,13 +6,10 @@ the node, is refused; a bad plan file is named with its field."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import os
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -90,26 +87,6 @@ class Pair:
         self.b = gw.Gateway(self.plan, "B", local_host="127.0.0.2", listen_host="127.0.0.4")
 
 
-INNER = "JUNO_DCS_GATEWAY_TEST_INNER"
-
-
-def in_own_process(test: Callable[..., None]) -> Callable[..., None]:
-    """Run the test in a pytest process of its own, as a gateway runs in a process of its own. In the process of
-    the whole unit suite these tests lose connections once some other test module is collected (test_token_
-    exchange, for one) and not otherwise; the cause is not known (docs/deploy.md)."""
-    @functools.wraps(test)
-    def wrapper(*args: object, **kwargs: object) -> None:
-        if os.environ.get(INNER):
-            test(*args, **kwargs)
-            return
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               f"{__file__}::{test.__name__}"], env={**os.environ, INNER: "1"},
-                              capture_output=True, text=True, check=False, timeout=300)
-        assert proc.returncode == 0, proc.stdout[-4000:]
-
-    return wrapper
-
-
 def with_pair(certs: dict[str, Path], body: Callable[[Pair], Awaitable[None]]) -> None:
     """Run `body` with both gateways and the services behind them up (pytest runs no event loop of its own)."""
     async def run() -> None:
@@ -139,7 +116,6 @@ async def roundtrip(host: str, port: int, payload: bytes) -> bytes:
     return data
 
 
-@in_own_process
 def test_bytes_cross_both_ways_intact(certs: dict[str, Path]) -> None:
     async def body(pair: Pair) -> None:
         payload = os.urandom(3 * 1024 * 1024 + 17)
@@ -152,7 +128,6 @@ def test_bytes_cross_both_ways_intact(certs: dict[str, Path]) -> None:
     with_pair(certs, body)
 
 
-@in_own_process
 def test_many_connections_at_once(certs: dict[str, Path]) -> None:
     async def body(pair: Pair) -> None:
         payloads = [os.urandom(200_000 + i) for i in range(20)]
@@ -189,7 +164,6 @@ async def talk_tls(pair: Pair, cert: Path, key: Path, ca: Path, greeting: bytes)
         return b"<refused by TLS>"
 
 
-@in_own_process
 def test_a_port_that_is_no_service_of_the_node_is_refused(certs: dict[str, Path]) -> None:
     async def body(pair: Pair) -> None:
         ask = gw.GREETING + f"{pair.service_b}\n".encode()
@@ -203,7 +177,6 @@ def test_a_port_that_is_no_service_of_the_node_is_refused(certs: dict[str, Path]
     with_pair(certs, body)
 
 
-@in_own_process
 def test_only_the_grids_gateways_get_in(certs: dict[str, Path]) -> None:
     async def body(pair: Pair) -> None:
         greeting = gw.GREETING + f"{pair.service_b}\n".encode()
@@ -228,7 +201,6 @@ def test_only_the_grids_gateways_get_in(certs: dict[str, Path]) -> None:
     with_pair(certs, body)
 
 
-@in_own_process
 def test_a_node_that_does_not_answer_closes_the_client(certs: dict[str, Path]) -> None:
     plan = plan_of(certs, [free_port()], [free_port("127.0.0.2")], free_port())
 
@@ -243,7 +215,6 @@ def test_a_node_that_does_not_answer_closes_the_client(certs: dict[str, Path]) -
     assert asyncio.run(run()) == b""
 
 
-@in_own_process
 def test_health_check(certs: dict[str, Path]) -> None:
     plan = plan_of(certs, [free_port()], [free_port("127.0.0.2")], free_port())
     assert not gw.check(plan, "A")
@@ -306,7 +277,6 @@ def test_command_line_refuses_an_unknown_node(certs: dict[str, Path], tmp_path: 
     assert "node 'Z' is not in the gateway plan" in capsys.readouterr().err
 
 
-@in_own_process
 def test_the_storage_check_tells_a_gateway_to_a_gone_node_from_a_live_service(certs: dict[str, Path]) -> None:
     from juno_dcs.grid.health import check_ports
 

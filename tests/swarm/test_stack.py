@@ -40,9 +40,10 @@ def swarm_grid(grids_root: Path) -> Iterator[Grid]:
         grid.juno_dcs("down", "--purge", check=False)
         raise AssertionError(f"up --engine swarm failed:\n{proc.stdout}\n{proc.stderr}")
     yield grid
+    engine, stack_volumes = engine_of(grid), databases.volume_names(stack_name(GridHome(grid.home)))
     grid.juno_dcs("down", "--purge", check=False)
-    volumes = engine_of(grid).run("volume", "ls", "-q").stdout.split()
-    assert not set(databases.volume_names(stack_name(GridHome(grid.home)))) & set(volumes), volumes
+    left = set(stack_volumes) & set(engine.run("volume", "ls", "-q").stdout.split())
+    assert not left, left  # the purge took the databases' volumes
 
 
 def engine_of(grid: Grid) -> docker.Engine:

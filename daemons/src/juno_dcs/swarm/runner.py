@@ -161,6 +161,11 @@ class SwarmRunner:
             running, _, desired = svc["Replicas"].partition("/")
             run_n, want_n = int(running), int(desired.split()[0])
             mine = [t for t in tasks if t["Name"].split(".")[0].strip(" \\_") == svc["Name"]]
+            # a task told to shut down (its node drained, the service updated) is still counted as running by
+            # `service ls` until its container has gone; it no longer serves
+            staying = [t for t in mine if t.get("DesiredState") == "Running"
+                       and str(t.get("CurrentState", "")).startswith("Running")]
+            run_n = min(run_n, len(staying))
             failed = [t for t in mine if t["CurrentState"].startswith(("Failed", "Rejected"))]
             if want_n == 0:
                 state, why = "STOPPED", "scaled to 0"

@@ -111,11 +111,13 @@ BENCHMARKS: dict[str, Benchmark] = {
                         "driver; box and stack up side by side, figures alternately, medians of {runs} runs", (
         Figure("images from nothing: base (mmdebstrap), runtime, role tags (`build_cold_s`)", ("build_cold_s",), "s"),
         Figure("images again, nothing changed (`build_cached_s`)", ("build_cached_s",), "s"),
-        Figure("images on disk: the base and the runtime image that every role shares (`distinct_mb`)",
-               ("distinct_mb",), "MB"),
+        Figure("images on disk: the base, the runtime image that every role of the grid's software shares, and "
+               "the databases' own layers (`distinct_mb`)", ("distinct_mb",), "MB"),
         Figure("`up` of a new grid, stack / box (`up_stack_s`)", ("up_stack_s", "up_box_s"), "s"),
         Figure("memory of the idle grid, stack (containers) / box (supervisord's tree) (`memory_stack_mb`)",
                ("memory_stack_mb", "memory_box_mb"), "MiB"),
+        Figure("memory of the stack's own PostgreSQL and MariaDB, idle (the box's are the machine's, not counted "
+               "above) (`memory_stack_databases_mb`)", ("memory_stack_databases_mb",), "MiB"),
         Figure("a rule of {rule_files} files IHEP_DISK -> CNAF_DISK, stack / box (`rule_files_per_s_stack`)",
                ("rule_files_per_s_stack", "rule_files_per_s_box"), "files/s", samples="rule_files_per_s_stack_runs"),
         Figure("that, stack over box (`rule_files_per_s_stack_over_box`)", ("rule_files_per_s_stack_over_box",)),

@@ -356,10 +356,11 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     # before anything is written or started: would the grid fit in PostgreSQL's free connection slots?
     programs = render_configs(home, state, settings, topo, rses, tape_rses)[2]
     first: list[str] = []
+    built = None  # the images, once the databases' deployment has built them
     if engine is not None and state.databases == "stack":  # the stack's own databases, before they are counted
         from juno_dcs.swarm import deploy
 
-        first = deploy.databases_first(settings, topo, home, state, engine, programs, created)
+        first, built = deploy.databases_first(settings, topo, home, state, engine, programs, created)
     host, port = database.pg_host_port(state.pg_admin_url)
     counted = programs
     if engine is not None:  # the programs that run twice there count twice
@@ -397,7 +398,7 @@ def _up_locked(settings: GridSettings, topo: Topology, home: GridHome, quotas: d
     if engine is not None:
         from juno_dcs.swarm import deploy
 
-        report.actions += deploy.prepare(settings, topo, home, state, engine, programs)
+        report.actions += deploy.prepare(settings, topo, home, state, engine, programs, built)
     if running:
         report.actions += sup.update()
         sup.start_all()

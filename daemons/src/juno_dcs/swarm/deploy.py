@@ -35,7 +35,7 @@ def mounts(home: GridHome, settings: GridSettings) -> stack.Mounts:
 
 
 def prepare(settings: GridSettings, topo: Topology, home: GridHome, state: GridState, engine: docker.Engine,
-            programs: Sequence[Program]) -> list[str]:
+            programs: Sequence[Program], built: images.BuildReport | None = None) -> list[str]:
     """Make the engine a swarm manager, give every site of the topology a node, build the images that are
     missing and write the stack file (home/etc/stack.yml). Deploys nothing."""
     done = docker.ensure_swarm(engine)
@@ -47,8 +47,9 @@ def prepare(settings: GridSettings, topo: Topology, home: GridHome, state: GridS
             done.append(f"issued the gateways' certificate {plan.cert}")
         if write_if_changed(gateway_file(home), yaml.safe_dump(plan.as_dict(), sort_keys=False), 0o600):
             done.append(f"wrote {gateway_file(home)} ({len(plan.members)} nodes)")
-    built = images.build(engine)
-    done += [f"built image {tag}" for tag in built.built]
+    if built is None:  # not yet built by databases_first in this `up`
+        built = images.build(engine)
+        done += [f"built image {tag}" for tag in built.built]
     spec = stack.render(programs, built.tags, topo, home.root, home.logs, mounts(home, settings),
                         settings.swarm_replicas)
     if state.databases == "stack":
@@ -74,10 +75,12 @@ def databases_part(home: GridHome, state: GridState, topo: Topology, tags: dict[
 
 
 def databases_first(settings: GridSettings, topo: Topology, home: GridHome, state: GridState,
-                    engine: docker.Engine, programs: Sequence[Program], created: bool) -> list[str]:
+                    engine: docker.Engine, programs: Sequence[Program],
+                    created: bool) -> tuple[list[str], images.BuildReport]:
     """The stack's own PostgreSQL and MariaDB, deployed and answering before the rest of the home is rendered
     into them (roles, schemas, condition tables). A first deployment of the grid's stack with these two services
-    only (no --prune: on a running grid the rest stays as it is); the full stack file carries them unchanged."""
+    only (no --prune: on a running grid the rest stays as it is); the full stack file carries them unchanged.
+    Returns what was done and the images, which `prepare` then uses."""
     name = stack_name(home)
     if created:  # a new grid.json: an earlier grid's volumes would hold data it has no password for
         left = databases.leftover_volumes(engine, name)
@@ -99,7 +102,7 @@ def databases_first(settings: GridSettings, topo: Topology, home: GridHome, stat
         done.append(f"wrote {databases_file(home)}")
     engine.run("stack", "deploy", "--resolve-image", "never", "-c", str(databases_file(home)), name, timeout=300)
     databases.wait(state, engine, name, settings.start_timeout)
-    return [*done, "the stack's PostgreSQL and MariaDB answer"]
+    return [*done, "the stack's PostgreSQL and MariaDB answer"], built
 
 
 def program_ports(home: GridHome, state: GridState, topo: Topology, programs: Sequence[Program]) -> dict[str, int]:
